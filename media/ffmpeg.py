@@ -1,0 +1,681 @@
+"""ffmpeg toolkit: probe, normalize, still-to-clip, stitch and poster frames.
+
+Pure module (no Django): every parameter is passed explicitly so it can run in web workers,
+RQ jobs, scripts and benchmarks alike. Filter graphs are built with ffmpeg-python and executed
+through ``subprocess.run`` so that every call has a timeout and a readable error.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import ffmpeg
+
+log = logging.getLogger(__name__)
+
+StrPath = str | Path
+Stream = ffmpeg.nodes.FilterableStream
+
+VIDEO_CODEC = "libx264"
+VIDEO_PRESET = "veryfast"
+VIDEO_CRF = 23
+PIX_FMT = "yuv420p"
+AUDIO_CODEC = "aac"
+AUDIO_RATE = 48_000
+AUDIO_CHANNELS = 2
+AUDIO_LAYOUT = "stereo"
+AUDIO_BITRATE = "128k"
+
+CAPTION_FONTS = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+)
+STDERR_TAIL_LINES = 20
+KEN_BURNS_ZOOM = 0.15
+
+_GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-nostats")
+
+
+class FFmpegError(RuntimeError):
+    """An ffmpeg invocation failed or timed out; carries the tail of its stderr."""
+
+    def __init__(self, purpose: str, stderr_tail: str = "") -> None:
+        self.purpose = purpose
+        self.stderr_tail = stderr_tail
+        message = purpose
+        if stderr_tail:
+            message += f"\n--- ffmpeg stderr (tail) ---\n{stderr_tail}"
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    duration: float
+    width: int
+    height: int
+    fps: float
+    video_codec: str
+    pix_fmt: str
+    has_audio: bool
+    audio_codec: str | None
+    audio_rate: int | None
+    audio_channels: int | None
+
+
+@dataclass(frozen=True)
+class CanonicalFormat:
+    width: int
+    height: int
+    fps: int = 24
+
+
+@dataclass(frozen=True)
+class StitchResult:
+    method: str  # "copy" | "reencode"
+    info: MediaInfo
+
+
+# --------------------------------------------------------------------------- binary & running
+
+
+@functools.cache
+def ffmpeg_binary() -> str:
+    override = os.environ.get("FFMPEG_BINARY")
+    if override:
+        return shutil.which(override) or override
+    system = shutil.which("ffmpeg")
+    if system:
+        return system
+    # Imported lazily: the wheel is only the fallback and must not be required when a
+    # system ffmpeg exists.
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@functools.cache
+def _available_filters(binary: str) -> frozenset[str]:
+    proc = subprocess.run(
+        [binary, "-hide_banner", "-filters"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    text = proc.stdout.decode("utf-8", "replace")
+    return frozenset(re.findall(r"^\s*[A-Z.|]{2,3}\s+(\w+)\s", text, flags=re.MULTILINE))
+
+
+def has_filter(name: str) -> bool:
+    try:
+        return name in _available_filters(ffmpeg_binary())
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _tail(stderr: bytes | str | None, lines: int = STDERR_TAIL_LINES) -> str:
+    if not stderr:
+        return ""
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode("utf-8", "replace")
+    # Progress lines are separated by \r; split on both so each counts as one line.
+    kept = [line.rstrip() for line in re.split(r"[\r\n]+", stderr) if line.strip()]
+    return "\n".join(kept[-lines:])
+
+
+def _run(args: Sequence[str], *, purpose: str, timeout: float, check: bool = True) -> str:
+    """Run ffmpeg, return its stderr; raise FFmpegError on failure or timeout."""
+    if timeout <= 0:
+        raise FFmpegError(f"{purpose}: timed out (no time left)")
+    try:
+        proc = subprocess.run(
+            list(args),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise FFmpegError(f"{purpose}: timed out after {timeout:g}s", _tail(exc.stderr)) from None
+    except OSError as exc:
+        raise FFmpegError(f"{purpose}: could not execute {args[0]!r}: {exc}") from exc
+    stderr = proc.stderr.decode("utf-8", "replace")
+    if check and proc.returncode != 0:
+        raise FFmpegError(f"{purpose}: ffmpeg exited with status {proc.returncode}", _tail(stderr))
+    return stderr
+
+
+def _run_graph(stream: ffmpeg.nodes.OutputStream, *, purpose: str, timeout: float) -> str:
+    args = stream.global_args(*_GLOBAL_ARGS).overwrite_output().compile(cmd=ffmpeg_binary())
+    return _run(args, purpose=purpose, timeout=timeout)
+
+
+def _remaining(deadline: float) -> float:
+    return deadline - time.monotonic()
+
+
+@contextmanager
+def _atomic_output(dst: Path) -> Iterator[Path]:
+    """Yield a sibling temp path; move it over ``dst`` only if the block succeeds."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    # Not mkstemp: ffmpeg creates the file itself, so it gets normal umask permissions.
+    tmp = dst.with_name(f".{dst.stem}.{secrets.token_hex(6)}.tmp{dst.suffix}")
+    try:
+        yield tmp
+        if not tmp.exists() or tmp.stat().st_size == 0:
+            raise FFmpegError(f"ffmpeg produced no output for {dst.name}")
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- probe
+
+_DURATION_RE = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
+_STREAM_RE = re.compile(r"^\s*Stream #\d+:\d+\S*:\s*(Video|Audio):\s*(.*)$", re.MULTILINE)
+_TIME_RE = re.compile(r"time=\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
+_SIZE_RE = re.compile(r"^(\d+)x(\d+)\b")
+_RATE_RE = re.compile(r"^(\d+(?:\.\d+)?)(k?) (fps|tbr)$")
+_NAMED_LAYOUTS = {"mono": 1, "stereo": 2, "downmix": 2, "quad": 4, "hexagonal": 6, "octagonal": 8}
+
+
+@dataclass(frozen=True)
+class _VideoStream:
+    codec: str = ""
+    profile: str = ""
+    pix_fmt: str = ""
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+
+
+@dataclass(frozen=True)
+class _AudioStream:
+    codec: str
+    rate: int | None
+    channels: int | None
+
+
+@dataclass(frozen=True)
+class _Probe:
+    info: MediaInfo
+    video_profile: str
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split a stream description on commas that are not inside (...) or [...]."""
+    parts, depth, current = [], 0, []
+    for char in text:
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth = max(0, depth - 1)
+        if char == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current).strip())
+    return parts
+
+
+def _hms(match: re.Match[str]) -> float:
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def _parse_rate(parts: list[str]) -> float:
+    rates: dict[str, float] = {}
+    for part in parts:
+        if m := _RATE_RE.match(part):
+            rates.setdefault(m.group(3), float(m.group(1)) * (1000 if m.group(2) else 1))
+    return rates.get("fps") or rates.get("tbr") or 0.0
+
+
+def _parse_channels(layout: str) -> int | None:
+    layout = layout.split("(", maxsplit=1)[0].strip()
+    if layout in _NAMED_LAYOUTS:
+        return _NAMED_LAYOUTS[layout]
+    if m := re.match(r"^(\d+) channels$", layout):
+        return int(m.group(1))
+    if m := re.match(r"^(\d+)\.(\d+)$", layout):
+        return int(m.group(1)) + int(m.group(2))
+    return None
+
+
+def _parse_video(desc: str) -> _VideoStream:
+    parts = _split_top_level(desc)
+    profile = m.group(1) if (m := re.search(r"\(([^)/]+)\)", parts[0])) else ""
+    size = next((m for p in parts[1:] if (m := _SIZE_RE.match(p))), None)
+    # Some codecs print no pixel format, in which case the size comes second.
+    has_pix_fmt = len(parts) > 1 and not _SIZE_RE.match(parts[1])
+    return _VideoStream(
+        codec=parts[0].split()[0],
+        profile=profile,
+        pix_fmt=parts[1].split("(", maxsplit=1)[0].strip() if has_pix_fmt else "",
+        width=int(size.group(1)) if size else 0,
+        height=int(size.group(2)) if size else 0,
+        fps=_parse_rate(parts),
+    )
+
+
+def _parse_audio(desc: str) -> _AudioStream:
+    parts = _split_top_level(desc)
+    rate, channels = None, None
+    for i, part in enumerate(parts):
+        if m := re.match(r"^(\d+) Hz$", part):
+            rate = int(m.group(1))
+            if i + 1 < len(parts):
+                channels = _parse_channels(parts[i + 1])
+            break
+    return _AudioStream(codec=parts[0].split()[0], rate=rate, channels=channels)
+
+
+def _decoded_duration(path: Path, timeout: float) -> float:
+    # Last resort for containers without a usable header: decode everything and read the
+    # final progress time (hence no -nostats here).
+    args = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path), "-f", "null", "-"]
+    stderr = _run(args, purpose=f"measure duration of {path.name}", timeout=timeout)
+    times = [_hms(m) for m in _TIME_RE.finditer(stderr)]
+    return times[-1] if times else 0.0
+
+
+def _probe(path: StrPath, timeout: float) -> _Probe:
+    path = Path(path)
+    deadline = time.monotonic() + timeout
+    args = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path)]
+    # Exit status is always 1 ("At least one output file must be specified"): judge by output.
+    stderr = _run(args, purpose=f"probe {path}", timeout=timeout, check=False)
+    header = stderr.split("\nOutput #", 1)[0]
+    streams = _STREAM_RE.findall(header)
+    if "Input #0" not in header or not streams:
+        raise FFmpegError(f"probe {path}: not a readable media file", _tail(stderr))
+
+    video = next(
+        (_parse_video(d) for kind, d in streams if kind == "Video" and "attached pic" not in d),
+        _VideoStream(),
+    )
+    audio = next((_parse_audio(d) for kind, d in streams if kind == "Audio"), None)
+    duration = _hms(m) if (m := _DURATION_RE.search(header)) else 0.0
+    if duration <= 0:
+        duration = _decoded_duration(path, _remaining(deadline))
+
+    info = MediaInfo(
+        duration=duration,
+        width=video.width,
+        height=video.height,
+        fps=video.fps,
+        video_codec=video.codec,
+        pix_fmt=video.pix_fmt,
+        has_audio=audio is not None,
+        audio_codec=audio.codec if audio else None,
+        audio_rate=audio.rate if audio else None,
+        audio_channels=audio.channels if audio else None,
+    )
+    return _Probe(info=info, video_profile=video.profile)
+
+
+def probe(path: StrPath, *, timeout: float = 30) -> MediaInfo:
+    return _probe(path, timeout).info
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def canonical_size(aspect_ratio: str, base_height: int) -> tuple[int, int]:
+    """Frame size for an aspect ratio; ``base_height`` is the short side."""
+    try:
+        a, b = (int(x) for x in aspect_ratio.split(":"))
+    except ValueError:
+        raise ValueError(f"aspect ratio must look like '16:9', got {aspect_ratio!r}") from None
+    if a <= 0 or b <= 0 or base_height <= 0:
+        raise ValueError(f"invalid aspect ratio {aspect_ratio!r} or height {base_height}")
+    short = base_height - base_height % 2
+    long = _even(short * max(a, b) / min(a, b))
+    return (long, short) if a >= b else (short, long)
+
+
+def _even(value: float) -> int:
+    return max(2, math.floor(value / 2 + 0.5) * 2)
+
+
+def _encode_kwargs(fmt: CanonicalFormat) -> dict[str, object]:
+    return {
+        "c:v": VIDEO_CODEC,
+        "preset": VIDEO_PRESET,
+        "crf": VIDEO_CRF,
+        "profile:v": "high",
+        "pix_fmt": PIX_FMT,
+        # Two-second GOPs keep seeking in the editor snappy.
+        "g": fmt.fps * 2,
+        "c:a": AUDIO_CODEC,
+        "b:a": AUDIO_BITRATE,
+        "ar": AUDIO_RATE,
+        "ac": AUDIO_CHANNELS,
+        "movflags": "+faststart",
+        "map_metadata": -1,
+    }
+
+
+def _silence() -> Stream:
+    return ffmpeg.input(f"anullsrc=r={AUDIO_RATE}:cl={AUDIO_LAYOUT}", f="lavfi").audio
+
+
+def _fit_video(stream: Stream, fmt: CanonicalFormat) -> Stream:
+    return (
+        stream.filter(
+            "scale",
+            w=fmt.width,
+            h=fmt.height,
+            force_original_aspect_ratio="decrease",
+            force_divisible_by=2,
+        )
+        .filter("pad", w=fmt.width, h=fmt.height, x="(ow-iw)/2", y="(oh-ih)/2", color="black")
+        .filter("setsar", "1")
+        .filter("fps", fps=fmt.fps)
+    )
+
+
+def _frame_count(duration: float, fps: int) -> int:
+    if not duration > 0 or math.isinf(duration):
+        raise ValueError(f"duration must be a positive number of seconds, got {duration!r}")
+    return max(1, round(duration * fps))
+
+
+def _length_kwargs(frames: int, fps: int) -> dict[str, object]:
+    # Cut video by frame count and audio to the same instant: when both tracks end together
+    # the container duration equals the video duration, so stream-copy concatenation of such
+    # clips has no timestamp gaps at the joins.
+    return {"frames:v": frames, "t": f"{frames / fps:.6f}"}
+
+
+# --------------------------------------------------------------------------- normalize
+
+
+def normalize_clip(
+    src: StrPath,
+    dst: StrPath,
+    *,
+    fmt: CanonicalFormat,
+    duration: float,
+    timeout: float = 300,
+) -> MediaInfo:
+    """Re-encode ``src`` to the canonical format, ``duration`` seconds long.
+
+    The length is rounded to whole frames (at most half a frame off), for both tracks.
+    """
+    frames = _frame_count(duration, fmt.fps)
+    src, dst = Path(src), Path(dst)
+    deadline = time.monotonic() + timeout
+    source = probe(src, timeout=min(30, timeout))
+    inp = ffmpeg.input(str(src))
+    # tpad/apad make short sources long enough; the output -t then cuts everything exactly.
+    video = (
+        _fit_video(inp.video, fmt)
+        .filter("tpad", stop_mode="clone", stop_duration=f"{frames / fmt.fps:.3f}")
+        .filter("format", PIX_FMT)
+    )
+    if source.has_audio:
+        audio = inp.audio.filter(
+            "aformat", sample_rates=AUDIO_RATE, channel_layouts=AUDIO_LAYOUT
+        ).filter("apad")
+    else:
+        audio = _silence()
+    with _atomic_output(dst) as tmp:
+        out = ffmpeg.output(
+            video, audio, str(tmp), **_length_kwargs(frames, fmt.fps), **_encode_kwargs(fmt)
+        )
+        _run_graph(out, purpose=f"normalize {src.name}", timeout=_remaining(deadline))
+    return probe(dst, timeout=max(1.0, min(30, _remaining(deadline))))
+
+
+# --------------------------------------------------------------------------- still → clip
+
+# (zoom, horizontal pan, vertical pan); picked by seed so a shot always gets the same move.
+_KEN_BURNS_MOVES = (
+    ("in", "center", "center"),
+    ("out", "center", "center"),
+    ("hold", "forward", "center"),
+    ("hold", "backward", "center"),
+    ("in", "forward", "forward"),
+    ("out", "backward", "backward"),
+)
+
+
+def _ken_burns_exprs(seed: int, frames: int) -> dict[str, str]:
+    zoom, pan_x, pan_y = _KEN_BURNS_MOVES[seed % len(_KEN_BURNS_MOVES)]
+    progress = f"(on/{max(1, frames - 1)})"
+    z = KEN_BURNS_ZOOM
+    zoom_expr = {
+        "in": f"1+{z}*{progress}",
+        "out": f"{1 + z}-{z}*{progress}",
+        "hold": f"{1 + z}",
+    }[zoom]
+
+    def pan(axis: str, direction: str) -> str:
+        slack = f"({axis}-{axis}/zoom)"
+        return {
+            "center": f"{slack}/2",
+            "forward": f"{slack}*{progress}",
+            "backward": f"{slack}*(1-{progress})",
+        }[direction]
+
+    return {"z": zoom_expr, "x": pan("iw", pan_x), "y": pan("ih", pan_y)}
+
+
+def _caption_font() -> str | None:
+    return next((f for f in CAPTION_FONTS if os.path.isfile(f)), None)
+
+
+def _wrap_caption(caption: str, width: int, fontsize: int) -> str:
+    chars_per_line = max(10, int(width / (fontsize * 0.55)))
+    lines = textwrap.wrap(" ".join(caption.split()), width=chars_per_line)
+    return "\n".join(lines)
+
+
+def _with_caption(stream: Stream, caption: str, fmt: CanonicalFormat, workdir: Path) -> Stream:
+    font = _caption_font()
+    if font is None or not has_filter("drawtext"):
+        log.warning("caption skipped: no font found or drawtext unavailable in %s", ffmpeg_binary())
+        return stream
+    fontsize = max(10, fmt.height // 18)
+    textfile = workdir / "caption.txt"
+    # textfile + expansion=none: the caption is rendered verbatim, so quotes, colons, percent
+    # signs and backslashes need no filtergraph escaping.
+    textfile.write_text(_wrap_caption(caption, fmt.width, fontsize), encoding="utf-8")
+    return stream.filter(
+        "drawtext",
+        fontfile=font,
+        textfile=str(textfile),
+        expansion="none",
+        fontsize=fontsize,
+        fontcolor="white",
+        line_spacing=max(2, fontsize // 4),
+        box=1,
+        boxcolor="black@0.55",
+        boxborderw=max(4, fontsize // 3),
+        x="(w-text_w)/2",
+        y=f"h-text_h-{max(8, fmt.height // 14)}",
+    )
+
+
+def still_to_clip(
+    image: StrPath,
+    dst: StrPath,
+    *,
+    fmt: CanonicalFormat,
+    duration: float,
+    caption: str | None = None,
+    seed: int = 0,
+    timeout: float = 300,
+) -> MediaInfo:
+    """Ken Burns clip from a still, already in canonical format with a silent track.
+
+    Like normalize_clip, the length is rounded to whole frames.
+    """
+    frames = _frame_count(duration, fmt.fps)
+    image, dst = Path(image), Path(dst)
+    deadline = time.monotonic() + timeout
+    # Oversampling 2x before zoompan hides its integer-pixel crop jitter.
+    work_w, work_h = fmt.width * 2, fmt.height * 2
+    video = (
+        ffmpeg.input(str(image))
+        .video.filter("scale", w=work_w, h=work_h, force_original_aspect_ratio="increase")
+        .filter("crop", w=work_w, h=work_h)
+        .filter(
+            "zoompan",
+            d=frames,
+            s=f"{fmt.width}x{fmt.height}",
+            fps=fmt.fps,
+            **_ken_burns_exprs(seed, frames),
+        )
+        .filter("setsar", "1")
+    )
+    with tempfile.TemporaryDirectory(prefix="still-") as workdir:
+        if caption and caption.strip():
+            video = _with_caption(video, caption, fmt, Path(workdir))
+        video = video.filter("format", PIX_FMT)
+        with _atomic_output(dst) as tmp:
+            out = ffmpeg.output(
+                video,
+                _silence(),
+                str(tmp),
+                **_length_kwargs(frames, fmt.fps),
+                **_encode_kwargs(fmt),
+            )
+            _run_graph(out, purpose=f"animate still {image.name}", timeout=_remaining(deadline))
+    return probe(dst, timeout=max(1.0, min(30, _remaining(deadline))))
+
+
+# --------------------------------------------------------------------------- stitch
+
+
+def _stream_signature(p: _Probe) -> tuple[object, ...]:
+    i = p.info
+    return (
+        i.video_codec,
+        p.video_profile,
+        i.width,
+        i.height,
+        round(i.fps, 3),
+        i.pix_fmt,
+        i.has_audio,
+        i.audio_codec,
+        i.audio_rate,
+        i.audio_channels,
+    )
+
+
+def _matches_format(info: MediaInfo, fmt: CanonicalFormat) -> bool:
+    return (info.width, info.height) == (fmt.width, fmt.height) and abs(info.fps - fmt.fps) < 0.01
+
+
+def _concat_list_line(path: Path) -> str:
+    text = str(path.resolve())
+    if "\n" in text or "\r" in text:
+        raise ValueError(f"cannot concatenate a path containing a newline: {text!r}")
+    # Concat demuxer quoting: inside '...' a literal quote is written as '\''.
+    return "file '" + text.replace("'", "'\\''") + "'\n"
+
+
+def _concat_copy(clips: Sequence[Path], dst: Path, timeout: float) -> None:
+    with tempfile.TemporaryDirectory(prefix="concat-") as workdir:
+        listing = Path(workdir) / "list.txt"
+        listing.write_text("".join(_concat_list_line(c) for c in clips), encoding="utf-8")
+        with _atomic_output(dst) as tmp:
+            out = ffmpeg.input(str(listing), f="concat", safe=0).output(
+                str(tmp), c="copy", movflags="+faststart"
+            )
+            _run_graph(out, purpose=f"concatenate {len(clips)} clips", timeout=timeout)
+
+
+def _probe_all(paths: Sequence[Path], deadline: float) -> list[_Probe]:
+    # Probing is dominated by process start-up (~60 ms for a dynamically linked ffmpeg), so
+    # a few in flight at once pays off even on two cores.
+    workers = min(len(paths), 2 * (os.cpu_count() or 1), 8)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda p: _probe(p, min(30, _remaining(deadline))), paths))
+
+
+def stitch(
+    clips: Sequence[StrPath],
+    dst: StrPath,
+    *,
+    fmt: CanonicalFormat | None = None,
+    timeout: float = 600,
+    force_reencode: bool = False,
+) -> StitchResult:
+    """Concatenate clips: stream copy when they are uniform (and match ``fmt`` if given),
+    otherwise normalize each to ``fmt`` (default: the first clip's size/fps) and copy those.
+    """
+    if not clips:
+        raise ValueError("stitch() needs at least one clip")
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    paths = [Path(c) for c in clips]
+    deadline = time.monotonic() + timeout
+    probes = _probe_all(paths, deadline)
+    first = probes[0].info
+    uniform = len({_stream_signature(p) for p in probes}) == 1
+    if uniform and not force_reencode and (fmt is None or _matches_format(first, fmt)):
+        _concat_copy(paths, dst, _remaining(deadline))
+        return StitchResult("copy", probe(dst, timeout=max(1.0, min(30, _remaining(deadline)))))
+
+    target = fmt or CanonicalFormat(_even(first.width), _even(first.height), round(first.fps) or 24)
+    # Normalize-then-copy rather than one big concat-filter graph: it copes with clips that
+    # differ in size, rate or audio presence, and reuses the tested normalize path.
+    with tempfile.TemporaryDirectory(prefix=".stitch-", dir=dst.parent) as workdir:
+        normalized = []
+        for index, (path, p) in enumerate(zip(paths, probes, strict=True)):
+            part = Path(workdir) / f"{index:04d}.mp4"
+            normalize_clip(
+                path, part, fmt=target, duration=p.info.duration, timeout=_remaining(deadline)
+            )
+            normalized.append(part)
+        _concat_copy(normalized, dst, _remaining(deadline))
+    return StitchResult("reencode", probe(dst, timeout=max(1.0, min(30, _remaining(deadline)))))
+
+
+# --------------------------------------------------------------------------- poster
+
+
+def poster(video: StrPath, dst: StrPath, *, at: float | None = None, timeout: float = 60) -> None:
+    """Write one frame of ``video`` as JPEG or PNG (chosen by ``dst``'s suffix)."""
+    video, dst = Path(video), Path(dst)
+    suffix = dst.suffix.lower()
+    if suffix not in {".jpg", ".jpeg", ".png"}:
+        raise ValueError(f"poster must be .jpg, .jpeg or .png, got {dst.name!r}")
+    deadline = time.monotonic() + timeout
+    info = probe(video, timeout=min(30, timeout))
+    if at is None:
+        at = info.duration * 0.1 if info.duration > 0 else 0.5
+    if info.duration > 0:
+        # Seeking past the last frame yields no frame at all, so stay a frame inside.
+        last_frame = info.duration - 1.0 / (info.fps or 24)
+        at = min(at, max(0.0, last_frame))
+    frame = ffmpeg.input(str(video), ss=f"{max(0.0, at):.3f}").video
+    if suffix != ".png":
+        # Full-range YUV is what JPEG expects; older mjpeg encoders reject limited range.
+        frame = frame.filter("scale", out_range="full").filter("format", "yuvj420p")
+    with _atomic_output(dst) as tmp:
+        options: dict[str, object] = {"frames:v": 1, "update": 1}
+        if suffix != ".png":
+            options["q:v"] = 2
+        out = ffmpeg.output(frame, str(tmp), **options)
+        _run_graph(out, purpose=f"poster frame of {video.name}", timeout=_remaining(deadline))

@@ -1,0 +1,42 @@
+"""Media names and storage helpers. App code talks to Django's storage API, never to paths."""
+
+import logging
+import uuid
+
+from django.core.files.storage import default_storage
+
+from media.signing import MEDIA_TYPES
+
+logger = logging.getLogger(__name__)
+
+
+def media_name(project_id: int, media_type: str, stem: str, suffix: str) -> str:
+    """A generated (never user-supplied) name: `{project_id}/{type}/{stem}-{random}{suffix}`."""
+    if media_type not in MEDIA_TYPES:
+        raise ValueError(f"unknown media type {media_type!r}")
+    return f"{project_id}/{media_type}/{stem}-{uuid.uuid4().hex[:12]}{suffix}"
+
+
+def delete_name(name: str) -> None:
+    if name:
+        default_storage.delete(name)
+
+
+def project_file_names(project_id: int) -> list[str]:
+    names = []
+    for media_type in MEDIA_TYPES:
+        folder = f"{project_id}/{media_type}"
+        try:
+            _, files = default_storage.listdir(folder)
+        except FileNotFoundError:
+            continue
+        names.extend(f"{folder}/{name}" for name in files)
+    return names
+
+
+def delete_project_files(project_id: int) -> int:
+    names = project_file_names(project_id)
+    for name in names:
+        default_storage.delete(name)
+    logger.info("deleted %s media files of project %s", len(names), project_id)
+    return len(names)

@@ -1,0 +1,177 @@
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from filmstudio.api import ConflictError
+from media.signing import blob_url
+from projects import services
+from projects.models import Character, Frame, Project, Scene, Video
+
+
+def thumbnail(name: str, height: int = 72):
+    url = blob_url(name)
+    if not url:
+        return "—"
+    return format_html('<img src="{}" style="height:{}px;border-radius:4px" alt="">', url, height)
+
+
+def player(name: str, width: int = 240):
+    url = blob_url(name)
+    if not url:
+        return "—"
+    return format_html(
+        '<video src="{}" controls preload="metadata" style="width:{}px"></video>', url, width
+    )
+
+
+class CharacterInline(admin.TabularInline):
+    model = Character
+    extra = 0
+    fields = ["portrait", "name", "role", "status", "description"]
+    readonly_fields = ["portrait", "status"]
+    show_change_link = True
+
+    @admin.display(description="Portrait")
+    def portrait(self, obj: Character):
+        return thumbnail(obj.image)
+
+
+class SceneInline(admin.TabularInline):
+    model = Scene
+    extra = 0
+    fields = ["order", "title", "location", "mood", "status"]
+    readonly_fields = ["status"]
+    show_change_link = True
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["title", "owner", "status", "progress", "aspect_ratio", "created_at"]
+    list_filter = ["status", "aspect_ratio", "genre"]
+    search_fields = ["title", "logline", "owner__username"]
+    list_select_related = ["owner"]
+    readonly_fields = ["status", "progress", "final_film", "final_duration", "created_at"]
+    inlines = [CharacterInline, SceneInline]
+    autocomplete_fields = ["owner"]
+
+    @admin.display(description="Final film")
+    def final_film(self, obj: Project):
+        return player(obj.final_video, width=480)
+
+
+def _decide(modeladmin, request, queryset, decide):
+    done = 0
+    for character in queryset.select_related("project"):
+        try:
+            decide(character=character)
+            done += 1
+        except ConflictError as error:
+            modeladmin.message_user(request, f"{character}: {error.message}", messages.WARNING)
+    if done:
+        modeladmin.message_user(request, f"{done} character(s) updated.", messages.SUCCESS)
+
+
+@admin.action(description="Approve selected characters")
+def approve(modeladmin, request, queryset):
+    _decide(modeladmin, request, queryset, services.character_approve)
+
+
+@admin.action(description="Reject selected characters")
+def reject(modeladmin, request, queryset):
+    _decide(modeladmin, request, queryset, services.character_reject)
+
+
+@admin.register(Character)
+class CharacterAdmin(admin.ModelAdmin):
+    list_display = ["portrait", "name", "role", "project", "status", "created_at"]
+    list_display_links = ["portrait", "name"]
+    list_filter = ["status"]
+    search_fields = ["name", "role", "description", "project__title"]
+    list_select_related = ["project"]
+    readonly_fields = ["portrait_large", "status", "rejection_reason", "project"]
+    fields = [
+        "project",
+        "portrait_large",
+        "name",
+        "role",
+        "description",
+        "appearance",
+        "personality",
+        "status",
+        "rejection_reason",
+    ]
+    actions = [approve, reject]
+
+    @admin.display(description="Portrait")
+    def portrait(self, obj: Character):
+        return thumbnail(obj.image)
+
+    @admin.display(description="Portrait")
+    def portrait_large(self, obj: Character):
+        return thumbnail(obj.image, height=256)
+
+    def has_add_permission(self, request):
+        return False  # characters come from the pipeline
+
+
+class FrameInline(admin.TabularInline):
+    model = Frame
+    extra = 0
+    fields = ["order", "keyframe", "prompt", "camera", "status"]
+    readonly_fields = ["keyframe", "status"]
+    show_change_link = True
+
+    @admin.display(description="Keyframe")
+    def keyframe(self, obj: Frame):
+        return thumbnail(obj.image)
+
+
+@admin.register(Scene)
+class SceneAdmin(admin.ModelAdmin):
+    list_display = ["title", "order", "project", "status", "location", "mood"]
+    list_filter = ["status"]
+    search_fields = ["title", "concise_plot", "project__title"]
+    list_select_related = ["project"]
+    readonly_fields = ["project", "status"]
+    filter_horizontal = ["characters"]
+    inlines = [FrameInline]
+
+
+class VideoInline(admin.StackedInline):
+    model = Video
+    extra = 0
+    fields = ["status", "clip", "duration"]
+    readonly_fields = ["status", "clip", "duration"]
+
+    @admin.display(description="Clip")
+    def clip(self, obj: Video):
+        return player(obj.file)
+
+
+@admin.register(Frame)
+class FrameAdmin(admin.ModelAdmin):
+    list_display = ["keyframe", "__str__", "status", "camera", "duration"]
+    list_filter = ["status"]
+    search_fields = ["prompt", "dialogue", "scene__title"]
+    list_select_related = ["scene"]
+    readonly_fields = ["scene", "keyframe_large", "status", "duration"]
+    inlines = [VideoInline]
+
+    @admin.display(description="Keyframe")
+    def keyframe(self, obj: Frame):
+        return thumbnail(obj.image, height=48)
+
+    @admin.display(description="Keyframe")
+    def keyframe_large(self, obj: Frame):
+        return thumbnail(obj.image, height=256)
+
+
+@admin.register(Video)
+class VideoAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "status", "duration", "updated_at"]
+    list_filter = ["status"]
+    readonly_fields = ["frame", "status", "clip", "duration"]
+    fields = ["frame", "status", "clip", "duration"]
+
+    @admin.display(description="Clip")
+    def clip(self, obj: Video):
+        return player(obj.file)

@@ -1,0 +1,248 @@
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from filmstudio.api import reject_unknown_params
+from filmstudio.serializers import StrictCharField, StrictModelSerializer, StrictSerializer
+from media.signing import blob_url
+from projects import selectors, services
+from projects.models import Character, Frame, Project, Scene, Video
+
+
+class CharacterSerializer(StrictModelSerializer):
+    project_id = serializers.IntegerField(read_only=True)
+    image_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Character
+        fields = [
+            "id",
+            "project_id",
+            "name",
+            "role",
+            "description",
+            "appearance",
+            "personality",
+            "status",
+            "rejection_reason",
+            "image_url",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["status", "rejection_reason"]
+
+    def get_image_url(self, obj: Character) -> str | None:
+        return blob_url(obj.image)
+
+
+class VideoSerializer(serializers.ModelSerializer):
+    video_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Video
+        fields = ["id", "status", "video_url", "duration"]
+
+    def get_video_url(self, obj: Video) -> str | None:
+        return blob_url(obj.file)
+
+
+class FrameSerializer(serializers.ModelSerializer):
+    image_url = serializers.SerializerMethodField()
+    video = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Frame
+        fields = [
+            "id",
+            "order",
+            "prompt",
+            "camera",
+            "dialogue",
+            "duration",
+            "status",
+            "image_url",
+            "video",
+        ]
+
+    def get_image_url(self, obj: Frame) -> str | None:
+        return blob_url(obj.image)
+
+    @extend_schema_field(VideoSerializer(allow_null=True))
+    def get_video(self, obj: Frame) -> dict | None:
+        video = getattr(obj, "video", None)  # the reverse one-to-one raises when absent
+        return VideoSerializer(video).data if video else None
+
+
+class SceneSerializer(serializers.ModelSerializer):
+    character_ids = serializers.SerializerMethodField()
+    frames = FrameSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Scene
+        fields = [
+            "id",
+            "order",
+            "title",
+            "concise_plot",
+            "detailed_plot",
+            "dialogue",
+            "location",
+            "mood",
+            "status",
+            "character_ids",
+            "frames",
+        ]
+
+    def get_character_ids(self, obj: Scene) -> list[int]:
+        return [c.id for c in obj.characters.all()]
+
+
+class ProjectSerializer(StrictModelSerializer):
+    final_video_url = serializers.SerializerMethodField()
+    title = StrictCharField(min_length=1, max_length=200)
+
+    class Meta:
+        model = Project
+        fields = [
+            "id",
+            "title",
+            "logline",
+            "synopsis",
+            "genre",
+            "style",
+            "num_scenes",
+            "frames_per_scene",
+            "clip_seconds",
+            "aspect_ratio",
+            "status",
+            "progress",
+            "final_video_url",
+            "final_duration",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["status", "progress", "final_duration"]
+
+    def get_final_video_url(self, obj: Project) -> str | None:
+        return blob_url(obj.final_video)
+
+
+class ProjectDetailSerializer(ProjectSerializer):
+    characters = CharacterSerializer(many=True, read_only=True)
+    scenes = SceneSerializer(many=True, read_only=True)
+
+    class Meta(ProjectSerializer.Meta):
+        fields = [*ProjectSerializer.Meta.fields, "characters", "scenes"]
+
+
+def project_detail_response(user, project_id: int, code: int = status.HTTP_200_OK) -> Response:
+    project = selectors.project_hierarchy(selectors.projects_for_user(user)).get(pk=project_id)
+    return Response(ProjectDetailSerializer(project).data, status=code)
+
+
+class ProjectListCreateApi(generics.GenericAPIView):
+    serializer_class = ProjectSerializer
+
+    def get_queryset(self):
+        return selectors.projects_for_user(self.request.user)
+
+    @extend_schema(responses=ProjectSerializer(many=True), summary="List your projects")
+    def get(self, request):
+        reject_unknown_params(request, allowed=["status"])
+        projects = self.get_queryset()
+        if "status" in request.query_params:
+            value = request.query_params["status"]
+            if value not in Project.Status.values:
+                raise serializers.ValidationError({"status": [f"Unknown status {value!r}."]})
+            projects = projects.filter(status=value)
+        page = self.paginate_queryset(projects)
+        return self.get_paginated_response(ProjectSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=ProjectSerializer,
+        responses={201: ProjectDetailSerializer},
+        summary="Create a project",
+    )
+    def post(self, request):
+        serializer = ProjectSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        project = services.project_create(owner=request.user, **serializer.validated_data)
+        return project_detail_response(request.user, project.pk, status.HTTP_201_CREATED)
+
+
+class ProjectDetailApi(APIView):
+    serializer_class = ProjectDetailSerializer
+
+    @extend_schema(responses=ProjectDetailSerializer, summary="A project with its whole hierarchy")
+    def get(self, request, project_id: int):
+        selectors.project_for_user(request.user, project_id)
+        return project_detail_response(request.user, project_id)
+
+    @extend_schema(
+        request=ProjectSerializer(partial=True),
+        responses=ProjectDetailSerializer,
+        summary="Update a project",
+    )
+    def patch(self, request, project_id: int):
+        project = selectors.project_for_user(request.user, project_id)
+        serializer = ProjectSerializer(project, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        services.project_update(project=project, **serializer.validated_data)
+        return project_detail_response(request.user, project_id)
+
+    @extend_schema(responses={204: None}, summary="Delete a project, its jobs and its files")
+    def delete(self, request, project_id: int):
+        project = selectors.project_for_user(request.user, project_id)
+        services.project_delete(project=project)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ProjectCharactersApi(APIView):
+    @extend_schema(responses=CharacterSerializer(many=True), summary="A project's characters")
+    def get(self, request, project_id: int):
+        project = selectors.project_for_user(request.user, project_id)
+        return Response(CharacterSerializer(project.characters.order_by("id"), many=True).data)
+
+
+class CharacterDetailApi(APIView):
+    @extend_schema(responses=CharacterSerializer, summary="A character")
+    def get(self, request, character_id: int):
+        character = selectors.character_for_user(request.user, character_id)
+        return Response(CharacterSerializer(character).data)
+
+    @extend_schema(
+        request=CharacterSerializer(partial=True),
+        responses=CharacterSerializer,
+        summary="Edit a character",
+    )
+    def patch(self, request, character_id: int):
+        character = selectors.character_for_user(request.user, character_id)
+        serializer = CharacterSerializer(character, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        character = services.character_update(character=character, **serializer.validated_data)
+        return Response(CharacterSerializer(character).data)
+
+
+class RejectSerializer(StrictSerializer):
+    reason = StrictCharField(required=False, allow_blank=True, max_length=2000)
+
+
+class CharacterApproveApi(APIView):
+    @extend_schema(request=None, responses=CharacterSerializer, summary="Approve a character")
+    def post(self, request, character_id: int):
+        character = selectors.character_for_user(request.user, character_id)
+        character = services.character_approve(character=character)
+        return Response(CharacterSerializer(character).data)
+
+
+class CharacterRejectApi(APIView):
+    @extend_schema(request=RejectSerializer, responses=CharacterSerializer, summary="Reject one")
+    def post(self, request, character_id: int):
+        character = selectors.character_for_user(request.user, character_id)
+        serializer = RejectSerializer(data=request.data if request.data else {})
+        serializer.is_valid(raise_exception=True)
+        character = services.character_reject(
+            character=character, reason=serializer.validated_data.get("reason", "")
+        )
+        return Response(CharacterSerializer(character).data)

@@ -1,0 +1,180 @@
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+
+class Timestamped(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Project(Timestamped):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        GENERATING_CHARACTERS = "generating_characters"
+        AWAITING_APPROVAL = "awaiting_approval"
+        GENERATING_SCENES = "generating_scenes"
+        GENERATING_FRAMES = "generating_frames"
+        GENERATING_VIDEOS = "generating_videos"
+        STITCHING = "stitching"
+        COMPLETE = "complete"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    class AspectRatio(models.TextChoices):
+        WIDE = "16:9"
+        TALL = "9:16"
+        SQUARE = "1:1"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects"
+    )
+    title = models.CharField(max_length=200)
+    logline = models.TextField(blank=True, max_length=2000)
+    synopsis = models.TextField(blank=True, max_length=20000)
+    genre = models.CharField(max_length=100, blank=True)
+    style = models.CharField(max_length=200, blank=True)
+    num_scenes = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1), MaxValueValidator(30)]
+    )
+    frames_per_scene = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1), MaxValueValidator(12)]
+    )
+    clip_seconds = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(2), MaxValueValidator(10)]
+    )
+    aspect_ratio = models.CharField(
+        max_length=5, choices=AspectRatio.choices, default=AspectRatio.WIDE
+    )
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.DRAFT)
+    progress = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+    final_video = models.CharField(max_length=300, blank=True, editable=False)
+    final_poster = models.CharField(max_length=300, blank=True, editable=False)
+    final_duration = models.FloatField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-created_at"], name="project_owner_recent")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(num_scenes__gte=1, num_scenes__lte=30), name="project_num_scenes_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(frames_per_scene__gte=1, frames_per_scene__lte=12),
+                name="project_frames_per_scene_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(clip_seconds__gte=2, clip_seconds__lte=10),
+                name="project_clip_seconds_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(aspect_ratio__in=["16:9", "9:16", "1:1"]),
+                name="project_aspect_ratio_valid",
+            ),
+            models.CheckConstraint(condition=Q(progress__lte=100), name="project_progress_range"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Character(Timestamped):
+    class Status(models.TextChoices):
+        GENERATING = "generating"
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        FAILED = "failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="characters")
+    name = models.CharField(max_length=120)
+    role = models.CharField(max_length=120, blank=True)
+    description = models.TextField(blank=True, max_length=5000)
+    appearance = models.TextField(blank=True, max_length=5000)
+    personality = models.TextField(blank=True, max_length=5000)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.GENERATING)
+    rejection_reason = models.TextField(blank=True, max_length=2000)
+    image = models.CharField(max_length=300, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["project", "status"], name="character_project_status")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class UnitStatus(models.TextChoices):
+    PENDING = "pending"
+    GENERATING = "generating"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class Scene(Timestamped):
+    Status = UnitStatus
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="scenes")
+    order = models.PositiveSmallIntegerField()
+    title = models.CharField(max_length=200, blank=True)
+    concise_plot = models.TextField(blank=True)
+    detailed_plot = models.TextField(blank=True)
+    dialogue = models.TextField(blank=True)
+    location = models.CharField(max_length=200, blank=True)
+    mood = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=16, choices=UnitStatus.choices, default=UnitStatus.PENDING)
+    characters = models.ManyToManyField(Character, related_name="scenes", blank=True)
+
+    class Meta:
+        ordering = ["order"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "order"], name="scene_unique_order")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order}. {self.title}"
+
+
+class Frame(Timestamped):
+    Status = UnitStatus
+
+    scene = models.ForeignKey(Scene, on_delete=models.CASCADE, related_name="frames")
+    order = models.PositiveSmallIntegerField()
+    prompt = models.TextField(blank=True)
+    camera = models.CharField(max_length=200, blank=True)
+    dialogue = models.TextField(blank=True)
+    duration = models.FloatField(default=5)
+    status = models.CharField(max_length=16, choices=UnitStatus.choices, default=UnitStatus.PENDING)
+    image = models.CharField(max_length=300, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["order"]
+        constraints = [
+            models.UniqueConstraint(fields=["scene", "order"], name="frame_unique_order")
+        ]
+
+    def __str__(self) -> str:
+        return f"Frame {self.order} of scene {self.scene_id}"
+
+
+class Video(Timestamped):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        GENERATING = "generating"
+        READY = "ready"
+        FAILED = "failed"
+
+    frame = models.OneToOneField(Frame, on_delete=models.CASCADE, related_name="video")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    file = models.CharField(max_length=300, blank=True, editable=False)
+    duration = models.FloatField(null=True, blank=True, editable=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["status"], name="video_status")]
+
+    def __str__(self) -> str:
+        return f"Clip of frame {self.frame_id}"

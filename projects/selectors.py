@@ -1,0 +1,57 @@
+"""Reads for the API, admin and dashboards. Owner scoping lives here and nowhere else."""
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Prefetch, QuerySet
+from django.shortcuts import get_object_or_404
+
+from projects.models import Character, Frame, Project, Scene
+
+
+def projects_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Project]:
+    if not user.is_authenticated:
+        return Project.objects.none()
+    return Project.objects.filter(owner=user)
+
+
+def project_hierarchy(queryset: QuerySet[Project]) -> QuerySet[Project]:
+    """The whole tree in five queries, whatever the project's size."""
+    frames = Frame.objects.select_related("video").order_by("order")
+    scenes = Scene.objects.order_by("order").prefetch_related(
+        Prefetch("characters", queryset=Character.objects.only("id").order_by("id")),
+        Prefetch("frames", queryset=frames),
+    )
+    return queryset.prefetch_related(
+        Prefetch("characters", queryset=Character.objects.order_by("id")),
+        Prefetch("scenes", queryset=scenes),
+    )
+
+
+def project_for_user(user, project_id: int) -> Project:
+    return get_object_or_404(projects_for_user(user), pk=project_id)
+
+
+def characters_for_user(user) -> QuerySet[Character]:
+    if not user.is_authenticated:
+        return Character.objects.none()
+    return Character.objects.filter(project__owner=user).select_related("project")
+
+
+def character_for_user(user, character_id: int) -> Character:
+    return get_object_or_404(characters_for_user(user), pk=character_id)
+
+
+def scene_for_user(user, scene_id: int) -> Scene:
+    if not user.is_authenticated:
+        return get_object_or_404(Scene.objects.none())
+    return get_object_or_404(
+        Scene.objects.filter(project__owner=user).select_related("project"), pk=scene_id
+    )
+
+
+def frame_for_user(user, frame_id: int) -> Frame:
+    if not user.is_authenticated:
+        return get_object_or_404(Frame.objects.none())
+    return get_object_or_404(
+        Frame.objects.filter(scene__project__owner=user).select_related("scene__project"),
+        pk=frame_id,
+    )

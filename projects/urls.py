@@ -1,0 +1,27 @@
+from filmstudio.api import both_slashes
+from projects import api
+
+urlpatterns = [
+    *both_slashes("api/projects", api.ProjectListCreateApi.as_view(), "project-list"),
+    *both_slashes(
+        "api/projects/<int:project_id>", api.ProjectDetailApi.as_view(), "project-detail"
+    ),
+    *both_slashes(
+        "api/projects/<int:project_id>/characters",
+        api.ProjectCharactersApi.as_view(),
+        "project-characters",
+    ),
+    *both_slashes(
+        "api/characters/<int:character_id>", api.CharacterDetailApi.as_view(), "character-detail"
+    ),
+    *both_slashes(
+        "api/characters/<int:character_id>/approve",
+        api.CharacterApproveApi.as_view(),
+        "character-approve",
+    ),
+    *both_slashes(
+        "api/characters/<int:character_id>/reject",
+        api.CharacterRejectApi.as_view(),
+        "character-reject",
+    ),
+]

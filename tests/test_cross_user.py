@@ -1,0 +1,102 @@
+"""User B walks every /api/ endpoint with user A's ids: always 404, and nothing of A's changes."""
+
+import re
+
+import pytest
+from django.forms.models import model_to_dict
+from drf_spectacular.generators import SchemaGenerator
+
+from generation.models import GenerationJob
+from projects.models import Character, Frame, Project, Scene, Video
+from tests.factories import (
+    CharacterFactory,
+    FrameFactory,
+    JobFactory,
+    ProjectFactory,
+    SceneFactory,
+    VideoFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+# Endpoints that name objects in the body rather than the path: the body B sends.
+BODY_IDS = {}
+# Endpoints that never take an id and are safe for anyone (checked elsewhere).
+PUBLIC = {("post", "/api/auth/token")}
+# Collection endpoints: B gets a list that must not contain A's objects.
+COLLECTIONS = {("get", "/api/projects"), ("post", "/api/projects")}
+
+
+@pytest.fixture
+def a_world(user):
+    project = ProjectFactory(owner=user, status="awaiting_approval")
+    character = CharacterFactory(project=project)
+    scene = SceneFactory(project=project)
+    frame = FrameFactory(scene=scene)
+    VideoFactory(frame=frame)
+    job = JobFactory(project=project, status="failed")
+    return {
+        "project_id": project.pk,
+        "character_id": character.pk,
+        "scene_id": scene.pk,
+        "frame_id": frame.pk,
+        "job_id": job.pk,
+    }
+
+
+def snapshot() -> list:
+    rows = []
+    for model in (Project, Character, Scene, Frame, Video, GenerationJob):
+        rows.extend(
+            model_to_dict(obj) | {"updated": str(getattr(obj, "updated_at", ""))}
+            for obj in model.objects.order_by("pk")
+        )
+    return rows
+
+
+def api_operations() -> list[tuple[str, str]]:
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    return [
+        (method, path)
+        for path, item in schema["paths"].items()
+        if path.startswith("/api/")
+        for method in item
+    ]
+
+
+def test_every_endpoint_is_covered_by_this_walk():
+    for method, path in api_operations():
+        named_by_path = "{" in path
+        assert named_by_path or (method, path) in BODY_IDS.keys() | PUBLIC | COLLECTIONS, (
+            f"{method.upper()} {path}: add it to the cross-user walk"
+        )
+
+
+def test_another_user_gets_404_everywhere_and_changes_nothing(a_world, other_api):
+    before = snapshot()
+    walked = 0
+    for method, path in api_operations():
+        if (method, path) in PUBLIC | COLLECTIONS:
+            continue
+        url = re.sub(r"\{(\w+)\}", lambda m: str(a_world[m.group(1)]), path)
+        body = {key: a_world[key] for key in BODY_IDS.get((method, path), ())}
+        for variant in (url, f"{url}/"):
+            response = getattr(other_api, method)(variant, body or {"reason": "x"}, format="json")
+            assert response.status_code == 404, f"{method.upper()} {variant}: {response.content}"
+            assert set(response.json()) == {"detail"}
+        walked += 1
+    assert walked >= 6
+    assert snapshot() == before
+
+
+def test_collections_never_show_another_users_objects(a_world, other_api):
+    listed = other_api.get("/api/projects").json()
+    assert listed["count"] == 0
+    created = other_api.post("/api/projects", {"title": "Mine"}, format="json").json()
+    assert created["id"] != a_world["project_id"]
+
+
+def test_ids_that_name_nothing_are_404_too(api):
+    assert api.get("/api/projects/999999").status_code == 404
+    assert api.patch("/api/characters/999999", {}, format="json").status_code == 404
+    assert api.post("/api/characters/999999/approve").status_code == 404
