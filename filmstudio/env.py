@@ -105,3 +105,12 @@ def read_dotenv(path: Path) -> None:
         if len(value) >= 2 and value[0] == value[-1] and value[0] in {'"', "'"}:
             value = value[1:-1]
         os.environ.setdefault(key, value)
+
+
+def redis_connection_kwargs(url: str) -> dict:
+    """redis.Redis(**kwargs) for a REDIS_URL (django-eventstream takes kwargs, not a URL)."""
+    from redis.connection import parse_url
+
+    kwargs = parse_url(url)
+    kwargs.pop("connection_class", None)
+    return kwargs

@@ -15,6 +15,7 @@ from filmstudio.env import (
     env_list,
     env_str,
     read_dotenv,
+    redis_connection_kwargs,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -113,6 +114,8 @@ if not _db_url:
 _db = database_config(_db_url, name=_db_var)
 _db["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 0, minimum=0)
 _db["CONN_HEALTH_CHECKS"] = True
+if env_str("TEST_DATABASE_NAME"):  # lets two test runs share one server
+    _db["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME")}
 # Transaction poolers (Supabase's pgbouncer/supavisor) break prepared statements and
 # server-side cursors, so both are switched off on demand.
 DB_POOLER = env_bool("DB_POOLER", False)
@@ -135,8 +138,24 @@ if urlsplit(REDIS_URL).scheme not in {"redis", "rediss", "unix"}:
     raise ImproperlyConfigured("REDIS_URL must be a redis://, rediss:// or unix:// URL")
 
 RQ_QUEUES = {
-    "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": env_int("RQ_DEFAULT_TIMEOUT", 1800)},
+    "default": {
+        "URL": REDIS_URL,
+        "DEFAULT_TIMEOUT": env_int("RQ_DEFAULT_TIMEOUT", 1800),
+        "SERIALIZER": "rq.serializers.JSONSerializer",
+    },
 }
+# Pipeline robustness: a running job's heartbeat older than this is taken as lost.
+JOB_HEARTBEAT_INTERVAL = env_float("JOB_HEARTBEAT_INTERVAL", 10.0, minimum=0.05)
+JOB_HEARTBEAT_TIMEOUT = env_float("JOB_HEARTBEAT_TIMEOUT", 120.0, minimum=0.1)
+JOB_AUTO_RETRIES = env_int("JOB_AUTO_RETRIES", 3, minimum=0, maximum=20)
+WATCHDOG_INTERVAL = env_float("WATCHDOG_INTERVAL", 15.0, minimum=0.1)
+# Provider calls a single step runs at once (portraits, keyframes).
+STEP_CONCURRENCY = env_int("STEP_CONCURRENCY", 4, minimum=1, maximum=64)
+
+# Live events: worker processes publish through Redis; events are stored for Last-Event-ID.
+EVENTSTREAM_REDIS = redis_connection_kwargs(REDIS_URL)
+EVENTSTREAM_STORAGE_CLASS = "django_eventstream.storage.DjangoModelStorage"
+EVENTSTREAM_CHANNELMANAGER_CLASS = "generation.events.OwnerChannelManager"
 RQ = {"COMMIT_MODE": "auto", "JOB_CLASS": "rq.job.Job"}
 RQ_SHOW_ADMIN_LINK = True
 
@@ -158,11 +177,31 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every requ
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
-STORAGES = {
-    "default": {
+# S3-compatible storage (AWS S3, Supabase Storage, MinIO) when a bucket is named, so web and
+# workers on several machines share media; else the local MEDIA_ROOT.
+MEDIA_S3_BUCKET = env_str("MEDIA_S3_BUCKET")
+if MEDIA_S3_BUCKET:
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": MEDIA_S3_BUCKET,
+            "endpoint_url": env_str("MEDIA_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("MEDIA_S3_REGION") or None,
+            "access_key": env_str("MEDIA_S3_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("MEDIA_S3_SECRET_ACCESS_KEY") or None,
+            "querystring_expire": env_int("BLOB_URL_MAX_AGE", 3600, minimum=60),
+            "file_overwrite": False,
+            "signature_version": "s3v4",  # SigV2 presigned URLs are refused by most stores
+            "default_acl": None,
+        },
+    }
+else:
+    _default_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(MEDIA_ROOT)},
-    },
+    }
+STORAGES = {
+    "default": _default_storage,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
@@ -237,7 +276,35 @@ IMAGE_PROVIDER = env_choice("IMAGE_PROVIDER", "auto", _providers)
 VIDEO_PROVIDER = env_choice("VIDEO_PROVIDER", "auto", _providers)
 DIRECTOR_PROVIDER = env_choice("DIRECTOR_PROVIDER", "auto", _providers)
 
-SECRET_SETTINGS = ("SECRET_KEY", "GEMINI_API_KEYS", "FAL_KEY", "DATABASE_URL", "REDIS_URL")
+GEMINI_TEXT_MODEL = env_str("GEMINI_TEXT_MODEL", "gemini-2.5-flash")
+GEMINI_IMAGE_MODEL = env_str("GEMINI_IMAGE_MODEL", "gemini-2.5-flash-image")
+GEMINI_DIRECTOR_MODEL = env_str("GEMINI_DIRECTOR_MODEL", "gemini-2.5-flash")
+# Only for tests and proxies: where the google-genai SDK sends requests.
+GEMINI_BASE_URL = env_str("GEMINI_BASE_URL")
+# Quotas are per Google Cloud project and model: keys add capacity only across projects.
+GEMINI_RPM = env_int("GEMINI_RPM", 60, minimum=1)
+GEMINI_TIMEOUT = env_float("GEMINI_TIMEOUT", 120.0, minimum=1.0)
+PROVIDER_MAX_ATTEMPTS = env_int("PROVIDER_MAX_ATTEMPTS", 5, minimum=1, maximum=20)
+PROVIDER_BACKOFF_BASE = env_float("PROVIDER_BACKOFF_BASE", 1.0)
+PROVIDER_BACKOFF_CAP = env_float("PROVIDER_BACKOFF_CAP", 30.0)
+FAL_MODEL = env_str("FAL_MODEL", "fal-ai/kling-video/v2.1/standard/image-to-video")
+# Only for tests: fal's queue URL format and the webhook signing keys (JWKS) URL.
+FAL_QUEUE_URL_FORMAT = env_str("FAL_QUEUE_URL_FORMAT")
+FAL_JWKS_URL = env_str("FAL_JWKS_URL", "https://rest.alpha.fal.ai/.well-known/jwks.json")
+FAL_TIMEOUT = env_float("FAL_TIMEOUT", 60.0, minimum=1.0)
+# Public base URL of this site; when set, fal calls back to /api/webhooks/fal instead of polling.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
+VIDEO_POLL_INTERVAL = env_float("VIDEO_POLL_INTERVAL", 5.0, minimum=0.05)
+
+SECRET_SETTINGS = (
+    "SECRET_KEY",
+    "GEMINI_API_KEYS",
+    "FAL_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "MEDIA_S3_SECRET_ACCESS_KEY",
+)
+MEDIA_S3_SECRET_ACCESS_KEY = env_str("MEDIA_S3_SECRET_ACCESS_KEY")
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", {"debug", "info", "warning", "error"}).upper()
 LOGGING = {

@@ -23,7 +23,9 @@ urlpatterns = [
     *both_slashes("api/auth/token", TokenApi.as_view(), "auth-token"),
     *both_slashes("api/schema", SpectacularAPIView.as_view(), "schema"),
     *both_slashes("docs", SpectacularSwaggerView.as_view(url_name="schema"), "docs"),
+    path("", include("media.urls")),
     path("", include("projects.urls")),
+    path("", include("generation.urls")),
 ]
 
 

@@ -1,6 +1,7 @@
 """Media names and storage helpers. App code talks to Django's storage API, never to paths."""
 
 import logging
+import re
 import uuid
 
 from django.core.files.storage import default_storage
@@ -8,6 +9,7 @@ from django.core.files.storage import default_storage
 from media.signing import MEDIA_TYPES
 
 logger = logging.getLogger(__name__)
+_PROJECT_FOLDER = re.compile(r"[1-9][0-9]{0,17}")
 
 
 def media_name(project_id: int, media_type: str, stem: str, suffix: str) -> str:
@@ -20,6 +22,15 @@ def media_name(project_id: int, media_type: str, stem: str, suffix: str) -> str:
 def delete_name(name: str) -> None:
     if name:
         default_storage.delete(name)
+
+
+def stored_project_ids() -> list[int]:
+    """Ids of the project folders in storage, whether or not the project still exists."""
+    try:
+        folders, _ = default_storage.listdir("")
+    except FileNotFoundError:
+        return []
+    return sorted(int(folder) for folder in folders if _PROJECT_FOLDER.fullmatch(folder))
 
 
 def project_file_names(project_id: int) -> list[str]:

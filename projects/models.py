@@ -99,10 +99,20 @@ class Character(Timestamped):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.GENERATING)
     rejection_reason = models.TextField(blank=True, max_length=2000)
     image = models.CharField(max_length=300, blank=True, editable=False)
+    # The job that generated it and its place in that job: a re-run updates, never duplicates.
+    source_job_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    slot = models.PositiveSmallIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["project", "status"], name="character_project_status")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_job_id", "slot"],
+                condition=Q(source_job_id__isnull=False),
+                name="character_unique_job_slot",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -128,6 +138,7 @@ class Scene(Timestamped):
     mood = models.CharField(max_length=100, blank=True)
     status = models.CharField(max_length=16, choices=UnitStatus.choices, default=UnitStatus.PENDING)
     characters = models.ManyToManyField(Character, related_name="scenes", blank=True)
+    source_job_id = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["order"]
@@ -150,6 +161,7 @@ class Frame(Timestamped):
     duration = models.FloatField(default=5)
     status = models.CharField(max_length=16, choices=UnitStatus.choices, default=UnitStatus.PENDING)
     image = models.CharField(max_length=300, blank=True, editable=False)
+    source_job_id = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["order"]

@@ -40,3 +40,27 @@ def api(user) -> APIClient:
 @pytest.fixture
 def other_api(other_user) -> APIClient:
     return client_for(other_user)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def small_media(settings, tmp_path):
+    """Tests render tiny media into a folder of their own."""
+    settings.MEDIA_BASE_HEIGHT = 180
+    settings.MEDIA_FPS = 12
+    settings.VAR_DIR = tmp_path / "var"
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media")},
+        },
+    }
+    settings.VIDEO_POLL_INTERVAL = 0.05
+    settings.PROVIDER_BACKOFF_BASE = 0.01
+    settings.PROVIDER_BACKOFF_CAP = 0.05

@@ -19,12 +19,23 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db
 
-# Endpoints that name objects in the body rather than the path: the body B sends.
-BODY_IDS = {}
+# Endpoints that name objects in the body rather than the path: the bodies B sends.
+BODY_IDS = {
+    ("post", "/api/jobs/character-generation"): [["project_id"]],
+    ("post", "/api/jobs/scene-generation"): [["project_id"]],
+    ("post", "/api/jobs/frame-generation"): [["project_id"], ["scene_id"]],
+    ("post", "/api/jobs/video-generation"): [["project_id"], ["frame_id"]],
+    ("post", "/api/jobs/video-stitching"): [["project_id"]],
+}
 # Endpoints that never take an id and are safe for anyone (checked elsewhere).
 PUBLIC = {("post", "/api/auth/token")}
 # Collection endpoints: B gets a list that must not contain A's objects.
-COLLECTIONS = {("get", "/api/projects"), ("post", "/api/projects")}
+COLLECTIONS = {
+    ("get", "/api/projects"),
+    ("post", "/api/projects"),
+    ("get", "/api/jobs"),
+    ("get", "/api/queues/status"),
+}
 
 
 @pytest.fixture
@@ -79,8 +90,8 @@ def test_another_user_gets_404_everywhere_and_changes_nothing(a_world, other_api
         if (method, path) in PUBLIC | COLLECTIONS:
             continue
         url = re.sub(r"\{(\w+)\}", lambda m: str(a_world[m.group(1)]), path)
-        body = {key: a_world[key] for key in BODY_IDS.get((method, path), ())}
-        for variant in (url, f"{url}/"):
+        bodies = [{k: a_world[k] for k in keys} for keys in BODY_IDS.get((method, path), [[]])]
+        for body, variant in [(b, u) for b in bodies for u in (url, f"{url}/")]:
             response = getattr(other_api, method)(variant, body or {"reason": "x"}, format="json")
             assert response.status_code == 404, f"{method.upper()} {variant}: {response.content}"
             assert set(response.json()) == {"detail"}
@@ -92,6 +103,8 @@ def test_another_user_gets_404_everywhere_and_changes_nothing(a_world, other_api
 def test_collections_never_show_another_users_objects(a_world, other_api):
     listed = other_api.get("/api/projects").json()
     assert listed["count"] == 0
+    assert other_api.get("/api/jobs").json()["count"] == 0
+    assert other_api.get(f"/api/jobs?project_id={a_world['project_id']}").json()["count"] == 0
     created = other_api.post("/api/projects", {"title": "Mine"}, format="json").json()
     assert created["id"] != a_world["project_id"]
 
@@ -100,3 +113,9 @@ def test_ids_that_name_nothing_are_404_too(api):
     assert api.get("/api/projects/999999").status_code == 404
     assert api.patch("/api/characters/999999", {}, format="json").status_code == 404
     assert api.post("/api/characters/999999/approve").status_code == 404
+
+
+def test_another_users_event_stream_is_404_before_streaming(a_world, other_api):
+    response = other_api.get(f"/api/events/projects/{a_world['project_id']}")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}

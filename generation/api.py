@@ -1,0 +1,274 @@
+import django_rq
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from filmstudio.api import reject_unknown_params
+from filmstudio.serializers import StrictCharField, StrictIntegerField, StrictSerializer
+from generation import services
+from generation.models import GenerationJob
+from projects import selectors as project_selectors
+
+
+class TargetSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=GenerationJob.TargetType.choices)
+    id = serializers.IntegerField()
+
+
+class JobSerializer(serializers.ModelSerializer):
+    project_id = serializers.IntegerField(read_only=True)
+    parent_id = serializers.IntegerField(read_only=True, allow_null=True)
+    target = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GenerationJob
+        fields = [
+            "id",
+            "type",
+            "status",
+            "progress",
+            "attempts",
+            "error",
+            "project_id",
+            "target",
+            "parent_id",
+            "result",
+            "provider_request_ids",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+    @extend_schema_field(TargetSerializer)
+    def get_target(self, obj: GenerationJob) -> dict:
+        return {"type": obj.target_type, "id": obj.target_id}
+
+
+def jobs_for_user(user):
+    if not user.is_authenticated:
+        return GenerationJob.objects.none()
+    return GenerationJob.objects.filter(project__owner=user)
+
+
+def job_for_user(user, job_id: int) -> GenerationJob:
+    from django.shortcuts import get_object_or_404
+
+    return get_object_or_404(jobs_for_user(user).select_related("project"), pk=job_id)
+
+
+class ProjectRef(StrictSerializer):
+    project_id = StrictIntegerField(min_value=1)
+
+
+class CharacterJobRequest(ProjectRef):
+    count = StrictIntegerField(min_value=1, max_value=10, default=4)
+    instructions = StrictCharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class FrameJobRequest(StrictSerializer):
+    project_id = StrictIntegerField(min_value=1, required=False)
+    scene_id = StrictIntegerField(min_value=1, required=False)
+
+    def validate(self, attrs):
+        if len(attrs) != 1:
+            raise serializers.ValidationError("Give exactly one of project_id or scene_id.")
+        return attrs
+
+
+class VideoJobRequest(StrictSerializer):
+    project_id = StrictIntegerField(min_value=1, required=False)
+    frame_id = StrictIntegerField(min_value=1, required=False)
+
+    def validate(self, attrs):
+        if len(attrs) != 1:
+            raise serializers.ValidationError("Give exactly one of project_id or frame_id.")
+        return attrs
+
+
+def accepted(job: GenerationJob) -> Response:
+    return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _validated(serializer_class, request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class CharacterGenerationApi(APIView):
+    @extend_schema(
+        request=CharacterJobRequest, responses={202: JobSerializer}, summary="Generate characters"
+    )
+    def post(self, request):
+        data = _validated(CharacterJobRequest, request)
+        project = project_selectors.project_for_user(request.user, data["project_id"])
+        job = services.start_character_generation(
+            project=project, count=data["count"], instructions=data["instructions"]
+        )
+        return accepted(job)
+
+
+class SceneGenerationApi(APIView):
+    @extend_schema(request=ProjectRef, responses={202: JobSerializer}, summary="Generate scenes")
+    def post(self, request):
+        data = _validated(ProjectRef, request)
+        project = project_selectors.project_for_user(request.user, data["project_id"])
+        return accepted(services.start_scene_generation(project=project))
+
+
+class FrameGenerationApi(APIView):
+    @extend_schema(
+        request=FrameJobRequest,
+        responses={202: JobSerializer},
+        summary="Generate frames of one scene, or of every scene (a parent job)",
+    )
+    def post(self, request):
+        data = _validated(FrameJobRequest, request)
+        if "scene_id" in data:
+            scene = project_selectors.scene_for_user(request.user, data["scene_id"])
+            job = services.start_frame_generation(project=scene.project, scene=scene)
+        else:
+            project = project_selectors.project_for_user(request.user, data["project_id"])
+            job = services.start_frame_generation(project=project)
+        return accepted(job)
+
+
+class VideoGenerationApi(APIView):
+    @extend_schema(
+        request=VideoJobRequest,
+        responses={202: JobSerializer},
+        summary="Generate the clip of one frame, or of every frame (a parent job)",
+    )
+    def post(self, request):
+        data = _validated(VideoJobRequest, request)
+        if "frame_id" in data:
+            frame = project_selectors.frame_for_user(request.user, data["frame_id"])
+            job = services.start_video_generation(project=frame.scene.project, frame=frame)
+        else:
+            project = project_selectors.project_for_user(request.user, data["project_id"])
+            job = services.start_video_generation(project=project)
+        return accepted(job)
+
+
+class StitchApi(APIView):
+    @extend_schema(request=ProjectRef, responses={202: JobSerializer}, summary="Stitch the film")
+    def post(self, request):
+        data = _validated(ProjectRef, request)
+        project = project_selectors.project_for_user(request.user, data["project_id"])
+        return accepted(services.start_stitching(project=project))
+
+
+class JobDetailApi(APIView):
+    @extend_schema(responses=JobSerializer, summary="A job")
+    def get(self, request, job_id: int):
+        return Response(JobSerializer(job_for_user(request.user, job_id)).data)
+
+    @extend_schema(request=None, responses=JobSerializer, summary="Cancel a job and its children")
+    def delete(self, request, job_id: int):
+        job = services.job_cancel(job=job_for_user(request.user, job_id))
+        return Response(JobSerializer(job).data)
+
+
+class JobStatusApi(JobDetailApi):
+    http_method_names = ["get", "head", "options"]
+
+
+class JobRetryApi(APIView):
+    @extend_schema(request=None, responses={202: JobSerializer}, summary="Retry a job")
+    def post(self, request, job_id: int):
+        return accepted(services.job_retry(job=job_for_user(request.user, job_id)))
+
+
+class JobListApi(GenericAPIView):
+    serializer_class = JobSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("project_id", int),
+            OpenApiParameter("status", str, enum=GenerationJob.Status.values),
+            OpenApiParameter("type", str, enum=GenerationJob.Type.values),
+            OpenApiParameter("parent_id", int),
+        ],
+        responses=JobSerializer(many=True),
+        summary="Your jobs, newest first",
+    )
+    def get(self, request):
+        params = request.query_params
+        reject_unknown_params(request, allowed=["project_id", "status", "type", "parent_id"])
+        jobs = jobs_for_user(request.user)
+        errors = {}
+        for key in ("project_id", "parent_id"):
+            if key in params:
+                if not params[key].isdigit():
+                    errors[key] = ["Must be an integer id."]
+                else:
+                    jobs = jobs.filter(**{key: int(params[key])})
+        for key, choices in (("status", GenerationJob.Status), ("type", GenerationJob.Type)):
+            if key in params:
+                if params[key] not in choices.values:
+                    errors[key] = [f"Unknown {key} {params[key]!r}."]
+                else:
+                    jobs = jobs.filter(**{key: params[key]})
+        if errors:
+            raise serializers.ValidationError(errors)
+        page = self.paginate_queryset(jobs.order_by("-created_at", "-id"))
+        return self.get_paginated_response(JobSerializer(page, many=True).data)
+
+
+class QueueCountsSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    queued = serializers.IntegerField()
+    started = serializers.IntegerField()
+    scheduled = serializers.IntegerField()
+    deferred = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    finished = serializers.IntegerField()
+
+
+class WorkerSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    state = serializers.CharField()
+    queues = serializers.ListField(child=serializers.CharField())
+    current_job = serializers.CharField(allow_null=True)
+
+
+class QueueStatusSerializer(serializers.Serializer):
+    queues = QueueCountsSerializer(many=True)
+    workers = WorkerSerializer(many=True)
+
+
+def queue_status() -> dict:
+    from rq import Worker
+
+    queues = []
+    for name in ("default",):
+        queue = django_rq.get_queue(name)
+        queues.append(
+            {
+                "name": name,
+                "queued": queue.count,
+                "started": queue.started_job_registry.count,
+                "scheduled": queue.scheduled_job_registry.count,
+                "deferred": queue.deferred_job_registry.count,
+                "failed": queue.failed_job_registry.count,
+                "finished": queue.finished_job_registry.count,
+            }
+        )
+    workers = [
+        {
+            "name": worker.name,
+            "state": str(worker.get_state()),
+            "queues": worker.queue_names(),
+            "current_job": worker.get_current_job_id(),
+        }
+        for worker in Worker.all(connection=django_rq.get_connection("default"))
+    ]
+    return {"queues": queues, "workers": workers}
+
+
+class QueueStatusApi(APIView):
+    @extend_schema(responses=QueueStatusSerializer, summary="RQ queues and workers")
+    def get(self, request):
+        return Response(queue_status())

@@ -1,0 +1,96 @@
+"""Prompt builders. Context is inherited from the database: project -> approved cast -> scene
+-> frame, never taken from client-supplied state."""
+
+from projects.models import Character, Frame, Project, Scene
+
+
+def project_brief(project: Project) -> str:
+    lines = [f"Film title: {project.title}"]
+    for label, value in (
+        ("Logline", project.logline),
+        ("Synopsis", project.synopsis),
+        ("Genre", project.genre),
+        ("Visual style", project.style),
+    ):
+        if value:
+            lines.append(f"{label}: {value}")
+    lines.append(f"Aspect ratio: {project.aspect_ratio}")
+    return "\n".join(lines)
+
+
+def cast_sheet(characters: list[Character]) -> str:
+    return "\n".join(
+        f"- {c.name} ({c.role}): {c.description} Looks: {c.appearance} Personality: {c.personality}"
+        for c in characters
+    )
+
+
+def approved_cast(project: Project) -> list[Character]:
+    return list(project.characters.filter(status=Character.Status.APPROVED).order_by("id"))
+
+
+def cast_prompt(project: Project, *, count: int, instructions: str, keep: list[Character]) -> str:
+    parts = [
+        project_brief(project),
+        f"Create {count} new characters for this film.",
+    ]
+    if keep:
+        parts.append("Already in the cast (do not repeat them):\n" + cast_sheet(keep))
+    if instructions:
+        parts.append(f"Producer's instructions: {instructions}")
+    return "\n\n".join(parts)
+
+
+def portrait_prompt(character: Character, project: Project) -> str:
+    style = project.style or "cinematic, natural light"
+    return (
+        f"Character portrait for the film '{project.title}'. {character.name}, "
+        f"{character.role}. {character.appearance} Style: {style}. "
+        "Head and shoulders, neutral background, consistent features."
+    )
+
+
+def scenes_prompt(project: Project, cast: list[Character]) -> str:
+    return "\n\n".join(
+        [
+            project_brief(project),
+            "Cast (use only these characters, by exact name):\n" + cast_sheet(cast),
+            f"Write the film as exactly {project.num_scenes} scenes in story order. "
+            f"Each scene will be shown in {project.frames_per_scene} shots of "
+            f"{project.clip_seconds} seconds.",
+        ]
+    )
+
+
+def frames_prompt(scene: Scene, cast: list[Character]) -> str:
+    project = scene.project
+    return "\n\n".join(
+        [
+            project_brief(project),
+            "Characters in this scene:\n" + cast_sheet(cast),
+            f"Scene {scene.order}: {scene.title}\nLocation: {scene.location}\n"
+            f"Mood: {scene.mood}\nPlot: {scene.detailed_plot or scene.concise_plot}\n"
+            f"Dialogue:\n{scene.dialogue}",
+            f"Break this scene into exactly {project.frames_per_scene} shots of "
+            f"{project.clip_seconds} seconds each, in order.",
+        ]
+    )
+
+
+def keyframe_prompt(frame: Frame, cast: list[Character]) -> str:
+    scene = frame.scene
+    project = scene.project
+    names = ", ".join(c.name for c in cast) or "no characters"
+    style = project.style or "cinematic"
+    return (
+        f"Keyframe for shot {frame.order} of scene '{scene.title}' in '{project.title}'. "
+        f"{frame.prompt} Camera: {frame.camera}. Location: {scene.location}. "
+        f"Mood: {scene.mood}. Characters: {names} (match the reference portraits). "
+        f"Style: {style}. Aspect ratio {project.aspect_ratio}."
+    )
+
+
+def video_prompt(frame: Frame) -> str:
+    scene = frame.scene
+    line = f" Dialogue: {frame.dialogue}" if frame.dialogue else ""
+    return f"{frame.prompt} Camera: {frame.camera}. Mood: {scene.mood}.{line}"

@@ -1,0 +1,48 @@
+"""Provider choice per kind of work: explicit in settings, or `auto` by which keys are present."""
+
+from django.conf import settings
+
+from generation.providers.base import ImageProvider, TextProvider, VideoProvider
+
+
+def _choice(setting: str, *, remote: str, available: bool) -> str:
+    value = getattr(settings, setting)
+    if value == "auto":
+        return remote if available else "local"
+    return value
+
+
+def text_provider() -> TextProvider:
+    if (
+        _choice("TEXT_PROVIDER", remote="gemini", available=bool(settings.GEMINI_API_KEYS))
+        == "gemini"
+    ):
+        from generation.providers.gemini import GeminiText
+
+        return GeminiText()
+    from generation.providers.local import LocalText
+
+    return LocalText()
+
+
+def image_provider() -> ImageProvider:
+    if (
+        _choice("IMAGE_PROVIDER", remote="gemini", available=bool(settings.GEMINI_API_KEYS))
+        == "gemini"
+    ):
+        from generation.providers.gemini import GeminiImage
+
+        return GeminiImage()
+    from generation.providers.local import LocalImage
+
+    return LocalImage()
+
+
+def video_provider() -> VideoProvider:
+    if _choice("VIDEO_PROVIDER", remote="fal", available=bool(settings.FAL_KEY)) == "fal":
+        from generation.providers.fal import FalVideo
+
+        return FalVideo()
+    from generation.providers.local import LocalVideo
+
+    return LocalVideo()

@@ -1,0 +1,76 @@
+"""What the pipeline asks of an AI provider. Implementations: local (offline), gemini, fal."""
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ProviderError(Exception):
+    """A provider call failed. `retryable` says whether trying again later may succeed."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class TransientProviderError(ProviderError):
+    """Rate limits, 5xx, timeouts: worth retrying."""
+
+    retryable = True
+
+
+class PermanentProviderError(ProviderError):
+    """Bad request, safety block, unknown model: retrying the same call cannot help."""
+
+
+class TextProvider(Protocol):
+    name: str
+
+    def generate_json(self, *, prompt: str, schema: type[M], system: str = "") -> M:
+        """Structured output: an instance of `schema` (a Pydantic model)."""
+        ...
+
+
+class ImageProvider(Protocol):
+    name: str
+
+    def generate_image(
+        self, *, prompt: str, references: list[bytes], aspect_ratio: str, seed: int
+    ) -> bytes:
+        """A PNG (or JPEG) image; `references` are images (e.g. portraits) to stay faithful to."""
+        ...
+
+
+@dataclass(frozen=True)
+class VideoPoll:
+    status: Literal["pending", "done", "failed"]
+    video: bytes | None = None  # the clip (MP4) when done
+    error: str = ""
+    progress: int | None = None  # 0..100 when the provider tells
+
+
+class VideoProvider(Protocol):
+    name: str
+
+    def submit(
+        self,
+        *,
+        image: bytes,
+        prompt: str,
+        duration: float,
+        aspect_ratio: str,
+        seed: int,
+        webhook_url: str | None = None,
+    ) -> str:
+        """Start an image-to-video job; returns the provider's request id. Must not block long."""
+        ...
+
+    def poll(self, request_id: str) -> VideoPoll:
+        """Where the request stands; when done, the clip's bytes."""
+        ...

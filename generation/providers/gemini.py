@@ -1,0 +1,285 @@
+"""Gemini (google-genai): structured text and images.
+
+Every call goes through the model's key pool (a 429 cools that key for the server's retry delay
+and moves on to the next key), the model's requests-per-minute limit, and our retry policy.
+The SDK's own retries are off so that policy is the only one.
+"""
+
+import functools
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import django_rq
+import httpx
+import httpx2
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+from redis import Redis
+
+from filmstudio.logging import redact
+from generation.providers.base import M, PermanentProviderError, TransientProviderError
+from generation.providers.keypool import KeyPool, RateLimiter, key_fingerprint
+from generation.providers.retry import call_with_retries
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# When a 429 carries no RetryInfo.
+DEFAULT_COOLDOWN = 30.0
+# A server hint longer than this is handed to the caller (retry_after) instead of sleeping in
+# a worker for it.
+MAX_HONORED_WAIT = 120.0
+_TRANSPORT_ERRORS = (httpx.TransportError, httpx2.TransportError)
+_BLOCKING_FINISH_REASONS = frozenset(
+    {
+        "SAFETY",
+        "RECITATION",
+        "BLOCKLIST",
+        "PROHIBITED_CONTENT",
+        "SPII",
+        "IMAGE_SAFETY",
+        "IMAGE_PROHIBITED_CONTENT",
+        "IMAGE_RECITATION",
+    }
+)
+
+
+@functools.lru_cache(maxsize=64)
+def gemini_client(api_key: str, base_url: str, timeout_ms: int) -> genai.Client:
+    """One client per key (the key travels in a header the client sets on every request)."""
+    return genai.Client(
+        api_key=api_key,
+        http_options=types.HttpOptions(
+            base_url=base_url or None,
+            timeout=timeout_ms,
+            retry_options=types.HttpRetryOptions(attempts=1),
+        ),
+    )
+
+
+def _parse_duration(value: object) -> float | None:
+    """A protobuf Duration as JSON: "7s", "0.5s" or {"seconds": 7, "nanos": 0}."""
+    if isinstance(value, str) and value.endswith("s"):
+        try:
+            return max(0.0, float(value[:-1]))
+        except ValueError:
+            return None
+    if isinstance(value, dict):
+        return float(value.get("seconds", 0)) + float(value.get("nanos", 0)) / 1e9
+    return None
+
+
+def retry_delay(error: genai_errors.APIError) -> float | None:
+    """The server's `google.rpc.RetryInfo.retryDelay`, in seconds, when it sent one."""
+    body = error.details if isinstance(error.details, dict) else {}
+    inner = body.get("error", body)
+    details = inner.get("details") if isinstance(inner, dict) else None
+    for item in details or []:
+        if isinstance(item, dict) and str(item.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            return _parse_duration(item.get("retryDelay"))
+    return None
+
+
+def _enum_text(value: object) -> str:
+    return str(getattr(value, "value", value))
+
+
+class GeminiModel:
+    """One Gemini model behind its key pool, its rate limit and our retry policy.
+
+    `call(request)` runs `request(client)` with a client for a free key; the request raises
+    the SDK's errors, which are mapped to Transient/PermanentProviderError here.
+    """
+
+    def __init__(self, model: str, *, redis: Redis | None = None, rate_window: float = 60.0):
+        if not settings.GEMINI_API_KEYS:
+            raise ImproperlyConfigured("GEMINI_API_KEYS is empty")
+        redis = redis if redis is not None else django_rq.get_connection("default")
+        self.model = model
+        self.pool = KeyPool(f"gemini:{model}", settings.GEMINI_API_KEYS, redis)
+        self.limiter = RateLimiter(
+            f"gemini:{model}", settings.GEMINI_RPM, redis, window=rate_window
+        )
+        self._base_url = settings.GEMINI_BASE_URL
+        self._timeout_ms = int(settings.GEMINI_TIMEOUT * 1000)
+
+    def call(self, request: Callable[[genai.Client], T]) -> T:
+        return call_with_retries(
+            lambda: self._attempt(request),
+            attempts=settings.PROVIDER_MAX_ATTEMPTS,
+            base=settings.PROVIDER_BACKOFF_BASE,
+            cap=settings.PROVIDER_BACKOFF_CAP,
+            max_wait=MAX_HONORED_WAIT,
+            on_retry=self._log_retry,
+        )
+
+    def _attempt(self, request: Callable[[genai.Client], T]) -> T:
+        # A 429 moves on to the next key without costing an attempt; once every key has been
+        # tried (or is cooling) the attempt fails with the shortest cooldown as retry_after.
+        cooldowns: list[float] = []
+        for _ in range(len(self.pool)):
+            key = self.pool.acquire()
+            self.limiter.acquire(timeout=self.limiter.window)
+            try:
+                return request(gemini_client(key, self._base_url, self._timeout_ms))
+            except genai_errors.APIError as error:
+                if error.code == 429:
+                    cooldowns.append(self._cool(key, error))
+                    continue
+                if isinstance(error, genai_errors.ClientError) and error.code != 408:
+                    raise PermanentProviderError(self._describe(error)) from error
+                raise TransientProviderError(self._describe(error)) from error
+            except _TRANSPORT_ERRORS as error:
+                message = redact(f"gemini {self.model}: {type(error).__name__}: {error}")
+                raise TransientProviderError(message) from error
+        raise TransientProviderError(
+            f"gemini {self.model}: rate limited (429) on every key", retry_after=min(cooldowns)
+        )
+
+    def _cool(self, key: str, error: genai_errors.APIError) -> float:
+        delay = retry_delay(error)
+        delay = DEFAULT_COOLDOWN if delay is None else delay
+        self.pool.cool(key, delay)
+        logger.warning(
+            "gemini %s: key %s rate limited, cooling for %.1fs",
+            self.model,
+            key_fingerprint(key),
+            delay,
+        )
+        return delay
+
+    def _describe(self, error: genai_errors.APIError) -> str:
+        return redact(f"gemini {self.model}: {error.code} {error.status or ''}: {error.message}")
+
+    def _log_retry(self, attempt: int, error: TransientProviderError, delay: float) -> None:
+        logger.info("%s; retry %d in %.2fs", error.message, attempt, delay)
+
+
+def _finish_text(response: types.GenerateContentResponse) -> str:
+    """Why a response has no usable content, in the provider's words."""
+    candidates = response.candidates or []
+    if not candidates:
+        return "no candidates"
+    candidate = candidates[0]
+    words = [f"finish reason {_enum_text(candidate.finish_reason)}"]
+    if candidate.finish_message:
+        words.append(candidate.finish_message)
+    parts = candidate.content.parts if candidate.content else None
+    words.extend(part.text[:300] for part in parts or [] if part.text)
+    return "; ".join(words)
+
+
+def _raise_if_blocked(model: str, response: types.GenerateContentResponse) -> None:
+    feedback = response.prompt_feedback
+    if feedback is not None and feedback.block_reason:
+        message = feedback.block_reason_message or ""
+        reason = _enum_text(feedback.block_reason)
+        raise PermanentProviderError(f"gemini {model}: prompt blocked ({reason}) {message}".strip())
+    candidates = response.candidates or []
+    reason = candidates[0].finish_reason if candidates else None
+    if reason is not None and _enum_text(reason) in _BLOCKING_FINISH_REASONS:
+        raise PermanentProviderError(f"gemini {model}: response blocked ({_finish_text(response)})")
+
+
+def _structured(model: str, response: types.GenerateContentResponse, schema: type[M]) -> M:
+    _raise_if_blocked(model, response)
+    if isinstance(response.parsed, schema):
+        return response.parsed
+    text = response.text
+    if not text:
+        raise PermanentProviderError(f"gemini {model}: empty response ({_finish_text(response)})")
+    try:
+        return schema.model_validate_json(text)
+    except ValueError as error:
+        # Model output varies between calls, so another try may well fit the schema.
+        raise TransientProviderError(
+            f"gemini {model}: response does not match {schema.__name__}: {error}"
+        ) from error
+
+
+def _first_image(model: str, response: types.GenerateContentResponse) -> bytes:
+    _raise_if_blocked(model, response)
+    for candidate in response.candidates or []:
+        for part in (candidate.content.parts if candidate.content else None) or []:
+            blob = part.inline_data
+            if blob and blob.data and (blob.mime_type or "image/").startswith("image/"):
+                return blob.data
+    raise PermanentProviderError(
+        f"gemini {model}: no image in the response ({_finish_text(response)})"
+    )
+
+
+def image_mime_type(data: bytes) -> str:
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "image/png"
+
+
+class GeminiText:
+    """TextProvider: JSON constrained by a Pydantic schema."""
+
+    name = "gemini"
+
+    def __init__(
+        self, *, model: str | None = None, redis: Redis | None = None, rate_window: float = 60.0
+    ):
+        self.gemini = GeminiModel(
+            model or settings.GEMINI_TEXT_MODEL, redis=redis, rate_window=rate_window
+        )
+
+    def generate_json(self, *, prompt: str, schema: type[M], system: str = "") -> M:
+        model = self.gemini.model
+        config = types.GenerateContentConfig(
+            response_mime_type="application/json",
+            response_schema=schema,
+            system_instruction=system or None,
+        )
+
+        def request(client: genai.Client) -> M:
+            response = client.models.generate_content(model=model, contents=prompt, config=config)
+            return _structured(model, response, schema)
+
+        return self.gemini.call(request)
+
+
+class GeminiImage:
+    """ImageProvider: prompt plus reference images in, one image out."""
+
+    name = "gemini"
+
+    def __init__(
+        self, *, model: str | None = None, redis: Redis | None = None, rate_window: float = 60.0
+    ):
+        self.gemini = GeminiModel(
+            model or settings.GEMINI_IMAGE_MODEL, redis=redis, rate_window=rate_window
+        )
+
+    def generate_image(
+        self, *, prompt: str, references: list[bytes], aspect_ratio: str, seed: int
+    ) -> bytes:
+        model = self.gemini.model
+        contents: list[Any] = [prompt, *_reference_parts(references)]
+        config = types.GenerateContentConfig(
+            response_modalities=["IMAGE"],
+            image_config=types.ImageConfig(aspect_ratio=aspect_ratio),
+            seed=seed % 2**31,  # the API takes an int32
+        )
+
+        def request(client: genai.Client) -> bytes:
+            response = client.models.generate_content(model=model, contents=contents, config=config)
+            return _first_image(model, response)
+
+        return self.gemini.call(request)
+
+
+def _reference_parts(references: Iterable[bytes]) -> list[types.Part]:
+    return [
+        types.Part.from_bytes(data=data, mime_type=image_mime_type(data)) for data in references
+    ]

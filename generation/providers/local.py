@@ -1,0 +1,203 @@
+"""The offline provider: deterministic stand-ins for demos and tests, producing real media.
+
+It reads the same prompts the real models get and answers from templates seeded by them, draws
+images with Pillow and renders clips with ffmpeg (a slow zoom over the keyframe, with the line
+spoken as a caption). It is not an AI: it only keeps the whole pipeline runnable offline.
+"""
+
+import hashlib
+import io
+import random
+import re
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from PIL import Image, ImageDraw, ImageFont
+
+from generation.providers.base import M, PermanentProviderError, VideoPoll
+from generation.schemas import CastPlan, FramePlan, ScenePlan
+from media import ffmpeg
+
+FIRST = ["Mara", "Elias", "Noor", "Tobias", "Ines", "Kofi", "Lena", "Ravi", "Yuki", "Sol"]
+LAST = ["Vance", "Okafor", "Lindqvist", "Moreau", "Tanaka", "Reyes", "Halloran", "Sato"]
+ROLES = ["protagonist", "mentor", "rival", "confidant", "antagonist", "wildcard"]
+LOOKS = ["weathered oilskin coat", "silver-rimmed glasses", "a red scarf", "a scar over one brow"]
+TEMPERS = ["quiet and stubborn", "warm but guarded", "sharp-tongued", "restless and curious"]
+PLACES = ["a storm-lashed lighthouse", "the harbour at dawn", "a cramped kitchen", "the cliff path"]
+MOODS = ["tense", "hopeful", "melancholic", "urgent", "tender"]
+CAMERAS = ["wide establishing shot, slow push in", "medium shot, handheld", "close-up, static"]
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+def _rng(*parts: object) -> random.Random:
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def _number(pattern: str, text: str, default: int) -> int:
+    match = re.search(pattern, text)
+    return int(match.group(1)) if match else default
+
+
+def _title(prompt: str) -> str:
+    match = re.search(r"Film title: (.+)", prompt)
+    return match.group(1).strip() if match else "the film"
+
+
+def _cast_names(prompt: str) -> list[str]:
+    return re.findall(r"^- (.+?) \(", prompt, flags=re.MULTILINE)
+
+
+class LocalText:
+    name = "local"
+
+    def generate_json(self, *, prompt: str, schema: type[M], system: str = "") -> M:
+        rng = _rng(prompt)
+        if schema is CastPlan:
+            return schema.model_validate(self._cast(prompt, rng))
+        if schema is ScenePlan:
+            return schema.model_validate(self._scenes(prompt, rng))
+        if schema is FramePlan:
+            return schema.model_validate(self._frames(prompt, rng))
+        raise PermanentProviderError(f"the local provider cannot write {schema.__name__}")
+
+    def _cast(self, prompt: str, rng: random.Random) -> dict:
+        count = _number(r"Create (\d+) new characters", prompt, 4)
+        taken = set(_cast_names(prompt))
+        names = [f"{f} {s}" for f in FIRST for s in LAST if f"{f} {s}" not in taken]
+        rng.shuffle(names)
+        return {
+            "characters": [
+                {
+                    "name": name,
+                    "role": ROLES[i % len(ROLES)],
+                    "description": f"{name.split()[0]} is bound up in {_title(prompt)}.",
+                    "appearance": f"Around {rng.randint(20, 70)}, {rng.choice(LOOKS)}.",
+                    "personality": rng.choice(TEMPERS),
+                }
+                for i, name in enumerate(names[:count])
+            ]
+        }
+
+    def _scenes(self, prompt: str, rng: random.Random) -> dict:
+        count = _number(r"exactly (\d+) scenes", prompt, 3)
+        cast = _cast_names(prompt) or ["The stranger"]
+        scenes = []
+        for i in range(count):
+            present = cast[: 1 + (i % len(cast))][-2:]
+            place, mood = rng.choice(PLACES), rng.choice(MOODS)
+            scenes.append(
+                {
+                    "title": f"Part {i + 1}: {place.split()[-1].title()}",
+                    "concise_plot": f"{' and '.join(present)} at {place}.",
+                    "detailed_plot": f"In {place}, {' and '.join(present)} face what "
+                    f"{_title(prompt)} asks of them; the mood turns {mood}.",
+                    "dialogue": "\n".join(f"{n}: We hold on until morning." for n in present),
+                    "location": place,
+                    "mood": mood,
+                    "characters": present,
+                }
+            )
+        return {"scenes": scenes}
+
+    def _frames(self, prompt: str, rng: random.Random) -> dict:
+        count = _number(r"exactly (\d+) shots", prompt, 3)
+        location = re.search(r"Location: (.+)", prompt)
+        place = location.group(1).strip() if location else rng.choice(PLACES)
+        cast = _cast_names(prompt)
+        return {
+            "frames": [
+                {
+                    "prompt": f"Shot {i + 1} at {place}: "
+                    f"{cast[i % len(cast)] if cast else 'the sea'} in the wind.",
+                    "camera": CAMERAS[i % len(CAMERAS)],
+                    "dialogue": f"{cast[i % len(cast)]}: Shot {i + 1}." if cast else "",
+                }
+                for i in range(count)
+            ]
+        }
+
+
+class LocalImage:
+    name = "local"
+
+    def generate_image(
+        self, *, prompt: str, references: list[bytes], aspect_ratio: str, seed: int
+    ) -> bytes:
+        rng = _rng(prompt, seed)
+        width, height = ffmpeg.canonical_size(aspect_ratio, settings.MEDIA_BASE_HEIGHT)
+        top = tuple(rng.randrange(30, 200) for _ in range(3))
+        bottom = tuple(rng.randrange(30, 200) for _ in range(3))
+        image = Image.new("RGB", (width, height))
+        draw = ImageDraw.Draw(image)
+        for y in range(height):
+            t = y / max(1, height - 1)
+            draw.line(
+                [(0, y), (width, y)],
+                fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)),
+            )
+        for _ in range(6 + len(references)):
+            r = rng.randrange(height // 12, height // 4)
+            x, y = rng.randrange(width), rng.randrange(height)
+            colour = tuple(rng.randrange(60, 255) for _ in range(3))
+            draw.ellipse([x - r, y - r, x + r, y + r], outline=colour, width=max(1, r // 8))
+        try:
+            font = ImageFont.truetype(FONT, max(10, height // 18))
+        except OSError:
+            font = ImageFont.load_default()
+        draw.text((width // 20, height // 20), prompt[:48], fill=(255, 255, 255), font=font)
+        out = io.BytesIO()
+        image.save(out, format="PNG")
+        return out.getvalue()
+
+
+class LocalVideo:
+    """Renders the clip at submit time; poll hands it over. Results live under VAR_DIR."""
+
+    name = "local"
+
+    def _path(self, request_id: str) -> Path:
+        folder = Path(settings.VAR_DIR) / "local-video"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{request_id}.mp4"
+
+    def submit(
+        self,
+        *,
+        image: bytes,
+        prompt: str,
+        duration: float,
+        aspect_ratio: str,
+        seed: int,
+        webhook_url: str | None = None,
+    ) -> str:
+        request_id = (
+            "local-" + hashlib.sha256(image + prompt.encode() + str(seed).encode()).hexdigest()[:24]
+        )
+        target = self._path(request_id)
+        if target.exists():
+            return request_id
+        width, height = ffmpeg.canonical_size(aspect_ratio, settings.MEDIA_BASE_HEIGHT)
+        spoken = re.search(r"Dialogue: (.+)", prompt)
+        with tempfile.TemporaryDirectory() as tmp:
+            still = Path(tmp) / "still.png"
+            still.write_bytes(image)
+            ffmpeg.still_to_clip(
+                still,
+                target,
+                fmt=ffmpeg.CanonicalFormat(width, height, settings.MEDIA_FPS),
+                duration=duration,
+                caption=spoken.group(1)[:80] if spoken else None,
+                seed=seed,
+                timeout=settings.FFMPEG_TIMEOUT,
+            )
+        return request_id
+
+    def poll(self, request_id: str) -> VideoPoll:
+        path = self._path(request_id)
+        if not path.exists():
+            return VideoPoll("failed", error=f"unknown local request {request_id}")
+        data = path.read_bytes()
+        path.unlink(missing_ok=True)
+        return VideoPoll("done", video=data, progress=100)

@@ -1,0 +1,50 @@
+from django.db import transaction
+
+from generation import services
+from generation.models import GenerationJob
+from generation.prompts import approved_cast, scenes_prompt
+from generation.providers import text_provider
+from generation.providers.base import PermanentProviderError, TransientProviderError
+from generation.schemas import ScenePlan
+from generation.steps.common import cancel_jobs, delete_after_commit
+from projects.models import Frame, Scene, Video
+
+DOWNSTREAM = [GenerationJob.Type.FRAMES, GenerationJob.Type.VIDEOS, GenerationJob.Type.STITCH]
+
+
+def run(job: GenerationJob) -> None:
+    project = job.project
+    count = project.num_scenes
+    if project.scenes.filter(source_job_id=job.pk).count() < count:
+        cast = approved_cast(project)
+        if not cast:
+            raise PermanentProviderError("No approved character: approve the cast first.")
+        prompt = scenes_prompt(project, cast)
+        drafts = text_provider().generate_json(prompt=prompt, schema=ScenePlan).scenes
+        if len(drafts) < count:
+            raise TransientProviderError(f"the model wrote {len(drafts)} of {count} scenes")
+        by_name = {c.name.casefold(): c for c in cast}
+        with transaction.atomic():
+            # Regenerating scenes replaces everything below them.
+            cancel_jobs(project, types=DOWNSTREAM)
+            old_frames = Frame.objects.filter(scene__project=project)
+            delete_after_commit(
+                *old_frames.values_list("image", flat=True),
+                *Video.objects.filter(frame__scene__project=project).values_list("file", flat=True),
+            )
+            old_frames.delete()
+            project.scenes.filter(order__gt=count).delete()
+            for order, draft in enumerate(drafts[:count], start=1):
+                fields = draft.model_dump(exclude={"characters"})
+                scene, _ = Scene.objects.update_or_create(
+                    project=project,
+                    order=order,
+                    defaults={**fields, "status": Scene.Status.READY, "source_job_id": job.pk},
+                )
+                present = [
+                    by_name[n.casefold()] for n in draft.characters if n.casefold() in by_name
+                ]
+                scene.characters.set(present)
+                services.publish_entity(scene)
+    scene_ids = list(project.scenes.order_by("order").values_list("pk", flat=True))
+    services.job_succeed(job, {"scene_ids": scene_ids})

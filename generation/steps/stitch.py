@@ -1,0 +1,61 @@
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from generation import services
+from generation.models import GenerationJob
+from generation.providers.base import PermanentProviderError
+from generation.steps.common import delete_after_commit, film_format, store_file
+from media import ffmpeg
+from media.storage import delete_name
+from projects.models import Frame, Project
+
+
+def _local_copy(name: str, folder: Path) -> Path:
+    try:
+        return Path(default_storage.path(name))
+    except NotImplementedError:  # remote storage: fetch a copy, chunk by chunk
+        target = folder / Path(name).name
+        with default_storage.open(name, "rb") as source, target.open("wb") as out:
+            for chunk in iter(lambda: source.read(1 << 20), b""):
+                out.write(chunk)
+        return target
+
+
+def run(job: GenerationJob) -> None:
+    project = job.project
+    frames = list(
+        Frame.objects.filter(scene__project=project)
+        .select_related("video")
+        .order_by("scene__order", "order")
+    )
+    clips = [getattr(f, "video", None) for f in frames]
+    if not frames or any(c is None or not c.file for c in clips):
+        raise PermanentProviderError("Cannot stitch: not every frame has a ready clip.")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        paths = [_local_copy(c.file, folder) for c in clips]
+        services.job_progress(job, 20)
+        film, poster = folder / f"film-{project.pk}.mp4", folder / f"poster-{project.pk}.jpg"
+        result = ffmpeg.stitch(
+            paths, film, fmt=film_format(project), timeout=settings.FFMPEG_TIMEOUT
+        )
+        ffmpeg.poster(film, poster, timeout=settings.FFMPEG_TIMEOUT)
+        film_name = store_file(project.pk, "final", "film", film)
+        poster_name = store_file(project.pk, "final", "poster", poster)
+    with transaction.atomic():
+        locked = Project.objects.select_for_update().get(pk=project.pk)
+        delete_after_commit(locked.final_video, locked.final_poster)
+        locked.final_video, locked.final_poster = film_name, poster_name
+        locked.final_duration = round(result.info.duration, 3)
+        locked.save(update_fields=["final_video", "final_poster", "final_duration", "updated_at"])
+        summary = {"method": result.method, "duration": locked.final_duration, "clips": len(paths)}
+        won = services.job_succeed(job, summary)
+        if not won:  # cancelled meanwhile: keep the previous film
+            transaction.set_rollback(True)
+    if not won:
+        delete_name(film_name)
+        delete_name(poster_name)

@@ -1,0 +1,102 @@
+"""Image-to-video for one frame. The worker submits and leaves: a scheduled poll (or fal's
+webhook) comes back for the clip, so no worker waits on a remote job."""
+
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+
+from generation import services
+from generation.models import GenerationJob
+from generation.prompts import video_prompt
+from generation.providers import video_provider
+from generation.providers.base import PermanentProviderError
+from generation.steps.common import (
+    UnitVanished,
+    delete_after_commit,
+    film_format,
+    read_media,
+    store_file,
+)
+from media import ffmpeg
+from projects.models import Frame, Video
+
+
+def _frame(job: GenerationJob) -> Frame:
+    frame = Frame.objects.select_related("scene__project").filter(pk=job.target_id).first()
+    if frame is None:
+        raise UnitVanished(f"frame {job.target_id} no longer exists")
+    return frame
+
+
+def webhook_url() -> str | None:
+    if not settings.PUBLIC_BASE_URL:
+        return None
+    return settings.PUBLIC_BASE_URL + reverse("fal-webhook")
+
+
+def run(job: GenerationJob) -> None:
+    frame = _frame(job)
+    if not frame.image:
+        raise PermanentProviderError(f"Frame {frame.pk} has no keyframe.")
+    video, _ = Video.objects.get_or_create(frame=frame)
+    if video.status != Video.Status.GENERATING:
+        video.status = Video.Status.GENERATING
+        video.save(update_fields=["status", "updated_at"])
+        services.publish_entity(video)
+    provider = video_provider()
+    if job.provider_request_ids:
+        # A re-run after a crash: the remote job was already paid for; follow it up.
+        if not services.job_wait(job, request_id=job.provider_request_ids[-1]):
+            return
+    else:
+        request_id = provider.submit(
+            image=read_media(frame.image),
+            prompt=video_prompt(frame),
+            duration=frame.duration,
+            aspect_ratio=frame.scene.project.aspect_ratio,
+            seed=frame.pk,
+            webhook_url=webhook_url(),
+        )
+        if not services.job_wait(job, request_id=request_id):
+            return  # cancelled while submitting
+    poll(job)
+
+
+def poll(job: GenerationJob) -> None:
+    """One look at the remote job: deliver, fail, or come back later."""
+    result = video_provider().poll(job.provider_request_ids[-1])
+    if result.status == "pending":
+        if result.progress is not None:
+            services.job_progress(job, min(90, result.progress))
+        services.job_poll_later(job)
+    elif result.status == "failed":
+        raise PermanentProviderError(result.error or "the video provider reported a failure")
+    else:
+        deliver(job, result.video or b"")
+
+
+def deliver(job: GenerationJob, data: bytes) -> bool:
+    """Normalize the clip to the film's format and exact duration, store it, finish the job."""
+    frame = _frame(job)
+    fmt = film_format(frame.scene.project)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw, clip = Path(tmp) / "raw.mp4", Path(tmp) / f"frame-{frame.pk}.mp4"
+        raw.write_bytes(data)
+        info = ffmpeg.normalize_clip(
+            raw, clip, fmt=fmt, duration=frame.duration, timeout=settings.FFMPEG_TIMEOUT
+        )
+        name = store_file(frame.scene.project_id, "videos", f"frame-{frame.pk}", clip)
+    with transaction.atomic():
+        video = Video.objects.select_for_update().filter(frame_id=frame.pk).first()
+        still_ours = GenerationJob.objects.filter(pk=job.pk, status__in=GenerationJob.ACTIVE)
+        if video is None or not still_ours.exists():
+            delete_after_commit(name)  # cancelled or replaced meanwhile, or delivered twice
+            return False
+        delete_after_commit(video.file)
+        video.file, video.duration, video.status = name, info.duration, Video.Status.READY
+        video.save(update_fields=["file", "duration", "status", "updated_at"])
+        services.publish_entity(video)
+        return services.job_succeed(job, {"video_id": video.pk, "duration": info.duration})

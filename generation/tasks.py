@@ -1,0 +1,101 @@
+"""RQ entry points: a job id in, one step run. Postgres decides; a duplicate delivery is a no-op."""
+
+import contextlib
+import logging
+import random
+import threading
+import traceback
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from generation import services
+from generation.models import GenerationJob
+from generation.providers.base import ProviderError, TransientProviderError
+from generation.steps import characters, frames, scenes, stitch, videos
+from generation.steps.common import UnitVanished
+
+logger = logging.getLogger(__name__)
+
+STEPS = {
+    GenerationJob.Type.CHARACTERS: characters.run,
+    GenerationJob.Type.SCENES: scenes.run,
+    GenerationJob.Type.FRAMES: frames.run,
+    GenerationJob.Type.VIDEOS: videos.run,
+    GenerationJob.Type.STITCH: stitch.run,
+}
+
+
+@contextlib.contextmanager
+def heartbeat(job_id: int):
+    """Touch the job row while the step runs, so the watchdog can tell lost work from slow."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(settings.JOB_HEARTBEAT_INTERVAL):
+                GenerationJob.objects.filter(pk=job_id, status=GenerationJob.Status.RUNNING).update(
+                    heartbeat_at=timezone.now()
+                )
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _retry_delay(attempts: int, hint: float | None) -> float:
+    bound = min(settings.PROVIDER_BACKOFF_CAP, settings.PROVIDER_BACKOFF_BASE * 2**attempts)
+    return max(hint or 0.0, random.uniform(0, bound))
+
+
+def _handle_failure(job: GenerationJob, error: Exception, *, poll: bool = False) -> None:
+    job.refresh_from_db()
+    if isinstance(error, UnitVanished):
+        logger.info("job %s: %s; ending quietly", job.pk, error)
+        services.job_end_quietly(job, str(error))
+    elif isinstance(error, TransientProviderError) and job.attempts <= settings.JOB_AUTO_RETRIES:
+        delay = _retry_delay(job.attempts, error.retry_after)
+        if poll:
+            services.job_poll_later(job, delay=delay, reason=error.message)
+        else:
+            services.job_requeue(job, delay=delay, reason=error.message)
+    elif isinstance(error, ProviderError):
+        services.job_fail(job, error.message)
+    else:
+        services.job_fail(job, f"{type(error).__name__}: {error}", traceback.format_exc())
+
+
+def run_job(job_id: int) -> None:
+    close_old_connections()
+    job = services.job_claim(job_id)
+    if job is None:
+        logger.info("job %s is not queued (duplicate delivery or cancelled): skipped", job_id)
+        return
+    logger.info("job %s (%s) started, attempt %s", job.pk, job.type, job.attempts)
+    with heartbeat(job.pk):
+        try:
+            STEPS[job.type](job)
+        except Exception as error:
+            _handle_failure(job, error)
+
+
+def poll_video(job_id: int) -> None:
+    close_old_connections()
+    job = (
+        GenerationJob.objects.select_related("project")
+        .filter(pk=job_id, status=GenerationJob.Status.WAITING)
+        .first()
+    )
+    if job is None:
+        return
+    try:
+        videos.poll(job)
+    except Exception as error:
+        _handle_failure(job, error, poll=True)

@@ -1,0 +1,19 @@
+from filmstudio.api import both_slashes
+from generation import api, views
+
+urlpatterns = [
+    *both_slashes(
+        "api/jobs/character-generation", api.CharacterGenerationApi.as_view(), "job-characters"
+    ),
+    *both_slashes("api/jobs/scene-generation", api.SceneGenerationApi.as_view(), "job-scenes"),
+    *both_slashes("api/jobs/frame-generation", api.FrameGenerationApi.as_view(), "job-frames"),
+    *both_slashes("api/jobs/video-generation", api.VideoGenerationApi.as_view(), "job-videos"),
+    *both_slashes("api/jobs/video-stitching", api.StitchApi.as_view(), "job-stitch"),
+    *both_slashes("api/jobs", api.JobListApi.as_view(), "job-list"),
+    *both_slashes("api/jobs/<int:job_id>", api.JobDetailApi.as_view(), "job-detail"),
+    *both_slashes("api/jobs/<int:job_id>/status", api.JobStatusApi.as_view(), "job-status"),
+    *both_slashes("api/jobs/<int:job_id>/retry", api.JobRetryApi.as_view(), "job-retry"),
+    *both_slashes("api/queues/status", api.QueueStatusApi.as_view(), "queue-status"),
+    *both_slashes("api/events/projects/<int:project_id>", views.project_events, "project-events"),
+    *both_slashes("api/webhooks/fal", views.fal_webhook, "fal-webhook"),
+]

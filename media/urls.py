@@ -1,0 +1,8 @@
+from django.urls import path
+
+from media import views
+
+urlpatterns = [
+    # `path:` takes the rest of the URL whole, so the view alone decides what a name may be.
+    path("blob/<path:name>", views.blob, name="blob"),
+]
