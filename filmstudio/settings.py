@@ -322,3 +322,20 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# Director
+# Cost guards: message size, turns per user per minute, tool rounds per turn, answer length.
+DIRECTOR_MAX_MESSAGE_CHARS = env_int("DIRECTOR_MAX_MESSAGE_CHARS", 4000, minimum=1)
+DIRECTOR_TURNS_PER_MINUTE = env_int("DIRECTOR_TURNS_PER_MINUTE", 20, minimum=1)
+DIRECTOR_MAX_TOOL_ROUNDS = env_int("DIRECTOR_MAX_TOOL_ROUNDS", 4, minimum=1, maximum=20)
+DIRECTOR_MAX_OUTPUT_TOKENS = env_int("DIRECTOR_MAX_OUTPUT_TOKENS", 2048, minimum=64)
+# Earlier turns of a session sent to the model with each new one.
+DIRECTOR_HISTORY_TURNS = env_int("DIRECTOR_HISTORY_TURNS", 10, minimum=0, maximum=100)
+# Turns run in a thread pool of this size; more wait for a free thread (their stream is open).
+DIRECTOR_MAX_CONCURRENT_TURNS = env_int("DIRECTOR_MAX_CONCURRENT_TURNS", 16, minimum=1)
+# A turn still "running" after this long was lost (its process died); the session moves on.
+DIRECTOR_TURN_TIMEOUT = env_float("DIRECTOR_TURN_TIMEOUT", 300.0, minimum=1.0)
+# A comment line on quiet streams, so proxies keep them open.
+DIRECTOR_KEEPALIVE = env_float("DIRECTOR_KEEPALIVE", 15.0, minimum=0.05)
+# Pause between the local director's deltas, so its answers read as streamed in demos.
+DIRECTOR_LOCAL_DELAY = env_float("DIRECTOR_LOCAL_DELAY", 0.02)

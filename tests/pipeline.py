@@ -1,32 +1,14 @@
-"""Helpers to run the pipeline's RQ jobs in tests: in-process (SimpleWorker) or real workers."""
+"""Helpers to run the pipeline in tests."""
 
 import time
 
-import django_rq
-from rq import SimpleWorker
-from rq.job import Job
-from rq.serializers import JSONSerializer
+from generation.inline import work_once
 
 
-def promote_scheduled(queue) -> int:
-    """Move jobs scheduled for later (polls, retry back-offs) onto the queue right now."""
-    registry = queue.scheduled_job_registry
-    moved = 0
-    for job_id in registry.get_job_ids():
-        job = Job.fetch(job_id, connection=queue.connection, serializer=JSONSerializer)
-        registry.remove(job)
-        queue._enqueue_job(job)
-        moved += 1
-    return moved
-
-
-def drain(*, rounds: int = 200) -> None:
-    """Run every queued and scheduled job until nothing is left."""
-    queue = django_rq.get_queue("default")
-    worker = SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer)
+def drain(*, rounds: int = 300) -> None:
+    """Run every queued and scheduled job (polls, back-offs: at once) until nothing is left."""
     for _ in range(rounds):
-        worker.work(burst=True)
-        if not promote_scheduled(queue) and queue.count == 0:
+        if not work_once(everything=True):
             return
     raise AssertionError("the pipeline did not settle")
 
@@ -39,3 +21,91 @@ def wait_for(predicate, *, timeout: float = 60, interval: float = 0.1, message: 
             return value
         time.sleep(interval)
     raise AssertionError(message or "condition not met in time")
+
+
+def database_url(db: dict) -> str:
+    """A DATABASE_URL for the test database, for subprocesses (workers, web servers)."""
+    from urllib.parse import quote
+
+    auth = quote(db["USER"] or "")
+    if db["PASSWORD"]:
+        auth += ":" + quote(db["PASSWORD"])
+    host = db["HOST"] or ""
+    if host.startswith("/"):
+        return f"postgresql://{auth}@/{db['NAME']}?host={quote(host)}"
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    return f"postgresql://{auth}@{host}{port}/{db['NAME']}"
+
+
+def subprocess_env(settings, **extra) -> dict[str, str]:
+    import os
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GEMINI", "FAL", "PYTEST", "TEST_DATABASE"))
+    }
+    env.update(
+        DATABASE_URL=database_url(settings.DATABASES["default"]),
+        REDIS_URL=settings.REDIS_URL,
+        DJANGO_DEBUG="true",
+        VAR_DIR=str(settings.VAR_DIR),
+        MEDIA_ROOT=str(settings.MEDIA_ROOT),
+        MEDIA_BASE_HEIGHT=str(settings.MEDIA_BASE_HEIGHT),
+        MEDIA_FPS=str(settings.MEDIA_FPS),
+        VIDEO_POLL_INTERVAL=str(settings.VIDEO_POLL_INTERVAL),
+        PROVIDER_BACKOFF_BASE=str(settings.PROVIDER_BACKOFF_BASE),
+        PROVIDER_BACKOFF_CAP=str(settings.PROVIDER_BACKOFF_CAP),
+        JOB_HEARTBEAT_INTERVAL="0.2",
+        LOG_LEVEL="warning",
+    )
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class Workers:
+    """Real `rqworker` subprocesses, each in its own process group, killed on exit."""
+
+    def __init__(self, env: dict[str, str], count: int = 1):
+        self.env, self.count, self.procs = env, count, []
+
+    def start_one(self):
+        import subprocess
+        import sys
+
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "manage.py",
+                "rqworker",
+                "default",
+                "--with-scheduler",
+                "--serializer",
+                "rq.serializers.JSONSerializer",
+            ],
+            env=self.env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def kill(self, proc, sig=None) -> None:
+        import os
+        import signal
+
+        try:
+            os.killpg(proc.pid, sig or signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+    def __enter__(self):
+        for _ in range(self.count):
+            self.start_one()
+        return self
+
+    def __exit__(self, *exc):
+        for proc in self.procs:
+            if proc.poll() is None:
+                self.kill(proc)

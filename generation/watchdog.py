@@ -1,0 +1,64 @@
+"""Resume pipeline work whose RQ job was lost (worker SIGKILL, Redis restart or flush).
+
+Postgres holds the truth, so the sweep needs nothing from Redis but "is this RQ job alive?".
+"""
+
+import logging
+from datetime import timedelta
+
+import django_rq
+from django.conf import settings
+from django.utils import timezone
+from rq.job import Job as RQJob
+from rq.serializers import JSONSerializer
+
+from generation import services
+from generation.models import GenerationJob
+
+logger = logging.getLogger(__name__)
+Job = GenerationJob
+ALIVE = {"queued", "scheduled", "started", "deferred"}
+
+
+def rq_job_alive(rq_job_id: str) -> bool:
+    if not rq_job_id:
+        return False
+    try:
+        job = RQJob.fetch(
+            rq_job_id, connection=django_rq.get_connection("default"), serializer=JSONSerializer
+        )
+    except Exception:  # NoSuchJobError, or a record we cannot read: either way, not alive
+        return False
+    status = job.get_status(refresh=False)
+    return getattr(status, "value", str(status)) in ALIVE
+
+
+def sweep() -> dict[str, int]:
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
+    resumed = {"running": 0, "queued": 0, "waiting": 0}
+
+    for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff):
+        lost = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, heartbeat_at__lt=cutoff)
+        if lost.update(status=Job.Status.QUEUED, updated_at=now):
+            logger.warning(
+                "job %s lost its worker (no heartbeat since %s): resumed", job.pk, job.heartbeat_at
+            )
+            services.enqueue(job.pk)
+            resumed["running"] += 1
+
+    # Containers (parents of child jobs) never go to RQ; skip them.
+    queued = Job.objects.filter(status=Job.Status.QUEUED, updated_at__lt=cutoff, children=None)
+    for job in queued:
+        if not rq_job_alive(job.rq_job_id):
+            logger.warning("job %s was queued but its RQ job is gone: re-enqueued", job.pk)
+            services.enqueue(job.pk)
+            resumed["queued"] += 1
+
+    poll_cutoff = cutoff - timedelta(seconds=settings.VIDEO_POLL_INTERVAL)
+    for job in Job.objects.filter(status=Job.Status.WAITING, heartbeat_at__lt=poll_cutoff):
+        if not rq_job_alive(job.rq_job_id):
+            logger.warning("job %s waits on a remote clip but nobody polls: poll resumed", job.pk)
+            services.enqueue(job.pk, task="generation.tasks.poll_video")
+            resumed["waiting"] += 1
+    return resumed
