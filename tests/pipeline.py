@@ -109,3 +109,58 @@ class Workers:
         for proc in self.procs:
             if proc.poll() is None:
                 self.kill(proc)
+
+
+class WebServer:
+    """A real uvicorn serving the ASGI app on a free loopback port, in its own process group."""
+
+    def __init__(self, env: dict[str, str]):
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.env = env
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        import subprocess
+        import sys
+
+        import httpx
+
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "filmstudio.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            env=self.env,
+            start_new_session=True,
+        )
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, timeout=30, message="uvicorn did not start")
+        return self
+
+    def __exit__(self, *exc):
+        import os
+        import signal
+
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=10)
+        except (ProcessLookupError, Exception):
+            os.killpg(self.proc.pid, signal.SIGKILL)
