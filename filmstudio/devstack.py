@@ -119,8 +119,9 @@ def run_stack(env: dict[str, str]) -> int:
     )
     try:
         return process.wait()
-    except KeyboardInterrupt:
-        return process.wait()
+    except KeyboardInterrupt:  # Ctrl-C is how one stops it: a clean stop, not an error
+        process.wait()
+        return 0
 
 
 def _interrupt(signum, frame):

@@ -48,8 +48,9 @@ def aim_at_owned_objects(case, owned_ids: dict[str, int]) -> None:
         if not isinstance(container, dict):
             continue
         for key, value in container.items():
-            digits = str(value).isdigit() and not isinstance(value, bool)
-            if key in owned_ids and digits and int(value) % 2 == 0:
+            # Only valid ids (positive ints): a negative case must stay invalid.
+            valid = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+            if key in owned_ids and valid and value % 2 == 0:
                 container[key] = owned_ids[key]
 
 
