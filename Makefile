@@ -23,6 +23,9 @@ test: install  ## the whole suite against PostgreSQL and Redis (embedded ones if
 demo: install  ## a whole film, offline, on the embedded defaults
 	$(STACK) exec -- sh -c '$(BIN)/python manage.py migrate --noinput -v 0 && $(BIN)/python manage.py makefilm "A lighthouse keeper befriends a storm" --scenes 3 --frames 3 --yes'
 
+faults: install  ## every fault-injection case, the slow ones included
+	$(STACK) exec -- $(BIN)/python -m pytest tests/faults -m "faults or not faults" $(ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -8,10 +8,13 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 
-def promote_due(queue, *, everything: bool = False) -> int:
-    """Enqueue scheduled jobs (polls, back-offs) whose time has come, or all of them."""
+def promote_due(queue, *, everything: bool = False, before: float | None = None) -> int:
+    """Enqueue scheduled jobs (polls, back-offs) due by `before` (default now), or all."""
     registry = queue.scheduled_job_registry
-    ids = registry.get_job_ids() if everything else registry.get_jobs_to_schedule(int(time.time()))
+    if everything:
+        ids = registry.get_job_ids()
+    else:
+        ids = registry.get_jobs_to_schedule(int(time.time() if before is None else before))
     for job_id in ids:
         job = Job.fetch(job_id, connection=queue.connection, serializer=JSONSerializer)
         registry.remove(job)

@@ -482,20 +482,37 @@ def job_retry(*, job: Job) -> Job:
             _requeue_for_retry(job, save=False)
         job.attempts += 1
         job.error = ""
-        job.save(update_fields=["status", "attempts", "error", "finished_at", "updated_at"])
+        job.save(update_fields=RETRY_FIELDS)
         events.publish_job(job)
         _set_status(project, STATUS_FOR_TYPE[job.type])
     return job
 
 
+RETRY_FIELDS = [
+    "status",
+    "attempts",
+    "error",
+    "traceback",
+    "finished_at",
+    "progress",
+    "params",
+    "provider_request_ids",
+    "updated_at",
+]
+
+
 def _requeue_for_retry(job: Job, *, save: bool = True) -> None:
     job.status, job.finished_at, job.progress = Job.Status.QUEUED, None, 0
+    if job.provider_request_ids:
+        # A retry asks the provider again; the failed remote requests stay on record.
+        previous = job.params.get("previous_request_ids", [])
+        job.params = {**job.params, "previous_request_ids": previous + job.provider_request_ids}
+        job.provider_request_ids = []
+    job.traceback = ""
     if save:
         job.attempts += 1
         job.error = ""
-        job.save(
-            update_fields=["status", "attempts", "error", "finished_at", "progress", "updated_at"]
-        )
+        job.save(update_fields=RETRY_FIELDS)
         events.publish_job(job)
     _enqueue_on_commit(job.pk)
 

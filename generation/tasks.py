@@ -7,7 +7,7 @@ import threading
 import traceback
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 
 from generation import services
@@ -55,7 +55,14 @@ def _retry_delay(attempts: int, hint: float | None) -> float:
     return max(hint or 0.0, random.uniform(0, bound))
 
 
+# Lost connections, restarts, failovers: the database will be back; the step runs again.
+DATABASE_TRANSIENT = (OperationalError, InterfaceError)
+
+
 def _handle_failure(job: GenerationJob, error: Exception, *, poll: bool = False) -> None:
+    if isinstance(error, DATABASE_TRANSIENT):
+        connection.close()  # a broken connection stays broken: take a fresh one
+        error = TransientProviderError(f"database connection lost: {error}".strip())
     job.refresh_from_db()
     if isinstance(error, UnitVanished):
         logger.info("job %s: %s; ending quietly", job.pk, error)

@@ -4,10 +4,12 @@ Postgres holds the truth, so the sweep needs nothing from Redis but "is this RQ 
 """
 
 import logging
+import time
 from datetime import timedelta
 
 import django_rq
 from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 from rq.job import Job as RQJob
 from rq.serializers import JSONSerializer
@@ -33,14 +35,23 @@ def rq_job_alive(rq_job_id: str) -> bool:
     return getattr(status, "value", str(status)) in ALIVE
 
 
+def promote_overdue(grace: float) -> int:
+    """RQ's scheduler lives in one worker and holds a lock for a minute: when that worker is
+    killed, scheduled polls and back-offs wait for the lock to expire. Move the overdue ones."""
+    from generation.inline import promote_due
+
+    return promote_due(django_rq.get_queue("default"), before=time.time() - grace)
+
+
 def sweep() -> dict[str, int]:
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT)
     resumed = {"running": 0, "queued": 0, "waiting": 0}
+    resumed["overdue"] = promote_overdue(settings.JOB_HEARTBEAT_TIMEOUT)
 
     for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff):
         lost = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, heartbeat_at__lt=cutoff)
-        if lost.update(status=Job.Status.QUEUED, updated_at=now):
+        if lost.update(status=Job.Status.QUEUED, attempts=F("attempts") + 1, updated_at=now):
             logger.warning(
                 "job %s lost its worker (no heartbeat since %s): resumed", job.pk, job.heartbeat_at
             )

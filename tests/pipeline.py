@@ -91,13 +91,21 @@ class Workers:
         return proc
 
     def kill(self, proc, sig=None) -> None:
-        import os
+        """SIGKILL the worker and its work horse (RQ puts the horse in a session of its own),
+        as when the machine or container dies."""
         import signal
 
+        import psutil
+
         try:
-            os.killpg(proc.pid, sig or signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            family = []
+        for member in family:
+            try:
+                member.send_signal(sig or signal.SIGKILL)
+            except psutil.NoSuchProcess:
+                pass
         proc.wait(timeout=10)
 
     def __enter__(self):

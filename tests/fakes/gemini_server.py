@@ -356,14 +356,32 @@ def _prompt_text(body: dict) -> str:
     )
 
 
+# FilmStudio's prompts say how many items they want ("Create 4 new characters", "exactly 6
+# scenes"): answering that many keeps whole pipelines runnable against the fake.
+_ASKED_COUNT = re.compile(r"(?:exactly|Create) (\d+) ")
+
+
 def _text_for(body: dict) -> str:
     config = body.get("generationConfig") or {}
     schema = config.get("responseJsonSchema") or config.get("responseSchema")
     if schema:
-        return json.dumps(instance_for_schema(schema))
+        document = instance_for_schema(schema)
+        asked = _ASKED_COUNT.search(_prompt_text(body))
+        if asked and isinstance(document, dict):
+            for key, value in document.items():
+                if isinstance(value, list) and value:
+                    document[key] = [_distinct(value[0], i) for i in range(int(asked.group(1)))]
+        return json.dumps(document)
     if config.get("responseMimeType") == "application/json":
         return "{}"
     return "A fake answer from the fake Gemini."
+
+
+def _distinct(item: Any, index: int) -> Any:
+    """Copies of a generated item with distinct strings (names must differ)."""
+    if isinstance(item, dict):
+        return {k: f"{v} {index + 1}" if isinstance(v, str) else v for k, v in item.items()}
+    return item
 
 
 def _usage() -> dict:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from generation import services, watchdog
 from generation.models import GenerationJob
 from projects.models import Character, Frame, Project, Scene, Video
-from tests.factories import CharacterFactory, JobFactory, ProjectFactory
+from tests.factories import JobFactory, ProjectFactory
 from tests.fakes.fal_server import FakeFal
 from tests.fakes.gemini_server import FakeGemini
 from tests.pipeline import drain
@@ -351,7 +351,7 @@ def test_the_watchdog_re_enqueues_a_queued_job_lost_with_redis(project, settings
     job = services.start_character_generation(project=project, count=1)
     django_rq.get_connection("default").flushdb()
     Job.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(seconds=5))
-    assert watchdog.sweep() == {"running": 0, "queued": 1, "waiting": 0}
+    assert watchdog.sweep() == {"running": 0, "queued": 1, "waiting": 0, "overdue": 0}
     assert watchdog.sweep()["queued"] == 0  # alive again: not enqueued twice
     drain()
     job.refresh_from_db()
