@@ -122,3 +122,13 @@ def test_the_dotenv_file_never_overrides_the_environment(tmp_path, monkeypatch):
         "quoted",
         "real",
     )
+
+
+def test_env_example_documents_every_variable_settings_read():
+    import re
+
+    read = set(
+        re.findall(r'env_\w+\("([A-Z0-9_]+)"', (ROOT / "filmstudio" / "settings.py").read_text())
+    )
+    documented = set(re.findall(r"^([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert read - documented == set()
