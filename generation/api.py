@@ -67,24 +67,21 @@ class CharacterJobRequest(ProjectRef):
     instructions = StrictCharField(required=False, allow_blank=True, max_length=2000, default="")
 
 
-class FrameJobRequest(StrictSerializer):
+class ExactlyOneId(StrictSerializer):
+    def validate(self, attrs):
+        if len(attrs) != 1:
+            raise serializers.ValidationError(f"Give exactly one of {' or '.join(self.fields)}.")
+        return attrs
+
+
+class FrameJobRequest(ExactlyOneId):
     project_id = StrictIntegerField(min_value=1, required=False)
     scene_id = StrictIntegerField(min_value=1, required=False)
 
-    def validate(self, attrs):
-        if len(attrs) != 1:
-            raise serializers.ValidationError("Give exactly one of project_id or scene_id.")
-        return attrs
 
-
-class VideoJobRequest(StrictSerializer):
+class VideoJobRequest(ExactlyOneId):
     project_id = StrictIntegerField(min_value=1, required=False)
     frame_id = StrictIntegerField(min_value=1, required=False)
-
-    def validate(self, attrs):
-        if len(attrs) != 1:
-            raise serializers.ValidationError("Give exactly one of project_id or frame_id.")
-        return attrs
 
 
 def accepted(job: GenerationJob) -> Response:
