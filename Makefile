@@ -26,6 +26,9 @@ demo: install  ## a whole film, offline, on the embedded defaults
 faults: install  ## every fault-injection case, the slow ones included
 	$(STACK) exec -- $(BIN)/python -m pytest tests/faults -m "faults or not faults" $(ARGS)
 
+bench: install  ## benchmarks (not in `make test`): prints a table, writes var/bench.json
+	$(STACK) exec -- $(BIN)/python bench/run.py $(ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

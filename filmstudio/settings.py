@@ -324,11 +324,12 @@ LOGGING = {
 }
 
 # Director
-# Cost guards: message size, turns per user per minute, tool rounds per turn, answer length.
+# Cost guards: message size, turns per user per minute, tool rounds per turn, answer length
+# (which includes thinking tokens on Gemini 2.5).
 DIRECTOR_MAX_MESSAGE_CHARS = env_int("DIRECTOR_MAX_MESSAGE_CHARS", 4000, minimum=1)
 DIRECTOR_TURNS_PER_MINUTE = env_int("DIRECTOR_TURNS_PER_MINUTE", 20, minimum=1)
 DIRECTOR_MAX_TOOL_ROUNDS = env_int("DIRECTOR_MAX_TOOL_ROUNDS", 4, minimum=1, maximum=20)
-DIRECTOR_MAX_OUTPUT_TOKENS = env_int("DIRECTOR_MAX_OUTPUT_TOKENS", 2048, minimum=64)
+DIRECTOR_MAX_OUTPUT_TOKENS = env_int("DIRECTOR_MAX_OUTPUT_TOKENS", 4096, minimum=64)
 # Earlier turns of a session sent to the model with each new one.
 DIRECTOR_HISTORY_TURNS = env_int("DIRECTOR_HISTORY_TURNS", 10, minimum=0, maximum=100)
 # Turns run in a thread pool of this size; more wait for a free thread (their stream is open).
@@ -339,3 +340,18 @@ DIRECTOR_TURN_TIMEOUT = env_float("DIRECTOR_TURN_TIMEOUT", 300.0, minimum=1.0)
 DIRECTOR_KEEPALIVE = env_float("DIRECTOR_KEEPALIVE", 15.0, minimum=0.05)
 # Pause between the local director's deltas, so its answers read as streamed in demos.
 DIRECTOR_LOCAL_DELAY = env_float("DIRECTOR_LOCAL_DELAY", 0.02)
+if DIRECTOR_PROVIDER == "fal":
+    raise ImproperlyConfigured("DIRECTOR_PROVIDER must be auto, local or gemini (fal has no chat)")
+# OpenAPI names for the director's enums (else generic ones such as PageEnum, KindEnum).
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "DirectorPageEnum": "director.pages.PAGE_IDS",
+        "DirectorToolKindEnum": "director.tools.TOOL_KINDS",
+        "DirectorEventEnum": "director.streaming.TURN_EVENTS",
+        "DirectorRoleEnum": "director.models.DirectorMessage.Role",
+    }
+)
+
+# Pages
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/studio/"

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.http import HttpResponse
 from django.urls import include, path
 from django.views.defaults import page_not_found
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import ObtainAuthToken
 
@@ -19,6 +20,10 @@ def healthz(request):
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("django-rq/", include("django_rq.urls")),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("dashboard/", include("generation.dashboard_urls")),
+    path("studio/", include("projects.studio_urls")),
+    path("test/test.html", RedirectView.as_view(pattern_name="studio")),
     path("healthz", healthz),
     *both_slashes("api/auth/token", TokenApi.as_view(), "auth-token"),
     *both_slashes("api/schema", SpectacularAPIView.as_view(), "schema"),
@@ -26,6 +31,7 @@ urlpatterns = [
     path("", include("media.urls")),
     path("", include("projects.urls")),
     path("", include("generation.urls")),
+    path("", include("director.urls")),
 ]
 
 

@@ -1,9 +1,11 @@
 from django.contrib import admin, messages
+from django.urls import path
 from django.utils.html import format_html
 
 from filmstudio.api import ConflictError
 from media.signing import blob_url
 from projects import services
+from projects.admin_cast import cast_approval_view
 from projects.models import Character, Frame, Project, Scene, Video
 
 
@@ -111,6 +113,11 @@ class CharacterAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # characters come from the pipeline
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(lambda request: cast_approval_view(request, self))
+        cast = path("cast-approval/", view, name="projects_character_cast_approval")
+        return [cast, *super().get_urls()]  # before the catch-all "<path:object_id>/"
 
 
 class FrameInline(admin.TabularInline):

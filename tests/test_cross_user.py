@@ -6,6 +6,7 @@ import pytest
 from django.forms.models import model_to_dict
 from drf_spectacular.generators import SchemaGenerator
 
+from director.models import DirectorSession, DirectorTurn
 from generation.models import GenerationJob
 from projects.models import Character, Frame, Project, Scene, Video
 from tests.factories import (
@@ -26,6 +27,11 @@ BODY_IDS = {
     ("post", "/api/jobs/frame-generation"): [["project_id"], ["scene_id"]],
     ("post", "/api/jobs/video-generation"): [["project_id"], ["frame_id"]],
     ("post", "/api/jobs/video-stitching"): [["project_id"]],
+    ("post", "/api/director/stream"): [["project_id"], ["session_id"]],
+}
+# What else those bodies need to be valid, so that only the ids can be refused.
+BODY_EXTRA = {
+    ("post", "/api/director/stream"): {"message": "approve all", "page": "characters"},
 }
 # Endpoints that never take an id and are safe for anyone (checked elsewhere).
 PUBLIC = {("post", "/api/auth/token")}
@@ -35,6 +41,7 @@ COLLECTIONS = {
     ("post", "/api/projects"),
     ("get", "/api/jobs"),
     ("get", "/api/queues/status"),
+    ("get", "/api/director/pages"),
 }
 
 
@@ -46,18 +53,20 @@ def a_world(user):
     frame = FrameFactory(scene=scene)
     VideoFactory(frame=frame)
     job = JobFactory(project=project, status="failed")
+    session = DirectorSession.objects.create(user=user, project=project, page="characters")
     return {
         "project_id": project.pk,
         "character_id": character.pk,
         "scene_id": scene.pk,
         "frame_id": frame.pk,
         "job_id": job.pk,
+        "session_id": session.pk,
     }
 
 
 def snapshot() -> list:
     rows = []
-    for model in (Project, Character, Scene, Frame, Video, GenerationJob):
+    for model in (Project, Character, Scene, Frame, Video, GenerationJob, DirectorSession):
         rows.extend(
             model_to_dict(obj) | {"updated": str(getattr(obj, "updated_at", ""))}
             for obj in model.objects.order_by("pk")
@@ -90,7 +99,10 @@ def test_another_user_gets_404_everywhere_and_changes_nothing(a_world, other_api
         if (method, path) in PUBLIC | COLLECTIONS:
             continue
         url = re.sub(r"\{(\w+)\}", lambda m: str(a_world[m.group(1)]), path)
-        bodies = [{k: a_world[k] for k in keys} for keys in BODY_IDS.get((method, path), [[]])]
+        extra = BODY_EXTRA.get((method, path), {})
+        bodies = [
+            {k: a_world[k] for k in keys} | extra for keys in BODY_IDS.get((method, path), [[]])
+        ]
         for body, variant in [(b, u) for b in bodies for u in (url, f"{url}/")]:
             response = getattr(other_api, method)(variant, body or {"reason": "x"}, format="json")
             assert response.status_code == 404, f"{method.upper()} {variant}: {response.content}"
@@ -119,3 +131,16 @@ def test_another_users_event_stream_is_404_before_streaming(a_world, other_api):
     response = other_api.get(f"/api/events/projects/{a_world['project_id']}")
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found."}
+
+
+def test_another_users_director_session_events_are_404_before_streaming(a_world, other_api):
+    response = other_api.get(f"/api/director/sessions/{a_world['session_id']}/events")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_no_director_turn_starts_on_another_users_objects(a_world, other_api):
+    for key in ("project_id", "session_id"):
+        body = {"message": "approve all", "page": "characters", key: a_world[key]}
+        assert other_api.post("/api/director/stream", body, format="json").status_code == 404
+    assert not DirectorTurn.objects.exists()

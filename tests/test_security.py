@@ -6,8 +6,8 @@ import pytest
 
 from filmstudio.logging import RedactSecretsFilter
 from generation.models import GenerationJob
-from tests.fakes.gemini_server import FakeGemini
 from tests.factories import ProjectFactory
+from tests.fakes.gemini_server import FakeGemini
 from tests.pipeline import drain
 
 KEY = "AIzaSecretKeyThatMustNeverLeakXXXXXXXXXXXX"

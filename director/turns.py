@@ -1,0 +1,182 @@
+"""Running a director turn: model steps, tool rounds, storage and events.
+
+A turn runs as its own task in a thread pool, not inside the HTTP response: under ASGI a
+client that goes away cancels the response's iterator, and the turn must still finish, be
+stored and reach the session channel. The response only relays (director.streaming).
+"""
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import close_old_connections
+
+from director import services
+from director.agents.base import Director, Round, TurnInput
+from director.models import DirectorTurn
+from director.pages import PAGES, page_system_prompt
+from director.selectors import session_history
+from director.streaming import TurnEvents, TurnRelay
+from director.tools import ToolContext, execute, page_tools
+from generation.providers.base import ProviderError
+
+logger = logging.getLogger(__name__)
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _turn_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=settings.DIRECTOR_MAX_CONCURRENT_TURNS,
+                thread_name_prefix="director-turn",
+            )
+        return _pool
+
+
+def director_for_settings(*, paced: bool) -> Director:
+    choice = settings.DIRECTOR_PROVIDER
+    if choice == "auto":
+        choice = "gemini" if settings.GEMINI_API_KEYS else "local"
+    if choice == "gemini":
+        from director.agents.gemini import GeminiDirector
+
+        return GeminiDirector()
+    if choice == "local":
+        from director.agents.local import LocalDirector
+
+        return LocalDirector(delay=settings.DIRECTOR_LOCAL_DELAY if paced else 0.0)
+    raise ImproperlyConfigured(f"DIRECTOR_PROVIDER={choice!r} cannot direct: use gemini or local")
+
+
+def start_turn(turn: DirectorTurn, *, inline: bool = False) -> TurnRelay:
+    """Announce the turn and run it; the returned relay carries its events as they come.
+
+    `inline` runs it right here, to the end, before returning: for a caller inside an open
+    transaction (tests, ATOMIC_REQUESTS), whose new rows another connection cannot see yet.
+    """
+    relay = TurnRelay()
+    events = TurnEvents(turn.session_id, relay)
+    events.emit("start", {"session_id": turn.session_id, "turn_id": turn.pk})
+    if inline:
+        run_turn(turn.pk, events, paced=False)
+    else:
+        _turn_pool().submit(_run_in_thread, turn.pk, events)
+    return relay
+
+
+def _run_in_thread(turn_id: int, events: TurnEvents) -> None:
+    close_old_connections()
+    try:
+        run_turn(turn_id, events, paced=True)
+    finally:
+        close_old_connections()
+
+
+class _Speaker:
+    """Streams the turn's text as `message` events; rounds are set apart by a blank line."""
+
+    def __init__(self, events: TurnEvents):
+        self.events = events
+        self.spoken: list[str] = []
+        self._new_round = False
+
+    def begin_round(self) -> None:
+        self._new_round = bool(self.spoken)
+
+    def say(self, delta: str) -> None:
+        if not delta:
+            return
+        if self._new_round and not self.spoken[-1][-1:].isspace() and not delta[:1].isspace():
+            delta = "\n\n" + delta
+        self._new_round = False
+        self.spoken.append(delta)
+        self.events.emit("message", {"delta": delta})
+
+    @property
+    def text(self) -> str:
+        return "".join(self.spoken)
+
+
+def run_turn(turn_id: int, events: TurnEvents, *, paced: bool) -> None:
+    """The whole turn, ending with `complete` or `error`; never raises."""
+    turn, provider = None, ""
+    try:
+        turn = DirectorTurn.objects.select_related("session__user").get(pk=turn_id)
+        director = director_for_settings(paced=paced)
+        provider = director.name
+        text = converse(turn, director, events)
+        services.turn_complete(turn=turn, provider=provider)
+    except (ProviderError, ImproperlyConfigured) as error:
+        message = error.message if isinstance(error, ProviderError) else str(error)
+        _fail(turn, provider, events, f"The director could not answer: {message}")
+    except Exception:
+        logger.exception("director turn %s crashed", turn_id)
+        _fail(turn, provider, events, "The director failed unexpectedly; please try again.")
+    else:
+        events.emit("complete", {"text": text})
+    finally:
+        events.close()
+
+
+def _fail(turn: DirectorTurn | None, provider: str, events: TurnEvents, message: str) -> None:
+    try:
+        if turn is not None:
+            services.turn_fail(turn=turn, provider=provider, error=message)
+    except Exception:  # the client must still hear how the turn ended
+        logger.exception("could not store the failure of director turn %s", turn.pk)
+    events.emit("error", {"message": message})
+
+
+def _turn_input(turn: DirectorTurn) -> tuple[TurnInput, ToolContext]:
+    page = PAGES[turn.page]
+    user = turn.session.user
+    project_line = (
+        f"The person has project #{turn.project_id} open."
+        if turn.project_id
+        else "The person has no project open."
+    )
+    message = turn.messages.get(role="user").text
+    history = session_history(turn.session, before=turn, turns=settings.DIRECTOR_HISTORY_TURNS)
+    turn_input = TurnInput(
+        system=page_system_prompt(page, project_line=project_line),
+        page=page,
+        tools=page_tools(page),
+        history=history,
+        message=message,
+        project_id=turn.project_id,
+        rounds=[],
+    )
+    return turn_input, ToolContext(user=user, project_id=turn.project_id, page=page)
+
+
+def converse(turn: DirectorTurn, director: Director, events: TurnEvents) -> str:
+    """Model steps and tool rounds, up to the cap; then one last step without tools."""
+    turn_input, ctx = _turn_input(turn)
+    speaker = _Speaker(events)
+    cap = settings.DIRECTOR_MAX_TOOL_ROUNDS
+    for number in range(cap + 1):
+        speaker.begin_round()
+        final = number == cap
+        step = director.step(replace(turn_input, final=final), speaker.say)
+        calls = [] if final else step.calls
+        outcomes = []
+        for call in calls:
+            outcome = execute(ctx, call.name, call.args)
+            outcomes.append(outcome)
+            events.emit("function_call", outcome.as_call())
+        services.turn_store_round(
+            turn=turn, text=step.text, calls=[c.as_dict() for c in calls], outcomes=outcomes
+        )
+        if not outcomes:
+            if final and step.calls:
+                speaker.say(f" (I stopped after {cap} rounds of tool calls in one turn.)")
+            break
+        turn_input = replace(turn_input, rounds=[*turn_input.rounds, Round(step, outcomes)])
+    return speaker.text

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from projects import studio
+
+urlpatterns = [
+    path("", studio.studio, name="studio"),
+]

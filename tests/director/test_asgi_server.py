@@ -1,0 +1,142 @@
+"""The stream behind a real ASGI server (uvicorn on loopback): disconnects, first-byte latency."""
+
+import json
+import socket
+import statistics
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+from rest_framework.authtoken.models import Token
+
+from director.models import DirectorTurn
+from tests.director.helpers import read_events, types_of
+from tests.factories import CharacterFactory, ProjectFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    from filmstudio.asgi import application
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(application, lifespan="off", log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def http(user, server_url):
+    token, _ = Token.objects.get_or_create(user=user)
+    headers = {"Authorization": f"Token {token.key}", "Accept": "text/event-stream"}
+    with httpx.Client(base_url=server_url, headers=headers, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def project(user):
+    project = ProjectFactory(owner=user, status="awaiting_approval")
+    for name in ("Mara", "Elias", "Noor"):
+        CharacterFactory(project=project, name=name)
+    return project
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def first_event_line(lines, event_type: str) -> dict:
+    """The data of the first `event_type` event in an SSE line iterator."""
+    current = None
+    for line in lines:
+        if line.startswith("event: "):
+            current = line.removeprefix("event: ")
+        elif line.startswith("data: ") and current == event_type:
+            return json.loads(line.removeprefix("data: "))
+    raise AssertionError(f"no {event_type} event")
+
+
+def test_a_client_that_leaves_mid_turn_loses_nothing(http, project, settings):
+    settings.DIRECTOR_LOCAL_DELAY = 0.03  # a turn of a second or so, to leave in the middle of
+    body = {"message": "approve all", "page": "characters", "project_id": project.pk}
+    with http.stream("POST", "/api/director/stream", json=body) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        start = first_event_line(lines, "start")
+        first_event_line(lines, "message")
+    # The connection is closed: the server cancels the response's iterator, not the turn.
+    turn = DirectorTurn.objects.get(pk=start["turn_id"])
+    assert turn.status == DirectorTurn.Status.RUNNING
+
+    wait_for(lambda: DirectorTurn.objects.get(pk=turn.pk).status != DirectorTurn.Status.RUNNING)
+    turn.refresh_from_db()
+    assert turn.status == DirectorTurn.Status.COMPLETE
+    assert set(project.characters.values_list("status", flat=True)) == {"approved"}
+    assert list(turn.messages.values_list("role", flat=True)) == [
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "tool",
+        "assistant",
+    ]
+    # Everything it said after the client left is on the channel, for a resuming client.
+    session_id = start["session_id"]
+    with http.stream(
+        "GET",
+        f"/api/director/sessions/{session_id}/events",
+        headers={"Last-Event-ID": f"director-{session_id}:0"},
+    ) as replay:
+        complete = first_event_line(replay.iter_lines(), "complete")
+    assert "Mara is now approved. Elias is now approved. Noor is now approved." in complete["text"]
+
+
+def test_the_stream_is_not_buffered_by_the_server(http, project, settings):
+    settings.DIRECTOR_LOCAL_DELAY = 0.05
+    body = {"message": "status", "page": "project", "project_id": project.pk}
+    arrivals = []
+    with http.stream("POST", "/api/director/stream", json=body) as response:
+        assert response.headers["content-type"] == "text/event-stream"
+        assert response.headers["cache-control"] == "no-cache"
+        assert "content-encoding" not in response.headers
+        for chunk in response.iter_text():
+            arrivals.append((time.monotonic(), chunk))
+    events = read_events(chunk for _, chunk in arrivals)
+    assert types_of(events)[-1] == "complete"
+    # Words arrive spread over the turn, not all at once at the end.
+    assert arrivals[-1][0] - arrivals[0][0] > 0.5
+    assert len(arrivals) > 10
+
+
+def test_first_message_latency_with_the_local_director(http, project, settings, record_property):
+    settings.DIRECTOR_LOCAL_DELAY = 0.0
+    body = {"message": "status", "page": "project", "project_id": project.pk}
+    to_start, to_message = [], []
+    for _ in range(20):
+        started = time.perf_counter()
+        with http.stream("POST", "/api/director/stream", json=body) as response:
+            lines = response.iter_lines()
+            first_event_line(lines, "start")
+            to_start.append(time.perf_counter() - started)
+            first_event_line(lines, "message")
+            to_message.append(time.perf_counter() - started)
+            first_event_line(lines, "complete")  # let the turn finish before the next one
+    start_ms = statistics.median(to_start) * 1000
+    message_ms = statistics.median(to_message) * 1000
+    record_property("first_message_median_ms", round(message_ms, 1))
+    print(f"\nmedian of 20: start event {start_ms:.1f} ms, first message event {message_ms:.1f} ms")
+    assert message_ms < 500

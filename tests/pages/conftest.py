@@ -1,0 +1,250 @@
+"""Browser tests: a real uvicorn and a real RQ worker on the test database, driven by Chromium.
+
+The two subprocesses live as long as the test module (each start costs seconds), and no longer:
+a worker left running would take the jobs other test modules run in-process. Every test uses
+`transaction=True`, so its rows are committed where the subprocesses can see them and are
+flushed afterwards; each test waits for the pipeline it started to settle before that flush.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+
+from generation.models import GenerationJob
+from tests.pipeline import wait_for
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls in tests are still sync.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENS = Path("/tmp/screens")
+UVICORN = [sys.executable, "-m", "uvicorn", "filmstudio.asgi:application", "--no-access-log",
+           "--timeout-graceful-shutdown", "2", "--host", "127.0.0.1"]  # fmt: skip
+RQWORKER = [sys.executable, "manage.py", "rqworker", "default", "--with-scheduler",
+            "--serializer", "rq.serializers.JSONSerializer"]  # fmt: skip
+PASSWORD = "correct horse battery"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _database_url() -> str:
+    db = settings.DATABASES["default"]  # pytest-django has renamed NAME to the test database
+    auth = quote(db["USER"] or "", safe="")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{auth}@{host}:{port}/{db['NAME']}"
+
+
+def _subprocess_env(folder: Path) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key
+        not in {"SUPABASE_DB_URL", "TEST_DATABASE_NAME", "MEDIA_S3_BUCKET", "PUBLIC_BASE_URL"}
+    }
+    env.update(
+        DATABASE_URL=_database_url(),
+        REDIS_URL=settings.REDIS_URL,
+        DJANGO_DEBUG="true",
+        SECRET_KEY=settings.SECRET_KEY,  # same signed blob URLs and sessions as this process
+        MEDIA_ROOT=str(folder / "media"),
+        VAR_DIR=str(folder / "var"),
+        MEDIA_BASE_HEIGHT="180",
+        MEDIA_FPS="12",
+        VIDEO_POLL_INTERVAL="0.1",
+        PROVIDER_BACKOFF_BASE="0.01",
+        PROVIDER_BACKOFF_CAP="0.05",
+        DIRECTOR_LOCAL_DELAY="0",
+        # No AI keys: every provider is the offline `local` one.
+        GEMINI_API_KEYS="",
+        FAL_KEY="",
+        TEXT_PROVIDER="local",
+        IMAGE_PROVIDER="local",
+        VIDEO_PROVIDER="local",
+        DIRECTOR_PROVIDER="local",
+        LOG_LEVEL="warning",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def _start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
+    with log.open("wb") as out:
+        # A process group of its own, so the finalizer ends the process and whatever it forked.
+        return subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+def _server_up(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _worker_up() -> bool:
+    import django_rq
+    from rq import Worker
+
+    return bool(Worker.all(connection=django_rq.get_connection("default")))
+
+
+class Stack:
+    def __init__(self, url: str, folder: Path, logs: list[Path]):
+        self.url = url
+        self.folder = folder
+        self.logs = logs
+
+    def tail(self) -> str:
+        return "\n".join(f"--- {log.name}\n{log.read_text()[-4000:]}" for log in self.logs)
+
+
+def _empty_queue() -> None:
+    """Jobs other test modules left in Redis name rows that are gone: not this worker's business."""
+    import django_rq
+
+    queue = django_rq.get_queue("default")
+    queue.empty()
+    for registry in (queue.scheduled_job_registry, queue.deferred_job_registry):
+        for job_id in registry.get_job_ids():
+            registry.remove(job_id)
+
+
+@pytest.fixture(scope="module")
+def stack(django_db_setup, tmp_path_factory, request) -> Stack:
+    """uvicorn + rqworker on the test database; torn down before the test database is dropped."""
+    _empty_queue()
+    folder = tmp_path_factory.mktemp("stack")
+    env = _subprocess_env(folder)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server_log, worker_log = folder / "uvicorn.log", folder / "worker.log"
+    server = _start(
+        [*UVICORN, "--port", str(port)],
+        env,
+        server_log,
+    )
+    request.addfinalizer(lambda: _stop(server))
+    worker = _start(
+        RQWORKER,
+        env,
+        worker_log,
+    )
+    request.addfinalizer(lambda: _stop(worker))
+    stack = Stack(url, folder, [server_log, worker_log])
+    wait_for(lambda: _server_up(url), timeout=30, message="uvicorn did not start\n" + stack.tail())
+    wait_for(_worker_up, timeout=30, message="rqworker did not start\n" + stack.tail())
+    return stack
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium fonts-dejavu-core)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.failed_call = report.failed
+    return report
+
+
+@pytest.fixture
+def page(browser, stack, settled, request):
+    context = browser.new_context(base_url=stack.url, viewport={"width": 1360, "height": 900})
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    page.console_errors = []
+    page.on("pageerror", lambda error: page.console_errors.append(str(error)))
+    page.on(
+        "console",
+        lambda message: (
+            page.console_errors.append(message.text) if message.type == "error" else None
+        ),
+    )
+    requests: list[str] = []
+    page.on("requestfinished", lambda r: requests.append(f"{r.method} {r.url}"))
+    yield page
+    if getattr(request.node, "failed_call", False):  # what the browser saw when it went wrong
+        screenshot(page, f"FAILED-{request.node.name}")
+        print("console:", *page.console_errors, sep="\n")
+        print("requests:", *requests[-40:], sep="\n")
+    context.close()
+
+
+@pytest.fixture
+def settled(stack):
+    """After the test: let the worker finish what the test started before the tables are flushed."""
+    yield
+    wait_for(
+        lambda: not GenerationJob.objects.filter(status__in=GenerationJob.ACTIVE).exists(),
+        timeout=30,
+        message="the pipeline did not settle\n" + stack.tail(),
+    )
+
+
+def screenshot(page, name: str) -> Path:
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    path = SCREENS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def login(page, username: str, password: str = PASSWORD, next_url: str = "/studio/") -> None:
+    page.goto(f"/accounts/login/?next={next_url}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("#login-button")
+    page.wait_for_url(f"**{next_url}")
+
+
+def wait_until(predicate, *, timeout: float = 30, message: str = "", stack: Stack | None = None):
+    return wait_for(
+        predicate, timeout=timeout, interval=0.1, message=message + (stack.tail() if stack else "")
+    )
