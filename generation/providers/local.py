@@ -10,6 +10,7 @@ import io
 import random
 import re
 import tempfile
+import textwrap
 from pathlib import Path
 
 from django.conf import settings
@@ -146,7 +147,13 @@ class LocalImage:
             font = ImageFont.truetype(FONT, max(10, height // 18))
         except OSError:
             font = ImageFont.load_default()
-        draw.text((width // 20, height // 20), prompt[:48], fill=(255, 255, 255), font=font)
+        # The subject (the prompt's second sentence), inside the margins the slow zoom keeps.
+        sentences = prompt.split(". ")
+        subject = sentences[1] if len(sentences) > 1 else sentences[0]
+        lines = textwrap.wrap(subject, width=max(12, width // max(1, height // 30)))[:2]
+        draw.multiline_text(
+            (width // 8, height // 8), "\n".join(lines), fill=(255, 255, 255), font=font
+        )
         out = io.BytesIO()
         image.save(out, format="PNG")
         return out.getvalue()
