@@ -1,4 +1,5 @@
-"""Benchmark: stitching canonical clips by stream copy vs re-encode vs a plain file copy.
+"""Benchmark: stitching canonical clips by stream copy vs re-encode vs a plain file copy
+(shutil.copyfile and `cp`).
 
     python bench/stitch_bench.py [--clips 24 --seconds 5 --height 720] [--json]
 
@@ -78,6 +79,11 @@ def run(clips: int = 24, seconds: float = 5, height: int = 720) -> dict[str, obj
         copy_s = _timed(lambda: stitch("copy", False), repeat=3)
         reencode_s = _timed(lambda: stitch("reencode", True))
         copyfile_s = _timed(lambda: shutil.copyfile(blob, workdir / "blob-copy.bin"), repeat=3)
+        cp = shutil.which("cp") or "cp"
+        cp_s = _timed(
+            lambda: subprocess.run([cp, str(blob), str(workdir / "blob-cp.bin")], check=True),
+            repeat=3,
+        )
         assert results["copy"].method == "copy", results["copy"]
         assert results["reencode"].method == "reencode", results["reencode"]
 
@@ -93,7 +99,10 @@ def run(clips: int = 24, seconds: float = 5, height: int = 720) -> dict[str, obj
             "copy_s": copy_s,
             "reencode_s": reencode_s,
             "copyfile_s": copyfile_s,
+            "cp_s": cp_s,
             "copy_over_copyfile": copy_s / copyfile_s,
+            "copy_over_cp": copy_s / cp_s,
+            "reencode_over_cp": reencode_s / cp_s,
             "reencode_over_copy": reencode_s / copy_s,
             "copy_x_realtime": total_seconds / copy_s,
             "reencode_x_realtime": total_seconds / reencode_s,
@@ -118,6 +127,7 @@ def print_table(r: dict[str, object]) -> None:
             r["reencode_output_duration"],
         ),
         ("shutil.copyfile", r["copyfile_s"], None, None),
+        ("cp (subprocess)", r["cp_s"], None, None),
     ]
     for name, seconds, realtime, duration in rows:
         ratio = float(seconds) / float(r["copyfile_s"])

@@ -156,7 +156,11 @@ STEP_CONCURRENCY = env_int("STEP_CONCURRENCY", 4, minimum=1, maximum=64)
 EVENTSTREAM_REDIS = redis_connection_kwargs(REDIS_URL)
 EVENTSTREAM_STORAGE_CLASS = "django_eventstream.storage.DjangoModelStorage"
 EVENTSTREAM_CHANNELMANAGER_CLASS = "generation.events.OwnerChannelManager"
-RQ = {"COMMIT_MODE": "auto", "JOB_CLASS": "rq.job.Job"}
+RQ = {
+    "COMMIT_MODE": "auto",
+    "JOB_CLASS": "rq.job.Job",
+    "WORKER_CLASS": "generation.worker.PreloadWorker",
+}
 RQ_SHOW_ADMIN_LINK = True
 
 AUTH_PASSWORD_VALIDATORS = [

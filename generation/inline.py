@@ -18,7 +18,7 @@ def promote_due(queue, *, everything: bool = False, before: float | None = None)
     for job_id in ids:
         job = Job.fetch(job_id, connection=queue.connection, serializer=JSONSerializer)
         registry.remove(job)
-        queue._enqueue_job(job)
+        queue._enqueue_job(job, at_front=job.should_enqueue_at_front())
     return len(ids)
 
 

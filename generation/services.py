@@ -34,20 +34,26 @@ publish_entity = events.publish_entity
 # --- queueing ------------------------------------------------------------------------------
 
 
-def enqueue(job_id: int, *, delay: float = 0, task: str = "generation.tasks.run_job") -> str:
-    """Hand a job row to RQ. Called after commit, so a worker always finds the row."""
+def enqueue(
+    job_id: int, *, delay: float = 0, task: str = "generation.tasks.run_job", urgent: bool = False
+) -> str:
+    """Hand a job row to RQ. Called after commit, so a worker always finds the row.
+
+    `urgent` work goes to the front of the queue: clip submissions and polls, so the remote
+    video service (the long pole) starts as early as possible and finished clips are collected
+    while scene and frame work waits its turn."""
     queue = django_rq.get_queue("default")
     rq_id = f"job-{job_id}-{uuid.uuid4().hex[:8]}"
     if delay > 0:
-        queue.enqueue_in(timedelta(seconds=delay), task, job_id, job_id=rq_id)
+        queue.enqueue_in(timedelta(seconds=delay), task, job_id, job_id=rq_id, at_front=urgent)
     else:
-        queue.enqueue(task, job_id, job_id=rq_id)
+        queue.enqueue(task, job_id, job_id=rq_id, at_front=urgent)
     Job.objects.filter(pk=job_id).update(rq_job_id=rq_id)
     return rq_id
 
 
-def _enqueue_on_commit(job_id: int, *, delay: float = 0, task: str = "generation.tasks.run_job"):
-    transaction.on_commit(lambda: enqueue(job_id, delay=delay, task=task))
+def _enqueue_on_commit(job_id: int, *, urgent: bool = False) -> None:
+    transaction.on_commit(lambda: enqueue(job_id, urgent=urgent))
 
 
 def _rq_cancel(rq_job_id: str) -> None:
@@ -91,7 +97,7 @@ def job_create(
         started_at=timezone.now() if container else None,
     )
     if not container:
-        _enqueue_on_commit(job.pk)
+        _enqueue_on_commit(job.pk, urgent=type == Job.Type.VIDEOS)
     events.publish_job(job)
     return job
 
@@ -347,7 +353,7 @@ def job_poll_later(job: Job, *, delay: float | None = None, reason: str = "") ->
         fields.update(attempts=F("attempts") + 1, error=reason[:4000])
     if Job.objects.filter(pk=job.pk, status=Job.Status.WAITING).update(**fields):
         wait = settings.VIDEO_POLL_INTERVAL if delay is None else delay
-        enqueue(job.pk, delay=wait, task="generation.tasks.poll_video")
+        enqueue(job.pk, delay=wait, task="generation.tasks.poll_video", urgent=True)
 
 
 def job_end_quietly(job: Job, reason: str) -> bool:
@@ -514,7 +520,7 @@ def _requeue_for_retry(job: Job, *, save: bool = True) -> None:
         job.error = ""
         job.save(update_fields=RETRY_FIELDS)
         events.publish_job(job)
-    _enqueue_on_commit(job.pk)
+    _enqueue_on_commit(job.pk, urgent=job.type == Job.Type.VIDEOS)
 
 
 def job_cancel(*, job: Job, set_project_status: bool = True) -> Job:

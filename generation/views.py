@@ -42,5 +42,5 @@ def fal_webhook(request):
     if job is None:  # fal retries for hours: a repeat after delivery is fine
         return JsonResponse({"detail": "No waiting job for this request; nothing to do."})
     # The heavy part (download, normalize) belongs to a worker: poll now instead of later.
-    services.enqueue(job.pk, task="generation.tasks.poll_video")
+    services.enqueue(job.pk, task="generation.tasks.poll_video", urgent=True)
     return JsonResponse({"detail": "Accepted."})

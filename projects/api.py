@@ -1,4 +1,5 @@
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -49,7 +50,7 @@ class VideoSerializer(serializers.ModelSerializer):
 
 class FrameSerializer(serializers.ModelSerializer):
     image_url = serializers.SerializerMethodField()
-    video = serializers.SerializerMethodField()
+    video = VideoSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = Frame
@@ -67,11 +68,6 @@ class FrameSerializer(serializers.ModelSerializer):
 
     def get_image_url(self, obj: Frame) -> str | None:
         return blob_url(obj.image)
-
-    @extend_schema_field(VideoSerializer(allow_null=True))
-    def get_video(self, obj: Frame) -> dict | None:
-        video = getattr(obj, "video", None)  # the reverse one-to-one raises when absent
-        return VideoSerializer(video).data if video else None
 
 
 class SceneSerializer(serializers.ModelSerializer):
@@ -137,7 +133,8 @@ class ProjectDetailSerializer(ProjectSerializer):
 
 
 def project_detail_response(user, project_id: int, code: int = status.HTTP_200_OK) -> Response:
-    project = selectors.project_hierarchy(selectors.projects_for_user(user)).get(pk=project_id)
+    projects = selectors.project_hierarchy(selectors.projects_for_user(user))
+    project = get_object_or_404(projects, pk=project_id)
     return Response(ProjectDetailSerializer(project).data, status=code)
 
 
@@ -176,7 +173,6 @@ class ProjectDetailApi(APIView):
 
     @extend_schema(responses=ProjectDetailSerializer, summary="A project with its whole hierarchy")
     def get(self, request, project_id: int):
-        selectors.project_for_user(request.user, project_id)
         return project_detail_response(request.user, project_id)
 
     @extend_schema(

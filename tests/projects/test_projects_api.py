@@ -188,7 +188,7 @@ def test_detail_uses_a_constant_number_of_queries(
     project = ProjectFactory(owner=user)
     _build(project, scenes, frames, characters)
     # token lookup + project + characters + scenes + scene characters + frames/videos
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(6):
         response = api.get(f"/api/projects/{project.pk}")
     assert response.status_code == 200
     assert sum(len(s["frames"]) for s in response.json()["scenes"]) == scenes * frames

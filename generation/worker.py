@@ -1,0 +1,55 @@
+"""The RQ worker the project runs: it loads the pipeline once, before forking.
+
+`rqworker` forks a work horse per job, and by default each horse imports generation.tasks, the
+steps and the provider SDKs (google-genai, fal-client) afresh, builds google-genai's pydantic
+validators and creates its HTTP clients: about a second of CPU per job on a 2-core machine
+(`make bench`, orchestration overhead). Done here, in the parent, every horse inherits it.
+Nothing here opens a socket or a database connection, so the fork stays safe.
+"""
+
+import importlib
+import logging
+
+from rq import Worker
+
+logger = logging.getLogger(__name__)
+
+PRELOAD = (
+    "generation.tasks",
+    "generation.api",
+    "generation.providers.gemini",
+    "generation.providers.fal",
+    "generation.providers.local",
+)
+
+
+def warm() -> None:
+    for module in PRELOAD:
+        importlib.import_module(module)
+    from django.conf import settings
+    from google.genai import types
+
+    from generation.providers.gemini import gemini_client
+    from generation.schemas import CastPlan
+
+    # google-genai's models build their pydantic validators on first use: use them once.
+    types.GenerateContentConfig(response_mime_type="application/json", response_schema=CastPlan)
+    types.GenerateContentConfig(
+        response_modalities=["IMAGE"], image_config=types.ImageConfig(aspect_ratio="16:9"), seed=1
+    )
+    types.Part.from_bytes(data=b"\x89PNG", mime_type="image/png")
+    types.GenerateContentResponse.model_validate(
+        {"candidates": [{"content": {"role": "model", "parts": [{"text": "{}"}]}}]}
+    )
+    # One client per key (cached): made before the fork, no connection opened yet.
+    for key in settings.GEMINI_API_KEYS:
+        gemini_client(key, settings.GEMINI_BASE_URL, int(settings.GEMINI_TIMEOUT * 1000))
+
+
+class PreloadWorker(Worker):
+    def __init__(self, *args, **kwargs):
+        try:
+            warm()
+        except Exception:  # a cold start is slower, not broken
+            logger.exception("preloading the pipeline failed; jobs will load it themselves")
+        super().__init__(*args, **kwargs)
