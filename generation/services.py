@@ -39,9 +39,9 @@ def enqueue(
 ) -> str:
     """Hand a job row to RQ. Called after commit, so a worker always finds the row.
 
-    `urgent` work goes to the front of the queue: clip submissions and polls, so the remote
-    video service (the long pole) starts as early as possible and finished clips are collected
-    while scene and frame work waits its turn."""
+    `urgent` work goes to the front of the queue: clip submissions, so the remote video service
+    (the long pole) starts as early as possible. Polls stay in line: at the front, dozens of
+    clips in flight would poll ahead of the submissions still waiting (`make bench`, bench 2)."""
     queue = django_rq.get_queue("default")
     rq_id = f"job-{job_id}-{uuid.uuid4().hex[:8]}"
     if delay > 0:
@@ -353,7 +353,7 @@ def job_poll_later(job: Job, *, delay: float | None = None, reason: str = "") ->
         fields.update(attempts=F("attempts") + 1, error=reason[:4000])
     if Job.objects.filter(pk=job.pk, status=Job.Status.WAITING).update(**fields):
         wait = settings.VIDEO_POLL_INTERVAL if delay is None else delay
-        enqueue(job.pk, delay=wait, task="generation.tasks.poll_video", urgent=True)
+        enqueue(job.pk, delay=wait, task="generation.tasks.poll_video")
 
 
 def job_end_quietly(job: Job, reason: str) -> bool:

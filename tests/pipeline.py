@@ -49,6 +49,7 @@ def subprocess_env(settings, **extra) -> dict[str, str]:
         DATABASE_URL=database_url(settings.DATABASES["default"]),
         REDIS_URL=settings.REDIS_URL,
         DJANGO_DEBUG="true",
+        SECRET_KEY=settings.SECRET_KEY,  # the same signed URLs and sessions as the test process
         VAR_DIR=str(settings.VAR_DIR),
         MEDIA_ROOT=str(settings.MEDIA_ROOT),
         MEDIA_BASE_HEIGHT=str(settings.MEDIA_BASE_HEIGHT),

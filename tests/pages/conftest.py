@@ -13,13 +13,12 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
 
 from generation.models import GenerationJob
-from tests.pipeline import wait_for
+from tests.pipeline import database_url, wait_for
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls in tests are still sync.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -50,16 +49,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _database_url() -> str:
-    db = settings.DATABASES["default"]  # pytest-django has renamed NAME to the test database
-    auth = quote(db["USER"] or "", safe="")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    return f"postgres://{auth}@{host}:{port}/{db['NAME']}"
-
-
 def _subprocess_env(folder: Path) -> dict[str, str]:
     env = {
         key: value
@@ -68,7 +57,8 @@ def _subprocess_env(folder: Path) -> dict[str, str]:
         not in {"SUPABASE_DB_URL", "TEST_DATABASE_NAME", "MEDIA_S3_BUCKET", "PUBLIC_BASE_URL"}
     }
     env.update(
-        DATABASE_URL=_database_url(),
+        # pytest-django has renamed NAME to the test database
+        DATABASE_URL=database_url(settings.DATABASES["default"]),
         REDIS_URL=settings.REDIS_URL,
         DJANGO_DEBUG="true",
         SECRET_KEY=settings.SECRET_KEY,  # same signed blob URLs and sessions as this process
