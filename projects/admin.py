@@ -90,17 +90,7 @@ class CharacterAdmin(admin.ModelAdmin):
     search_fields = ["name", "role", "description", "project__title"]
     list_select_related = ["project"]
     readonly_fields = ["portrait_large", "status", "rejection_reason", "project"]
-    fields = [
-        "project",
-        "portrait_large",
-        "name",
-        "role",
-        "description",
-        "appearance",
-        "personality",
-        "status",
-        "rejection_reason",
-    ]
+    fields = ["project", "portrait_large", *services.CHARACTER_FIELDS, "status", "rejection_reason"]
     actions = [approve, reject]
 
     @admin.display(description="Portrait")
