@@ -59,6 +59,21 @@ class ProjectAdmin(admin.ModelAdmin):
     def final_film(self, obj: Project):
         return player(obj.final_video, width=480)
 
+    def save_model(self, request, obj, form, change):
+        """Edits go through the same service as the API (and its 409 rules)."""
+        if not change:
+            return super().save_model(request, obj, form, change)
+        saved = Project.objects.get(pk=obj.pk)
+        fields = {
+            k: form.cleaned_data[k] for k in form.changed_data if k in services.PROJECT_FIELDS
+        }
+        try:
+            services.project_update(project=saved, **fields)
+        except ConflictError as error:
+            self.message_user(request, error.message, messages.ERROR)
+        if "owner" in form.changed_data:
+            Project.objects.filter(pk=obj.pk).update(owner=obj.owner)
+
 
 def _decide(modeladmin, request, queryset, decide):
     done = 0
@@ -103,6 +118,16 @@ class CharacterAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # characters come from the pipeline
+
+    def save_model(self, request, obj, form, change):
+        saved = Character.objects.get(pk=obj.pk)
+        fields = {
+            k: form.cleaned_data[k] for k in form.changed_data if k in services.CHARACTER_FIELDS
+        }
+        try:
+            services.character_update(character=saved, **fields)
+        except ConflictError as error:
+            self.message_user(request, error.message, messages.ERROR)
 
     def get_urls(self):
         view = self.admin_site.admin_view(lambda request: cast_approval_view(request, self))

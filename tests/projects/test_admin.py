@@ -63,3 +63,31 @@ def test_the_project_page_shows_characters_and_scenes_inline(admin_client):
     SceneFactory(project=project, title="The storm")
     page = admin_client.get(f"/admin/projects/project/{project.pk}/change/").content.decode()
     assert "Mara" in page and "The storm" in page
+
+
+def test_editing_a_project_in_the_admin_goes_through_the_service(admin_client):
+    from tests.factories import JobFactory
+
+    project = ProjectFactory(status=Project.Status.GENERATING_VIDEOS, clip_seconds=5)
+    JobFactory(project=project, status="running")
+    url = f"/admin/projects/project/{project.pk}/change/"
+    form = {
+        "owner": project.owner.pk,
+        "title": "Renamed",
+        "logline": project.logline,
+        "synopsis": "",
+        "genre": "",
+        "style": "",
+        "num_scenes": 3,
+        "frames_per_scene": 3,
+        "clip_seconds": 8,
+        "aspect_ratio": "16:9",
+        "characters-TOTAL_FORMS": 0,
+        "characters-INITIAL_FORMS": 0,
+        "scenes-TOTAL_FORMS": 0,
+        "scenes-INITIAL_FORMS": 0,
+    }
+    response = admin_client.post(url, form, follow=True)
+    assert "while a generation job" in response.content.decode()
+    project.refresh_from_db()
+    assert project.clip_seconds == 5  # the 409 rule held in the admin too
