@@ -347,13 +347,34 @@ def job_wait(job: Job, *, request_id: str) -> bool:
 
 
 def job_poll_later(job: Job, *, delay: float | None = None, reason: str = "") -> None:
-    """Come back to a waiting job later; a transient polling error counts as an attempt."""
+    """Come back to a waiting job later. Pending clips are checked together by one poller
+    (`tasks.poll_waiting`); a transient polling error gets a back-off poll of its own and
+    counts as an attempt."""
     fields: dict = {"heartbeat_at": timezone.now()}
     if reason:
         fields.update(attempts=F("attempts") + 1, error=reason[:4000])
-    if Job.objects.filter(pk=job.pk, status=Job.Status.WAITING).update(**fields):
+    if not Job.objects.filter(pk=job.pk, status=Job.Status.WAITING).update(**fields):
+        return
+    if reason:
         wait = settings.VIDEO_POLL_INTERVAL if delay is None else delay
         enqueue(job.pk, delay=wait, task="generation.tasks.poll_video")
+    else:
+        ensure_poller()
+
+
+POLLER_KEY = "filmstudio:video-poller"
+
+
+def ensure_poller() -> None:
+    """One scheduled poller at a time (a token in Redis; it expires if the poller is lost)."""
+    interval = settings.VIDEO_POLL_INTERVAL
+    connection = django_rq.get_connection("default")
+    if connection.set(POLLER_KEY, "1", nx=True, px=int((4 * interval + 10) * 1000)):
+        django_rq.get_queue("default").enqueue_in(
+            timedelta(seconds=interval),
+            "generation.tasks.poll_waiting",
+            job_id=f"poller-{uuid.uuid4().hex[:8]}",
+        )
 
 
 def job_end_quietly(job: Job, reason: str) -> bool:

@@ -5,16 +5,19 @@ import logging
 import random
 import threading
 import traceback
+from datetime import timedelta
 
+import django_rq
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 
 from generation import services
 from generation.models import GenerationJob
+from generation.providers import video_provider
 from generation.providers.base import ProviderError, TransientProviderError
 from generation.steps import characters, frames, scenes, stitch, videos
-from generation.steps.common import UnitVanished
+from generation.steps.common import UnitVanished, gather
 
 logger = logging.getLogger(__name__)
 
@@ -106,3 +109,29 @@ def poll_video(job_id: int) -> None:
         videos.poll(job)
     except Exception as error:
         _handle_failure(job, error, poll=True)
+
+
+def poll_waiting() -> None:
+    """Check every clip in flight at once (status only, side by side) and hand the finished
+    ones to `poll_video`: one job per round instead of one per clip per round."""
+    close_old_connections()
+    django_rq.get_connection("default").delete(services.POLLER_KEY)
+    now = timezone.now()
+    waiting = GenerationJob.objects.filter(
+        type=GenerationJob.Type.VIDEOS, status=GenerationJob.Status.WAITING
+    )
+    due = list(
+        waiting.filter(heartbeat_at__lte=now - timedelta(seconds=settings.VIDEO_POLL_INTERVAL))
+        .exclude(provider_request_ids=[])
+        .values_list("pk", "provider_request_ids")[:500]
+    )
+    provider = video_provider()
+    outcomes = gather(lambda item: provider.ready(item[1][-1]), due)
+    # An error is poll_video's to handle (back-off, attempts): hand it over as if ready.
+    finished = [pk for (pk, _), ready in outcomes if ready is not False]
+    pending = [pk for (pk, _), ready in outcomes if ready is False]
+    waiting.filter(pk__in=pending).update(heartbeat_at=now)
+    for pk in finished:
+        services.enqueue(pk, task="generation.tasks.poll_video", urgent=True)
+    if waiting.exclude(pk__in=finished).exists():
+        services.ensure_poller()

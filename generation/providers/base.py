@@ -74,3 +74,7 @@ class VideoProvider(Protocol):
     def poll(self, request_id: str) -> VideoPoll:
         """Where the request stands; when done, the clip's bytes."""
         ...
+
+    def ready(self, request_id: str) -> bool:
+        """Cheap status check, no download: True once `poll` would not answer "pending"."""
+        ...

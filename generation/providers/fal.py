@@ -193,6 +193,14 @@ class FalVideo:
                 raise
             return VideoPoll("failed", error=error.message)
 
+    def ready(self, request_id: str) -> bool:
+        configure_fal_client()
+        try:
+            status = self._client.status(self.model, request_id, with_logs=False)
+        except _FAL_ERRORS as error:
+            raise provider_error(error, action="status") from error
+        return isinstance(status, fal_client.Completed)
+
     def _poll(self, request_id: str) -> VideoPoll:
         try:
             status = self._client.status(self.model, request_id, with_logs=False)

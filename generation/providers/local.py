@@ -201,6 +201,9 @@ class LocalVideo:
             )
         return request_id
 
+    def ready(self, request_id: str) -> bool:
+        return True  # rendered at submit time
+
     def poll(self, request_id: str) -> VideoPoll:
         path = self._path(request_id)
         if not path.exists():
