@@ -1,7 +1,6 @@
 """Bench 6: the director's request → first `message` event, with the offline director, through
 a real uvicorn; the baseline is a trivial request's latency on the same server and client."""
 
-
 import statistics
 import time
 
