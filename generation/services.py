@@ -422,7 +422,7 @@ def job_requeue(job: Job, *, delay: float, reason: str) -> bool:
     moved = Job.objects.filter(
         pk=job.pk, status__in=[Job.Status.RUNNING, Job.Status.WAITING]
     ).update(
-        status=Job.Status.QUEUED, attempts=job.attempts + 1, error=reason[:4000], updated_at=now
+        status=Job.Status.QUEUED, attempts=F("attempts") + 1, error=reason[:4000], updated_at=now
     )
     if moved:
         job.refresh_from_db()
@@ -544,6 +544,18 @@ def _requeue_for_retry(job: Job, *, save: bool = True) -> None:
     _enqueue_on_commit(job.pk, urgent=job.type == Job.Type.VIDEOS)
 
 
+def _cancel_active(jobs, reason: str) -> list[int]:
+    """Cancel the active jobs among `jobs` (rows now, their RQ deliveries after commit)."""
+    now = timezone.now()
+    active = list(jobs.filter(status__in=ACTIVE).values_list("pk", "rq_job_id"))
+    Job.objects.filter(pk__in=[pk for pk, _ in active]).update(
+        status=Job.Status.CANCELLED, error=reason, finished_at=now, updated_at=now
+    )
+    for _, rq_id in active:
+        transaction.on_commit(lambda rq_id=rq_id: _rq_cancel(rq_id))
+    return [pk for pk, _ in active]
+
+
 def job_cancel(*, job: Job, set_project_status: bool = True) -> Job:
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job.pk)
@@ -552,17 +564,10 @@ def job_cancel(*, job: Job, set_project_status: bool = True) -> Job:
                 f"Only a queued, running or waiting job can be cancelled; this one is {job.status}."
             )
         project = _lock_project(job.project)
-        now = timezone.now()
-        victims = list(Job.objects.filter(Q(pk=job.pk) | Q(parent=job), status__in=ACTIVE))
-        Job.objects.filter(pk__in=[v.pk for v in victims]).update(
-            status=Job.Status.CANCELLED, error="Cancelled.", finished_at=now, updated_at=now
-        )
-        for victim in victims:
-            transaction.on_commit(lambda rq_id=victim.rq_job_id: _rq_cancel(rq_id))
-        job.refresh_from_db()
-        for victim in victims:
-            victim.refresh_from_db()
+        cancelled = _cancel_active(Job.objects.filter(Q(pk=job.pk) | Q(parent=job)), "Cancelled.")
+        for victim in Job.objects.filter(pk__in=cancelled):
             events.publish_job(victim)
+        job.refresh_from_db()
         if job.parent_id:
             _settle_container(job.parent_id)
         if set_project_status:
@@ -582,15 +587,9 @@ def scene_generation_started(project: Project) -> bool:
 
 
 def project_jobs_cancel(*, project: Project, reason: str) -> int:
-    now = timezone.now()
-    jobs = list(project.jobs.filter(status__in=ACTIVE).values_list("pk", "rq_job_id"))
-    project.jobs.filter(pk__in=[pk for pk, _ in jobs]).update(
-        status=Job.Status.CANCELLED, error=reason, finished_at=now, updated_at=now
-    )
-    for _, rq_id in jobs:
-        transaction.on_commit(lambda rq_id=rq_id: _rq_cancel(rq_id))
-    logger.info("cancelled %s jobs of project %s: %s", len(jobs), project.pk, reason)
-    return len(jobs)
+    count = len(_cancel_active(project.jobs.all(), reason))
+    logger.info("cancelled %s jobs of project %s: %s", count, project.pk, reason)
+    return count
 
 
 # --- project status and progress -----------------------------------------------------------
