@@ -64,3 +64,10 @@ def small_media(settings, tmp_path):
     settings.VIDEO_POLL_INTERVAL = 0.05
     settings.PROVIDER_BACKOFF_BASE = 0.01
     settings.PROVIDER_BACKOFF_CAP = 0.05
+
+
+@pytest.fixture
+def media_root(small_media, settings):
+    """The local media folder of this test (small_media points the storage at it)."""
+    settings.MEDIA_ROOT.mkdir(parents=True, exist_ok=True)
+    return settings.MEDIA_ROOT

@@ -28,27 +28,6 @@ DATA = bytes(range(256)) * 4  # 1024 bytes, every offset distinguishable
 NOT_FOUND = {"detail": "Not found."}
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    # The user fixtures hash a password; the default PBKDF2 costs ~0.2 s per test.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def media_root(tmp_path: Path, settings) -> Path:
-    root = tmp_path / "media"
-    root.mkdir(exist_ok=True)
-    settings.MEDIA_ROOT = root
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(root)},
-        },
-    }
-    return root
-
-
 @pytest.fixture(scope="module")
 def mp4_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     folder = tmp_path_factory.mktemp("clip")

@@ -3,7 +3,6 @@
 import os
 import time
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
@@ -21,20 +20,6 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def media_root(tmp_path: Path, settings) -> Path:
-    root = tmp_path / "media"
-    settings.MEDIA_ROOT = root
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(root)},
-        },
-    }
-    return root
 
 
 def store(project_id: int, media_type: str = "frames", *, age: float = 7200) -> str:
