@@ -1,6 +1,15 @@
-"""Helpers to run the pipeline in tests."""
+"""Helpers to run the pipeline in tests: in-process, or with real worker and server processes."""
 
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
+
+import httpx
+import psutil
 
 from generation.inline import work_once
 
@@ -43,7 +52,8 @@ def subprocess_env(settings, **extra) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("GEMINI", "FAL", "PYTEST", "TEST_DATABASE"))
+        if not k.startswith(("GEMINI", "FAL", "PYTEST", "TEST_DATABASE", "MEDIA_S3", "SUPABASE"))
+        and k != "PUBLIC_BASE_URL"
     }
     env.update(
         DATABASE_URL=database_url(settings.DATABASES["default"]),
@@ -64,50 +74,67 @@ def subprocess_env(settings, **extra) -> dict[str, str]:
     return env
 
 
+RQWORKER = [sys.executable, "manage.py", "rqworker", "default", "--with-scheduler",
+            "--serializer", "rq.serializers.JSONSerializer"]  # fmt: skip
+UVICORN = [sys.executable, "-m", "uvicorn", "filmstudio.asgi:application", "--host", "127.0.0.1",
+           "--no-access-log", "--timeout-graceful-shutdown", "2"]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_process(command: list[str], env: dict[str, str], log=None) -> subprocess.Popen:
+    """A process group of its own, so stopping it ends whatever it forked too."""
+    return subprocess.Popen(
+        command, env=env, start_new_session=True, stdout=log or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if log else None,
+    )  # fmt: skip
+
+
+def stop_process(proc: subprocess.Popen, *, grace: float = 5) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=grace)
+    except ProcessLookupError:
+        pass
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL a worker and its work horse (RQ puts the horse in a session of its own), as when
+    the machine or container dies."""
+    try:
+        family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        family = []
+    for member in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
 class Workers:
-    """Real `rqworker` subprocesses, each in its own process group, killed on exit."""
+    """Real subprocesses (`rqworker` by default), killed on exit."""
+
+    command = RQWORKER
 
     def __init__(self, env: dict[str, str], count: int = 1):
         self.env, self.count, self.procs = env, count, []
 
-    def start_one(self):
-        import subprocess
-        import sys
-
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "manage.py",
-                "rqworker",
-                "default",
-                "--with-scheduler",
-                "--serializer",
-                "rq.serializers.JSONSerializer",
-            ],
-            env=self.env,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-        )
+    def start_one(self) -> subprocess.Popen:
+        proc = start_process(self.command, self.env)
         self.procs.append(proc)
         return proc
 
-    def kill(self, proc, sig=None) -> None:
-        """SIGKILL the worker and its work horse (RQ puts the horse in a session of its own),
-        as when the machine or container dies."""
-        import signal
-
-        import psutil
-
-        try:
-            family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-        except psutil.NoSuchProcess:
-            family = []
-        for member in family:
-            try:
-                member.send_signal(sig or signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
-        proc.wait(timeout=10)
+    def kill(self, proc: subprocess.Popen) -> None:
+        kill_tree(proc)
 
     def __enter__(self):
         for _ in range(self.count):
@@ -117,59 +144,27 @@ class Workers:
     def __exit__(self, *exc):
         for proc in self.procs:
             if proc.poll() is None:
-                self.kill(proc)
+                kill_tree(proc)
+
+
+def server_up(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 class WebServer:
-    """A real uvicorn serving the ASGI app on a free loopback port, in its own process group."""
+    """A real uvicorn serving the ASGI app on a free loopback port."""
 
     def __init__(self, env: dict[str, str]):
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.env = env
+        self.port, self.env = free_port(), env
         self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self):
-        import subprocess
-        import sys
-
-        import httpx
-
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "filmstudio.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
-            env=self.env,
-            start_new_session=True,
-        )
-
-        def up() -> bool:
-            try:
-                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(up, timeout=30, message="uvicorn did not start")
+        self.proc = start_process([*UVICORN, "--port", str(self.port)], self.env)
+        wait_for(lambda: server_up(self.url), timeout=30, message="uvicorn did not start")
         return self
 
     def __exit__(self, *exc):
-        import os
-        import signal
-
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=10)
-        except (ProcessLookupError, Exception):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        stop_process(self.proc)

@@ -3,6 +3,7 @@ dropped, provider storms and a permanent failure. The quick cases run in `make t
 `faults` marker adds the slow ones (`make faults`)."""
 
 import stat
+import sys
 import time
 from collections import Counter
 
@@ -67,18 +68,7 @@ def worker_env(settings, **extra) -> dict[str, str]:
 
 
 class Watchdog(Workers):
-    def start_one(self):
-        import subprocess
-        import sys
-
-        proc = subprocess.Popen(
-            [sys.executable, "manage.py", "watchdog", "--interval", "0.3"],
-            env=self.env,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-        )
-        self.procs.append(proc)
-        return proc
+    command = [sys.executable, "manage.py", "watchdog", "--interval", "0.3"]
 
 
 def new_project(user) -> Project:

@@ -7,18 +7,22 @@ flushed afterwards; each test waits for the pipeline it started to settle before
 """
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from generation.models import GenerationJob
-from tests.pipeline import database_url, wait_for
+from tests.pipeline import (
+    RQWORKER,
+    UVICORN,
+    database_url,
+    free_port,
+    server_up,
+    start_process,
+    stop_process,
+    wait_for,
+)
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls in tests are still sync.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -36,17 +40,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENS = Path("/tmp/screens")
-UVICORN = [sys.executable, "-m", "uvicorn", "filmstudio.asgi:application", "--no-access-log",
-           "--timeout-graceful-shutdown", "2", "--host", "127.0.0.1"]  # fmt: skip
-RQWORKER = [sys.executable, "manage.py", "rqworker", "default", "--with-scheduler",
-            "--serializer", "rq.serializers.JSONSerializer"]  # fmt: skip
 PASSWORD = "correct horse battery"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _subprocess_env(folder: Path) -> dict[str, str]:
@@ -83,33 +77,6 @@ def _subprocess_env(folder: Path) -> dict[str, str]:
     return env
 
 
-def _start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
-    with log.open("wb") as out:
-        # A process group of its own, so the finalizer ends the process and whatever it forked.
-        return subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
-
-
-def _server_up(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def _worker_up() -> bool:
     import django_rq
     from rq import Worker
@@ -144,23 +111,17 @@ def stack(django_db_setup, tmp_path_factory, request) -> Stack:
     _empty_queue()
     folder = tmp_path_factory.mktemp("stack")
     env = _subprocess_env(folder)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     server_log, worker_log = folder / "uvicorn.log", folder / "worker.log"
-    server = _start(
-        [*UVICORN, "--port", str(port)],
-        env,
-        server_log,
-    )
-    request.addfinalizer(lambda: _stop(server))
-    worker = _start(
-        RQWORKER,
-        env,
-        worker_log,
-    )
-    request.addfinalizer(lambda: _stop(worker))
+    with server_log.open("wb") as log:
+        server = start_process([*UVICORN, "--port", str(port)], env, log)
+    request.addfinalizer(lambda: stop_process(server))
+    with worker_log.open("wb") as log:
+        worker = start_process(RQWORKER, env, log)
+    request.addfinalizer(lambda: stop_process(worker))
     stack = Stack(url, folder, [server_log, worker_log])
-    wait_for(lambda: _server_up(url), timeout=30, message="uvicorn did not start\n" + stack.tail())
+    wait_for(lambda: server_up(url), timeout=30, message="uvicorn did not start\n" + stack.tail())
     wait_for(_worker_up, timeout=30, message="rqworker did not start\n" + stack.tail())
     return stack
 
