@@ -1,5 +1,6 @@
 """Shared API plumbing: errors, pagination, strict query params, slash-tolerant routes."""
 
+import re
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -27,6 +28,15 @@ def exception_handler(exc, context):
             exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         )
     return drf_exception_handler(exc, context)
+
+
+# An id in a query: ASCII digits, few enough for a bigint (str.isdigit() accepts "²", and a
+# longer number would be a database error instead of a 400).
+ID = re.compile(r"[0-9]{1,15}")
+
+
+def parse_id(value: str) -> int | None:
+    return int(value) if ID.fullmatch(value) else None
 
 
 def _positive_int(value: str, name: str, maximum: int | None = None) -> int:

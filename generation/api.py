@@ -5,7 +5,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from filmstudio.api import reject_unknown_params
+from filmstudio.api import parse_id, reject_unknown_params
 from filmstudio.serializers import StrictCharField, StrictIntegerField, StrictSerializer
 from generation import services
 from generation.models import GenerationJob
@@ -198,10 +198,11 @@ class JobListApi(GenericAPIView):
         errors = {}
         for key in ("project_id", "parent_id"):
             if key in params:
-                if not params[key].isdigit():
+                value = parse_id(params[key])
+                if value is None:
                     errors[key] = ["Must be an integer id."]
                 else:
-                    jobs = jobs.filter(**{key: int(params[key])})
+                    jobs = jobs.filter(**{key: value})
         for key, choices in (("status", GenerationJob.Status), ("type", GenerationJob.Type)):
             if key in params:
                 if params[key] not in choices.values:

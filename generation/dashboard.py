@@ -6,7 +6,6 @@ every few seconds).
 """
 
 import json
-import re
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
@@ -21,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from redis.exceptions import RedisError
 
-from filmstudio.api import ConflictError
+from filmstudio.api import ID, ConflictError
 from filmstudio.streams import authenticated_stream
 from generation import events, services
 from generation.api import queue_status
@@ -32,8 +31,6 @@ from projects.selectors import project_hierarchy
 
 Job = GenerationJob
 PAGE_SIZE = 50
-# ASCII digits, few enough for a bigint: a longer "number" would be a database error, not a 400.
-ID = re.compile(r"[0-9]{1,15}")
 View = Callable[..., HttpResponse]
 
 

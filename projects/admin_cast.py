@@ -4,7 +4,6 @@ Every decision goes through projects.services, so approving the last pending cha
 the gate (scene generation starts) exactly as it does from the API or the director.
 """
 
-import re
 from itertools import groupby
 
 from django.contrib import admin, messages
@@ -13,12 +12,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDi
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 
-from filmstudio.api import ConflictError
+from filmstudio.api import ID, ConflictError
 from media.signing import blob_url
 from projects import services
 from projects.models import Character, Project
-
-ID = re.compile(r"[0-9]{1,15}")  # a longer "id" would overflow the database's bigint
 
 
 def _pending() -> list[Character]:

@@ -201,7 +201,14 @@ def test_job_list_filters_and_rejects_bad_filters(api, filmed):
     body = api.get(f"/api/jobs?project_id={filmed.pk}&type=frame-generation").json()
     assert body["count"] == 2
     assert {j["target"]["type"] for j in body["results"]} == {"scene"}
-    for query in ("status=nope", "type=x", "project_id=abc", "colour=red"):
+    for query in (
+        "status=nope",
+        "type=x",
+        "project_id=abc",
+        "project_id=²",
+        "colour=red",
+        f"parent_id={'9' * 40}",
+    ):
         assert api.get(f"/api/jobs?{query}").status_code == 400
 
 
