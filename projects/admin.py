@@ -29,7 +29,12 @@ class CharacterInline(admin.TabularInline):
     model = Character
     extra = 0
     fields = ["portrait", "name", "role", "status", "description"]
-    readonly_fields = ["portrait", "status"]
+    # Edits go through the character's own page (and character_update), not this formset.
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
     show_change_link = True
 
     @admin.display(description="Portrait")
@@ -62,7 +67,9 @@ class ProjectAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         """Edits go through the same service as the API (and its 409 rules)."""
         if not change:
-            return super().save_model(request, obj, form, change)
+            fields = {k: form.cleaned_data[k] for k in services.PROJECT_FIELDS}
+            obj.pk = services.project_create(owner=obj.owner, **fields).pk
+            return None
         saved = Project.objects.get(pk=obj.pk)
         fields = {
             k: form.cleaned_data[k] for k in form.changed_data if k in services.PROJECT_FIELDS

@@ -91,3 +91,29 @@ def test_editing_a_project_in_the_admin_goes_through_the_service(admin_client):
     assert "while a generation job" in response.content.decode()
     project.refresh_from_db()
     assert project.clip_seconds == 5  # the 409 rule held in the admin too
+
+
+def test_adding_a_project_in_the_admin_uses_the_service(admin_client):
+    from tests.factories import UserFactory
+
+    owner = UserFactory(username="carol")
+    form = {
+        "owner": owner.pk,
+        "title": "From admin",
+        "logline": "",
+        "synopsis": "",
+        "genre": "",
+        "style": "",
+        "num_scenes": 2,
+        "frames_per_scene": 2,
+        "clip_seconds": 4,
+        "aspect_ratio": "1:1",
+        "characters-TOTAL_FORMS": 0,
+        "characters-INITIAL_FORMS": 0,
+        "scenes-TOTAL_FORMS": 0,
+        "scenes-INITIAL_FORMS": 0,
+    }
+    response = admin_client.post("/admin/projects/project/add/", form, follow=True)
+    assert response.status_code == 200
+    project = Project.objects.get(title="From admin")
+    assert (project.owner, project.num_scenes, project.aspect_ratio) == (owner, 2, "1:1")
