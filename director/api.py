@@ -13,7 +13,7 @@ from director import selectors, services
 from director.models import DirectorMessage, DirectorSession
 from director.pages import PAGE_IDS, PAGES, Page
 from director.streaming import TURN_EVENTS, TurnRelay
-from director.tools import TOOL_KINDS, TOOLS
+from director.tools import TOOL_KINDS, page_tools
 from director.turns import start_turn
 from filmstudio.serializers import StrictCharField, StrictIntegerField, StrictSerializer
 from projects import selectors as project_selectors
@@ -37,7 +37,7 @@ class DirectorPageSerializer(serializers.Serializer):
 
 
 def page_payload(page: Page) -> dict:
-    tools = [TOOLS[name] for name in page.tools]
+    tools = page_tools(page)
     return {
         "id": page.id,
         "title": page.title,

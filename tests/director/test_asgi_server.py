@@ -2,7 +2,6 @@
 
 import json
 import socket
-import statistics
 import threading
 import time
 
@@ -120,23 +119,3 @@ def test_the_stream_is_not_buffered_by_the_server(http, project, settings):
     # Words arrive spread over the turn, not all at once at the end.
     assert arrivals[-1][0] - arrivals[0][0] > 0.5
     assert len(arrivals) > 10
-
-
-def test_first_message_latency_with_the_local_director(http, project, settings, record_property):
-    settings.DIRECTOR_LOCAL_DELAY = 0.0
-    body = {"message": "status", "page": "project", "project_id": project.pk}
-    to_start, to_message = [], []
-    for _ in range(20):
-        started = time.perf_counter()
-        with http.stream("POST", "/api/director/stream", json=body) as response:
-            lines = response.iter_lines()
-            first_event_line(lines, "start")
-            to_start.append(time.perf_counter() - started)
-            first_event_line(lines, "message")
-            to_message.append(time.perf_counter() - started)
-            first_event_line(lines, "complete")  # let the turn finish before the next one
-    start_ms = statistics.median(to_start) * 1000
-    message_ms = statistics.median(to_message) * 1000
-    record_property("first_message_median_ms", round(message_ms, 1))
-    print(f"\nmedian of 20: start event {start_ms:.1f} ms, first message event {message_ms:.1f} ms")
-    assert message_ms < 500
