@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from director.models import DirectorMessage, DirectorSession, DirectorTurn
 from director.tools import ToolOutcome
-from filmstudio.api import ConflictError
+from filmstudio.exceptions import ConflictError
 from generation.providers.keypool import RateLimiter
 from projects.models import Project
 

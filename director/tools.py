@@ -20,7 +20,7 @@ from rest_framework import serializers
 
 from director.pages import PAGES, Page
 from director.selectors import character_brief, job_brief, project_summary
-from filmstudio.api import ConflictError
+from filmstudio.exceptions import ConflictError
 from generation import api as generation_api
 from generation import services as generation
 from generation.models import GenerationJob

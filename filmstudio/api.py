@@ -11,13 +11,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-
-class ConflictError(Exception):
-    """A request that conflicts with the pipeline's state; the message says why (HTTP 409)."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+from filmstudio.exceptions import ConflictError
 
 
 def exception_handler(exc, context):

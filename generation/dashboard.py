@@ -20,7 +20,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from redis.exceptions import RedisError
 
-from filmstudio.api import ID, ConflictError
+from filmstudio.api import ID
+from filmstudio.exceptions import ConflictError
 from filmstudio.streams import authenticated_stream
 from generation import events, services
 from generation.api import queue_status

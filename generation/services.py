@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from filmstudio.api import ConflictError
+from filmstudio.exceptions import ConflictError
 from generation import events
 from generation.models import GenerationJob
 from projects.models import Character, Frame, Project, Scene, Video

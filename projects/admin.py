@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.urls import path
 from django.utils.html import format_html
 
-from filmstudio.api import ConflictError
+from filmstudio.exceptions import ConflictError
 from media.signing import blob_url
 from projects import services
 from projects.admin_cast import cast_approval_view
@@ -35,6 +35,7 @@ class CharacterInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
+
     show_change_link = True
 
     @admin.display(description="Portrait")

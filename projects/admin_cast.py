@@ -12,7 +12,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDi
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 
-from filmstudio.api import ID, ConflictError
+from filmstudio.api import ID
+from filmstudio.exceptions import ConflictError
 from media.signing import blob_url
 from projects import services
 from projects.models import Character, Project

@@ -4,7 +4,7 @@ import logging
 
 from django.db import transaction
 
-from filmstudio.api import ConflictError
+from filmstudio.exceptions import ConflictError
 from generation import services as generation
 from media.storage import delete_project_files
 from projects.models import Character, Project
