@@ -1,4 +1,6 @@
+from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.urls import path
 from django.utils.html import format_html
 
@@ -14,6 +16,19 @@ def thumbnail(name: str, height: int = 72):
     if not url:
         return "—"
     return format_html('<img src="{}" style="height:{}px;border-radius:4px" alt="">', url, height)
+
+
+class ReadOnly:
+    """Scenes, frames and clips change only through the pipeline until they get PATCH services."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 def player(name: str, width: int = 240):
@@ -43,16 +58,27 @@ class CharacterInline(admin.TabularInline):
         return thumbnail(obj.image)
 
 
-class SceneInline(admin.TabularInline):
+class SceneInline(ReadOnly, admin.TabularInline):
     model = Scene
     extra = 0
     fields = ["order", "title", "location", "mood", "status"]
-    readonly_fields = ["status"]
+    readonly_fields = fields
     show_change_link = True
+
+
+class ProjectAdminForm(forms.ModelForm):
+    refusal: str | None = None  # why project_update refused this change, on the second pass
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.refusal:
+            raise forms.ValidationError(self.refusal)
+        return cleaned
 
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
+    form = ProjectAdminForm
     list_display = ["title", "owner", "status", "progress", "aspect_ratio", "created_at"]
     list_filter = ["status", "aspect_ratio", "genre"]
     search_fields = ["title", "logline", "owner__username"]
@@ -65,6 +91,21 @@ class ProjectAdmin(admin.ModelAdmin):
     def final_film(self, obj: Project):
         return player(obj.final_video, width=480)
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        form.refusal = getattr(request, "project_refusal", None)
+        return form
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ConflictError as error:
+            # The service refused under the project lock and the whole change rolled back (the
+            # admin runs it in one transaction): show the form again with the reason, as for a
+            # validation error, instead of saving the owner and saying "changed".
+            request.project_refusal = error.message
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
     def save_model(self, request, obj, form, change):
         """Edits go through the same service as the API (and its 409 rules)."""
         if not change:
@@ -75,12 +116,25 @@ class ProjectAdmin(admin.ModelAdmin):
         fields = {
             k: form.cleaned_data[k] for k in form.changed_data if k in services.PROJECT_FIELDS
         }
-        try:
+        with transaction.atomic():
             services.project_update(project=saved, **fields)
-        except ConflictError as error:
-            self.message_user(request, error.message, messages.ERROR)
-        if "owner" in form.changed_data:
-            Project.objects.filter(pk=obj.pk).update(owner=obj.owner)
+            if "owner" in form.changed_data:
+                Project.objects.filter(pk=obj.pk).update(owner=obj.owner)
+        return None
+
+    def delete_model(self, request, obj):
+        services.project_delete(project=obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for project in queryset:
+                services.project_delete(project=project)
+
+    def get_deleted_objects(self, objs, request):
+        # project_delete removes the whole hierarchy (cancelling active jobs first), so the
+        # read-only scenes, frames and clips and the active jobs below it do not block it.
+        deleted, counts, _, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
 
 
 def _decide(modeladmin, request, queryset, decide):
@@ -143,11 +197,11 @@ class CharacterAdmin(admin.ModelAdmin):
         return [cast, *super().get_urls()]  # before the catch-all "<path:object_id>/"
 
 
-class FrameInline(admin.TabularInline):
+class FrameInline(ReadOnly, admin.TabularInline):
     model = Frame
     extra = 0
     fields = ["order", "keyframe", "prompt", "camera", "status"]
-    readonly_fields = ["keyframe", "status"]
+    readonly_fields = fields
     show_change_link = True
 
     @admin.display(description="Keyframe")
@@ -156,17 +210,15 @@ class FrameInline(admin.TabularInline):
 
 
 @admin.register(Scene)
-class SceneAdmin(admin.ModelAdmin):
+class SceneAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["title", "order", "project", "status", "location", "mood"]
     list_filter = ["status"]
     search_fields = ["title", "concise_plot", "project__title"]
     list_select_related = ["project"]
-    readonly_fields = ["project", "status"]
-    filter_horizontal = ["characters"]
     inlines = [FrameInline]
 
 
-class VideoInline(admin.StackedInline):
+class VideoInline(ReadOnly, admin.StackedInline):
     model = Video
     extra = 0
     fields = ["status", "clip", "duration"]
@@ -178,7 +230,7 @@ class VideoInline(admin.StackedInline):
 
 
 @admin.register(Frame)
-class FrameAdmin(admin.ModelAdmin):
+class FrameAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["keyframe", "__str__", "status", "camera", "duration"]
     list_filter = ["status"]
     search_fields = ["prompt", "dialogue", "scene__title"]
@@ -196,7 +248,7 @@ class FrameAdmin(admin.ModelAdmin):
 
 
 @admin.register(Video)
-class VideoAdmin(admin.ModelAdmin):
+class VideoAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["__str__", "status", "duration", "updated_at"]
     list_filter = ["status"]
     readonly_fields = ["frame", "status", "clip", "duration"]

@@ -117,3 +117,157 @@ def test_adding_a_project_in_the_admin_uses_the_service(admin_client):
     assert response.status_code == 200
     project = Project.objects.get(title="From admin")
     assert (project.owner, project.num_scenes, project.aspect_ratio) == (owner, 2, "1:1")
+
+
+def _stored_file(project_id: int) -> str:
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from media.storage import media_name
+
+    return default_storage.save(media_name(project_id, "frames", "x", ".png"), ContentFile(b"x"))
+
+
+def _queued_rq_job():
+    import django_rq
+
+    return django_rq.get_queue("default").enqueue("os.getcwd")
+
+
+def test_deleting_a_project_in_the_admin_cancels_its_jobs_and_deletes_its_files(
+    admin_client, media_root, django_capture_on_commit_callbacks
+):
+    from django.core.files.storage import default_storage
+
+    from tests.factories import JobFactory
+
+    project = ProjectFactory()
+    delivery = _queued_rq_job()
+    JobFactory(project=project, status="queued", rq_job_id=delivery.id)
+    name = _stored_file(project.pk)
+    url = f"/admin/projects/project/{project.pk}/delete/"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(url, {"post": "yes"}, follow=True)
+    assert response.status_code == 200
+    assert not Project.objects.filter(pk=project.pk).exists()
+    assert not default_storage.exists(name)
+    assert delivery.get_status(refresh=True) == "canceled"
+
+
+def test_the_delete_selected_action_on_projects_goes_through_the_service(
+    admin_client, media_root, django_capture_on_commit_callbacks
+):
+    from django.core.files.storage import default_storage
+
+    from tests.factories import JobFactory
+
+    doomed, kept = ProjectFactory(), ProjectFactory()
+    delivery = _queued_rq_job()
+    JobFactory(project=doomed, status="running", rq_job_id=delivery.id)
+    names = [_stored_file(doomed.pk), _stored_file(kept.pk)]
+    form = {"action": "delete_selected", "_selected_action": [doomed.pk], "post": "yes"}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post("/admin/projects/project/", form, follow=True)
+    assert response.status_code == 200
+    assert list(Project.objects.all()) == [kept]
+    assert [default_storage.exists(name) for name in names] == [False, True]
+    assert delivery.get_status(refresh=True) == "canceled"
+
+
+def _project_form(project, **changes) -> dict:
+    form = {
+        "owner": project.owner.pk,
+        "title": project.title,
+        "logline": project.logline,
+        "synopsis": project.synopsis,
+        "genre": project.genre,
+        "style": project.style,
+        "num_scenes": project.num_scenes,
+        "frames_per_scene": project.frames_per_scene,
+        "clip_seconds": project.clip_seconds,
+        "aspect_ratio": project.aspect_ratio,
+        "characters-TOTAL_FORMS": 0,
+        "characters-INITIAL_FORMS": 0,
+        "scenes-TOTAL_FORMS": 0,
+        "scenes-INITIAL_FORMS": 0,
+    }
+    return {**form, **changes}
+
+
+def test_a_refused_project_edit_does_not_change_the_owner_either(admin_client):
+    from tests.factories import JobFactory, UserFactory
+
+    project = ProjectFactory(status=Project.Status.GENERATING_VIDEOS, clip_seconds=5)
+    owner, title = project.owner, project.title
+    JobFactory(project=project, status="running")
+    newcomer = UserFactory(username="dave")
+    url = f"/admin/projects/project/{project.pk}/change/"
+    form = _project_form(project, owner=newcomer.pk, title="Renamed", clip_seconds=8)
+    page = admin_client.post(url, form, follow=True).content.decode()
+    assert "while a generation job" in page
+    assert "was changed successfully" not in page
+    assert 'value="Renamed"' in page  # the form comes back with the producer's edits
+    project.refresh_from_db()
+    assert (project.owner, project.title, project.clip_seconds) == (owner, title, 5)
+
+
+def test_the_owner_of_a_project_can_still_be_changed_in_the_admin(admin_client):
+    from tests.factories import UserFactory
+
+    project = ProjectFactory()
+    newcomer = UserFactory(username="dave")
+    url = f"/admin/projects/project/{project.pk}/change/"
+    response = admin_client.post(url, _project_form(project, owner=newcomer.pk), follow=True)
+    assert "was changed successfully" in response.content.decode()
+    project.refresh_from_db()
+    assert project.owner == newcomer
+
+
+def test_scenes_cannot_be_edited_through_the_project_page(admin_client):
+    project = ProjectFactory()
+    scene = SceneFactory(project=project, title="The storm", order=1)
+    url = f"/admin/projects/project/{project.pk}/change/"
+    form = _project_form(
+        project,
+        **{
+            "scenes-TOTAL_FORMS": 1,
+            "scenes-INITIAL_FORMS": 1,
+            "scenes-0-id": scene.pk,
+            "scenes-0-project": project.pk,
+            "scenes-0-order": 7,
+            "scenes-0-title": "Edited around the service",
+            "scenes-0-location": "",
+            "scenes-0-mood": "",
+            "scenes-0-DELETE": "on",
+        },
+    )
+    admin_client.post(url, form, follow=True)
+    scene.refresh_from_db()
+    assert (scene.title, scene.order) == ("The storm", 1)
+
+
+@pytest.mark.parametrize("model", ["scene", "frame", "video"])
+def test_scenes_frames_and_videos_are_read_only_in_the_admin(admin_client, model):
+    from tests.factories import VideoFactory
+
+    video = VideoFactory(frame=FrameFactory(scene=SceneFactory(project=ProjectFactory())))
+    obj = {"scene": video.frame.scene, "frame": video.frame, "video": video}[model]
+    base = f"/admin/projects/{model}/"
+    assert admin_client.get(f"{base}{obj.pk}/change/").status_code == 200
+    assert admin_client.get(f"{base}add/").status_code == 403
+    assert admin_client.post(f"{base}{obj.pk}/change/", {"title": "x"}).status_code == 403
+    assert admin_client.post(f"{base}{obj.pk}/delete/", {"post": "yes"}).status_code == 403
+    form = {"action": "delete_selected", "_selected_action": [obj.pk], "post": "yes"}
+    admin_client.post(base, form)
+    assert type(obj).objects.filter(pk=obj.pk).exists()
+
+
+def test_the_scene_page_lists_only_that_projects_characters(admin_client):
+    project = ProjectFactory()
+    scene = SceneFactory(project=project)
+    scene.characters.add(CharacterFactory(project=project, name="Mara"))
+    CharacterFactory(project=project, name="Ines")  # same project, not in this scene
+    CharacterFactory(project=ProjectFactory(), name="Stranger")
+    page = admin_client.get(f"/admin/projects/scene/{scene.pk}/change/").content.decode()
+    assert "Mara" in page
+    assert "Stranger" not in page
