@@ -1,8 +1,25 @@
 """A log filter that masks configured secrets wherever they appear in a log line."""
 
 import logging
+import re
+from urllib.parse import quote, unquote, urlsplit
 
 from django.conf import settings
+
+# The password of any URL ("scheme://user:password@host"), however short.
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
+
+
+def connection_passwords() -> list[str]:
+    """Passwords of the database and Redis connections in use, whichever variable named them."""
+    passwords = [db.get("PASSWORD") or "" for db in settings.DATABASES.values()]
+    passwords += [
+        unquote(urlsplit(queue["URL"]).password or "")
+        for queue in getattr(settings, "RQ_QUEUES", {}).values()
+        if queue.get("URL")
+    ]
+    passwords.append(getattr(settings, "EVENTSTREAM_REDIS", {}).get("password") or "")
+    return [password for password in passwords if password]
 
 
 def secret_values() -> list[str]:
@@ -10,6 +27,8 @@ def secret_values() -> list[str]:
     for name in settings.SECRET_SETTINGS:
         value = getattr(settings, name, "")
         values.extend(value if isinstance(value, list | tuple) else [value])
+    for password in connection_passwords():
+        values += [password, quote(password, safe="")]  # bare, and as written in a URL
     # Short values would mask ordinary words; real keys are long.
     return [str(v) for v in values if v and len(str(v)) >= 8]
 
@@ -17,7 +36,7 @@ def secret_values() -> list[str]:
 def redact(text: str) -> str:
     for value in secret_values():
         text = text.replace(value, "***")
-    return text
+    return _URL_PASSWORD.sub(r"\1***@", text)
 
 
 class RedactSecretsFilter(logging.Filter):

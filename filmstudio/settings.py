@@ -274,11 +274,12 @@ FFMPEG_TIMEOUT = env_float("FFMPEG_TIMEOUT", 600.0, minimum=1.0)
 # AI providers: "auto" picks gemini/fal when their keys are present, else the offline `local`.
 GEMINI_API_KEYS = env_list("GEMINI_API_KEYS")
 FAL_KEY = env_str("FAL_KEY")
-_providers = {"auto", "local", "gemini", "fal"}
-TEXT_PROVIDER = env_choice("TEXT_PROVIDER", "auto", _providers)
-IMAGE_PROVIDER = env_choice("IMAGE_PROVIDER", "auto", _providers)
-VIDEO_PROVIDER = env_choice("VIDEO_PROVIDER", "auto", _providers)
-DIRECTOR_PROVIDER = env_choice("DIRECTOR_PROVIDER", "auto", _providers)
+# Gemini writes, draws and directs; fal only animates (generation/providers/__init__.py).
+_gemini_kinds = {"auto", "local", "gemini"}
+TEXT_PROVIDER = env_choice("TEXT_PROVIDER", "auto", _gemini_kinds)
+IMAGE_PROVIDER = env_choice("IMAGE_PROVIDER", "auto", _gemini_kinds)
+VIDEO_PROVIDER = env_choice("VIDEO_PROVIDER", "auto", {"auto", "local", "fal"})
+DIRECTOR_PROVIDER = env_choice("DIRECTOR_PROVIDER", "auto", _gemini_kinds)
 
 GEMINI_TEXT_MODEL = env_str("GEMINI_TEXT_MODEL", "gemini-2.5-flash")
 GEMINI_IMAGE_MODEL = env_str("GEMINI_IMAGE_MODEL", "gemini-2.5-flash-image")
@@ -300,15 +301,10 @@ FAL_TIMEOUT = env_float("FAL_TIMEOUT", 60.0, minimum=1.0)
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
 VIDEO_POLL_INTERVAL = env_float("VIDEO_POLL_INTERVAL", 5.0, minimum=0.05)
 
-SECRET_SETTINGS = (
-    "SECRET_KEY",
-    "GEMINI_API_KEYS",
-    "FAL_KEY",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "MEDIA_S3_SECRET_ACCESS_KEY",
-)
 MEDIA_S3_SECRET_ACCESS_KEY = env_str("MEDIA_S3_SECRET_ACCESS_KEY")
+# Settings whose values the log filter masks (filmstudio.logging); it adds the passwords of the
+# database and Redis connections in use (DATABASES, RQ_QUEUES, EVENTSTREAM_REDIS) itself.
+SECRET_SETTINGS = ("SECRET_KEY", "GEMINI_API_KEYS", "FAL_KEY", "MEDIA_S3_SECRET_ACCESS_KEY")
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "info", {"debug", "info", "warning", "error"}).upper()
 LOGGING = {
@@ -344,8 +340,6 @@ DIRECTOR_TURN_TIMEOUT = env_float("DIRECTOR_TURN_TIMEOUT", 300.0, minimum=1.0)
 DIRECTOR_KEEPALIVE = env_float("DIRECTOR_KEEPALIVE", 15.0, minimum=0.05)
 # Pause between the local director's deltas, so its answers read as streamed in demos.
 DIRECTOR_LOCAL_DELAY = env_float("DIRECTOR_LOCAL_DELAY", 0.02)
-if DIRECTOR_PROVIDER == "fal":
-    raise ImproperlyConfigured("DIRECTOR_PROVIDER must be auto, local or gemini (fal has no chat)")
 # OpenAPI names for the director's enums (else generic ones such as PageEnum, KindEnum).
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
     {

@@ -1,6 +1,7 @@
 """Provider choice per kind of work: explicit in settings, or `auto` by which keys are present."""
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from generation.providers.base import ImageProvider, TextProvider, VideoProvider
 
@@ -9,6 +10,8 @@ def _choice(setting: str, *, remote: str, available: bool) -> str:
     value = getattr(settings, setting)
     if value == "auto":
         return remote if available else "local"
+    if value not in (remote, "local"):  # settings refuse these at start; a test may override
+        raise ImproperlyConfigured(f"{setting} must be auto, local or {remote}, got {value!r}")
     return value
 
 
