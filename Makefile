@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 STACK := DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/python -m filmstudio.devstack
 
-.PHONY: install run test demo lint format lock bench faults clean
+.PHONY: install run test demo manage lint format lock bench faults clean
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ run: install  ## migrate, create the admin once, start web + worker (embedded PG
 
 test: install  ## the whole suite against PostgreSQL and Redis (embedded ones if unset)
 	$(STACK) exec -- $(BIN)/python -m pytest $(ARGS)
+
+manage: install  ## any manage.py command on the `make run` stack: make manage ARGS="createsuperuser"
+	$(STACK) exec -- $(BIN)/python manage.py $(ARGS)
 
 demo: install  ## a whole film, offline, on the embedded defaults
 	$(STACK) exec -- sh -c '$(BIN)/python manage.py migrate --noinput -v 0 && $(BIN)/python manage.py makefilm "A lighthouse keeper befriends a storm" --scenes 3 --frames 3 --yes'

@@ -227,3 +227,12 @@ def test_the_log_filter_masks_the_passwords_of_the_connections_in_use(tmp_path, 
 def test_the_log_filter_masks_url_passwords_however_short(tmp_path):
     text = logged(tmp_path, "retrying postgres://u:pw@db/x and redis://:pw@cache:6379/0")
     assert "retrying postgres://u:***@db/x and redis://:***@cache:6379/0" in text
+
+
+def test_the_dev_stack_also_treats_an_empty_var_dir_as_unset(tmp_path):
+    code = "import filmstudio.devstack as d; print(d.VAR_DIR)"
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "VAR_DIR": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.stdout.strip() == str(ROOT / "var"), result.stderr
