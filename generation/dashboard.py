@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from filmstudio.api import ID
 from filmstudio.exceptions import ConflictError
 from filmstudio.streams import authenticated_stream
+from filmstudio.support import WORKER_SHELL_COMMAND
 from generation import events, services
 from generation.api import queue_status
 from generation.models import GenerationJob
@@ -103,6 +104,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "queues": queues["queues"],
         "workers": queues["workers"],
         "queue_error": queue_error,
+        "worker_command": WORKER_SHELL_COMMAND,
         "job_counts": [(s, counts.get(s, 0)) for s in Job.Status.values],
         "failure_count": failures.count(),
         "failures": failures.select_related("project").order_by("-finished_at")[:10],
