@@ -5,6 +5,7 @@ import statistics
 import time
 
 from bench.harness import Context, Result, Row, bench_user, user_token, web_server
+from filmstudio.support import first_event, iter_events
 
 TURNS = 20
 
@@ -19,14 +20,10 @@ def _first_message(client, url: str, headers: dict[str, str]) -> float:
     body = {"message": "What is the status?", "page": "dashboard"}
     with client.stream("POST", url, json=body, headers=headers) as response:
         response.raise_for_status()
-        lines = response.iter_lines()
-        for line in lines:
-            if line == "event: message":
-                elapsed = time.perf_counter() - started
-                break
-        else:
-            raise RuntimeError("the turn ended without a message event")
-        for _ in lines:  # let the turn finish before the next one
+        events = iter_events(response.iter_text())
+        first_event(events, "message")
+        elapsed = time.perf_counter() - started
+        for _ in events:  # let the turn finish before the next one
             pass
     return elapsed
 

@@ -1,5 +1,6 @@
-"""What every benchmark shares: subprocesses (rq workers, uvicorn) in their own process groups,
-the fake providers, RSS sampling, waiting, and fixtures built through the real models.
+"""What every benchmark shares: workers and uvicorn (started through filmstudio.support, like the
+tests and the dev stack), the fake providers, RSS sampling, and fixtures built through the real
+models.
 
 Imported by bench/run.py after it has pointed DATABASE_URL / REDIS_URL at the bench's own
 database and Redis DB and called django.setup().
@@ -10,11 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,19 +20,19 @@ from typing import Any
 
 import psutil
 
+from filmstudio.support import (
+    free_port,
+    running,
+    stop_process,
+    wait_for,
+    web_command,
+    web_up,
+    worker_command,
+)
 from tests.fakes.fal_server import FakeFal, tiny_mp4
 from tests.fakes.gemini_server import FakeGemini, _prompt_text, _text_response, tiny_png
 
-BASE_DIR = Path(__file__).resolve().parents[1]
 WORKERS = 2
-WORKER_COMMAND = [
-    "manage.py",
-    "rqworker",
-    "default",
-    "--with-scheduler",
-    "--serializer",
-    "rq.serializers.JSONSerializer",
-]
 
 
 class BenchError(RuntimeError):
@@ -79,50 +77,6 @@ class Context:
 # --------------------------------------------------------------------------- processes
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def kill_group(proc: subprocess.Popen, *, grace: float = 0.0) -> None:
-    """Stop a process started with start_new_session=True, and everything it started."""
-    if proc.poll() is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # orphans (a work horse, ffmpeg) may remain
-        return
-    if grace > 0:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=grace)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def process_group(command: list[str], env: Mapping[str, str], *, log_path: Path | None = None):
-    """A subprocess in its own process group, always killed (with its children) on exit."""
-    out = log_path.open("ab") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        command,
-        cwd=BASE_DIR,
-        env=dict(env),
-        start_new_session=True,
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=out if log_path else None,
-    )
-    try:
-        yield proc
-    finally:
-        kill_group(proc, grace=0.0)
-        if log_path:
-            out.close()
-
-
 def rq_connection():
     import django_rq
 
@@ -140,23 +94,20 @@ def workers(ctx: Context, env: Mapping[str, str], count: int = WORKERS) -> Itera
     from rq import Worker
 
     reset_redis()
-    command = [sys.executable, *WORKER_COMMAND]
-    if ctx.worker_class:
-        command += ["--worker-class", ctx.worker_class]
+    command = worker_command(*(["--worker-class", ctx.worker_class] if ctx.worker_class else []))
     log_path = Path(env["VAR_DIR"]) / "bench-workers.log"
     with contextlib.ExitStack() as stack:
         procs = [
-            stack.enter_context(process_group(command, env, log_path=log_path))
-            for _ in range(count)
+            stack.enter_context(running(command, env, log=log_path, grace=0)) for _ in range(count)
         ]
         connection = rq_connection()
 
         def registered() -> bool:
             if any(p.poll() is not None for p in procs):
-                raise BenchError(f"an rqworker exited at start; see {log_path}")
+                raise BenchError(f"a worker exited at start; see {log_path}")
             return len(Worker.all(connection=connection)) >= count
 
-        wait_until(registered, timeout=60, what="rq workers to register")
+        wait_for(registered, timeout=60, message="the workers did not register")
         pids = [p.pid for p in procs]
         ctx.rss.baseline("worker", pids)
         with profiled(ctx, "worker", pids):
@@ -167,30 +118,18 @@ def workers(ctx: Context, env: Mapping[str, str], count: int = WORKERS) -> Itera
 @contextlib.contextmanager
 def web_server(ctx: Context, env: Mapping[str, str]) -> Iterator[tuple[str, int]]:
     """A real `uvicorn filmstudio.asgi:application`, one process; yields (base URL, pid)."""
-    import httpx
-
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "filmstudio.asgi:application",
-        *("--host", "127.0.0.1", "--port", str(port)),
-        *("--log-level", "warning", "--no-access-log"),
-    ]
+    command = web_command(port, "--log-level", "warning")
     log_path = Path(env["VAR_DIR"]) / "bench-web.log"
     url = f"http://127.0.0.1:{port}"
-    with process_group(command, env, log_path=log_path) as proc:
+    with running(command, env, log=log_path, grace=0) as proc:
 
         def up() -> bool:
             if proc.poll() is not None:
                 raise BenchError(f"uvicorn exited at start; see {log_path}")
-            try:
-                return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
+            return web_up(url)
 
-        wait_until(up, timeout=60, what="uvicorn to answer /healthz")
+        wait_for(up, timeout=60, message="uvicorn did not answer /healthz")
         ctx.rss.baseline("web", [proc.pid])
         with profiled(ctx, "web", [proc.pid]):
             yield url, proc.pid
@@ -233,39 +172,8 @@ def profiled(ctx: Context, label: str, pids: list[int]) -> Iterator[None]:
             try:
                 spy.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                kill_group(spy)
+                stop_process(spy, grace=0)
         ctx.log(f"{label}: py-spy profiles written to {ctx.profile_dir}")
-
-
-# --------------------------------------------------------------------------- waiting
-
-
-def wait_until(
-    predicate: Callable[[], Any],
-    *,
-    timeout: float,
-    interval: float = 0.05,
-    what: str = "a condition",
-    progress: Callable[[], str] | None = None,
-    log: Callable[[str], None] | None = None,
-    every: float = 3.0,
-) -> Any:
-    """Poll `predicate` until truthy; optionally log `progress()` every `every` seconds."""
-    start = time.monotonic()
-    deadline = start + timeout
-    next_report = start + every
-    while True:
-        value = predicate()
-        if value:
-            return value
-        now = time.monotonic()
-        if now > deadline:
-            detail = f" ({progress()})" if progress else ""
-            raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
-        if progress and log and now >= next_report:
-            log(f"{now - start:5.1f}s  {progress()}")
-            next_report = now + every
-        time.sleep(interval)
 
 
 # --------------------------------------------------------------------------- RSS

@@ -25,9 +25,9 @@ from bench.harness import (
     bench_user,
     rq_connection,
     seconds_between,
-    wait_until,
     workers,
 )
+from filmstudio.support import wait_for
 
 NOOPS = 200
 STEPS = 24
@@ -92,10 +92,10 @@ def _noops(ctx: Context, round_index: int) -> dict[str, float]:
     already = registry.count
     for job_id in ids:
         queue.enqueue("bench.tasks.noop", job_id=job_id, result_ttl=600)
-    wait_until(
+    wait_for(
         lambda: registry.count >= already + NOOPS,
         timeout=120,
-        what="the no-op jobs",
+        message="waiting for the no-op jobs",
         progress=lambda: f"overhead: {registry.count - already}/{NOOPS} no-op jobs done",
         log=ctx.log,
     )
@@ -130,11 +130,11 @@ def _steps(ctx: Context, round_index: int) -> dict[str, float]:
             raise BenchError(f"a step failed: {failed.error[:300]}")
         return jobs.filter(status=GenerationJob.Status.SUCCEEDED).count() == STEPS
 
-    wait_until(
+    wait_for(
         done,
         timeout=180,
         interval=0.05,
-        what="the steps",
+        message="waiting for the steps",
         progress=lambda: f"overhead: {jobs.filter(status='succeeded').count()}/{STEPS} steps done",
         log=ctx.log,
     )

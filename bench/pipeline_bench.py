@@ -22,10 +22,10 @@ from bench.harness import (
     failed_jobs_text,
     job_rows,
     seconds_between,
-    wait_until,
     warm_fakes,
     workers,
 )
+from filmstudio.support import wait_for
 from tests.fakes.fal_server import FakeFal
 
 TEXT_S, IMAGE_S, VIDEO_S = 0.5, 1.0, 8.0
@@ -55,9 +55,9 @@ def run(ctx: Context) -> Result:
     from django.conf import settings
     from django.utils import timezone
 
-    from generation.services import start_character_generation
+    from generation.services import character_approve, start_character_generation
     from projects.models import Character, Project
-    from projects.services import character_approve, project_create
+    from projects.services import project_create
 
     warm_fakes()
     gemini = StoryGemini(latency={"text": TEXT_S, "image": IMAGE_S}).start()
@@ -91,11 +91,11 @@ def run(ctx: Context) -> Result:
                     raise BenchError(f"the pipeline {status}: {failed_jobs_text(project.pk)}")
                 return status == Project.Status.COMPLETE
 
-            wait_until(
+            wait_for(
                 done,
                 timeout=240,
                 interval=0.05,
-                what="the film to complete",
+                message="waiting for the film to complete",
                 progress=lambda: _progress(project.pk),
                 log=ctx.log,
             )

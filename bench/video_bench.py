@@ -18,10 +18,10 @@ from bench.harness import (
     bench_user,
     failed_jobs_text,
     job_rows,
-    wait_until,
     warm_fakes,
     workers,
 )
+from filmstudio.support import wait_for
 from tests.fakes.fal_server import FakeFal
 
 CLIPS_SCENES, CLIPS_FRAMES = 10, 5  # 50 clips
@@ -62,11 +62,11 @@ def run(ctx: Context) -> Result:
                     raise BenchError(f"{c['failed']} clips failed: {failed_jobs_text(project.pk)}")
                 return c["ready"] == clips
 
-            wait_until(
+            wait_for(
                 done,
                 timeout=120,
                 interval=0.05,
-                what="every clip to be ready",
+                message="waiting for every clip to be ready",
                 progress=lambda: (
                     f"video: {len(fal.jobs)}/{clips} submitted to fal, "
                     f"{counts()['ready']}/{clips} clips ready"

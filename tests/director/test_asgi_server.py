@@ -1,6 +1,5 @@
 """The stream behind a real ASGI server (uvicorn on loopback): disconnects, first-byte latency."""
 
-import json
 import socket
 import threading
 import time
@@ -11,7 +10,8 @@ import uvicorn
 from rest_framework.authtoken.models import Token
 
 from director.models import DirectorTurn
-from tests.director.helpers import read_events, types_of
+from filmstudio.support import first_event, iter_events, read_events, wait_for
+from tests.director.helpers import types_of
 from tests.factories import CharacterFactory, ProjectFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -51,37 +51,23 @@ def project(user):
     return project
 
 
-def wait_for(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
-def first_event_line(lines, event_type: str) -> dict:
-    """The data of the first `event_type` event in an SSE line iterator."""
-    current = None
-    for line in lines:
-        if line.startswith("event: "):
-            current = line.removeprefix("event: ")
-        elif line.startswith("data: ") and current == event_type:
-            return json.loads(line.removeprefix("data: "))
-    raise AssertionError(f"no {event_type} event")
-
-
 def test_a_client_that_leaves_mid_turn_loses_nothing(http, project, settings):
     settings.DIRECTOR_LOCAL_DELAY = 0.03  # a turn of a second or so, to leave in the middle of
     body = {"message": "approve all", "page": "characters", "project_id": project.pk}
     with http.stream("POST", "/api/director/stream", json=body) as response:
         assert response.status_code == 200
-        lines = response.iter_lines()
-        start = first_event_line(lines, "start")
-        first_event_line(lines, "message")
+        stream = iter_events(response.iter_text())
+        start = first_event(stream, "start").data
+        first_event(stream, "message")
     # The connection is closed: the server cancels the response's iterator, not the turn.
     turn = DirectorTurn.objects.get(pk=start["turn_id"])
     assert turn.status == DirectorTurn.Status.RUNNING
 
-    wait_for(lambda: DirectorTurn.objects.get(pk=turn.pk).status != DirectorTurn.Status.RUNNING)
+    wait_for(
+        lambda: DirectorTurn.objects.get(pk=turn.pk).status != DirectorTurn.Status.RUNNING,
+        timeout=10,
+        interval=0.02,
+    )
     turn.refresh_from_db()
     assert turn.status == DirectorTurn.Status.COMPLETE
     assert set(project.characters.values_list("status", flat=True)) == {"approved"}
@@ -100,7 +86,7 @@ def test_a_client_that_leaves_mid_turn_loses_nothing(http, project, settings):
         f"/api/director/sessions/{session_id}/events",
         headers={"Last-Event-ID": f"director-{session_id}:0"},
     ) as replay:
-        complete = first_event_line(replay.iter_lines(), "complete")
+        complete = first_event(iter_events(replay.iter_text()), "complete").data
     assert "Mara is now approved. Elias is now approved. Noor is now approved." in complete["text"]
 
 

@@ -3,7 +3,8 @@
 import pytest
 
 from director.models import DirectorMessage, DirectorSession, DirectorTurn
-from tests.director.helpers import read_events, types_of
+from filmstudio.support import read_events
+from tests.director.helpers import types_of
 from tests.factories import ProjectFactory
 
 URL = "/api/director/stream"

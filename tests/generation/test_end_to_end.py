@@ -4,9 +4,10 @@ provider and real ffmpeg; then the final film fetched like a browser would."""
 import pytest
 from django.test import Client
 
+from filmstudio.support import wait_for
 from media import ffmpeg
 from projects.models import Project
-from tests.pipeline import Workers, subprocess_env, wait_for
+from tests.pipeline import Workers, subprocess_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

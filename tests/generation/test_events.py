@@ -1,6 +1,7 @@
 """Live project events over SSE: authenticated wrapper, live delivery, Last-Event-ID replay."""
 
 import json
+from itertools import islice
 
 import httpx
 import pytest
@@ -8,9 +9,10 @@ from asgiref.sync import async_to_sync
 from django.test import AsyncClient
 from rest_framework.authtoken.models import Token
 
+from filmstudio.support import iter_events, wait_for
 from generation import events
 from tests.factories import ProjectFactory
-from tests.pipeline import WebServer, subprocess_env, wait_for
+from tests.pipeline import WebServer, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,21 +40,6 @@ def test_anonymous_gets_json_401_and_others_json_404(project, other_user):
     assert response["Content-Type"] == "application/json"
 
 
-def sse_events(lines, want: int) -> list[dict]:
-    found, fields = [], {}
-    for line in lines:
-        if not line:
-            if fields.get("event") not in (None, "stream-open", "keep-alive"):
-                found.append(fields)
-                if len(found) == want:
-                    return found
-            fields = {}
-        elif not line.startswith(":") and ": " in line:
-            key, value = line.split(": ", 1)
-            fields[key] = value
-    raise AssertionError(f"stream ended after {found}")
-
-
 def test_events_arrive_live_and_replay_from_last_event_id(project, token, settings):
     """Through a real uvicorn: events sent by another process arrive via Redis, live."""
     channel = events.project_channel(project.pk)
@@ -63,17 +50,17 @@ def test_events_arrive_live_and_replay_from_last_event_id(project, token, settin
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             assert response.headers["cache-control"] == "no-cache"
-            lines = response.iter_lines()
-            assert "stream-open" in next(line for line in lines if "stream-open" in line)
+            stream = iter_events(response.iter_text(), skip=["keep-alive"])
+            assert next(stream).type == "stream-open"
             wait_for(lambda: redis_subscribers() > 0, timeout=5)
             events._send(channel, "project", {"project_id": project.pk, "n": 1})
             events._send(channel, "project", {"project_id": project.pk, "n": 2})
-            live = sse_events(lines, 2)
-        assert [json.loads(e["data"])["n"] for e in live] == [1, 2]
-        resumed = {**headers, "Last-Event-ID": live[0]["id"]}
+            live = list(islice(stream, 2))
+        assert [(e.type, e.data["n"]) for e in live] == [("project", 1), ("project", 2)]
+        resumed = {**headers, "Last-Event-ID": live[0].id}
         with httpx.stream("GET", url, headers=resumed, timeout=10) as replay:
-            missed = sse_events(replay.iter_lines(), 1)
-        assert json.loads(missed[0]["data"])["n"] == 2
+            missed = next(iter_events(replay.iter_text()))
+        assert (missed.type, missed.data["n"]) == ("project", 2)
 
 
 def redis_subscribers() -> int:

@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from generation.models import GenerationJob
-from tests.pipeline import (
-    RQWORKER,
-    UVICORN,
-    database_url,
+from filmstudio.support import (
     free_port,
-    server_up,
     start_process,
     stop_process,
     wait_for,
+    web_command,
+    web_up,
+    worker_command,
 )
+from generation.models import GenerationJob
+from tests.pipeline import subprocess_env
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls in tests are still sync.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -44,37 +44,23 @@ PASSWORD = "correct horse battery"
 
 
 def _subprocess_env(folder: Path) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key
-        not in {"SUPABASE_DB_URL", "TEST_DATABASE_NAME", "MEDIA_S3_BUCKET", "PUBLIC_BASE_URL"}
-    }
-    env.update(
-        # pytest-django has renamed NAME to the test database
-        DATABASE_URL=database_url(settings.DATABASES["default"]),
-        REDIS_URL=settings.REDIS_URL,
-        DJANGO_DEBUG="true",
-        SECRET_KEY=settings.SECRET_KEY,  # same signed blob URLs and sessions as this process
-        MEDIA_ROOT=str(folder / "media"),
-        VAR_DIR=str(folder / "var"),
-        MEDIA_BASE_HEIGHT="180",
-        MEDIA_FPS="12",
-        VIDEO_POLL_INTERVAL="0.1",
-        PROVIDER_BACKOFF_BASE="0.01",
-        PROVIDER_BACKOFF_CAP="0.05",
-        DIRECTOR_LOCAL_DELAY="0",
-        # No AI keys: every provider is the offline `local` one.
-        GEMINI_API_KEYS="",
-        FAL_KEY="",
+    return subprocess_env(
+        settings,
+        MEDIA_ROOT=folder / "media",
+        VAR_DIR=folder / "var",
+        MEDIA_BASE_HEIGHT=180,
+        MEDIA_FPS=12,
+        VIDEO_POLL_INTERVAL=0.1,
+        PROVIDER_BACKOFF_BASE=0.01,
+        PROVIDER_BACKOFF_CAP=0.05,
+        DIRECTOR_LOCAL_DELAY=0,
+        # No AI keys (subprocess_env leaves them out): every provider is the offline one.
         TEXT_PROVIDER="local",
         IMAGE_PROVIDER="local",
         VIDEO_PROVIDER="local",
         DIRECTOR_PROVIDER="local",
-        LOG_LEVEL="warning",
-        PYTHONUNBUFFERED="1",
+        PYTHONUNBUFFERED=1,
     )
-    return env
 
 
 def _worker_up() -> bool:
@@ -107,22 +93,20 @@ def _empty_queue() -> None:
 
 @pytest.fixture(scope="module")
 def stack(django_db_setup, tmp_path_factory, request) -> Stack:
-    """uvicorn + rqworker on the test database; torn down before the test database is dropped."""
+    """uvicorn + a worker on the test database; torn down before the test database is dropped."""
     _empty_queue()
     folder = tmp_path_factory.mktemp("stack")
     env = _subprocess_env(folder)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server_log, worker_log = folder / "uvicorn.log", folder / "worker.log"
-    with server_log.open("wb") as log:
-        server = start_process([*UVICORN, "--port", str(port)], env, log)
+    server = start_process(web_command(port), env, log=server_log)
     request.addfinalizer(lambda: stop_process(server))
-    with worker_log.open("wb") as log:
-        worker = start_process(RQWORKER, env, log)
+    worker = start_process(worker_command(), env, log=worker_log)
     request.addfinalizer(lambda: stop_process(worker))
     stack = Stack(url, folder, [server_log, worker_log])
-    wait_for(lambda: server_up(url), timeout=30, message="uvicorn did not start\n" + stack.tail())
-    wait_for(_worker_up, timeout=30, message="rqworker did not start\n" + stack.tail())
+    wait_for(lambda: web_up(url), timeout=30, message="uvicorn did not start", progress=stack.tail)
+    wait_for(_worker_up, timeout=30, message="the worker did not start", progress=stack.tail)
     return stack
 
 
@@ -176,7 +160,8 @@ def settled(stack):
     wait_for(
         lambda: not GenerationJob.objects.filter(status__in=GenerationJob.ACTIVE).exists(),
         timeout=30,
-        message="the pipeline did not settle\n" + stack.tail(),
+        message="the pipeline did not settle",
+        progress=stack.tail,
     )
 
 
@@ -196,6 +181,5 @@ def login(page, username: str, password: str = PASSWORD, next_url: str = "/studi
 
 
 def wait_until(predicate, *, timeout: float = 30, message: str = "", stack: Stack | None = None):
-    return wait_for(
-        predicate, timeout=timeout, interval=0.1, message=message + (stack.tail() if stack else "")
-    )
+    progress = stack.tail if stack else None
+    return wait_for(predicate, timeout=timeout, interval=0.1, message=message, progress=progress)
