@@ -4,8 +4,8 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from director.models import DirectorMessage, DirectorSession, DirectorTurn
-from generation import api as generation_api
 from generation.models import GenerationJob
+from generation.selectors import jobs_for_user
 from projects import selectors as project_selectors
 from projects.models import Character, Project, Video
 
@@ -18,6 +18,10 @@ def sessions_for_user(user) -> QuerySet[DirectorSession]:
 
 def session_for_user(user, session_id: int) -> DirectorSession:
     return get_object_or_404(sessions_for_user(user), pk=session_id)
+
+
+def may_read_session_channel(user, session_id: int) -> bool:
+    return DirectorSession.objects.filter(pk=session_id, user=user).exists()
 
 
 def session_history(session: DirectorSession, *, before: DirectorTurn, turns: int) -> list:
@@ -92,7 +96,7 @@ def project_summary(user, project_id: int) -> dict:
                 "clips_ready": len(clips),
             }
         )
-    jobs = generation_api.jobs_for_user(user).filter(project=project, parent=None)
+    jobs = jobs_for_user(user).filter(project=project, parent=None)
     return {
         "project": {
             "id": project.pk,

@@ -21,13 +21,13 @@ from rest_framework import serializers
 from director.pages import PAGES, Page
 from director.selectors import character_brief, job_brief, project_summary
 from filmstudio.exceptions import ConflictError
-from generation import api as generation_api
 from generation import services as generation
 from generation.models import GenerationJob
-from projects import api as projects_api
+from generation.selectors import job_for_user
+from generation.serializers import CharacterJobRequest
 from projects import selectors
-from projects import services as projects
 from projects.models import Project
+from projects.serializers import ProjectSerializer, RejectSerializer
 
 logger = logging.getLogger(__name__)
 
@@ -140,29 +140,29 @@ def update_project(ctx: ToolContext, args: dict) -> Result:
     fields = {key: value for key, value in args.items() if key != "project_id"}
     if not fields:
         raise ToolError("Give at least one field to change.")
-    serializer = projects_api.ProjectSerializer(project, data=fields, partial=True)
+    serializer = ProjectSerializer(project, data=fields, partial=True)
     if not serializer.is_valid():
         raise ToolError(_error_text(serializer.errors))
-    project = projects.project_update(project=project, **serializer.validated_data)
+    project = generation.project_update(project=project, **serializer.validated_data)
     return {"project": {key: getattr(project, key) for key in ("id", "title", *fields)}}
 
 
 def approve_character(ctx: ToolContext, args: dict) -> Result:
     character = selectors.character_for_user(ctx.user, _int_arg(args, "character_id"))
-    return {"character": character_brief(projects.character_approve(character=character))}
+    return {"character": character_brief(generation.character_approve(character=character))}
 
 
 def reject_character(ctx: ToolContext, args: dict) -> Result:
     character = selectors.character_for_user(ctx.user, _int_arg(args, "character_id"))
-    reason = _validated(projects_api.RejectSerializer, {"reason": args.get("reason", "")})
-    character = projects.character_reject(character=character, reason=reason.get("reason", ""))
+    reason = _validated(RejectSerializer, {"reason": args.get("reason", "")})
+    character = generation.character_reject(character=character, reason=reason.get("reason", ""))
     return {"character": character_brief(character)}
 
 
 def _start_characters(ctx: ToolContext, args: dict) -> GenerationJob:
     project = _project(ctx, args)
     options = {key: args[key] for key in ("count", "instructions") if key in args}
-    data = _validated(generation_api.CharacterJobRequest, {"project_id": project.pk, **options})
+    data = _validated(CharacterJobRequest, {"project_id": project.pk, **options})
     return generation.start_character_generation(
         project=project, count=data["count"], instructions=data["instructions"]
     )
@@ -199,12 +199,12 @@ def start_generation(ctx: ToolContext, args: dict) -> Result:
 
 
 def retry_job(ctx: ToolContext, args: dict) -> Result:
-    job = generation_api.job_for_user(ctx.user, _int_arg(args, "job_id"))
+    job = job_for_user(ctx.user, _int_arg(args, "job_id"))
     return {"job": job_brief(generation.job_retry(job=job))}
 
 
 def cancel_job(ctx: ToolContext, args: dict) -> Result:
-    job = generation_api.job_for_user(ctx.user, _int_arg(args, "job_id"))
+    job = job_for_user(ctx.user, _int_arg(args, "job_id"))
     return {"job": job_brief(generation.job_cancel(job=job))}
 
 

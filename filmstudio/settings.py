@@ -148,6 +148,8 @@ RQ_QUEUES = {
 JOB_HEARTBEAT_INTERVAL = env_float("JOB_HEARTBEAT_INTERVAL", 10.0, minimum=0.05)
 JOB_HEARTBEAT_TIMEOUT = env_float("JOB_HEARTBEAT_TIMEOUT", 120.0, minimum=0.1)
 JOB_AUTO_RETRIES = env_int("JOB_AUTO_RETRIES", 3, minimum=0, maximum=20)
+# A job whose worker keeps dying (crash, OOM kill) is resumed this many times, then failed.
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 6, minimum=1, maximum=100)
 WATCHDOG_INTERVAL = env_float("WATCHDOG_INTERVAL", 15.0, minimum=0.1)
 # Provider calls a single step runs at once (portraits, keyframes).
 STEP_CONCURRENCY = env_int("STEP_CONCURRENCY", 4, minimum=1, maximum=64)
@@ -155,7 +157,7 @@ STEP_CONCURRENCY = env_int("STEP_CONCURRENCY", 4, minimum=1, maximum=64)
 # Live events: worker processes publish through Redis; events are stored for Last-Event-ID.
 EVENTSTREAM_REDIS = redis_connection_kwargs(REDIS_URL)
 EVENTSTREAM_STORAGE_CLASS = "django_eventstream.storage.DjangoModelStorage"
-EVENTSTREAM_CHANNELMANAGER_CLASS = "generation.events.OwnerChannelManager"
+EVENTSTREAM_CHANNELMANAGER_CLASS = "filmstudio.streams.OwnerChannelManager"
 RQ = {
     "COMMIT_MODE": "auto",
     "JOB_CLASS": "rq.job.Job",

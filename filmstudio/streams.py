@@ -3,12 +3,14 @@
 django-eventstream's view only sees the session user (token clients look anonymous) and answers
 refusals with a 200 stream carrying an error event. This wrapper authenticates token or session,
 checks ownership and answers JSON 401/404 before any stream starts; the channel manager
-(generation.events.OwnerChannelManager) checks ownership again inside the stream.
+(`OwnerChannelManager`) checks again inside the stream, asking the app that owns the channel's
+kind (`register_channel`, called from each app's `ready()`), so this module knows no app.
 """
 
 from collections.abc import Callable
 
 from django.http import JsonResponse
+from django_eventstream.channelmanager import DefaultChannelManager
 from django_eventstream.views import events
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
@@ -39,3 +41,25 @@ def authenticated_stream(request, *, channel: str, owns: Callable[[object], bool
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
+
+
+# Channel names are "<kind>-<id>"; each kind's reader says whether a user may read object `id`.
+ChannelReader = Callable[[object, int], bool]
+_READERS: dict[str, ChannelReader] = {}
+
+
+def register_channel(kind: str, may_read: ChannelReader) -> None:
+    _READERS[kind] = may_read
+
+
+class OwnerChannelManager(DefaultChannelManager):
+    """Only a channel's owner may read it (the default lets anyone read any)."""
+
+    def can_read_channel(self, user, channel: str) -> bool:
+        if user is None or not user.is_authenticated:
+            return False
+        kind, _, ident = channel.partition("-")
+        reader = _READERS.get(kind)
+        if reader is None or not (ident.isascii() and ident.isdigit()):
+            return False
+        return reader(user, int(ident))

@@ -28,7 +28,7 @@ urlpatterns = [
     *both_slashes("api/auth/token", TokenApi.as_view(), "auth-token"),
     *both_slashes("api/schema", SpectacularAPIView.as_view(), "schema"),
     *both_slashes("docs", SpectacularSwaggerView.as_view(url_name="schema"), "docs"),
-    path("", include("media.urls")),
+    path("", include("projects.blob_urls")),
     path("", include("projects.urls")),
     path("", include("generation.urls")),
     path("", include("director.urls")),

@@ -1,87 +1,21 @@
-import django_rq
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from filmstudio.api import parse_id, reject_unknown_params
-from filmstudio.serializers import StrictCharField, StrictIntegerField, StrictSerializer
 from generation import services
 from generation.models import GenerationJob
+from generation.selectors import job_for_user, jobs_for_user, queue_status
+from generation.serializers import (
+    CharacterJobRequest,
+    FrameJobRequest,
+    JobSerializer,
+    ProjectRef,
+    VideoJobRequest,
+)
 from projects import selectors as project_selectors
-
-
-class TargetSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=GenerationJob.TargetType.choices)
-    id = serializers.IntegerField()
-
-
-class JobSerializer(serializers.ModelSerializer):
-    project_id = serializers.IntegerField(read_only=True)
-    parent_id = serializers.IntegerField(read_only=True, allow_null=True)
-    target = serializers.SerializerMethodField()
-
-    class Meta:
-        model = GenerationJob
-        fields = [
-            "id",
-            "type",
-            "status",
-            "progress",
-            "attempts",
-            "error",
-            "project_id",
-            "target",
-            "parent_id",
-            "result",
-            "provider_request_ids",
-            "created_at",
-            "started_at",
-            "finished_at",
-        ]
-
-    @extend_schema_field(TargetSerializer)
-    def get_target(self, obj: GenerationJob) -> dict:
-        return {"type": obj.target_type, "id": obj.target_id}
-
-
-def jobs_for_user(user):
-    if not user.is_authenticated:
-        return GenerationJob.objects.none()
-    return GenerationJob.objects.filter(project__owner=user)
-
-
-def job_for_user(user, job_id: int) -> GenerationJob:
-    from django.shortcuts import get_object_or_404
-
-    return get_object_or_404(jobs_for_user(user).select_related("project"), pk=job_id)
-
-
-class ProjectRef(StrictSerializer):
-    project_id = StrictIntegerField(min_value=1)
-
-
-class CharacterJobRequest(ProjectRef):
-    count = StrictIntegerField(min_value=1, max_value=10, default=4)
-    instructions = StrictCharField(required=False, allow_blank=True, max_length=2000, default="")
-
-
-class ExactlyOneId(StrictSerializer):
-    def validate(self, attrs):
-        if len(attrs) != 1:
-            raise serializers.ValidationError(f"Give exactly one of {' or '.join(self.fields)}.")
-        return attrs
-
-
-class FrameJobRequest(ExactlyOneId):
-    project_id = StrictIntegerField(min_value=1, required=False)
-    scene_id = StrictIntegerField(min_value=1, required=False)
-
-
-class VideoJobRequest(ExactlyOneId):
-    project_id = StrictIntegerField(min_value=1, required=False)
-    frame_id = StrictIntegerField(min_value=1, required=False)
 
 
 def accepted(job: GenerationJob) -> Response:
@@ -235,35 +169,6 @@ class WorkerSerializer(serializers.Serializer):
 class QueueStatusSerializer(serializers.Serializer):
     queues = QueueCountsSerializer(many=True)
     workers = WorkerSerializer(many=True)
-
-
-def queue_status() -> dict:
-    from rq import Worker
-
-    queues = []
-    for name in ("default",):
-        queue = django_rq.get_queue(name)
-        queues.append(
-            {
-                "name": name,
-                "queued": queue.count,
-                "started": queue.started_job_registry.count,
-                "scheduled": queue.scheduled_job_registry.count,
-                "deferred": queue.deferred_job_registry.count,
-                "failed": queue.failed_job_registry.count,
-                "finished": queue.finished_job_registry.count,
-            }
-        )
-    workers = [
-        {
-            "name": worker.name,
-            "state": str(worker.get_state()),
-            "queues": worker.queue_names(),
-            "current_job": worker.get_current_job_id(),
-        }
-        for worker in Worker.all(connection=django_rq.get_connection("default"))
-    ]
-    return {"queues": queues, "workers": workers}
 
 
 class QueueStatusApi(APIView):

@@ -25,8 +25,9 @@ from filmstudio.exceptions import ConflictError
 from filmstudio.streams import authenticated_stream
 from filmstudio.support import WORKER_SHELL_COMMAND
 from generation import events, services
-from generation.api import queue_status
+from generation.jobtypes import generating_statuses
 from generation.models import GenerationJob
+from generation.selectors import queue_status
 from media.signing import blob_url
 from projects.models import Project
 from projects.selectors import project_hierarchy
@@ -108,9 +109,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "job_counts": [(s, counts.get(s, 0)) for s in Job.Status.values],
         "failure_count": failures.count(),
         "failures": failures.select_related("project").order_by("-finished_at")[:10],
-        "active_projects": Project.objects.filter(
-            status__in=services.STATUS_FOR_TYPE.values()
-        ).count(),
+        "active_projects": Project.objects.filter(status__in=generating_statuses()).count(),
         "awaiting_approval": Project.objects.filter(
             status=Project.Status.AWAITING_APPROVAL
         ).count(),

@@ -1,117 +1,34 @@
-"""Live events: every job and entity change of a project goes to its eventstream channel.
+"""Live job events, on the project's channel beside its entities' (`projects.events`)."""
 
-Events are sent after the transaction commits (never for rolled-back changes), through Redis so
-events from worker processes reach the web process, and stored for Last-Event-ID replay.
-"""
+from generation.models import GenerationJob
+from projects.events import project_channel, publish, publish_entity
 
-import logging
-
-from django.db import transaction
-from django_eventstream import send_event
-from django_eventstream.channelmanager import DefaultChannelManager
-
-from projects.models import Character, Frame, Project, Scene, Video
-
-logger = logging.getLogger(__name__)
+__all__ = ["job_payload", "project_channel", "publish_entity", "publish_job"]
 
 
-def project_channel(project_id: int) -> str:
-    return f"project-{project_id}"
+def _iso(value) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def _send(channel: str, event_type: str, data: dict) -> None:
-    try:
-        send_event(channel, event_type, data)
-    except Exception:  # live events are best effort: never fail the change that caused them
-        logger.exception("could not send %s event on %s", event_type, channel)
+def job_payload(job: GenerationJob) -> dict:
+    """The job's JSON, as the contract gives it (the API serializer returns this too)."""
+    return {
+        "id": job.pk,
+        "type": job.type,
+        "status": job.status,
+        "progress": job.progress,
+        "attempts": job.attempts,
+        "error": job.error,
+        "project_id": job.project_id,
+        "target": {"type": job.target_type, "id": job.target_id},
+        "parent_id": job.parent_id,
+        "result": job.result,
+        "provider_request_ids": job.provider_request_ids,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+    }
 
 
-def publish(channel: str, event_type: str, data: dict) -> None:
-    transaction.on_commit(lambda: _send(channel, event_type, data))
-
-
-def entity_payload(instance) -> tuple[str, dict]:
-    """(event type, flat JSON) with project_id and the parent's id, as the contract says."""
-    from media.signing import blob_url
-
-    if isinstance(instance, Project):
-        return "project", {
-            "id": instance.pk,
-            "project_id": instance.pk,
-            "title": instance.title,
-            "status": instance.status,
-            "progress": instance.progress,
-            "final_video_url": blob_url(instance.final_video),
-            "final_duration": instance.final_duration,
-        }
-    if isinstance(instance, Character):
-        return "character", {
-            "id": instance.pk,
-            "project_id": instance.project_id,
-            "name": instance.name,
-            "role": instance.role,
-            "description": instance.description,
-            "status": instance.status,
-            "image_url": blob_url(instance.image),
-        }
-    if isinstance(instance, Scene):
-        return "scene", {
-            "id": instance.pk,
-            "project_id": instance.project_id,
-            "order": instance.order,
-            "title": instance.title,
-            "concise_plot": instance.concise_plot,
-            "status": instance.status,
-        }
-    if isinstance(instance, Frame):
-        return "frame", {
-            "id": instance.pk,
-            "project_id": instance.scene.project_id,
-            "scene_id": instance.scene_id,
-            "order": instance.order,
-            "prompt": instance.prompt,
-            "status": instance.status,
-            "image_url": blob_url(instance.image),
-        }
-    if isinstance(instance, Video):
-        return "video", {
-            "id": instance.pk,
-            "project_id": instance.frame.scene.project_id,
-            "scene_id": instance.frame.scene_id,
-            "frame_id": instance.frame_id,
-            "status": instance.status,
-            "video_url": blob_url(instance.file),
-            "duration": instance.duration,
-        }
-    raise TypeError(f"no event for {type(instance).__name__}")
-
-
-def publish_entity(instance) -> None:
-    event_type, data = entity_payload(instance)
-    publish(project_channel(data["project_id"]), event_type, data)
-
-
-def publish_job(job) -> None:
-    from generation.api import JobSerializer
-
-    publish(project_channel(job.project_id), "job", JobSerializer(job).data)
-
-
-class OwnerChannelManager(DefaultChannelManager):
-    """Only the owner of a project may read its channel (the default lets anyone read any)."""
-
-    def can_read_channel(self, user, channel: str) -> bool:
-        if user is None or not user.is_authenticated:
-            return False
-        kind, _, ident = channel.partition("-")
-        if not ident.isdigit():
-            return False
-        if kind == "project":
-            # Staff watch every project from the dashboards; the public API's view checks
-            # ownership itself before it hands over, so staff get no more there.
-            return user.is_staff or Project.objects.filter(pk=int(ident), owner=user).exists()
-        if kind == "director":
-            from director.models import DirectorSession
-
-            return DirectorSession.objects.filter(pk=int(ident), user=user).exists()
-        return False
+def publish_job(job: GenerationJob) -> None:
+    publish(job.project_id, "job", job_payload(job))

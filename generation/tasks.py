@@ -7,27 +7,19 @@ import threading
 import traceback
 from datetime import timedelta
 
-import django_rq
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 
-from generation import services
+from generation import queue, services
+from generation.jobtypes import job_type
 from generation.models import GenerationJob
 from generation.providers import video_provider
 from generation.providers.base import ProviderError, TransientProviderError
-from generation.steps import characters, frames, scenes, stitch, videos
+from generation.steps import videos
 from generation.steps.common import UnitVanished, gather
 
 logger = logging.getLogger(__name__)
-
-STEPS = {
-    GenerationJob.Type.CHARACTERS: characters.run,
-    GenerationJob.Type.SCENES: scenes.run,
-    GenerationJob.Type.FRAMES: frames.run,
-    GenerationJob.Type.VIDEOS: videos.run,
-    GenerationJob.Type.STITCH: stitch.run,
-}
 
 
 @contextlib.contextmanager
@@ -91,7 +83,7 @@ def run_job(job_id: int) -> None:
     logger.info("job %s (%s) started, attempt %s", job.pk, job.type, job.attempts)
     with heartbeat(job.pk):
         try:
-            STEPS[job.type](job)
+            job_type(job.type).run(job)
         except Exception as error:
             _handle_failure(job, error)
 
@@ -115,7 +107,7 @@ def poll_waiting() -> None:
     """Check every clip in flight at once (status only, side by side) and hand the finished
     ones to `poll_video`: one job per round instead of one per clip per round."""
     close_old_connections()
-    django_rq.get_connection("default").delete(services.POLLER_KEY)
+    queue.poller_done()
     now = timezone.now()
     waiting = GenerationJob.objects.filter(
         type=GenerationJob.Type.VIDEOS, status=GenerationJob.Status.WAITING
@@ -132,6 +124,15 @@ def poll_waiting() -> None:
     pending = [pk for (pk, _), ready in outcomes if ready is False]
     waiting.filter(pk__in=pending).update(heartbeat_at=now)
     for pk in finished:
-        services.enqueue(pk, task="generation.tasks.poll_video", urgent=True)
+        queue.enqueue(pk, task=queue.POLL_TASK, urgent=True)
     if waiting.exclude(pk__in=finished).exists():
-        services.ensure_poller()
+        queue.ensure_poller()
+
+
+def cancel_remote(request_ids: list[str]) -> None:
+    """Cancel requests in flight at the video service (their jobs were cancelled), so they stop
+    costing. Best effort: a request that already finished or is unknown there is fine."""
+    provider = video_provider()
+    for request_id, outcome in gather(provider.cancel, request_ids):
+        if isinstance(outcome, Exception):
+            logger.warning("could not cancel request %s at the provider: %s", request_id, outcome)

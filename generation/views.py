@@ -6,7 +6,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from filmstudio.streams import authenticated_stream
-from generation import events, services
+from generation import events, queue
 from generation.models import GenerationJob
 from projects.models import Project
 
@@ -42,5 +42,5 @@ def fal_webhook(request):
     if job is None:  # fal retries for hours: a repeat after delivery is fine
         return JsonResponse({"detail": "No waiting job for this request; nothing to do."})
     # The heavy part (download, normalize) belongs to a worker: poll now instead of later.
-    services.enqueue(job.pk, task="generation.tasks.poll_video", urgent=True)
+    queue.enqueue(job.pk, task=queue.POLL_TASK, urgent=True)
     return JsonResponse({"detail": "Accepted."})

@@ -9,13 +9,13 @@ from datetime import timedelta
 
 import django_rq
 from django.conf import settings
-from django.db.models import F
 from django.utils import timezone
 from rq.job import Job as RQJob
 from rq.serializers import JSONSerializer
 
 from generation import services
 from generation.models import GenerationJob
+from generation.queue import get_queue, promote_due
 
 logger = logging.getLogger(__name__)
 Job = GenerationJob
@@ -38,9 +38,7 @@ def rq_job_alive(rq_job_id: str) -> bool:
 def promote_overdue(grace: float) -> int:
     """RQ's scheduler lives in one worker and holds a lock for a minute: when that worker is
     killed, scheduled polls and back-offs wait for the lock to expire. Move the overdue ones."""
-    from generation.inline import promote_due
-
-    return promote_due(django_rq.get_queue("default"), before=time.time() - grace)
+    return promote_due(get_queue(), before=time.time() - grace)
 
 
 def sweep() -> dict[str, int]:
@@ -50,12 +48,10 @@ def sweep() -> dict[str, int]:
     resumed["overdue"] = promote_overdue(settings.JOB_HEARTBEAT_TIMEOUT)
 
     for job in Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff):
-        lost = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, heartbeat_at__lt=cutoff)
-        if lost.update(status=Job.Status.QUEUED, attempts=F("attempts") + 1, updated_at=now):
-            logger.warning(
-                "job %s lost its worker (no heartbeat since %s): resumed", job.pk, job.heartbeat_at
-            )
-            services.enqueue(job.pk)
+        logger.warning(
+            "job %s lost its worker (no heartbeat since %s): resumed", job.pk, job.heartbeat_at
+        )
+        if services.job_resume_lost(job=job, stale_before=cutoff):
             resumed["running"] += 1
 
     # Containers (parents of child jobs) never go to RQ; skip them.
@@ -63,13 +59,13 @@ def sweep() -> dict[str, int]:
     for job in queued:
         if not rq_job_alive(job.rq_job_id):
             logger.warning("job %s was queued but its RQ job is gone: re-enqueued", job.pk)
-            services.enqueue(job.pk)
-            resumed["queued"] += 1
+            if services.job_resume_lost(job=job):
+                resumed["queued"] += 1
 
     poll_cutoff = cutoff - timedelta(seconds=settings.VIDEO_POLL_INTERVAL)
     for job in Job.objects.filter(status=Job.Status.WAITING, heartbeat_at__lt=poll_cutoff):
         if not rq_job_alive(job.rq_job_id):
             logger.warning("job %s waits on a remote clip but nobody polls: poll resumed", job.pk)
-            services.enqueue(job.pk, task="generation.tasks.poll_video")
-            resumed["waiting"] += 1
+            if services.job_resume_lost(job=job, poll=True):
+                resumed["waiting"] += 1
     return resumed

@@ -14,11 +14,12 @@ import time
 import redis
 from rq import Worker
 
+from generation.jobtypes import load_job_types
+
 logger = logging.getLogger(__name__)
 
 PRELOAD = (
     "generation.tasks",
-    "generation.api",
     "generation.providers.gemini",
     "generation.providers.fal",
     "generation.providers.local",
@@ -28,6 +29,7 @@ PRELOAD = (
 def warm() -> None:
     for module in PRELOAD:
         importlib.import_module(module)
+    load_job_types()
     from django.conf import settings
     from google.genai import types
 

@@ -5,6 +5,7 @@ from django.urls import path
 from django.utils.html import format_html
 
 from filmstudio.exceptions import ConflictError
+from generation import services as pipeline
 from media.signing import blob_url
 from projects import services
 from projects.admin_cast import cast_approval_view
@@ -117,18 +118,18 @@ class ProjectAdmin(admin.ModelAdmin):
             k: form.cleaned_data[k] for k in form.changed_data if k in services.PROJECT_FIELDS
         }
         with transaction.atomic():
-            services.project_update(project=saved, **fields)
+            pipeline.project_update(project=saved, **fields)
             if "owner" in form.changed_data:
                 Project.objects.filter(pk=obj.pk).update(owner=obj.owner)
         return None
 
     def delete_model(self, request, obj):
-        services.project_delete(project=obj)
+        pipeline.project_delete(project=obj)
 
     def delete_queryset(self, request, queryset):
         with transaction.atomic():
             for project in queryset:
-                services.project_delete(project=project)
+                pipeline.project_delete(project=project)
 
     def get_deleted_objects(self, objs, request):
         # project_delete removes the whole hierarchy (cancelling active jobs first), so the
@@ -151,12 +152,12 @@ def _decide(modeladmin, request, queryset, decide):
 
 @admin.action(description="Approve selected characters")
 def approve(modeladmin, request, queryset):
-    _decide(modeladmin, request, queryset, services.character_approve)
+    _decide(modeladmin, request, queryset, pipeline.character_approve)
 
 
 @admin.action(description="Reject selected characters")
 def reject(modeladmin, request, queryset):
-    _decide(modeladmin, request, queryset, services.character_reject)
+    _decide(modeladmin, request, queryset, pipeline.character_reject)
 
 
 @admin.register(Character)

@@ -14,6 +14,7 @@ from django.template.response import TemplateResponse
 
 from filmstudio.api import ID
 from filmstudio.exceptions import ConflictError
+from generation import services as pipeline
 from media.signing import blob_url
 from projects import services
 from projects.models import Character, Project
@@ -65,10 +66,10 @@ def _decide(request: HttpRequest, character: Character, action: str) -> None:
         description = post.get(f"description-{character.pk}")
         if description is not None and description != character.description:
             services.character_update(character=character, description=description)
-        services.character_approve(character=character)
+        pipeline.character_approve(character=character)
     else:
         reason = post.get(f"reason-{character.pk}", "").strip() or post.get("reason", "").strip()
-        services.character_reject(character=character, reason=reason)
+        pipeline.character_reject(character=character, reason=reason)
 
 
 def _handle_post(request: HttpRequest) -> HttpResponseRedirect:

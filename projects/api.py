@@ -5,119 +5,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from filmstudio.api import reject_unknown_params
-from filmstudio.serializers import StrictCharField, StrictModelSerializer, StrictSerializer
-from media.signing import blob_url
+from generation import services as pipeline
 from projects import selectors, services
-from projects.models import Character, Frame, Project, Scene, Video
-
-
-class CharacterSerializer(StrictModelSerializer):
-    project_id = serializers.IntegerField(read_only=True)
-    image_url = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Character
-        fields = [
-            "id",
-            "project_id",
-            *services.CHARACTER_FIELDS,
-            "status",
-            "rejection_reason",
-            "image_url",
-            "created_at",
-            "updated_at",
-        ]
-        read_only_fields = ["status", "rejection_reason"]
-
-    def get_image_url(self, obj: Character) -> str | None:
-        return blob_url(obj.image)
-
-
-class VideoSerializer(serializers.ModelSerializer):
-    video_url = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Video
-        fields = ["id", "status", "video_url", "duration"]
-
-    def get_video_url(self, obj: Video) -> str | None:
-        return blob_url(obj.file)
-
-
-class FrameSerializer(serializers.ModelSerializer):
-    image_url = serializers.SerializerMethodField()
-    video = VideoSerializer(read_only=True, allow_null=True)
-
-    class Meta:
-        model = Frame
-        fields = [
-            "id",
-            "order",
-            "prompt",
-            "camera",
-            "dialogue",
-            "duration",
-            "status",
-            "image_url",
-            "video",
-        ]
-
-    def get_image_url(self, obj: Frame) -> str | None:
-        return blob_url(obj.image)
-
-
-class SceneSerializer(serializers.ModelSerializer):
-    character_ids = serializers.SerializerMethodField()
-    frames = FrameSerializer(many=True, read_only=True)
-
-    class Meta:
-        model = Scene
-        fields = [
-            "id",
-            "order",
-            "title",
-            "concise_plot",
-            "detailed_plot",
-            "dialogue",
-            "location",
-            "mood",
-            "status",
-            "character_ids",
-            "frames",
-        ]
-
-    def get_character_ids(self, obj: Scene) -> list[int]:
-        return [c.id for c in obj.characters.all()]
-
-
-class ProjectSerializer(StrictModelSerializer):
-    final_video_url = serializers.SerializerMethodField()
-    title = StrictCharField(min_length=1, max_length=200)
-
-    class Meta:
-        model = Project
-        fields = [
-            "id",
-            *services.PROJECT_FIELDS,
-            "status",
-            "progress",
-            "final_video_url",
-            "final_duration",
-            "created_at",
-            "updated_at",
-        ]
-        read_only_fields = ["status", "progress", "final_duration"]
-
-    def get_final_video_url(self, obj: Project) -> str | None:
-        return blob_url(obj.final_video)
-
-
-class ProjectDetailSerializer(ProjectSerializer):
-    characters = CharacterSerializer(many=True, read_only=True)
-    scenes = SceneSerializer(many=True, read_only=True)
-
-    class Meta(ProjectSerializer.Meta):
-        fields = [*ProjectSerializer.Meta.fields, "characters", "scenes"]
+from projects.models import Project
+from projects.serializers import (
+    CharacterSerializer,
+    ProjectDetailSerializer,
+    ProjectSerializer,
+    RejectSerializer,
+)
 
 
 def project_detail_response(user, project_id: int, code: int = status.HTTP_200_OK) -> Response:
@@ -172,13 +68,13 @@ class ProjectDetailApi(APIView):
         project = selectors.project_for_user(request.user, project_id)
         serializer = ProjectSerializer(project, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        services.project_update(project=project, **serializer.validated_data)
+        pipeline.project_update(project=project, **serializer.validated_data)
         return project_detail_response(request.user, project_id)
 
     @extend_schema(responses={204: None}, summary="Delete a project, its jobs and its files")
     def delete(self, request, project_id: int):
         project = selectors.project_for_user(request.user, project_id)
-        services.project_delete(project=project)
+        pipeline.project_delete(project=project)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -208,15 +104,11 @@ class CharacterDetailApi(APIView):
         return Response(CharacterSerializer(character).data)
 
 
-class RejectSerializer(StrictSerializer):
-    reason = StrictCharField(required=False, allow_blank=True, max_length=2000)
-
-
 class CharacterApproveApi(APIView):
     @extend_schema(request=None, responses=CharacterSerializer, summary="Approve a character")
     def post(self, request, character_id: int):
         character = selectors.character_for_user(request.user, character_id)
-        character = services.character_approve(character=character)
+        character = pipeline.character_approve(character=character)
         return Response(CharacterSerializer(character).data)
 
 
@@ -226,7 +118,7 @@ class CharacterRejectApi(APIView):
         character = selectors.character_for_user(request.user, character_id)
         serializer = RejectSerializer(data=request.data if request.data else {})
         serializer.is_valid(raise_exception=True)
-        character = services.character_reject(
+        character = pipeline.character_reject(
             character=character, reason=serializer.validated_data.get("reason", "")
         )
         return Response(CharacterSerializer(character).data)

@@ -18,7 +18,7 @@ from director.models import DirectorMessage
 from director.tools import Tool, ToolOutcome
 from filmstudio.logging import redact
 from generation.providers.base import PermanentProviderError
-from generation.providers.gemini import _TRANSPORT_ERRORS, GeminiModel, _raise_if_blocked
+from generation.providers.gemini import TRANSPORT_ERRORS, GeminiModel, raise_if_blocked
 
 Role = DirectorMessage.Role
 # What the model is told a UI tool returned: the app carries it out, nothing comes back.
@@ -157,12 +157,12 @@ class GeminiDirector:
                     model=model, contents=contents, config=config
                 )
                 for chunk in stream:
-                    _raise_if_blocked(model, chunk)
+                    raise_if_blocked(model, chunk)
                     candidate = (chunk.candidates or [None])[0]
                     content = candidate.content if candidate else None
                     for part in (content.parts if content else None) or []:
                         collector.add(part)
-            except (genai_errors.APIError, *_TRANSPORT_ERRORS) as error:
+            except (genai_errors.APIError, *TRANSPORT_ERRORS) as error:
                 # Text already streamed cannot be taken back: a retry would say it twice.
                 if collector.texts:
                     raise PermanentProviderError(

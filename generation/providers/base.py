@@ -78,3 +78,8 @@ class VideoProvider(Protocol):
     def ready(self, request_id: str) -> bool:
         """Cheap status check, no download: True once `poll` would not answer "pending"."""
         ...
+
+    def cancel(self, request_id: str) -> None:
+        """Stop a request in flight, so it is not billed further; an unknown or finished one is
+        not an error."""
+        ...

@@ -201,6 +201,14 @@ class FalVideo:
             raise provider_error(error, action="status") from error
         return isinstance(status, fal_client.Completed)
 
+    def cancel(self, request_id: str) -> None:
+        configure_fal_client()
+        try:
+            self._client.cancel(self.model, request_id)
+        except _FAL_ERRORS as error:
+            raise provider_error(error, action="cancel") from error
+        logger.info("fal %s: cancelled request %s", self.model, request_id)
+
     def _poll(self, request_id: str) -> VideoPoll:
         try:
             status = self._client.status(self.model, request_id, with_logs=False)

@@ -34,7 +34,7 @@ DEFAULT_COOLDOWN = 30.0
 # A server hint longer than this is handed to the caller (retry_after) instead of sleeping in
 # a worker for it.
 MAX_HONORED_WAIT = 120.0
-_TRANSPORT_ERRORS = (httpx.TransportError, httpx2.TransportError)
+TRANSPORT_ERRORS = (httpx.TransportError, httpx2.TransportError)
 _BLOCKING_FINISH_REASONS = frozenset(
     {
         "SAFETY",
@@ -134,7 +134,7 @@ class GeminiModel:
                 if isinstance(error, genai_errors.ClientError) and error.code != 408:
                     raise PermanentProviderError(self._describe(error)) from error
                 raise TransientProviderError(self._describe(error)) from error
-            except _TRANSPORT_ERRORS as error:
+            except TRANSPORT_ERRORS as error:
                 message = redact(f"gemini {self.model}: {type(error).__name__}: {error}")
                 raise TransientProviderError(message) from error
         raise TransientProviderError(
@@ -174,7 +174,7 @@ def _finish_text(response: types.GenerateContentResponse) -> str:
     return "; ".join(words)
 
 
-def _raise_if_blocked(model: str, response: types.GenerateContentResponse) -> None:
+def raise_if_blocked(model: str, response: types.GenerateContentResponse) -> None:
     feedback = response.prompt_feedback
     if feedback is not None and feedback.block_reason:
         message = feedback.block_reason_message or ""
@@ -187,7 +187,7 @@ def _raise_if_blocked(model: str, response: types.GenerateContentResponse) -> No
 
 
 def _structured(model: str, response: types.GenerateContentResponse, schema: type[M]) -> M:
-    _raise_if_blocked(model, response)
+    raise_if_blocked(model, response)
     if isinstance(response.parsed, schema):
         return response.parsed
     text = response.text
@@ -203,7 +203,7 @@ def _structured(model: str, response: types.GenerateContentResponse, schema: typ
 
 
 def _first_image(model: str, response: types.GenerateContentResponse) -> bytes:
-    _raise_if_blocked(model, response)
+    raise_if_blocked(model, response)
     for candidate in response.candidates or []:
         for part in (candidate.content.parts if candidate.content else None) or []:
             blob = part.inline_data

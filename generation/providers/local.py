@@ -204,6 +204,9 @@ class LocalVideo:
     def ready(self, request_id: str) -> bool:
         return True  # rendered at submit time
 
+    def cancel(self, request_id: str) -> None:
+        self._path(request_id).unlink(missing_ok=True)
+
     def poll(self, request_id: str) -> VideoPoll:
         path = self._path(request_id)
         if not path.exists():

@@ -6,7 +6,13 @@ from generation.prompts import approved_cast, cast_prompt, portrait_prompt
 from generation.providers import image_provider, text_provider
 from generation.providers.base import TransientProviderError
 from generation.schemas import CastPlan
-from generation.steps.common import first_error, gather, image_suffix, store_bytes
+from generation.steps.common import (
+    first_error,
+    gather,
+    image_suffix,
+    lock_if_still_wanted,
+    store_bytes,
+)
 from projects.models import Character
 from projects.services import CHARACTER_FIELDS
 
@@ -26,6 +32,7 @@ def run(job: GenerationJob) -> None:
         if len(drafts) < count:
             raise TransientProviderError(f"the model wrote {len(drafts)} of {count} characters")
         with transaction.atomic():
+            lock_if_still_wanted(job)
             for slot, draft in enumerate(drafts[:count]):
                 character, _ = Character.objects.update_or_create(
                     source_job_id=job.pk,

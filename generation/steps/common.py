@@ -9,7 +9,9 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from generation.jobs import job_still_active, jobs_cancel
 from generation.models import GenerationJob
+from generation.pipeline import lock_project
 from media import ffmpeg
 from media.storage import delete_name, media_name
 from projects.models import Project
@@ -19,7 +21,8 @@ R = TypeVar("R")
 
 
 class UnitVanished(Exception):
-    """The row a step works on was deleted (project deleted, unit regenerated): end quietly."""
+    """The row a step works on was deleted (project deleted, unit regenerated), or its job was
+    cancelled while a provider call ran: end quietly, replacing nothing."""
 
 
 def read_media(name: str) -> bytes:
@@ -75,12 +78,20 @@ def first_error(outcomes: list[tuple[T, R | Exception]]) -> Exception | None:
     return next((r for _, r in outcomes if isinstance(r, Exception)), None)
 
 
-def cancel_jobs(project: Project, *, types: list[str], target_ids: list[int] | None = None) -> None:
-    """Jobs working on content that is about to be replaced."""
-    from generation.services import job_cancel
+def lock_if_still_wanted(job: GenerationJob) -> Project:
+    """Take the project's row lock and make sure the job was not cancelled while its provider
+    call ran. Call it first in the transaction that replaces content: cancelling takes the same
+    lock, so a cancelled step never deletes or adds anything."""
+    project = lock_project(job.project_id)
+    if not job_still_active(job):
+        raise UnitVanished(f"job {job.pk} was cancelled before its result was stored")
+    return project
 
-    jobs = project.jobs.filter(type__in=types, status__in=GenerationJob.ACTIVE, parent=None)
-    if target_ids is not None:
-        jobs = jobs.filter(target_id__in=target_ids)
-    for job in jobs:
-        job_cancel(job=job, set_project_status=False)
+
+def cancel_jobs(project: Project, *, types: list[str], frame_ids: list[int] | None = None) -> None:
+    """Jobs working on content that is about to be replaced: parents and children alike. With
+    `frame_ids`, only the jobs on those frames (a target id means nothing without its type)."""
+    jobs = project.jobs.filter(type__in=types)
+    if frame_ids is not None:
+        jobs = jobs.filter(target_type=GenerationJob.TargetType.FRAME, target_id__in=frame_ids)
+    jobs_cancel(jobs, "Replaced: the content this job worked on was regenerated.")

@@ -13,6 +13,7 @@ from generation.steps.common import (
     first_error,
     gather,
     image_suffix,
+    lock_if_still_wanted,
     read_media,
     store_bytes,
 )
@@ -32,11 +33,12 @@ def run(job: GenerationJob) -> None:
         if len(drafts) < count:
             raise TransientProviderError(f"the model wrote {len(drafts)} of {count} shots")
         with transaction.atomic():
+            lock_if_still_wanted(job)
             old = Frame.objects.filter(scene=scene)
             cancel_jobs(
                 project,
                 types=[GenerationJob.Type.VIDEOS],
-                target_ids=list(old.values_list("pk", flat=True)),
+                frame_ids=list(old.values_list("pk", flat=True)),
             )
             videos = Video.objects.filter(frame__scene=scene)
             delete_after_commit(

@@ -6,7 +6,7 @@ from generation.prompts import approved_cast, scenes_prompt
 from generation.providers import text_provider
 from generation.providers.base import PermanentProviderError, TransientProviderError
 from generation.schemas import ScenePlan
-from generation.steps.common import cancel_jobs, delete_after_commit
+from generation.steps.common import cancel_jobs, delete_after_commit, lock_if_still_wanted
 from projects.models import Frame, Scene, Video
 
 DOWNSTREAM = [GenerationJob.Type.FRAMES, GenerationJob.Type.VIDEOS, GenerationJob.Type.STITCH]
@@ -25,6 +25,7 @@ def run(job: GenerationJob) -> None:
             raise TransientProviderError(f"the model wrote {len(drafts)} of {count} scenes")
         by_name = {c.name.casefold(): c for c in cast}
         with transaction.atomic():
+            lock_if_still_wanted(job)
             # Regenerating scenes replaces everything below them.
             cancel_jobs(project, types=DOWNSTREAM)
             old_frames = Frame.objects.filter(scene__project=project)

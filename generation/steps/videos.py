@@ -91,9 +91,10 @@ def deliver(job: GenerationJob, data: bytes) -> bool:
         name = store_file(frame.scene.project_id, "videos", f"frame-{frame.pk}", clip)
     with transaction.atomic():
         video = Video.objects.select_for_update().filter(frame_id=frame.pk).first()
-        still_ours = GenerationJob.objects.filter(pk=job.pk, status__in=GenerationJob.ACTIVE)
-        if video is None or not still_ours.exists():
+        if video is None or not services.job_still_active(job):
             delete_after_commit(name)  # cancelled or replaced meanwhile, or delivered twice
+            if video is None:  # the clip's row is gone: this job has nothing left to do
+                services.job_end_quietly(job, f"the clip of frame {frame.pk} no longer exists")
             return False
         delete_after_commit(video.file)
         video.file, video.duration, video.status = name, info.duration, Video.Status.READY

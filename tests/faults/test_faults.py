@@ -18,6 +18,7 @@ from filmstudio.support import (
     stop_process,
     wait_for,
 )
+from generation import services as pipeline
 from generation.models import GenerationJob
 from projects import services
 from projects.models import Character, Frame, Project
@@ -92,7 +93,7 @@ def approve_when_ready(project: Project) -> None:
     for character in Character.objects.filter(project=project, status=Character.Status.PENDING):
         project.refresh_from_db()
         if project.status == Project.Status.AWAITING_APPROVAL:
-            services.character_approve(character=character)
+            pipeline.character_approve(character=character)
 
 
 def run_to_the_end(project: Project, *, timeout: float = 120, during=None) -> Project:

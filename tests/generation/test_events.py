@@ -11,6 +11,7 @@ from rest_framework.authtoken.models import Token
 
 from filmstudio.support import iter_events, wait_for
 from generation import events
+from projects import events as project_events
 from tests.factories import ProjectFactory
 from tests.pipeline import WebServer, subprocess_env
 
@@ -53,8 +54,8 @@ def test_events_arrive_live_and_replay_from_last_event_id(project, token, settin
             stream = iter_events(response.iter_text(), skip=["keep-alive"])
             assert next(stream).type == "stream-open"
             wait_for(lambda: redis_subscribers() > 0, timeout=5)
-            events._send(channel, "project", {"project_id": project.pk, "n": 1})
-            events._send(channel, "project", {"project_id": project.pk, "n": 2})
+            project_events._send(channel, "project", {"project_id": project.pk, "n": 1})
+            project_events._send(channel, "project", {"project_id": project.pk, "n": 2})
             live = list(islice(stream, 2))
         assert [(e.type, e.data["n"]) for e in live] == [("project", 1), ("project", 2)]
         resumed = {**headers, "Last-Event-ID": live[0].id}

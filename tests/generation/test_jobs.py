@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 from django.db import connection
 from django.utils import timezone
 
-from generation import services, watchdog
+from generation import queue, services, watchdog
 from generation.models import GenerationJob
 from projects.models import Character, Frame, Project, Scene, Video
 from tests.factories import JobFactory, ProjectFactory
@@ -299,7 +299,7 @@ def test_a_rerun_of_a_finished_step_converges_without_paying_again(api, project,
     assert Character.objects.filter(project=project).count() == 3
     # a duplicate delivery after a crash: the row is back to queued
     Job.objects.filter(pk=job.pk).update(status="queued")
-    services.enqueue(job.pk)
+    queue.enqueue(job.pk)
     drain()
     assert Character.objects.filter(project=project).count() == 3
     assert len(gemini.requests) == calls  # text and portraits were already paid for
@@ -371,7 +371,7 @@ def test_a_step_whose_rows_vanished_ends_quietly(project):
         project=project, type="frame-generation", target_type="scene", target_id=scene.pk
     )
     scene.delete()
-    services.enqueue(job.pk)
+    queue.enqueue(job.pk)
     drain()
     job.refresh_from_db()
     assert job.status == "cancelled"

@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from media import ffmpeg
 from media.signing import blob_url, sign
 from media.storage import media_name
-from media.views import CHUNK_SIZE
+from projects.blob import CHUNK_SIZE
 from projects.models import Project
 from tests.factories import CharacterFactory, FrameFactory, ProjectFactory, SceneFactory
 

@@ -99,9 +99,9 @@ class Command(BaseCommand):
                 keep = answer.strip().lower() not in {"n", "no"}
                 progress.start()
             if keep:
-                services.character_approve(character=character)
+                pipeline.character_approve(character=character)
             else:
-                services.character_reject(character=character, reason="rejected in makefilm")
+                pipeline.character_reject(character=character, reason="rejected in makefilm")
 
     def _report(self, project: Project, seconds: float) -> None:
         if project.status != Project.Status.COMPLETE:

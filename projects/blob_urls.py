@@ -1,6 +1,6 @@
 from django.urls import path
 
-from media import views
+from projects import blob as views
 
 urlpatterns = [
     # `path:` takes the rest of the URL whole, so the view alone decides what a name may be.

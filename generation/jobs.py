@@ -1,0 +1,206 @@
+"""Job rows through their life: created, claimed, progressing, waiting on a remote service,
+finished, requeued, cancelled. What differs by type comes from the table in `jobtypes`."""
+
+import logging
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from generation import events, queue
+from generation.jobtypes import job_type
+from generation.models import GenerationJob
+from projects.models import Project
+
+logger = logging.getLogger(__name__)
+
+Job = GenerationJob
+ACTIVE = GenerationJob.ACTIVE
+
+
+def job_create(
+    *,
+    project: Project,
+    type: str,
+    target_type: str,
+    target_id: int,
+    parent: Job | None = None,
+    params: dict | None = None,
+    container: bool = False,
+) -> Job:
+    """A job row, handed to RQ when the transaction commits; or a running container of children."""
+    job = Job.objects.create(
+        project=project,
+        type=type,
+        target_type=target_type,
+        target_id=target_id,
+        parent=parent,
+        params=params or {},
+        attempts=1,
+        status=Job.Status.RUNNING if container else Job.Status.QUEUED,
+        started_at=timezone.now() if container else None,
+    )
+    if not container:
+        queue.enqueue(job.pk, urgent=job_type(type).urgent)
+    events.publish_job(job)
+    return job
+
+
+def job_still_active(job: Job) -> bool:
+    return Job.objects.filter(pk=job.pk, status__in=ACTIVE).exists()
+
+
+def job_claim(job_id: int) -> Job | None:
+    """Atomically take a queued job; None if another delivery took it or it was cancelled."""
+    now = timezone.now()
+    claimed = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
+        status=Job.Status.RUNNING, started_at=now, heartbeat_at=now, updated_at=now, error=""
+    )
+    if not claimed:
+        return None
+    job = Job.objects.select_related("project").get(pk=job_id)
+    events.publish_job(job)
+    return job
+
+
+def job_progress(job: Job, progress: int) -> None:
+    progress = max(0, min(100, int(progress)))
+    now = timezone.now()
+    Job.objects.filter(pk=job.pk, status__in=ACTIVE).update(
+        progress=progress, heartbeat_at=now, updated_at=now
+    )
+    job.progress = progress
+    events.publish_job(job)
+
+
+def job_wait(job: Job, *, request_id: str) -> bool:
+    """A remote generation is in flight: no worker is held until it reports back."""
+    now = timezone.now()
+    ids = job.provider_request_ids
+    if not ids or ids[-1] != request_id:
+        ids = [*ids, request_id]
+    moved = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+        status=Job.Status.WAITING, provider_request_ids=ids, heartbeat_at=now, updated_at=now
+    )
+    job.status, job.provider_request_ids = Job.Status.WAITING, ids
+    if moved:
+        events.publish_job(job)
+    return bool(moved)
+
+
+def job_poll_later(job: Job, *, delay: float | None = None, reason: str = "") -> None:
+    """Come back to a waiting job later. Pending clips are checked together by one poller
+    (`tasks.poll_waiting`); a transient polling error gets a back-off poll of its own and
+    counts as an attempt."""
+    fields: dict = {"heartbeat_at": timezone.now()}
+    if reason:
+        fields.update(attempts=F("attempts") + 1, error=reason[:4000])
+    if not Job.objects.filter(pk=job.pk, status=Job.Status.WAITING).update(**fields):
+        return
+    if reason:
+        wait = settings.VIDEO_POLL_INTERVAL if delay is None else delay
+        queue.enqueue(job.pk, delay=wait, task=queue.POLL_TASK)
+    else:
+        queue.ensure_poller()
+
+
+def job_finish(job: Job, status: str, **fields) -> bool:
+    """Move an active job to a final status; False if it was no longer active."""
+    now = timezone.now()
+    done = Job.objects.filter(pk=job.pk, status__in=ACTIVE).update(
+        status=status, finished_at=now, updated_at=now, **fields
+    )
+    if done:
+        job.refresh_from_db()
+        events.publish_job(job)
+        if job.parent_id:
+            settle_container(job.parent_id)
+    return bool(done)
+
+
+def job_end_quietly(job: Job, reason: str) -> bool:
+    """The unit a job worked on is gone (deleted or replaced): nothing to do, nothing failed."""
+    return job_finish(job, Job.Status.CANCELLED, error=reason[:4000])
+
+
+def job_requeue(job: Job, *, delay: float, reason: str) -> bool:
+    """A transient failure: try again later, counting an attempt."""
+    now = timezone.now()
+    moved = Job.objects.filter(
+        pk=job.pk, status__in=[Job.Status.RUNNING, Job.Status.WAITING]
+    ).update(
+        status=Job.Status.QUEUED, attempts=F("attempts") + 1, error=reason[:4000], updated_at=now
+    )
+    if moved:
+        job.refresh_from_db()
+        events.publish_job(job)
+        queue.enqueue(job.pk, delay=delay)
+    return bool(moved)
+
+
+def settle_container(parent_id: int) -> None:
+    """A container's progress and status follow its children's."""
+    parent = Job.objects.select_for_update().get(pk=parent_id)
+    children = list(parent.children.values_list("status", "progress"))
+    if not children:
+        return
+    parent.progress = sum(p for _, p in children) // len(children)
+    fields = ["progress", "updated_at"]
+    if all(s not in ACTIVE for s, _ in children) and parent.status in ACTIVE:
+        failed = sum(1 for s, _ in children if s != Job.Status.SUCCEEDED)
+        parent.status = Job.Status.FAILED if failed else Job.Status.SUCCEEDED
+        parent.error = f"{failed} of {len(children)} parts did not succeed." if failed else ""
+        parent.finished_at = timezone.now()
+        fields += ["status", "error", "finished_at"]
+    parent.save(update_fields=fields)
+    events.publish_job(parent)
+
+
+def jobs_cancel(jobs: QuerySet[Job], reason: str) -> list[int]:
+    """The one cancel: the active jobs among `jobs` and every active child of theirs.
+
+    Rows change now; RQ deliveries are dropped after commit; requests in flight at the video
+    service are cancelled there (by a task, so no request waits on the provider); containers
+    whose children all ended settle."""
+    now = timezone.now()
+    roots = set(jobs.filter(status__in=ACTIVE).values_list("pk", flat=True))
+    victims = Job.objects.filter(Q(pk__in=roots) | Q(parent_id__in=roots), status__in=ACTIVE)
+    rows = list(
+        victims.select_for_update().values_list(
+            "pk", "rq_job_id", "status", "provider_request_ids", "parent_id"
+        )
+    )
+    ids = [pk for pk, *_ in rows]
+    Job.objects.filter(pk__in=ids).update(
+        status=Job.Status.CANCELLED, error=reason, finished_at=now, updated_at=now
+    )
+    in_flight = [
+        request_ids[-1]
+        for _, _, status, request_ids, _ in rows
+        if status == Job.Status.WAITING and request_ids
+    ]
+    for _, rq_id, *_ in rows:
+        queue.rq_cancel(rq_id)
+    if in_flight:
+        transaction.on_commit(lambda: queue.cancel_remote(in_flight))
+    for victim in Job.objects.filter(pk__in=ids):
+        events.publish_job(victim)
+    for parent_id in sorted({p for *_, p in rows if p and p not in ids}):
+        settle_container(parent_id)
+    if ids:
+        logger.info("cancelled jobs %s: %s", ids, reason)
+    return ids
+
+
+def active(jobs: QuerySet[Job]) -> bool:
+    return jobs.filter(status__in=ACTIVE).exists()
+
+
+def busy_targets(project: Project, types: Iterable[str]) -> set[int]:
+    return set(
+        project.jobs.filter(type__in=list(types), status__in=ACTIVE).values_list(
+            "target_id", flat=True
+        )
+    )

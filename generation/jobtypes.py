@@ -1,0 +1,112 @@
+"""The one table of job types. Everything that differs between types is a field of its row:
+adding a type is adding a row here (and its step module), with no `if type == ...` elsewhere.
+
+Behaviour is named by dotted path and imported on first use: the step and hook modules sit
+above this table (they create, finish and cancel jobs), and the table must not import them."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from django.utils.module_loading import import_string
+
+from generation.models import GenerationJob
+from projects.models import Project
+
+Type = GenerationJob.Type
+Target = GenerationJob.TargetType
+Status = Project.Status
+
+
+@dataclass(frozen=True)
+class JobType:
+    name: str
+    step: str  # "module.function": run(job) does the work
+    targets: tuple[str, ...]  # what `target_type` may be
+    project_status: str  # the project's status while a job of this type runs
+    mark_failed: str  # "module.function": (job) -> None, marks its units failed
+    after: str  # "module.function": (job, locked project) -> None, fires successors
+    urgent: bool = False  # front of the queue (the remote video service is the long pole)
+    estimate: str = ""  # "module.function": cost estimate of one job (the cost issue)
+
+    def run(self, job: GenerationJob) -> None:
+        _resolve(self.step)(job)
+
+    def fail_units(self, job: GenerationJob) -> None:
+        _resolve(self.mark_failed)(job)
+
+    def fire_successors(self, job: GenerationJob, project: Project) -> None:
+        _resolve(self.after)(job, project)
+
+
+@cache
+def _resolve(path: str) -> Callable[..., Any]:
+    return import_string(path)
+
+
+_PIPELINE = "generation.pipeline"
+
+JOB_TYPES: dict[str, JobType] = {
+    jt.name: jt
+    for jt in (
+        JobType(
+            name=Type.CHARACTERS,
+            step="generation.steps.characters.run",
+            targets=(Target.PROJECT,),
+            project_status=Status.GENERATING_CHARACTERS,
+            mark_failed=f"{_PIPELINE}.characters_failed",
+            after=f"{_PIPELINE}.after_characters",
+        ),
+        JobType(
+            name=Type.SCENES,
+            step="generation.steps.scenes.run",
+            targets=(Target.PROJECT,),
+            project_status=Status.GENERATING_SCENES,
+            mark_failed=f"{_PIPELINE}.scenes_failed",
+            after=f"{_PIPELINE}.after_scenes",
+        ),
+        JobType(
+            name=Type.FRAMES,
+            step="generation.steps.frames.run",
+            targets=(Target.PROJECT, Target.SCENE),
+            project_status=Status.GENERATING_FRAMES,
+            mark_failed=f"{_PIPELINE}.frames_failed",
+            after=f"{_PIPELINE}.after_frames",
+        ),
+        JobType(
+            name=Type.VIDEOS,
+            step="generation.steps.videos.run",
+            targets=(Target.PROJECT, Target.FRAME),
+            project_status=Status.GENERATING_VIDEOS,
+            mark_failed=f"{_PIPELINE}.video_failed",
+            after=f"{_PIPELINE}.after_video",
+            urgent=True,
+        ),
+        JobType(
+            name=Type.STITCH,
+            step="generation.steps.stitch.run",
+            targets=(Target.PROJECT,),
+            project_status=Status.STITCHING,
+            mark_failed=f"{_PIPELINE}.nothing_to_mark",
+            after=f"{_PIPELINE}.after_stitch",
+        ),
+    )
+}
+
+
+def job_type(name: str) -> JobType:
+    return JOB_TYPES[name]
+
+
+def generating_statuses() -> frozenset[str]:
+    """Project statuses that mean "a stage is running"."""
+    return frozenset(jt.project_status for jt in JOB_TYPES.values())
+
+
+def load_job_types() -> None:
+    """Import every step and hook now (workers, before forking; a test checks every path)."""
+    for jt in JOB_TYPES.values():
+        for path in (jt.step, jt.mark_failed, jt.after, jt.estimate):
+            if path:
+                _resolve(path)

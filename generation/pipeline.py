@@ -1,0 +1,314 @@
+"""The pipeline's stages: what each needs before it starts, what starts after it, and how far
+the whole project has come. Characters → (approval) → scenes → frames (one job per scene) →
+videos (one job per frame) → stitching (once every clip is ready) → complete."""
+
+import logging
+
+from django.db import transaction
+from django.db.models import Count, Q
+
+from filmstudio.exceptions import ConflictError
+from generation import events
+from generation.jobs import active, busy_targets, job_create
+from generation.models import GenerationJob
+from projects.models import Character, Frame, Project, Scene, Video
+
+logger = logging.getLogger(__name__)
+
+Job = GenerationJob
+
+
+def lock_project(project: Project | int) -> Project:
+    pk = project if isinstance(project, int) else project.pk
+    return Project.objects.select_for_update().get(pk=pk)
+
+
+def set_status(project: Project, status: str) -> None:
+    if project.status != status:
+        project.status = status
+        project.save(update_fields=["status", "updated_at"])
+        events.publish_entity(project)
+
+
+def scene_generation_started(project: Project) -> bool:
+    return (
+        project.scenes.exists()
+        or project.jobs.filter(type=Job.Type.SCENES).exclude(status=Job.Status.CANCELLED).exists()
+    )
+
+
+def project_has_active_jobs(project: Project) -> bool:
+    return active(project.jobs.all())
+
+
+def _project_job(project: Project, type: str, **kwargs) -> Job:
+    return job_create(
+        project=project,
+        type=type,
+        target_type=Job.TargetType.PROJECT,
+        target_id=project.pk,
+        **kwargs,
+    )
+
+
+# --- characters and the approval gate ------------------------------------------------------
+
+
+def start_character_generation(*, project: Project, count: int = 4, instructions: str = "") -> Job:
+    with transaction.atomic():
+        project = lock_project(project)
+        if scene_generation_started(project):
+            raise ConflictError("Scene generation has started: the cast can no longer change.")
+        if active(project.jobs.filter(type=Job.Type.CHARACTERS)):
+            raise ConflictError("Character generation is already queued or running.")
+        job = _project_job(
+            project, Job.Type.CHARACTERS, params={"count": count, "instructions": instructions}
+        )
+        set_status(project, Project.Status.GENERATING_CHARACTERS)
+    return job
+
+
+def cast_problem(project: Project) -> str | None:
+    counts = project.characters.aggregate(
+        approved=Count("id", filter=Q(status=Character.Status.APPROVED)),
+        undecided=Count(
+            "id", filter=Q(status__in=[Character.Status.PENDING, Character.Status.GENERATING])
+        ),
+    )
+    if counts["undecided"]:
+        return f"{counts['undecided']} character(s) still await generation or a decision."
+    if not counts["approved"]:
+        return "No character is approved yet: approve at least one character first."
+    return None
+
+
+def _start_scenes(project: Project) -> Job:
+    job = _project_job(project, Job.Type.SCENES)
+    set_status(project, Project.Status.GENERATING_SCENES)
+    return job
+
+
+def start_scene_generation(*, project: Project) -> Job:
+    with transaction.atomic():
+        project = lock_project(project)
+        problem = cast_problem(project)
+        if problem:
+            raise ConflictError(f"Cannot generate scenes: {problem}")
+        if active(project.jobs.filter(type=Job.Type.SCENES)):
+            raise ConflictError("Scene generation is already queued or running.")
+        return _start_scenes(project)
+
+
+def cast_decided(*, project: Project) -> Job | None:
+    """After every approve/reject (project row locked): open the gate when the cast is settled."""
+    if cast_problem(project) is not None:
+        return None
+    if active(project.jobs.filter(type=Job.Type.SCENES)):
+        return None
+    logger.info("cast of project %s settled: scene generation starts", project.pk)
+    return _start_scenes(project)
+
+
+# --- frames and clips ----------------------------------------------------------------------
+
+
+def _frames_job(project: Project, scene: Scene, parent: Job | None = None) -> Job:
+    return job_create(
+        project=project,
+        type=Job.Type.FRAMES,
+        target_type=Job.TargetType.SCENE,
+        target_id=scene.pk,
+        parent=parent,
+    )
+
+
+def _video_job(project: Project, frame: Frame, parent: Job | None = None) -> Job:
+    Video.objects.update_or_create(frame=frame, defaults={"status": Video.Status.QUEUED})
+    return job_create(
+        project=project,
+        type=Job.Type.VIDEOS,
+        target_type=Job.TargetType.FRAME,
+        target_id=frame.pk,
+        parent=parent,
+    )
+
+
+def start_frame_generation(*, project: Project, scene: Scene | None = None) -> Job:
+    with transaction.atomic():
+        project = lock_project(project)
+        busy = busy_targets(project, [Job.Type.FRAMES])
+        if scene is not None:
+            if scene.status != Scene.Status.READY:
+                raise ConflictError(f"Scene {scene.order} has no content yet ({scene.status}).")
+            if scene.pk in busy:
+                raise ConflictError(f"Frames of scene {scene.order} are already being generated.")
+            job = _frames_job(project, scene)
+        else:
+            scenes = list(project.scenes.order_by("order"))
+            missing = [s.order for s in scenes if s.status != Scene.Status.READY]
+            if not scenes or missing:
+                raise ConflictError(
+                    "Cannot generate frames: the project has no scenes yet."
+                    if not scenes
+                    else f"Cannot generate frames: scene(s) {missing} have no content yet."
+                )
+            if busy or active(project.jobs.filter(type=Job.Type.FRAMES, parent=None)):
+                raise ConflictError("Frame generation is already queued or running.")
+            job = _project_job(project, Job.Type.FRAMES, container=True)
+            for s in scenes:
+                _frames_job(project, s, parent=job)
+        set_status(project, Project.Status.GENERATING_FRAMES)
+    return job
+
+
+def start_video_generation(*, project: Project, frame: Frame | None = None) -> Job:
+    with transaction.atomic():
+        project = lock_project(project)
+        busy = busy_targets(project, [Job.Type.VIDEOS])
+        if frame is not None:
+            if not frame.image:
+                raise ConflictError(f"Frame {frame.pk} has no keyframe yet.")
+            if frame.pk in busy:
+                raise ConflictError(f"A clip of frame {frame.pk} is already being generated.")
+            job = _video_job(project, frame)
+        else:
+            frames = list(
+                Frame.objects.filter(scene__project=project).order_by("scene__order", "order")
+            )
+            missing = [f.pk for f in frames if not f.image]
+            if not frames or missing:
+                raise ConflictError(
+                    "Cannot generate videos: the project has no frames yet."
+                    if not frames
+                    else f"Cannot generate videos: frame(s) {missing} have no keyframe yet."
+                )
+            if busy:
+                raise ConflictError("Video generation is already queued or running.")
+            job = _project_job(project, Job.Type.VIDEOS, container=True)
+            for f in frames:
+                _video_job(project, f, parent=job)
+        set_status(project, Project.Status.GENERATING_VIDEOS)
+    return job
+
+
+# --- the film ------------------------------------------------------------------------------
+
+
+def stitch_problem(project: Project) -> str | None:
+    frames = Frame.objects.filter(scene__project=project)
+    total = frames.count()
+    if not total:
+        return "the project has no frames yet."
+    ready = frames.filter(video__status=Video.Status.READY).count()
+    if ready < total:
+        return f"{total - ready} of {total} clips are not ready."
+    return None
+
+
+def _start_stitch(project: Project) -> Job:
+    job = _project_job(project, Job.Type.STITCH)
+    set_status(project, Project.Status.STITCHING)
+    return job
+
+
+def start_stitching(*, project: Project) -> Job:
+    with transaction.atomic():
+        project = lock_project(project)
+        problem = stitch_problem(project)
+        if problem:
+            raise ConflictError(f"Cannot stitch: {problem}")
+        if active(project.jobs.filter(type=Job.Type.STITCH)):
+            raise ConflictError("Stitching is already queued or running.")
+        return _start_stitch(project)
+
+
+# --- successors (the `after` of each job type; project row locked) -------------------------
+
+
+def after_characters(job: Job, project: Project) -> None:
+    if project.status == Project.Status.GENERATING_CHARACTERS:
+        set_status(project, Project.Status.AWAITING_APPROVAL)
+    cast_decided(project=project)
+
+
+def after_scenes(job: Job, project: Project) -> None:
+    for scene in project.scenes.order_by("order"):
+        _frames_job(project, scene)
+    set_status(project, Project.Status.GENERATING_FRAMES)
+
+
+def after_frames(job: Job, project: Project) -> None:
+    for frame in Frame.objects.filter(scene_id=job.target_id).order_by("order"):
+        _video_job(project, frame)
+    set_status(project, Project.Status.GENERATING_VIDEOS)
+
+
+def after_video(job: Job, project: Project) -> None:
+    # Fan-in under the project's row lock: however many clips finish at once, the last one
+    # sees every clip ready and no stitch job active, and exactly one stitch starts.
+    if stitch_problem(project) is None and not active(project.jobs.filter(type=Job.Type.STITCH)):
+        _start_stitch(project)
+
+
+def after_stitch(job: Job, project: Project) -> None:
+    set_status(project, Project.Status.COMPLETE)
+
+
+# --- failure marking (the `mark_failed` of each job type) ----------------------------------
+
+
+def characters_failed(job: Job) -> None:
+    Character.objects.filter(source_job_id=job.pk, status=Character.Status.GENERATING).update(
+        status=Character.Status.FAILED
+    )
+
+
+def scenes_failed(job: Job) -> None:
+    job.project.scenes.filter(status=Scene.Status.GENERATING).update(status=Scene.Status.FAILED)
+
+
+def frames_failed(job: Job) -> None:
+    Scene.objects.filter(pk=job.target_id).update(status=Scene.Status.FAILED)
+    Frame.objects.filter(scene_id=job.target_id).exclude(status=Frame.Status.READY).update(
+        status=Frame.Status.FAILED
+    )
+
+
+def video_failed(job: Job) -> None:
+    Video.objects.filter(frame_id=job.target_id).exclude(status=Video.Status.READY).update(
+        status=Video.Status.FAILED
+    )
+
+
+def nothing_to_mark(job: Job) -> None:
+    """The stitch keeps the previous film; nothing of the hierarchy failed."""
+
+
+# --- progress ------------------------------------------------------------------------------
+
+# Share of the whole pipeline each stage stands for (sums to 100).
+WEIGHTS = {"cast": 10, "gate": 5, "scenes": 10, "frames": 20, "videos": 45, "film": 10}
+
+
+def project_progress(project: Project) -> int:
+    cast = project.characters.aggregate(
+        total=Count("id"),
+        settled=Count("id", filter=~Q(status=Character.Status.GENERATING)),
+    )
+    expected_frames = max(1, project.num_scenes * project.frames_per_scene)
+    scenes_ready = project.scenes.filter(status=Scene.Status.READY).count()
+    frames = Frame.objects.filter(scene__project=project).aggregate(
+        ready=Count("id", filter=Q(status=Frame.Status.READY)),
+        clips=Count("id", filter=Q(video__status=Video.Status.READY)),
+    )
+    score = 0.0
+    if cast["total"]:
+        score += WEIGHTS["cast"] * cast["settled"] / cast["total"]
+    if scene_generation_started(project):
+        score += WEIGHTS["gate"]
+    score += WEIGHTS["scenes"] * min(1, scenes_ready / max(1, project.num_scenes))
+    score += WEIGHTS["frames"] * min(1, frames["ready"] / expected_frames)
+    score += WEIGHTS["videos"] * min(1, frames["clips"] / expected_frames)
+    if project.status == Project.Status.COMPLETE and project.final_video:
+        score += WEIGHTS["film"]
+    return max(0, min(100, round(score)))
