@@ -23,6 +23,7 @@ import psutil
 from filmstudio.support import (
     free_port,
     running,
+    start_process,
     stop_process,
     wait_for,
     web_command,
@@ -48,7 +49,7 @@ class Context:
 
     env: dict[str, str]  # base environment of workers and servers (bench DB, Redis, media)
     log: Callable[[str], None]
-    worker_class: str | None = None  # an experiment: `rqworker --worker-class ...`
+    worker_class: str | None = None  # an experiment: `filmworker --worker-class ...`
     rss: RssSampler = field(default_factory=lambda: RssSampler())  # noqa: PLW0108 (defined below)
     profile_dir: Path | None = None  # py-spy profiles of workers and servers go here
 
@@ -90,7 +91,7 @@ def reset_redis() -> None:
 
 @contextlib.contextmanager
 def workers(ctx: Context, env: Mapping[str, str], count: int = WORKERS) -> Iterator[list[int]]:
-    """`count` real `manage.py rqworker` processes; yields their pids once all have registered."""
+    """`count` real `manage.py filmworker` processes; yields their pids once all have registered."""
     from rq import Worker
 
     reset_redis()
@@ -154,14 +155,7 @@ def profiled(ctx: Context, label: str, pids: list[int]) -> Iterator[None]:
         command = [binary, "record", "-p", str(pid), "-f", "raw", "-o", str(out), "-r", "200"]
         if label == "worker":
             command.append("--subprocesses")
-        spies.append(
-            subprocess.Popen(
-                command,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        )
+        spies.append(start_process(command, log=ctx.profile_dir / "py-spy.log"))
     try:
         yield
     finally:
