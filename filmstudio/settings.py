@@ -159,7 +159,8 @@ EVENTSTREAM_REDIS = redis_connection_kwargs(REDIS_URL)
 EVENTSTREAM_STORAGE_CLASS = "django_eventstream.storage.DjangoModelStorage"
 EVENTSTREAM_CHANNELMANAGER_CLASS = "filmstudio.streams.OwnerChannelManager"
 RQ = {
-    "COMMIT_MODE": "auto",
+    # Work enqueued inside a transaction reaches Redis when it commits (never for a rollback).
+    "COMMIT_MODE": "on_db_commit",
     "JOB_CLASS": "rq.job.Job",
     "WORKER_CLASS": "generation.worker.PreloadWorker",
 }

@@ -6,13 +6,15 @@ import fal_client.client as fal_http
 import pytest
 
 from generation import services
+from generation.inline import work_once
 from generation.models import GenerationJob
 from generation.providers import local
 from generation.steps import characters as characters_step
 from generation.steps import scenes as scenes_step
+from generation.steps import videos
 from projects.models import Character, Frame, Project, Video
 from tests.factories import ProjectFactory
-from tests.fakes.fal_server import FakeFal
+from tests.fakes.fal_server import FakeFal, tiny_mp4
 from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,8 +55,6 @@ def slow_fal(settings, monkeypatch):
 
 def run_queued_now() -> None:
     """Run what is queued, without promoting scheduled polls (clips stay in flight)."""
-    from generation.inline import work_once
-
     work_once()
 
 
@@ -126,9 +126,6 @@ def test_a_clip_delivered_after_its_row_vanished_ends_its_job(api, project, slow
     clips_in_flight(api, project)
     job = Job.objects.filter(type=Job.Type.VIDEOS, status=Job.Status.WAITING).first()
     Video.objects.filter(frame_id=job.target_id).delete()
-    from generation.steps import videos
-    from tests.fakes.fal_server import tiny_mp4
-
     assert videos.deliver(job, tiny_mp4()) is False
     job.refresh_from_db()
     assert job.status == Job.Status.CANCELLED  # not `waiting` for ever

@@ -1,6 +1,7 @@
 """The job API and the pipeline's rules: gate, 409s, retry, cancel, fan-in, idempotency,
 errors, the watchdog and fal's webhook — with the real services, RQ and PostgreSQL."""
 
+import json
 import threading
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ import pytest
 from django.core.files.storage import default_storage
 from django.db import connection
 from django.utils import timezone
+from django_eventstream.models import Event
 
 from generation import queue, services, watchdog
 from generation.models import GenerationJob
@@ -351,6 +353,28 @@ def test_the_watchdog_resumes_a_step_whose_worker_died(api, project, settings):
     job.refresh_from_db()
     assert job.status == "succeeded"
     assert project.characters.count() == 2
+
+
+def test_the_watchdog_stops_resuming_a_job_that_keeps_killing_its_worker(project, settings):
+    settings.JOB_HEARTBEAT_TIMEOUT = 1
+    settings.JOB_MAX_ATTEMPTS = 3
+    job = services.start_character_generation(project=project, count=2)
+    for attempt in range(1, 4):
+        django_rq.get_connection("default").flushdb()  # the worker died with the job
+        Job.objects.filter(pk=job.pk).update(
+            status="running", heartbeat_at=timezone.now() - timedelta(seconds=5)
+        )
+        resumed = watchdog.sweep()["running"]
+        job.refresh_from_db()
+        if attempt < 3:
+            assert (resumed, job.status, job.attempts) == (1, "queued", attempt + 1)
+    assert job.status == "failed"
+    assert "Stopped after 3 attempts" in job.error
+    assert django_rq.get_queue("default").count == 0
+    project.refresh_from_db()
+    assert project.status == Project.Status.FAILED
+    published = Event.objects.filter(channel=f"project-{project.pk}", type="job")
+    assert any(json.loads(json.loads(e.data))["status"] == "failed" for e in published)
 
 
 def test_the_watchdog_re_enqueues_a_queued_job_lost_with_redis(project, settings):

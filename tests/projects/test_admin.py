@@ -1,8 +1,21 @@
+import django_rq
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from rq import Queue
 
+from media.storage import media_name
 from projects.models import Project
-from tests.factories import CharacterFactory, FrameFactory, ProjectFactory, SceneFactory
+from tests.factories import (
+    CharacterFactory,
+    FrameFactory,
+    JobFactory,
+    ProjectFactory,
+    SceneFactory,
+    UserFactory,
+    VideoFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -66,8 +79,6 @@ def test_the_project_page_shows_characters_and_scenes_inline(admin_client):
 
 
 def test_editing_a_project_in_the_admin_goes_through_the_service(admin_client):
-    from tests.factories import JobFactory
-
     project = ProjectFactory(status=Project.Status.GENERATING_VIDEOS, clip_seconds=5)
     JobFactory(project=project, status="running")
     url = f"/admin/projects/project/{project.pk}/change/"
@@ -94,8 +105,6 @@ def test_editing_a_project_in_the_admin_goes_through_the_service(admin_client):
 
 
 def test_adding_a_project_in_the_admin_uses_the_service(admin_client):
-    from tests.factories import UserFactory
-
     owner = UserFactory(username="carol")
     form = {
         "owner": owner.pk,
@@ -120,26 +129,21 @@ def test_adding_a_project_in_the_admin_uses_the_service(admin_client):
 
 
 def _stored_file(project_id: int) -> str:
-    from django.core.files.base import ContentFile
-    from django.core.files.storage import default_storage
-
-    from media.storage import media_name
 
     return default_storage.save(media_name(project_id, "frames", "x", ".png"), ContentFile(b"x"))
 
 
 def _queued_rq_job():
-    import django_rq
-
-    return django_rq.get_queue("default").enqueue("os.getcwd")
+    """A delivery already in Redis (django-rq's queue would wait for this test's commit)."""
+    default = django_rq.get_queue("default")
+    return Queue(
+        default.name, connection=default.connection, serializer=default.serializer
+    ).enqueue("os.getcwd")
 
 
 def test_deleting_a_project_in_the_admin_cancels_its_jobs_and_deletes_its_files(
     admin_client, media_root, django_capture_on_commit_callbacks
 ):
-    from django.core.files.storage import default_storage
-
-    from tests.factories import JobFactory
 
     project = ProjectFactory()
     delivery = _queued_rq_job()
@@ -157,9 +161,6 @@ def test_deleting_a_project_in_the_admin_cancels_its_jobs_and_deletes_its_files(
 def test_the_delete_selected_action_on_projects_goes_through_the_service(
     admin_client, media_root, django_capture_on_commit_callbacks
 ):
-    from django.core.files.storage import default_storage
-
-    from tests.factories import JobFactory
 
     doomed, kept = ProjectFactory(), ProjectFactory()
     delivery = _queued_rq_job()
@@ -195,8 +196,6 @@ def _project_form(project, **changes) -> dict:
 
 
 def test_a_refused_project_edit_does_not_change_the_owner_either(admin_client):
-    from tests.factories import JobFactory, UserFactory
-
     project = ProjectFactory(status=Project.Status.GENERATING_VIDEOS, clip_seconds=5)
     owner, title = project.owner, project.title
     JobFactory(project=project, status="running")
@@ -212,8 +211,6 @@ def test_a_refused_project_edit_does_not_change_the_owner_either(admin_client):
 
 
 def test_the_owner_of_a_project_can_still_be_changed_in_the_admin(admin_client):
-    from tests.factories import UserFactory
-
     project = ProjectFactory()
     newcomer = UserFactory(username="dave")
     url = f"/admin/projects/project/{project.pk}/change/"
@@ -248,8 +245,6 @@ def test_scenes_cannot_be_edited_through_the_project_page(admin_client):
 
 @pytest.mark.parametrize("model", ["scene", "frame", "video"])
 def test_scenes_frames_and_videos_are_read_only_in_the_admin(admin_client, model):
-    from tests.factories import VideoFactory
-
     video = VideoFactory(frame=FrameFactory(scene=SceneFactory(project=ProjectFactory())))
     obj = {"scene": video.frame.scene, "frame": video.frame, "video": video}[model]
     base = f"/admin/projects/{model}/"
