@@ -12,6 +12,13 @@ class Timestamped(models.Model):
         abstract = True
 
 
+CHECKPOINTS = ("cast", "storyboard")
+
+
+def default_checkpoints() -> list[str]:
+    return ["cast"]
+
+
 class Project(Timestamped):
     class Status(models.TextChoices):
         DRAFT = "draft"
@@ -20,6 +27,7 @@ class Project(Timestamped):
         GENERATING_SCENES = "generating_scenes"
         GENERATING_FRAMES = "generating_frames"
         GENERATING_VIDEOS = "generating_videos"
+        AWAITING_STORYBOARD_APPROVAL = "awaiting_storyboard_approval"
         STITCHING = "stitching"
         COMPLETE = "complete"
         FAILED = "failed"
@@ -55,6 +63,11 @@ class Project(Timestamped):
     final_video = models.CharField(max_length=300, blank=True, editable=False)
     final_poster = models.CharField(max_length=300, blank=True, editable=False)
     final_duration = models.FloatField(null=True, blank=True, editable=False)
+    film_take = models.ForeignKey(
+        "Take", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    # Where the pipeline stops for the producer: "cast" always, "storyboard" before any clip.
+    checkpoints = models.JSONField(default=default_checkpoints, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -99,6 +112,9 @@ class Character(Timestamped):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.GENERATING)
     rejection_reason = models.TextField(blank=True, max_length=2000)
     image = models.CharField(max_length=300, blank=True, editable=False)
+    take = models.ForeignKey(
+        "Take", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
     # The job that generated it and its place in that job: a re-run updates, never duplicates.
     source_job_id = models.BigIntegerField(null=True, blank=True, editable=False)
     slot = models.PositiveSmallIntegerField(default=0, editable=False)
@@ -159,8 +175,15 @@ class Frame(Timestamped):
     camera = models.CharField(max_length=200, blank=True)
     dialogue = models.TextField(blank=True)
     duration = models.FloatField(default=5)
+    # Who speaks the dialogue: a character of the scene, or null for the narrator.
+    speaker = models.ForeignKey(
+        Character, null=True, blank=True, on_delete=models.SET_NULL, related_name="lines"
+    )
     status = models.CharField(max_length=16, choices=UnitStatus.choices, default=UnitStatus.PENDING)
     image = models.CharField(max_length=300, blank=True, editable=False)
+    keyframe_take = models.ForeignKey(
+        "Take", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
     source_job_id = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
@@ -184,9 +207,70 @@ class Video(Timestamped):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     file = models.CharField(max_length=300, blank=True, editable=False)
     duration = models.FloatField(null=True, blank=True, editable=False)
+    take = models.ForeignKey(
+        "Take", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
 
     class Meta:
         indexes = [models.Index(fields=["status"], name="video_status")]
 
     def __str__(self) -> str:
         return f"Clip of frame {self.frame_id}"
+
+
+class Take(models.Model):
+    """One generated asset, immutable: the file and what produced it. Regenerating adds a take
+    and makes it current (the unit points at it); older takes stay until the project goes.
+
+    `inputs` is the canonical document of everything that shaped it (texts, parent takes, format);
+    `inputs_hash` its hash. A unit is stale when the hash of its inputs now differs."""
+
+    class Kind(models.TextChoices):
+        PORTRAIT = "portrait"
+        KEYFRAME = "keyframe"
+        CLIP = "clip"
+        LINE = "line"
+        FILM = "film"
+        REFERENCE = "reference"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="takes")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    character = models.ForeignKey(
+        Character, null=True, blank=True, on_delete=models.CASCADE, related_name="takes"
+    )
+    frame = models.ForeignKey(
+        Frame, null=True, blank=True, on_delete=models.CASCADE, related_name="takes"
+    )
+    file = models.CharField(max_length=300)
+    duration = models.FloatField(null=True, blank=True)
+    prompt = models.TextField(blank=True)
+    instructions = models.TextField(blank=True)
+    provider = models.CharField(max_length=32, blank=True)
+    model = models.CharField(max_length=120, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    inputs = models.JSONField(default=dict, blank=True)
+    inputs_hash = models.CharField(max_length=64, blank=True)
+    source_job_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["character", "kind"], name="take_character_kind"),
+            models.Index(fields=["frame", "kind"], name="take_frame_kind"),
+            models.Index(fields=["project", "kind"], name="take_project_kind"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="portrait", character__isnull=False, frame__isnull=True)
+                    | Q(kind__in=["keyframe", "clip", "line"], frame__isnull=False)
+                    | Q(kind__in=["film", "reference"], frame__isnull=True)
+                ),
+                name="take_kind_matches_unit",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} take #{self.pk}"
