@@ -6,7 +6,8 @@ class DirectorConfig(AppConfig):
     name = "director"
 
     def ready(self) -> None:
-        from director.selectors import may_read_session_channel
-        from filmstudio.streams import register_channel
+        # ready(): the app registry is loading; these import models
+        from director.selectors import may_read_session_channel  # noqa: PLC0415 (app registry)
+        from filmstudio.streams import register_channel  # noqa: PLC0415 (app registry)
 
         register_channel("director", may_read_session_channel)

@@ -16,6 +16,7 @@ from django.db import close_old_connections
 
 from director import services
 from director.agents.base import Director, Round, TurnInput
+from director.agents.local import LocalDirector
 from director.models import DirectorTurn
 from director.pages import PAGES, page_system_prompt
 from director.selectors import session_history
@@ -45,12 +46,11 @@ def director_for_settings(*, paced: bool) -> Director:
     if choice == "auto":
         choice = "gemini" if settings.GEMINI_API_KEYS else "local"
     if choice == "gemini":
-        from director.agents.gemini import GeminiDirector
+        # google-genai loads only when the director uses it
+        from director.agents.gemini import GeminiDirector  # noqa: PLC0415 (heavy SDK)
 
         return GeminiDirector()
     if choice == "local":
-        from director.agents.local import LocalDirector
-
         return LocalDirector(delay=settings.DIRECTOR_LOCAL_DELAY if paced else 0.0)
     raise ImproperlyConfigured(f"DIRECTOR_PROVIDER={choice!r} cannot direct: use gemini or local")
 

@@ -34,7 +34,7 @@ def _say(message: str) -> None:
 
 
 def start_postgres(stack: contextlib.ExitStack) -> str:
-    import pgserver  # only needed for the embedded default
+    import pgserver  # noqa: PLC0415 (only needed for the embedded default)
 
     data = VAR_DIR / "pg"
     data.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
+from redis.connection import parse_url
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -119,8 +120,6 @@ def read_dotenv(path: Path) -> None:
 
 def redis_connection_kwargs(url: str) -> dict:
     """redis.Redis(**kwargs) for a REDIS_URL (django-eventstream takes kwargs, not a URL)."""
-    from redis.connection import parse_url
-
     kwargs = parse_url(url)
     kwargs.pop("connection_class", None)
     return kwargs

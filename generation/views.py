@@ -25,7 +25,8 @@ def project_events(request, project_id: int):
 @require_POST
 def fal_webhook(request):
     """fal's completion callback: authenticated by its ED25519 signature, idempotent."""
-    from generation.providers.fal import verify_fal_webhook
+    # fal-client (~0.1 s) loads in the web process only once a webhook arrives
+    from generation.providers.fal import verify_fal_webhook  # noqa: PLC0415 (lazy SDK)
 
     if not verify_fal_webhook(request.body, request.headers):
         return JsonResponse({"detail": "Invalid webhook signature."}, status=401)

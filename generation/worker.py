@@ -12,9 +12,11 @@ import logging
 import time
 
 import redis
+from django.conf import settings
 from rq import Worker
 
 from generation.jobtypes import load_job_types
+from generation.schemas import CastPlan
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +32,11 @@ def warm() -> None:
     for module in PRELOAD:
         importlib.import_module(module)
     load_job_types()
-    from django.conf import settings
-    from google.genai import types
+    # Imported here, like PRELOAD, inside PreloadWorker's try: a failing preload slows the
+    # start instead of stopping the worker.
+    from google.genai import types  # noqa: PLC0415 (best-effort preload)
 
-    from generation.providers.gemini import gemini_client
-    from generation.schemas import CastPlan
+    from generation.providers.gemini import gemini_client  # noqa: PLC0415 (best-effort preload)
 
     # google-genai's models build their pydantic validators on first use: use them once.
     types.GenerateContentConfig(response_mime_type="application/json", response_schema=CastPlan)

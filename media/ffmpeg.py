@@ -104,7 +104,7 @@ def ffmpeg_binary() -> str:
         return system
     # Imported lazily: the wheel is only the fallback and must not be required when a
     # system ffmpeg exists.
-    import imageio_ffmpeg
+    import imageio_ffmpeg  # noqa: PLC0415 (optional fallback, see above)
 
     return imageio_ffmpeg.get_ffmpeg_exe()
 

@@ -6,7 +6,8 @@ class ProjectsConfig(AppConfig):
     name = "projects"
 
     def ready(self) -> None:
-        from filmstudio.streams import register_channel
-        from projects.events import may_read_project_channel
+        # ready(): the app registry is loading; these import models
+        from filmstudio.streams import register_channel  # noqa: PLC0415 (app registry)
+        from projects.events import may_read_project_channel  # noqa: PLC0415 (app registry)
 
         register_channel("project", may_read_project_channel)

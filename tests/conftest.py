@@ -1,3 +1,4 @@
+import django_rq
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -8,8 +9,6 @@ from tests.factories import UserFactory
 @pytest.fixture(scope="session", autouse=True)
 def clean_redis():
     """Each run gets an empty Redis DB (REDIS_URL names a DB of its own in CI)."""
-    import django_rq
-
     connection = django_rq.get_connection("default")
     connection.flushdb()
     yield connection

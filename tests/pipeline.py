@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+from urllib.parse import quote
 
 from filmstudio.support import (
     free_port,
@@ -26,8 +27,6 @@ def drain(*, rounds: int = 300) -> None:
 
 def database_url(db: dict) -> str:
     """A DATABASE_URL for the test database, for subprocesses (workers, web servers)."""
-    from urllib.parse import quote
-
     auth = quote(db["USER"] or "")
     if db["PASSWORD"]:
         auth += ":" + quote(db["PASSWORD"])

@@ -13,14 +13,13 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from filmstudio.wsgi import application
 from tests.conftest import client_for
 from tests.factories import CharacterFactory, FrameFactory, JobFactory, ProjectFactory, SceneFactory
 
 
 @pytest.fixture
 def api_schema(db):
-    from filmstudio.wsgi import application
-
     # As Django's test client does: keep the test transaction's connection across requests.
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)

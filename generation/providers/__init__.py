@@ -4,6 +4,10 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from generation.providers.base import ImageProvider, TextProvider, VideoProvider
+from generation.providers.local import LocalImage, LocalText, LocalVideo
+
+# The remote providers load their SDKs (google-genai, fal-client: about a second of CPU) only when
+# chosen; the worker preloads them before forking (generation.worker).
 
 
 def _choice(setting: str, *, remote: str, available: bool) -> str:
@@ -20,11 +24,9 @@ def text_provider() -> TextProvider:
         _choice("TEXT_PROVIDER", remote="gemini", available=bool(settings.GEMINI_API_KEYS))
         == "gemini"
     ):
-        from generation.providers.gemini import GeminiText
+        from generation.providers.gemini import GeminiText  # noqa: PLC0415 (SDK only when chosen)
 
         return GeminiText()
-    from generation.providers.local import LocalText
-
     return LocalText()
 
 
@@ -33,19 +35,15 @@ def image_provider() -> ImageProvider:
         _choice("IMAGE_PROVIDER", remote="gemini", available=bool(settings.GEMINI_API_KEYS))
         == "gemini"
     ):
-        from generation.providers.gemini import GeminiImage
+        from generation.providers.gemini import GeminiImage  # noqa: PLC0415 (SDK only when chosen)
 
         return GeminiImage()
-    from generation.providers.local import LocalImage
-
     return LocalImage()
 
 
 def video_provider() -> VideoProvider:
     if _choice("VIDEO_PROVIDER", remote="fal", available=bool(settings.FAL_KEY)) == "fal":
-        from generation.providers.fal import FalVideo
+        from generation.providers.fal import FalVideo  # noqa: PLC0415 (SDK only when chosen)
 
         return FalVideo()
-    from generation.providers.local import LocalVideo
-
     return LocalVideo()

@@ -10,6 +10,7 @@ import uvicorn
 from rest_framework.authtoken.models import Token
 
 from director.models import DirectorTurn
+from filmstudio.asgi import application
 from filmstudio.support import first_event, iter_events, read_events, wait_for
 from tests.director.helpers import types_of
 from tests.factories import CharacterFactory, ProjectFactory
@@ -19,8 +20,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(scope="module")
 def server_url():
-    from filmstudio.asgi import application
-
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(application, lifespan="off", log_level="warning"))

@@ -5,6 +5,8 @@ import threading
 
 import pytest
 
+from director.models import DirectorMessage, DirectorSession, DirectorTurn
+from director.selectors import session_history
 from director.streaming import KEEPALIVE, TurnRelay
 
 
@@ -76,9 +78,6 @@ def test_a_reader_that_leaves_does_not_stop_the_producer():
 
 @pytest.mark.django_db
 def test_history_keeps_whole_turns_only(user, settings):
-    from director.models import DirectorMessage, DirectorSession, DirectorTurn
-    from director.selectors import session_history
-
     session = DirectorSession.objects.create(user=user, page="dashboard")
     turns = [DirectorTurn.objects.create(session=session, page="dashboard") for _ in range(4)]
     for turn in turns:

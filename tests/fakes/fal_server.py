@@ -48,6 +48,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from media.ffmpeg import ffmpeg_binary
 from tests.fakes import Exchange, FakeServer
 
 _REQUEST_PATH = re.compile(
@@ -71,8 +72,6 @@ def tiny_mp4() -> bytes:
 
 
 def _render_mp4() -> bytes:
-    from media.ffmpeg import ffmpeg_binary
-
     with tempfile.TemporaryDirectory(prefix="fakefal-") as workdir:
         out = Path(workdir) / "clip.mp4"
         subprocess.run(

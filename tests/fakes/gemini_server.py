@@ -25,6 +25,7 @@ Inspection: `requests` (RecordedRequest, key fingerprint instead of the key),
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -35,6 +36,8 @@ from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from PIL import Image
 
 from tests.fakes import Exchange, FakeServer, fingerprint
 
@@ -177,8 +180,6 @@ def _scalar(schema: Mapping[str, Any], kind: str, name: str) -> Any:
 
 def tiny_png(aspect_ratio: str | None = None, *, seed: str = "", width: int = 64) -> bytes:
     """A real PNG, `width` px wide, in `aspect_ratio` ("16:9"), its colour derived from `seed`."""
-    from PIL import Image
-
     height = width
     if aspect_ratio and ":" in aspect_ratio:
         w, h = (float(x) for x in aspect_ratio.split(":", 1))
@@ -405,8 +406,6 @@ def _text_response(text: str, model: str) -> dict:
 
 
 def _image_response(png: bytes, model: str) -> dict:
-    import base64
-
     data = base64.b64encode(png).decode("ascii")
     return _response([{"inlineData": {"mimeType": "image/png", "data": data}}], model)
 

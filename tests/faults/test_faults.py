@@ -8,7 +8,10 @@ import time
 from collections import Counter
 
 import django_rq
+import django_rq.settings
+import fal_client.client as fal_http
 import pytest
+import redis
 from django.db import connection
 
 from filmstudio.support import (
@@ -20,6 +23,8 @@ from filmstudio.support import (
 )
 from generation import services as pipeline
 from generation.models import GenerationJob
+from generation.services import start_character_generation
+from media.ffmpeg import ffmpeg_binary
 from projects import services
 from projects.models import Character, Frame, Project
 from tests.fakes.fal_server import FakeFal
@@ -37,8 +42,6 @@ FAL_KEY = "fal-faults-key-000000000"
 
 @pytest.fixture
 def fakes(settings, monkeypatch):
-    import fal_client.client as fal_http
-
     for name in ("MAX_ATTEMPTS", "QUEUE_URL_FORMAT", "QUEUE_POLL_TIMEOUT"):
         monkeypatch.setattr(fal_http, name, getattr(fal_http, name))
     with FakeGemini() as gemini, FakeFal(key=FAL_KEY) as fal:
@@ -80,8 +83,6 @@ class Watchdog(Workers):
 
 
 def new_project(user) -> Project:
-    from generation.services import start_character_generation
-
     project = services.project_create(
         owner=user, title="Faults", num_scenes=2, frames_per_scene=2, clip_seconds=2
     )
@@ -172,8 +173,6 @@ def test_a_worker_killed_mid_step_is_resumed_and_the_film_completes(
 
 
 def slow_ffmpeg(tmp_path) -> str:
-    from media.ffmpeg import ffmpeg_binary
-
     script = tmp_path / "slow-ffmpeg"
     script.write_text(f'#!/bin/sh\nsleep 0.4\nexec {ffmpeg_binary()} "$@"\n')
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
@@ -274,8 +273,6 @@ class PrivateRedis:
         self.proc = None
 
     def start(self):
-        import redis
-
         self.proc = start_process(redis_server_command(self.port))
         wait_for(lambda: _pings(redis.Redis.from_url(self.url)), timeout=10)
 
@@ -295,8 +292,6 @@ def _pings(client) -> bool:
 def test_redis_restarted_mid_pipeline_is_recovered_from_postgres(
     user, settings, fakes, monkeypatch
 ):
-    import django_rq.settings
-
     gemini, _ = fakes
     gemini.latency = {"text": 0.5, "image": 0.2, "default": 0.0}
     redis_server = PrivateRedis()

@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -6,7 +7,15 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from filmstudio.env import database_config, env_bool, env_int, read_dotenv
+from filmstudio.env import (
+    database_config,
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_str,
+    read_dotenv,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,8 +150,6 @@ def test_the_dotenv_file_never_overrides_the_environment(tmp_path, monkeypatch):
 
 
 def test_env_example_documents_every_variable_settings_read():
-    import re
-
     read = set(
         re.findall(r'env_\w+\("([A-Z0-9_]+)"', (ROOT / "filmstudio" / "settings.py").read_text())
     )
@@ -151,8 +158,6 @@ def test_env_example_documents_every_variable_settings_read():
 
 
 def test_empty_values_mean_unset(monkeypatch):
-    from filmstudio.env import env_choice, env_list, env_str
-
     for name in ("FS_S", "FS_B", "FS_L", "FS_C"):
         monkeypatch.setenv(name, "")
     assert env_str("FS_S", "default") == "default"

@@ -5,6 +5,7 @@ import sys
 import time
 from pathlib import Path
 
+import django_rq
 import psutil
 import pytest
 
@@ -51,8 +52,6 @@ def test_queues_that_disagree_on_the_serializer_are_refused(settings):
 @pytest.mark.django_db
 def test_the_worker_command_runs_json_jobs(settings):
     """A worker started without the queues' serializer cannot even read the job."""
-    import django_rq
-
     queue = django_rq.get_queue("default")
     queue.empty()
     job = queue.enqueue("os.path.basename", "films/storm.mp4")

@@ -1,5 +1,7 @@
 import pytest
+from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.contrib.messages.storage.fallback import FallbackStorage
 
 from generation.models import GenerationJob
 from tests.factories import JobFactory
@@ -52,9 +54,6 @@ def test_delete_selected_deletes_finished_jobs(admin_client):
 
 
 def test_a_job_that_became_active_after_the_confirmation_is_kept(rf):
-    from django.contrib import admin
-    from django.contrib.messages.storage.fallback import FallbackStorage
-
     job = JobFactory(status="queued")  # say, retried while the confirmation page was open
     request = rf.post("/admin/generation/generationjob/")
     request.session = {}

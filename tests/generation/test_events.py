@@ -3,10 +3,12 @@
 import json
 from itertools import islice
 
+import django_rq
 import httpx
 import pytest
 from asgiref.sync import async_to_sync
 from django.test import AsyncClient
+from django_eventstream.models import Event
 from rest_framework.authtoken.models import Token
 
 from filmstudio.support import iter_events, wait_for
@@ -65,15 +67,11 @@ def test_events_arrive_live_and_replay_from_last_event_id(project, token, settin
 
 
 def redis_subscribers() -> int:
-    import django_rq
-
     return django_rq.get_connection("default").pubsub_numsub("events_channel")[0][1]
 
 
 def test_a_service_change_is_published_after_commit(api, project, token):
     api.patch(f"/api/projects/{project.pk}", {"title": "Renamed"}, format="json")
-    from django_eventstream.models import Event
-
     stored = Event.objects.filter(channel=events.project_channel(project.pk)).exclude(type="")
     payloads = [json.loads(json.loads(e.data)) for e in stored]  # the storage encodes twice
     assert any(p.get("title") == "Renamed" for p in payloads)

@@ -15,10 +15,11 @@ from django_eventstream.models import Event
 
 from generation import queue, services, watchdog
 from generation.models import GenerationJob
+from generation.providers.fal import FalVideo
 from projects.models import Character, Frame, Project, Scene, Video
 from tests.factories import JobFactory, ProjectFactory
 from tests.fakes.fal_server import FakeFal
-from tests.fakes.gemini_server import FakeGemini
+from tests.fakes.gemini_server import FakeGemini, tiny_png
 from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -430,9 +431,6 @@ def test_clips_come_from_fal_and_are_normalized(api, project, cast_ready, fal):
 
 
 def test_the_fal_webhook_verifies_signatures_and_is_idempotent(api, client, project, fal, settings):
-    from generation.providers.fal import FalVideo
-    from tests.fakes.gemini_server import tiny_png
-
     request_id = FalVideo().submit(
         image=tiny_png(), prompt="waves", duration=2, aspect_ratio="16:9", seed=1
     )

@@ -9,8 +9,11 @@ flushed afterwards; each test waits for the pipeline it started to settle before
 import os
 from pathlib import Path
 
+import django_rq
 import pytest
 from django.conf import settings
+from playwright.sync_api import sync_playwright
+from rq import Worker
 
 from filmstudio.support import (
     free_port,
@@ -64,9 +67,6 @@ def _subprocess_env(folder: Path) -> dict[str, str]:
 
 
 def _worker_up() -> bool:
-    import django_rq
-    from rq import Worker
-
     return bool(Worker.all(connection=django_rq.get_connection("default")))
 
 
@@ -82,8 +82,6 @@ class Stack:
 
 def _empty_queue() -> None:
     """Jobs other test modules left in Redis name rows that are gone: not this worker's business."""
-    import django_rq
-
     queue = django_rq.get_queue("default")
     queue.empty()
     for registry in (queue.scheduled_job_registry, queue.deferred_job_registry):
@@ -114,8 +112,6 @@ def stack(django_db_setup, tmp_path_factory, request) -> Stack:
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium fonts-dejavu-core)")
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser

@@ -2,6 +2,7 @@
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from generation.models import GenerationJob
 from projects.models import Project
@@ -65,8 +66,6 @@ def test_it_shows_the_overview(staff_client):
 
 
 def test_it_counts_failures_of_the_last_hour(staff_client):
-    from django.utils import timezone
-
     JobFactory(status=Job.Status.FAILED, error="Boom", finished_at=timezone.now())
     response = staff_client.get("/dashboard/")
     assert response.context["failure_count"] == 1

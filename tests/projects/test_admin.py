@@ -144,7 +144,6 @@ def _queued_rq_job():
 def test_deleting_a_project_in_the_admin_cancels_its_jobs_and_deletes_its_files(
     admin_client, media_root, django_capture_on_commit_callbacks
 ):
-
     project = ProjectFactory()
     delivery = _queued_rq_job()
     JobFactory(project=project, status="queued", rq_job_id=delivery.id)
@@ -161,7 +160,6 @@ def test_deleting_a_project_in_the_admin_cancels_its_jobs_and_deletes_its_files(
 def test_the_delete_selected_action_on_projects_goes_through_the_service(
     admin_client, media_root, django_capture_on_commit_callbacks
 ):
-
     doomed, kept = ProjectFactory(), ProjectFactory()
     delivery = _queued_rq_job()
     JobFactory(project=doomed, status="running", rq_job_id=delivery.id)
