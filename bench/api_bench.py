@@ -16,7 +16,21 @@ import threading
 import time
 from pathlib import Path
 
-from bench.harness import BenchError, Context, Result, Row, bench_user, user_token, web_server
+import httpx
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from bench.harness import (
+    BenchError,
+    Context,
+    Result,
+    Row,
+    bench_user,
+    build_project,
+    user_token,
+    web_server,
+)
 
 SCENES, FRAMES = 10, 5
 DURATION_S = 5
@@ -26,8 +40,6 @@ _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
 
 def run(ctx: Context) -> Result:
-    from bench.harness import build_project
-
     user = bench_user("bench-api")
     token = user_token(user)
     ctx.log(f"api: building a {SCENES}×{FRAMES} project with clips")
@@ -117,10 +129,6 @@ def run(ctx: Context) -> Result:
 def _in_process(path: str, headers: dict[str, str], repeat: int = 20) -> dict[str, float]:
     """SQL queries of one request, and the mean time of a request, through Django's test
     client in this process."""
-    from django.db import connection
-    from django.test import Client
-    from django.test.utils import CaptureQueriesContext
-
     client = Client(HTTP_HOST="127.0.0.1", headers=headers)
     client.get(path)  # warm caches (content types, URL resolver)
     with CaptureQueriesContext(connection) as captured:
@@ -189,8 +197,6 @@ class HttpxLoad:
         self.description = "load by a Python httpx loop (wrk unavailable)"
 
     def measure(self, url: str, headers: dict[str, str], seconds: int) -> dict[str, float]:
-        import httpx
-
         latencies: list[float] = []
         sizes: list[int] = []
         lock = threading.Lock()

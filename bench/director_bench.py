@@ -4,6 +4,8 @@ a real uvicorn; the baseline is a trivial request's latency on the same server a
 import statistics
 import time
 
+import httpx
+
 from bench.harness import Context, Result, Row, bench_user, user_token, web_server
 from filmstudio.support import first_event, iter_events
 
@@ -29,8 +31,6 @@ def _first_message(client, url: str, headers: dict[str, str]) -> float:
 
 
 def run(ctx: Context) -> Result:
-    import httpx
-
     token = user_token(bench_user("bench-director"))
     headers = {"Authorization": f"Token {token}"}
     env = {**ctx.env, "DIRECTOR_PROVIDER": "local", "DIRECTOR_TURNS_PER_MINUTE": "100000"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -18,7 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import django_rq
 import psutil
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from rq import Worker
 
 from filmstudio.support import (
     free_port,
@@ -30,6 +35,12 @@ from filmstudio.support import (
     web_up,
     worker_command,
 )
+from generation import schemas
+from generation.models import GenerationJob
+from generation.providers.local import LocalText
+from generation.steps.common import store_bytes
+from projects.models import Character, Frame, Project, Scene, Video
+from projects.services import project_create
 from tests.fakes.fal_server import FakeFal, tiny_mp4
 from tests.fakes.gemini_server import FakeGemini, _prompt_text, _text_response, tiny_png
 
@@ -79,8 +90,6 @@ class Context:
 
 
 def rq_connection():
-    import django_rq
-
     return django_rq.get_connection("default")
 
 
@@ -92,8 +101,6 @@ def reset_redis() -> None:
 @contextlib.contextmanager
 def workers(ctx: Context, env: Mapping[str, str], count: int = WORKERS) -> Iterator[list[int]]:
     """`count` real `manage.py filmworker` processes; yields their pids once all have registered."""
-    from rq import Worker
-
     reset_redis()
     command = worker_command(*(["--worker-class", ctx.worker_class] if ctx.worker_class else []))
     log_path = Path(env["VAR_DIR"]) / "bench-workers.log"
@@ -143,7 +150,6 @@ def profiled(ctx: Context, label: str, pids: list[int]) -> Iterator[None]:
     if ctx.profile_dir is None:
         yield
         return
-    import shutil
 
     binary = os.environ.get("BENCH_PYSPY") or shutil.which("py-spy")
     if not binary:
@@ -281,9 +287,6 @@ class StoryGemini(FakeGemini):
             properties = set((_schema_of(body).get("properties") or {}).keys())
             plan_name = next((_PLANS[p] for p in properties if p in _PLANS), None)
             if plan_name is not None:
-                from generation import schemas
-                from generation.providers.local import LocalText
-
                 plan = getattr(schemas, plan_name)
                 document = LocalText().generate_json(prompt=_prompt_text(body), schema=plan)
                 return _text_response(document.model_dump_json(), model)
@@ -300,8 +303,6 @@ def warm_fakes() -> None:
 
 
 def bench_user(username: str = "bench"):
-    from django.contrib.auth import get_user_model
-
     user_model = get_user_model()
     user, created = user_model.objects.get_or_create(username=username)
     if created:
@@ -311,8 +312,6 @@ def bench_user(username: str = "bench"):
 
 
 def user_token(user) -> str:
-    from rest_framework.authtoken.models import Token
-
     token, _ = Token.objects.get_or_create(user=user)
     return token.key
 
@@ -331,10 +330,6 @@ def build_project(
 ):
     """A project whose cast is approved and whose scenes and frames exist (with keyframes and,
     optionally, ready clips), made through the models as the pipeline would have left them."""
-    from generation.steps.common import store_bytes
-    from projects.models import Character, Frame, Project, Scene, Video
-    from projects.services import project_create
-
     project = project_create(
         owner=user,
         title=title,
@@ -406,8 +401,6 @@ def build_project(
 
 
 def job_rows(project_id: int) -> list[dict[str, Any]]:
-    from generation.models import GenerationJob
-
     return list(
         GenerationJob.objects.filter(project_id=project_id)
         .order_by("id")

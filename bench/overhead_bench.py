@@ -16,6 +16,10 @@ from __future__ import annotations
 import statistics
 import time
 
+import django_rq
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
 from bench.harness import (
     BenchError,
     Context,
@@ -28,6 +32,9 @@ from bench.harness import (
     workers,
 )
 from filmstudio.support import wait_for
+from generation.models import GenerationJob
+from generation.services import start_character_generation
+from projects.services import project_create
 
 NOOPS = 200
 STEPS = 24
@@ -81,10 +88,6 @@ def _rates(rounds: list[dict[str, float]]) -> str:
 
 
 def _noops(ctx: Context, round_index: int) -> dict[str, float]:
-    import django_rq
-    from rq.job import Job
-    from rq.serializers import JSONSerializer
-
     queue = django_rq.get_queue("default")
     ctx.log(f"overhead: {NOOPS} RQ no-op jobs")
     ids = [f"bench-noop-{round_index}-{i}" for i in range(NOOPS)]
@@ -107,10 +110,6 @@ def _noops(ctx: Context, round_index: int) -> dict[str, float]:
 
 
 def _steps(ctx: Context, round_index: int) -> dict[str, float]:
-    from generation.models import GenerationJob
-    from generation.services import start_character_generation
-    from projects.services import project_create
-
     user = bench_user()
     projects = [
         project_create(

@@ -12,6 +12,10 @@ import statistics
 import time
 from typing import Any
 
+from django.conf import settings
+from django.db.models import Count, Q
+from django.utils import timezone
+
 from bench.harness import (
     BenchError,
     Context,
@@ -26,6 +30,9 @@ from bench.harness import (
     workers,
 )
 from filmstudio.support import wait_for
+from generation.services import character_approve, start_character_generation
+from projects.models import Character, Frame, Project
+from projects.services import project_create
 from tests.fakes.fal_server import FakeFal
 
 TEXT_S, IMAGE_S, VIDEO_S = 0.5, 1.0, 8.0
@@ -35,9 +42,6 @@ CLIP_SECONDS = 2
 
 
 def _progress(project_id: int) -> str:
-    from django.db.models import Count, Q
-
-    from projects.models import Frame, Project
 
     project = Project.objects.get(pk=project_id)
     counts = Frame.objects.filter(scene__project_id=project_id).aggregate(
@@ -52,12 +56,6 @@ def _progress(project_id: int) -> str:
 
 
 def run(ctx: Context) -> Result:
-    from django.conf import settings
-    from django.utils import timezone
-
-    from generation.services import character_approve, start_character_generation
-    from projects.models import Character, Project
-    from projects.services import project_create
 
     warm_fakes()
     gemini = StoryGemini(latency={"text": TEXT_S, "image": IMAGE_S}).start()

@@ -38,10 +38,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import django
+import psutil
+import psycopg
+from psycopg import sql
+from rich.console import Console
+from rich.markup import escape
+
 BASE_DIR = Path(__file__).resolve().parents[1]
 if str(BASE_DIR) not in sys.path:  # run as `python bench/run.py`: bench/ is on the path, not /
     sys.path.insert(0, str(BASE_DIR))
 
+# The project's modules are imported where they are used: after the sys.path fix above and, for
+# bench.harness and the benches, after main() has pointed the environment at the bench's own
+# database and called django.setup().
 if TYPE_CHECKING:
     from bench.harness import Context, Result
 
@@ -102,8 +112,8 @@ def resolve(target: str) -> Callable[[Context], Result]:
 
 
 def stitch(ctx: Context) -> Result:
-    from bench import stitch_bench
-    from bench.harness import Result, Row
+    from bench import stitch_bench  # noqa: PLC0415 (project module: see the note at the top)
+    from bench.harness import Result, Row  # noqa: PLC0415 (needs django.setup())
 
     ctx.log("stitch: 24 × 5 s 720p clips: stream copy, re-encode, cp (about a minute)")
     r = stitch_bench.run(24, 5, 720)
@@ -142,7 +152,7 @@ def stitch(ctx: Context) -> Result:
 
 
 def rss(ctx: Context) -> Result:
-    from bench.harness import BenchError, Result, Row
+    from bench.harness import BenchError, Result, Row  # noqa: PLC0415 (needs django.setup())
 
     sampler = ctx.rss
     rows, notes = [], []
@@ -198,9 +208,6 @@ def _with_database(url: str, name: str) -> str:
 
 def ensure_database(url: str, bench_url: str) -> bool:
     """Create the bench database if missing; True if it was created."""
-    import psycopg
-    from psycopg import sql
-
     name = urlsplit(bench_url).path.lstrip("/")
     last_error: Exception | None = None
     for admin_url in (_with_database(url, "postgres"), url):
@@ -293,7 +300,7 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def machine_info() -> dict[str, object]:
-    from media import ffmpeg
+    from media import ffmpeg  # noqa: PLC0415 (project module: see the note at the top)
 
     return {
         "cpus": os.cpu_count(),
@@ -305,8 +312,6 @@ def machine_info() -> dict[str, object]:
 
 def machine_load() -> dict[str, float]:
     """How busy the machine is without us (sampled over 1 s while the bench is idle)."""
-    import psutil
-
     return {
         "cpu_busy_percent": psutil.cpu_percent(interval=1.0),
         "load_1m": psutil.getloadavg()[0],
@@ -348,7 +353,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run_benches(ctx: Context, args: argparse.Namespace, console) -> tuple[list, list, dict]:
     """Every selected bench in order; one that fails is reported and the others still run."""
-    from bench.harness import Row
+    from bench.harness import Row  # noqa: PLC0415 (needs django.setup())
 
     rows: list[dict] = []
     notes: list[str] = []
@@ -413,9 +418,6 @@ def report(rows: list[dict], notes: list[str], worker_class: str | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from rich.console import Console
-    from rich.markup import escape
-
     console = Console(highlight=False)
     began = time.monotonic()
 
@@ -427,10 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     bench_dir = BASE_DIR / "var" / "bench"
     env = prepare_environment(bench_dir, log)
 
-    import django
-
     django.setup()
-    from bench.harness import Context, reset_redis
+    from bench.harness import Context, reset_redis  # noqa: PLC0415 (needs django.setup())
 
     ctx = Context(
         env=env,

@@ -8,7 +8,12 @@ after one clip's latency, since a worker only submits and polls, it never waits 
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import Count, Q
 
 from bench.harness import (
     BenchError,
@@ -16,13 +21,17 @@ from bench.harness import (
     Result,
     Row,
     bench_user,
+    build_project,
     failed_jobs_text,
     job_rows,
     warm_fakes,
     workers,
 )
 from filmstudio.support import wait_for
-from tests.fakes.fal_server import FakeFal
+from generation.services import start_video_generation
+from media import ffmpeg
+from projects.models import Video
+from tests.fakes.fal_server import FakeFal, tiny_mp4
 
 CLIPS_SCENES, CLIPS_FRAMES = 10, 5  # 50 clips
 CLIP_SECONDS = 2
@@ -31,10 +40,6 @@ TARGET = 1.5
 
 
 def run(ctx: Context) -> Result:
-    from django.db.models import Count, Q
-
-    from generation.services import start_video_generation
-    from projects.models import Video
 
     clips = CLIPS_SCENES * CLIPS_FRAMES
     warm_fakes()
@@ -145,13 +150,6 @@ def run(ctx: Context) -> Result:
 def _normalize_seconds() -> float:
     """What delivering one clip costs in ffmpeg: normalize the fal fake's clip to the film's
     format and length (median of 3), as generation.steps.videos.deliver does."""
-    import tempfile
-    from pathlib import Path
-
-    from django.conf import settings
-
-    from media import ffmpeg
-    from tests.fakes.fal_server import tiny_mp4
 
     width, height = ffmpeg.canonical_size("16:9", settings.MEDIA_BASE_HEIGHT)
     fmt = ffmpeg.CanonicalFormat(width, height, settings.MEDIA_FPS)
@@ -167,8 +165,6 @@ def _normalize_seconds() -> float:
 
 
 def _project():
-    from bench.harness import build_project
-
     return build_project(
         bench_user(),
         title="Bench clips",
