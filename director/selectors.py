@@ -58,7 +58,7 @@ def character_brief(character: Character) -> dict:
 
 def _next_step(project: Project) -> str:
     status = Project.Status
-    hints = {
+    hints: dict[str, str] = {
         status.DRAFT: "Generate the characters (start_generation kind=characters).",
         status.GENERATING_CHARACTERS: "Wait for the characters to be generated.",
         status.AWAITING_APPROVAL: "Approve or reject each pending character; scene generation "

@@ -10,7 +10,7 @@ from projects.models import Character, Frame, Project, Scene
 def projects_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Project]:
     if not user.is_authenticated:
         return Project.objects.none()
-    return Project.objects.filter(owner=user)
+    return Project.objects.filter(owner_id=user.pk)
 
 
 def project_hierarchy(queryset: QuerySet[Project]) -> QuerySet[Project]:

@@ -181,8 +181,8 @@ def raise_if_blocked(model: str, response: types.GenerateContentResponse) -> Non
         reason = _enum_text(feedback.block_reason)
         raise PermanentProviderError(f"gemini {model}: prompt blocked ({reason}) {message}".strip())
     candidates = response.candidates or []
-    reason = candidates[0].finish_reason if candidates else None
-    if reason is not None and _enum_text(reason) in _BLOCKING_FINISH_REASONS:
+    finish = candidates[0].finish_reason if candidates else None
+    if finish is not None and _enum_text(finish) in _BLOCKING_FINISH_REASONS:
         raise PermanentProviderError(f"gemini {model}: response blocked ({_finish_text(response)})")
 
 

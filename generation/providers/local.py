@@ -143,6 +143,7 @@ class LocalImage:
             x, y = rng.randrange(width), rng.randrange(height)
             colour = tuple(rng.randrange(60, 255) for _ in range(3))
             draw.ellipse([x - r, y - r, x + r, y + r], outline=colour, width=max(1, r // 8))
+        font: ImageFont.FreeTypeFont | ImageFont.ImageFont
         try:
             font = ImageFont.truetype(FONT, max(10, height // 18))
         except OSError:

@@ -1,4 +1,5 @@
-from collections.abc import Callable, Iterable
+import functools
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -44,7 +45,7 @@ def store_file(project_id: int, media_type: str, stem: str, path: Path) -> str:
 def delete_after_commit(*names: str) -> None:
     for name in names:
         if name:
-            transaction.on_commit(lambda name=name: delete_name(name))
+            transaction.on_commit(functools.partial(delete_name, name))
 
 
 def image_suffix(data: bytes) -> str:
@@ -88,7 +89,9 @@ def lock_if_still_wanted(job: GenerationJob) -> Project:
     return project
 
 
-def cancel_jobs(project: Project, *, types: list[str], frame_ids: list[int] | None = None) -> None:
+def cancel_jobs(
+    project: Project, *, types: Collection[str], frame_ids: Collection[int] | None = None
+) -> None:
     """Jobs working on content that is about to be replaced: parents and children alike. With
     `frame_ids`, only the jobs on those frames (a target id means nothing without its type)."""
     jobs = project.jobs.filter(type__in=types)

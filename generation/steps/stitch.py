@@ -32,8 +32,8 @@ def run(job: GenerationJob) -> None:
         .select_related("video")
         .order_by("scene__order", "order")
     )
-    clips = [getattr(f, "video", None) for f in frames]
-    if not frames or any(c is None or not c.file for c in clips):
+    clips = [c for f in frames if (c := getattr(f, "video", None)) is not None and c.file]
+    if not frames or len(clips) < len(frames):
         raise PermanentProviderError("Cannot stitch: not every frame has a ready clip.")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
