@@ -32,9 +32,13 @@ faults: install  ## every fault-injection case, the slow ones included
 bench: install  ## benchmarks (not in `make test`): prints a table, writes var/bench.json
 	$(STACK) exec -- $(BIN)/python bench/run.py $(ARGS)
 
-lint: install
+lint: install  ## ruff (check and format), import-linter's layer contracts, mypy (pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	@# mypy's django plugin imports the settings: these let them load (nothing connects at import)
+	DJANGO_DEBUG=true DATABASE_URL=postgres://lint@127.0.0.1:1/lint REDIS_URL=redis://127.0.0.1:1/0 \
+	  $(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format .
