@@ -18,6 +18,13 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 class RejectUnknownKeysMixin:
     def to_internal_value(self, data):
         if not isinstance(data, dict):

@@ -91,6 +91,19 @@ class StitchApi(APIView):
         return accepted(services.start_stitching(project=project))
 
 
+class StoryboardApproveApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={202: JobSerializer},
+        summary="Approve the storyboard: start the clips (a project-wide video job)",
+        description="Only while the project is `awaiting_storyboard_approval` with every "
+        "keyframe ready; otherwise 409 says why.",
+    )
+    def post(self, request, project_id: int):
+        project = project_selectors.project_for_user(request.user, project_id)
+        return accepted(services.storyboard_approve(project=project))
+
+
 class JobDetailApi(APIView):
     @extend_schema(responses=JobSerializer, summary="A job")
     def get(self, request, job_id: int):

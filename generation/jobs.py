@@ -90,6 +90,18 @@ def job_wait(job: Job, *, request_id: str) -> bool:
     return bool(moved)
 
 
+def job_wait_for_children(job: Job) -> bool:
+    """A job that goes on when its children are done (`resumes_after_children`)."""
+    moved = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+        status=Job.Status.WAITING, heartbeat_at=timezone.now(), updated_at=timezone.now()
+    )
+    if moved:
+        job.status = Job.Status.WAITING
+        events.publish_job(job)
+        settle_container(job.pk)  # children that finished before we got here
+    return bool(moved)
+
+
 def job_poll_later(job: Job, *, delay: float | None = None, reason: str = "") -> None:
     """Come back to a waiting job later. Pending clips are checked together by one poller
     (`tasks.poll_waiting`); a transient polling error gets a back-off poll of its own and
@@ -148,7 +160,12 @@ def settle_container(parent_id: int) -> None:
         return
     parent.progress = sum(p for _, p in children) // len(children)
     fields = ["progress", "updated_at"]
-    if all(s not in ACTIVE for s, _ in children) and parent.status in ACTIVE:
+    if all(s not in ACTIVE for s, _ in children) and job_type(parent.type).resumes_after_children:
+        if parent.status == Job.Status.WAITING:  # its next stage: run it again
+            parent.status = Job.Status.QUEUED
+            fields.append("status")
+            queue.enqueue(parent.pk)
+    elif all(s not in ACTIVE for s, _ in children) and parent.status in ACTIVE:
         failed = sum(1 for s, _ in children if s != Job.Status.SUCCEEDED)
         parent.status = Job.Status.FAILED if failed else Job.Status.SUCCEEDED
         parent.error = f"{failed} of {len(children)} parts did not succeed." if failed else ""
@@ -169,7 +186,7 @@ def jobs_cancel(jobs: QuerySet[Job], reason: str) -> list[int]:
     victims = Job.objects.filter(Q(pk__in=roots) | Q(parent_id__in=roots), status__in=ACTIVE)
     rows = list(
         victims.select_for_update().values_list(
-            "pk", "rq_job_id", "status", "provider_request_ids", "parent_id"
+            "pk", "rq_job_id", "status", "provider_request_ids", "parent_id", "type"
         )
     )
     ids = [pk for pk, *_ in rows]
@@ -178,8 +195,8 @@ def jobs_cancel(jobs: QuerySet[Job], reason: str) -> list[int]:
     )
     in_flight = [
         request_ids[-1]
-        for _, _, status, request_ids, _ in rows
-        if status == Job.Status.WAITING and request_ids
+        for _, _, status, request_ids, _, type in rows
+        if status == Job.Status.WAITING and request_ids and type == Job.Type.VIDEOS
     ]
     for _, rq_id, *_ in rows:
         queue.rq_cancel(rq_id)
@@ -187,7 +204,7 @@ def jobs_cancel(jobs: QuerySet[Job], reason: str) -> list[int]:
         transaction.on_commit(lambda: queue.cancel_remote(in_flight))
     for victim in Job.objects.filter(pk__in=ids):
         events.publish_job(victim)
-    for parent_id in sorted({p for *_, p in rows if p and p not in ids}):
+    for parent_id in sorted({row[4] for row in rows if row[4] and row[4] not in ids}):
         settle_container(parent_id)
     if ids:
         logger.info("cancelled jobs %s: %s", ids, reason)

@@ -24,10 +24,15 @@ class JobType:
     name: str
     step: str  # "module.function": run(job) does the work
     targets: tuple[str, ...]  # what `target_type` may be
-    project_status: str  # the project's status while a job of this type runs
+    # The project's status while a job of this type runs; "" leaves it as it is (one unit
+    # redone in a finished project does not put the whole project back to "generating").
+    project_status: str
     mark_failed: str  # "module.function": (job) -> None, marks its units failed
     after: str  # "module.function": (job, locked project) -> None, fires successors
     urgent: bool = False  # front of the queue (the remote video service is the long pole)
+    # Runs again when its children have all finished (a refresh goes stage by stage), instead
+    # of finishing with them like a plain container.
+    resumes_after_children: bool = False
     estimate: str = ""  # "module.function": cost estimate of one job (the cost issue)
 
     def run(self, job: GenerationJob) -> None:
@@ -91,6 +96,31 @@ JOB_TYPES: dict[str, JobType] = {
             mark_failed=f"{_PIPELINE}.nothing_to_mark",
             after=f"{_PIPELINE}.after_stitch",
         ),
+        JobType(
+            name=Type.PORTRAIT,
+            step="generation.steps.characters.portrait_run",
+            targets=(Target.CHARACTER,),
+            project_status="",
+            mark_failed=f"{_PIPELINE}.nothing_to_mark",
+            after=f"{_PIPELINE}.after_unit",
+        ),
+        JobType(
+            name=Type.KEYFRAME,
+            step="generation.steps.frames.keyframe_run",
+            targets=(Target.FRAME,),
+            project_status="",
+            mark_failed=f"{_PIPELINE}.nothing_to_mark",
+            after=f"{_PIPELINE}.after_unit",
+        ),
+        JobType(
+            name=Type.REFRESH,
+            step="generation.steps.refresh.run",
+            targets=(Target.PROJECT,),
+            project_status="",
+            resumes_after_children=True,
+            mark_failed=f"{_PIPELINE}.nothing_to_mark",
+            after=f"{_PIPELINE}.after_unit",
+        ),
     )
 }
 
@@ -101,7 +131,7 @@ def job_type(name: str) -> JobType:
 
 def generating_statuses() -> frozenset[str]:
     """Project statuses that mean "a stage is running"."""
-    return frozenset(jt.project_status for jt in JOB_TYPES.values())
+    return frozenset(jt.project_status for jt in JOB_TYPES.values() if jt.project_status)
 
 
 def load_job_types() -> None:

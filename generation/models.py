@@ -13,6 +13,9 @@ class GenerationJob(models.Model):
         FRAMES = "frame-generation"
         VIDEOS = "video-generation"
         STITCH = "video-stitching"
+        PORTRAIT = "portrait-generation"
+        KEYFRAME = "keyframe-generation"
+        REFRESH = "refresh"
 
     class Status(models.TextChoices):
         QUEUED = "queued"

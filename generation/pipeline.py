@@ -122,15 +122,67 @@ def _frames_job(project: Project, scene: Scene, parent: Job | None = None) -> Jo
     )
 
 
-def _video_job(project: Project, frame: Frame, parent: Job | None = None) -> Job:
-    Video.objects.update_or_create(frame=frame, defaults={"status": Video.Status.QUEUED})
+def _video_job(
+    project: Project, frame: Frame, parent: Job | None = None, instructions: str = ""
+) -> Job:
+    video, _ = Video.objects.get_or_create(frame=frame)
+    if not video.take_id and video.status != Video.Status.QUEUED:
+        video.status = Video.Status.QUEUED  # a clip redone keeps showing its current take
+        video.save(update_fields=["status", "updated_at"])
     return job_create(
         project=project,
         type=Job.Type.VIDEOS,
         target_type=Job.TargetType.FRAME,
         target_id=frame.pk,
         parent=parent,
+        params={"instructions": instructions} if instructions else None,
     )
+
+
+def _unit_job(project: Project, type: str, target_type: str, target_id: int, **kwargs) -> Job:
+    return job_create(
+        project=project, type=type, target_type=target_type, target_id=target_id, **kwargs
+    )
+
+
+def start_portrait_generation(*, character: Character, instructions: str = "") -> Job:
+    """One portrait drawn again; the scenes' keyframes that show the character become stale."""
+    with transaction.atomic():
+        project = lock_project(character.project_id)
+        character = Character.objects.get(pk=character.pk)
+        if character.status in (Character.Status.GENERATING, Character.Status.REJECTED):
+            raise ConflictError(f"This character is {character.status}: no portrait to redo.")
+        if character.pk in busy_targets(project, [Job.Type.PORTRAIT, Job.Type.CHARACTERS]) or (
+            active(project.jobs.filter(type=Job.Type.CHARACTERS))
+            and character.status == Character.Status.GENERATING
+        ):
+            raise ConflictError("A portrait of this character is already being generated.")
+        return _unit_job(
+            project,
+            Job.Type.PORTRAIT,
+            Job.TargetType.CHARACTER,
+            character.pk,
+            params={"instructions": instructions},
+        )
+
+
+def start_keyframe_generation(*, frame: Frame, instructions: str = "") -> Job:
+    """One keyframe drawn again from the frame's text (the shot list is not rewritten)."""
+    with transaction.atomic():
+        project = lock_project(frame.scene.project_id)
+        frame = Frame.objects.select_related("scene").get(pk=frame.pk)
+        if not frame.prompt:
+            raise ConflictError(f"Frame {frame.pk} has no shot text yet.")
+        busy = busy_targets(project, [Job.Type.KEYFRAME, Job.Type.VIDEOS])
+        if frame.pk in busy or frame.scene_id in busy_targets(project, [Job.Type.FRAMES]):
+            raise ConflictError(f"Frame {frame.pk} is being worked on; wait for that job.")
+        return _unit_job(
+            project,
+            Job.Type.KEYFRAME,
+            Job.TargetType.FRAME,
+            frame.pk,
+            params={"instructions": instructions},
+        )
 
 
 def start_frame_generation(*, project: Project, scene: Scene | None = None) -> Job:
@@ -161,7 +213,45 @@ def start_frame_generation(*, project: Project, scene: Scene | None = None) -> J
     return job
 
 
-def start_video_generation(*, project: Project, frame: Frame | None = None) -> Job:
+def storyboard_checkpoint(project: Project) -> bool:
+    return "storyboard" in (project.checkpoints or [])
+
+
+def keyframes_problem(project: Project) -> str | None:
+    """Why the storyboard is not complete yet (every scene drawn, nothing still drawing)."""
+    frames = Frame.objects.filter(scene__project=project)
+    total = frames.count()
+    if not total:
+        return "the project has no keyframes yet."
+    missing = frames.filter(image="").count()
+    if missing:
+        return f"{missing} of {total} keyframes are not ready."
+    undrawn = list(project.scenes.filter(frames__isnull=True).values_list("order", flat=True))
+    if undrawn:
+        return f"scene(s) {sorted(undrawn)} have no keyframes yet."
+    if active(project.jobs.filter(type=Job.Type.FRAMES)):
+        return "keyframes are still being generated."
+    return None
+
+
+def _await_storyboard_approval(project: Project) -> None:
+    if keyframes_problem(project) is None:
+        logger.info("storyboard of project %s is ready: waiting for approval", project.pk)
+        set_status(project, Project.Status.AWAITING_STORYBOARD_APPROVAL)
+
+
+# A project in one of these has run its pipeline; redoing one unit leaves its status alone.
+FINISHED = (
+    Project.Status.COMPLETE,
+    Project.Status.FAILED,
+    Project.Status.CANCELLED,
+    Project.Status.AWAITING_STORYBOARD_APPROVAL,
+)
+
+
+def start_video_generation(
+    *, project: Project, frame: Frame | None = None, instructions: str = ""
+) -> Job:
     with transaction.atomic():
         project = lock_project(project)
         busy = busy_targets(project, [Job.Type.VIDEOS])
@@ -170,7 +260,9 @@ def start_video_generation(*, project: Project, frame: Frame | None = None) -> J
                 raise ConflictError(f"Frame {frame.pk} has no keyframe yet.")
             if frame.pk in busy:
                 raise ConflictError(f"A clip of frame {frame.pk} is already being generated.")
-            job = _video_job(project, frame)
+            job = _video_job(project, frame, instructions=instructions)
+            if project.status in FINISHED:
+                return job  # one clip redone: the film becomes stale, the project stays
         else:
             frames = list(
                 Frame.objects.filter(scene__project=project).order_by("scene__order", "order")
@@ -238,6 +330,11 @@ def after_scenes(job: Job, project: Project) -> None:
 
 
 def after_frames(job: Job, project: Project) -> None:
+    if storyboard_checkpoint(project):
+        # No clip is paid for before the producer approves the storyboard; the last scene's
+        # keyframes (under the project's row lock) put the project in front of them.
+        _await_storyboard_approval(project)
+        return
     for frame in Frame.objects.filter(scene_id=job.target_id).order_by("order"):
         _video_job(project, frame)
     set_status(project, Project.Status.GENERATING_VIDEOS)
@@ -245,9 +342,26 @@ def after_frames(job: Job, project: Project) -> None:
 
 def after_video(job: Job, project: Project) -> None:
     # Fan-in under the project's row lock: however many clips finish at once, the last one
-    # sees every clip ready and no stitch job active, and exactly one stitch starts.
+    # sees every clip ready and no stitch job active, and exactly one stitch starts. Only while
+    # the pipeline makes the clips: one clip redone in a finished film makes the film stale,
+    # it does not re-cut it by itself.
+    if project.status != Project.Status.GENERATING_VIDEOS:
+        return
     if stitch_problem(project) is None and not active(project.jobs.filter(type=Job.Type.STITCH)):
         _start_stitch(project)
+    elif (
+        storyboard_checkpoint(project)
+        and job.parent_id is None
+        and project.status == Project.Status.GENERATING_VIDEOS
+        and not active(project.jobs.filter(type=Job.Type.VIDEOS))
+    ):
+        # One frame's clip tried before the storyboard was approved: back to the approval.
+        _await_storyboard_approval(project)
+
+
+def after_unit(job: Job, project: Project) -> None:
+    """One unit redone (a portrait, a keyframe): nothing downstream runs by itself; what
+    depended on it is now stale (`GET /api/projects/{id}/stale`)."""
 
 
 def after_stitch(job: Job, project: Project) -> None:

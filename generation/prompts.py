@@ -90,7 +90,13 @@ def keyframe_prompt(frame: Frame, cast: list[Character]) -> str:
     )
 
 
-def video_prompt(frame: Frame) -> str:
+def with_instructions(prompt: str, instructions: str) -> str:
+    """The producer's free-text instructions for one regeneration, after the prompt."""
+    return f"{prompt}\n\nProducer's instructions: {instructions}" if instructions else prompt
+
+
+def video_prompt(frame: Frame, instructions: str = "") -> str:
     scene = frame.scene
     line = f" Dialogue: {frame.dialogue}" if frame.dialogue else ""
-    return f"{frame.prompt} Camera: {frame.camera}. Mood: {scene.mood}.{line}"
+    prompt = f"{frame.prompt} Camera: {frame.camera}. Mood: {scene.mood}.{line}"
+    return with_instructions(prompt, instructions)

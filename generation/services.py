@@ -6,15 +6,19 @@ Split along its seams: `queue` (RQ delivery), `jobs` (a job row's life), `pipeli
 what each needs and what follows it), `jobtypes` (the table of types)."""
 
 import logging
+from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 
 from filmstudio.exceptions import ConflictError
 from filmstudio.services import model_update
 from generation import events, queue
 from generation.jobs import (
     ACTIVE,
+    active,
     job_claim,
     job_create,
     job_end_quietly,
@@ -25,11 +29,13 @@ from generation.jobs import (
     job_still_active,
     job_wait,
     jobs_cancel,
+    settle_container,
 )
 from generation.jobtypes import generating_statuses, job_type
 from generation.models import GenerationJob
 from generation.pipeline import (
     cast_decided,
+    keyframes_problem,
     lock_project,
     project_has_active_jobs,
     project_progress,
@@ -37,19 +43,29 @@ from generation.pipeline import (
     set_status,
     start_character_generation,
     start_frame_generation,
+    start_keyframe_generation,
+    start_portrait_generation,
     start_scene_generation,
     start_stitching,
     start_video_generation,
 )
 from media.storage import delete_project_files
 from projects.events import publish_entity
-from projects.models import Character, Project
-from projects.services import PROJECT_FIELDS, PROJECT_SHAPE_FIELDS
+from projects.models import Character, Frame, Project, Scene, Take
+from projects.services import (
+    FRAME_FIELDS,
+    PROJECT_FIELDS,
+    PROJECT_SHAPE_FIELDS,
+    SCENE_FIELDS,
+    checkpoints_clean,
+)
+from projects.takes import current_take_id, make_current, project_stale_units
 
 __all__ = [
     "cast_decided",
     "character_approve",
     "character_reject",
+    "frame_update",
     "job_cancel",
     "job_claim",
     "job_create",
@@ -69,12 +85,18 @@ __all__ = [
     "project_refresh",
     "project_update",
     "publish_entity",
+    "refresh_start",
     "scene_generation_started",
+    "scene_update",
     "start_character_generation",
     "start_frame_generation",
+    "start_keyframe_generation",
+    "start_portrait_generation",
     "start_scene_generation",
     "start_stitching",
     "start_video_generation",
+    "storyboard_approve",
+    "take_select",
 ]
 
 logger = logging.getLogger(__name__)
@@ -174,7 +196,8 @@ def job_retry(*, job: Job) -> Job:
         job.error = ""
         job.save(update_fields=RETRY_FIELDS)
         events.publish_job(job)
-        set_status(project, job_type(job.type).project_status)
+        if job_type(job.type).project_status:
+            set_status(project, job_type(job.type).project_status)
     return job
 
 
@@ -226,6 +249,66 @@ def job_resume_lost(*, job: Job, poll: bool = False, stale_before=None) -> bool:
     return True
 
 
+def job_resume_children_done(*, job: Job) -> None:
+    with transaction.atomic():
+        settle_container(job.pk)
+
+
+# --- takes and refresh ----------------------------------------------------------------------
+
+UNIT_JOBS = {
+    Take.Kind.PORTRAIT: (Job.TargetType.CHARACTER, [Job.Type.PORTRAIT, Job.Type.CHARACTERS]),
+    Take.Kind.KEYFRAME: (Job.TargetType.FRAME, [Job.Type.KEYFRAME, Job.Type.VIDEOS]),
+    Take.Kind.CLIP: (Job.TargetType.FRAME, [Job.Type.VIDEOS]),
+    Take.Kind.FILM: (Job.TargetType.PROJECT, [Job.Type.STITCH]),
+}
+
+
+def take_select(*, take: Take) -> Take:
+    """Make an older take current again (rollback). Nothing is regenerated; what depends on
+    the unit becomes stale. Selecting the current take is a no-op."""
+    with transaction.atomic():
+        project = lock_project(take.project_id)
+        take = Take.objects.select_related("character", "frame", "project").get(pk=take.pk)
+        if current_take_id(take) == take.pk:
+            return take
+        target_type, types = UNIT_JOBS[take.kind]
+        target_id = take.character_id or take.frame_id or take.project_id
+        busy = project.jobs.filter(
+            type__in=types, target_type=target_type, target_id=target_id, status__in=ACTIVE
+        )
+        if (
+            take.frame_id
+            and project.jobs.filter(
+                type=Job.Type.FRAMES, target_id=take.frame.scene_id, status__in=ACTIVE
+            ).exists()
+        ):
+            raise ConflictError("The shot list of this frame's scene is being regenerated.")
+        if busy.exists():
+            raise ConflictError(f"A job is working on this {take.kind}; wait for it to finish.")
+        make_current(take)
+    logger.info("take %s selected", take.pk)
+    return take
+
+
+def refresh_start(*, project: Project) -> Job:
+    """One job that regenerates exactly the stale units, stage by stage, then re-cuts the film."""
+    with transaction.atomic():
+        project = lock_project(project)
+        if active(project.jobs.filter(type=Job.Type.REFRESH)):
+            raise ConflictError("A refresh of this project is already running.")
+        if project_has_active_jobs(project):
+            raise ConflictError("Jobs of this project are still running; refresh once they end.")
+        if not project_stale_units(project):
+            raise ConflictError("Nothing is stale: every take matches its inputs.")
+        return job_create(
+            project=project,
+            type=Job.Type.REFRESH,
+            target_type=Job.TargetType.PROJECT,
+            target_id=project.pk,
+        )
+
+
 # --- projects and the cast (they depend on the pipeline's state) ---------------------------
 
 
@@ -233,6 +316,8 @@ def project_update(*, project: Project, **fields) -> Project:
     """Edit a project; its shape cannot change while a job of it works (`ConflictError`)."""
     with transaction.atomic():
         project = lock_project(project)
+        if "checkpoints" in fields:
+            fields["checkpoints"] = checkpoints_clean(fields["checkpoints"])
         changed = [k for k in PROJECT_FIELDS if k in fields and getattr(project, k) != fields[k]]
         shape = [k for k in changed if k in PROJECT_SHAPE_FIELDS]
         if shape and project_has_active_jobs(project):
@@ -244,6 +329,113 @@ def project_update(*, project: Project, **fields) -> Project:
         if updated:
             publish_entity(project)
     return project
+
+
+def _refuse_while_busy(jobs: Q, project_id: int, what: str) -> None:
+    job = Job.objects.filter(jobs, project_id=project_id, status__in=ACTIVE).first()
+    if job is not None:
+        raise ConflictError(
+            f"Cannot edit {what} while job #{job.pk} ({job.type}) is {job.status}; "
+            "cancel it or wait for it to finish."
+        )
+
+
+def _scene_cast(scene: Scene, character_ids: list[int]) -> list[Character]:
+    ids = list(dict.fromkeys(character_ids))
+    found = {c.pk: c for c in Character.objects.filter(project_id=scene.project_id, pk__in=ids)}
+    strangers = [i for i in ids if i not in found]
+    if strangers:
+        raise ValidationError({"character_ids": [f"Not characters of this project: {strangers}."]})
+    unapproved = [c for c in found.values() if c.status != Character.Status.APPROVED]
+    if unapproved:
+        names = ", ".join(f"{c.name} ({c.status})" for c in unapproved)
+        raise ValidationError(
+            {"character_ids": [f"Only approved characters can be in a scene: {names}."]}
+        )
+    return [found[i] for i in ids]
+
+
+def scene_update(*, scene: Scene, **fields: Any) -> Scene:
+    """Edit a scene's text and cast (`character_ids`: approved characters of its project).
+
+    Refused (`ConflictError`) while its frames or the project's scenes are being generated."""
+    with transaction.atomic():
+        lock_project(scene.project_id)
+        scene = Scene.objects.select_for_update().get(pk=scene.pk)
+        _refuse_while_busy(
+            Q(type=Job.Type.SCENES) | Q(target_type=Job.TargetType.SCENE, target_id=scene.pk),
+            scene.project_id,
+            f"scene {scene.order}",
+        )
+        cast = None
+        if "character_ids" in fields:
+            cast = _scene_cast(scene, fields["character_ids"])
+        scene, updated = model_update(instance=scene, fields=SCENE_FIELDS, data=fields)
+        if cast is not None and {c.pk for c in cast} != set(
+            scene.characters.values_list("pk", flat=True)
+        ):
+            scene.characters.set(cast)
+            if not updated:
+                scene.save(update_fields=["updated_at"])
+            updated = True
+        if updated:
+            publish_entity(scene)
+            logger.info("scene %s edited", scene.pk)
+    return scene
+
+
+def frame_update(*, frame: Frame, **fields: Any) -> Frame:
+    """Edit a frame's text and speaker (`speaker_id`: an approved character of its scene, or
+    None for the narrator).
+
+    Refused (`ConflictError`) while its scene's frames, its keyframe or its clip are generated."""
+    with transaction.atomic():
+        lock_project(frame.scene.project_id)
+        frame = Frame.objects.select_for_update().get(pk=frame.pk)
+        _refuse_while_busy(
+            Q(type=Job.Type.FRAMES, target_type=Job.TargetType.SCENE, target_id=frame.scene_id)
+            | Q(target_type=Job.TargetType.FRAME, target_id=frame.pk),
+            frame.scene.project_id,
+            f"frame {frame.order} of scene {frame.scene.order}",
+        )
+        data = {k: v for k, v in fields.items() if k in FRAME_FIELDS}
+        if "speaker_id" in fields:
+            speaker_id = fields["speaker_id"]
+            allowed = frame.scene.characters.filter(status=Character.Status.APPROVED)
+            if speaker_id is not None and not allowed.filter(pk=speaker_id).exists():
+                raise ValidationError(
+                    {
+                        "speaker_id": [
+                            "The speaker must be an approved character of this frame's scene, "
+                            "or null for the narrator."
+                        ]
+                    }
+                )
+            data["speaker_id"] = speaker_id
+        frame, updated = model_update(
+            instance=frame, fields=[*FRAME_FIELDS, "speaker_id"], data=data
+        )
+        if updated:
+            publish_entity(frame)
+            logger.info("frame %s edited", frame.pk)
+    return frame
+
+
+def storyboard_approve(*, project: Project) -> Job:
+    """The producer approved the keyframes: the clips are paid for now (one project-wide job)."""
+    with transaction.atomic():
+        project = lock_project(project)
+        if project.status != Project.Status.AWAITING_STORYBOARD_APPROVAL:
+            raise ConflictError(
+                "The storyboard can be approved only while the project is awaiting storyboard "
+                f"approval (it is {project.status})."
+            )
+        problem = keyframes_problem(project)
+        if problem:
+            raise ConflictError(f"Cannot approve the storyboard: {problem}")
+        job = start_video_generation(project=project)
+    logger.info("storyboard of project %s approved: video job %s", project.pk, job.pk)
+    return job
 
 
 def project_delete(*, project: Project) -> None:

@@ -1,5 +1,5 @@
 from filmstudio.api import both_slashes
-from generation import api, views
+from generation import api, control_api, views
 
 urlpatterns = [
     *both_slashes(
@@ -9,6 +9,45 @@ urlpatterns = [
     *both_slashes("api/jobs/frame-generation", api.FrameGenerationApi.as_view(), "job-frames"),
     *both_slashes("api/jobs/video-generation", api.VideoGenerationApi.as_view(), "job-videos"),
     *both_slashes("api/jobs/video-stitching", api.StitchApi.as_view(), "job-stitch"),
+    *both_slashes(
+        "api/projects/<int:project_id>/storyboard/approve",
+        api.StoryboardApproveApi.as_view(),
+        "storyboard-approve",
+    ),
+    *both_slashes(
+        "api/jobs/portrait-generation",
+        control_api.PortraitGenerationApi.as_view(),
+        "job-portrait",
+    ),
+    *both_slashes(
+        "api/jobs/keyframe-generation",
+        control_api.KeyframeGenerationApi.as_view(),
+        "job-keyframe",
+    ),
+    *both_slashes(
+        "api/characters/<int:character_id>/takes",
+        control_api.CharacterTakesApi.as_view(),
+        "character-takes",
+    ),
+    *both_slashes(
+        "api/frames/<int:frame_id>/takes", control_api.FrameTakesApi.as_view(), "frame-takes"
+    ),
+    *both_slashes(
+        "api/projects/<int:project_id>/takes",
+        control_api.ProjectTakesApi.as_view(),
+        "project-takes",
+    ),
+    *both_slashes(
+        "api/takes/<int:take_id>/select", control_api.TakeSelectApi.as_view(), "take-select"
+    ),
+    *both_slashes(
+        "api/projects/<int:project_id>/stale", control_api.ProjectStaleApi.as_view(), "stale"
+    ),
+    *both_slashes(
+        "api/projects/<int:project_id>/refresh",
+        control_api.ProjectRefreshApi.as_view(),
+        "refresh",
+    ),
     *both_slashes("api/jobs", api.JobListApi.as_view(), "job-list"),
     *both_slashes("api/jobs/<int:job_id>", api.JobDetailApi.as_view(), "job-detail"),
     *both_slashes("api/jobs/<int:job_id>/status", api.JobStatusApi.as_view(), "job-status"),

@@ -63,7 +63,12 @@ def sweep() -> dict[str, int]:
                 resumed["queued"] += 1
 
     poll_cutoff = cutoff - timedelta(seconds=settings.VIDEO_POLL_INTERVAL)
-    for job in Job.objects.filter(status=Job.Status.WAITING, heartbeat_at__lt=poll_cutoff):
+    waiting = Job.objects.filter(status=Job.Status.WAITING, heartbeat_at__lt=poll_cutoff)
+    for job in waiting.exclude(type=Job.Type.VIDEOS):
+        # A stage-by-stage job (refresh) whose children all ended while nobody noticed.
+        if not job.children.filter(status__in=Job.ACTIVE).exists():
+            services.job_resume_children_done(job=job)
+    for job in waiting.filter(type=Job.Type.VIDEOS):
         if not rq_job_alive(job.rq_job_id):
             logger.warning("job %s waits on a remote clip but nobody polls: poll resumed", job.pk)
             if services.job_resume_lost(job=job, poll=True):

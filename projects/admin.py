@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import path
 from django.utils.html import format_html
@@ -20,7 +21,7 @@ def thumbnail(name: str, height: int = 72):
 
 
 class ReadOnly:
-    """Scenes, frames and clips change only through the pipeline until they get PATCH services."""
+    """Clips, and the scenes and frames shown inline, change only through the pipeline."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -70,6 +71,12 @@ class SceneInline(ReadOnly, admin.TabularInline):
 class ProjectAdminForm(forms.ModelForm):
     refusal: str | None = None  # why project_update refused this change, on the second pass
 
+    def clean_checkpoints(self):
+        try:
+            return services.checkpoints_clean(self.cleaned_data.get("checkpoints"))
+        except ValidationError as error:
+            raise forms.ValidationError(error.message_dict["checkpoints"]) from None
+
     def clean(self):
         cleaned = super().clean()
         if self.refusal:
@@ -77,9 +84,25 @@ class ProjectAdminForm(forms.ModelForm):
         return cleaned
 
 
+@admin.action(description="Approve the storyboard")
+def approve_storyboard(modeladmin, request, queryset):
+    started = 0
+    for project in queryset:
+        try:
+            pipeline.storyboard_approve(project=project)
+            started += 1
+        except ConflictError as error:
+            modeladmin.message_user(request, f"{project}: {error.message}", messages.WARNING)
+    if started:
+        modeladmin.message_user(
+            request, f"Video generation started for {started} project(s).", messages.SUCCESS
+        )
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
     form = ProjectAdminForm
+    actions = [approve_storyboard]
     list_display = ["title", "owner", "status", "progress", "aspect_ratio", "created_at"]
     list_filter = ["status", "aspect_ratio", "genre"]
     search_fields = ["title", "logline", "owner__username"]
@@ -210,13 +233,56 @@ class FrameInline(ReadOnly, admin.TabularInline):
         return thumbnail(obj.image)
 
 
+class RefusableForm(forms.ModelForm):
+    refusal: str | None = None  # why the service refused this change, on the second pass
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.refusal:
+            raise forms.ValidationError(self.refusal)
+        return cleaned
+
+
+class EditedByService:
+    """Scenes and frames come from the pipeline and go with their project; their text is edited
+    here through the same service as the API. When it refuses, nothing is saved and the form
+    shows the reason."""
+
+    form = RefusableForm
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        form.refusal = getattr(request, "service_refusal", None)
+        return form
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ConflictError as error:
+            # As on the project page: the change rolled back, show the form with the reason.
+            request.service_refusal = error.message
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+
 @admin.register(Scene)
-class SceneAdmin(ReadOnly, admin.ModelAdmin):
+class SceneAdmin(EditedByService, admin.ModelAdmin):
     list_display = ["title", "order", "project", "status", "location", "mood"]
     list_filter = ["status"]
     search_fields = ["title", "concise_plot", "project__title"]
     list_select_related = ["project"]
+    fields = ["project", "order", *services.SCENE_FIELDS, "status", "characters"]
+    readonly_fields = ["project", "order", "status", "characters"]
     inlines = [FrameInline]
+
+    def save_model(self, request, obj, form, change):
+        fields = {k: form.cleaned_data[k] for k in form.changed_data if k in services.SCENE_FIELDS}
+        pipeline.scene_update(scene=Scene.objects.get(pk=obj.pk), **fields)
 
 
 class VideoInline(ReadOnly, admin.StackedInline):
@@ -231,13 +297,26 @@ class VideoInline(ReadOnly, admin.StackedInline):
 
 
 @admin.register(Frame)
-class FrameAdmin(ReadOnly, admin.ModelAdmin):
+class FrameAdmin(EditedByService, admin.ModelAdmin):
     list_display = ["keyframe", "__str__", "status", "camera", "duration"]
     list_filter = ["status"]
     search_fields = ["prompt", "dialogue", "scene__title"]
     list_select_related = ["scene"]
-    readonly_fields = ["scene", "keyframe_large", "status", "duration"]
+    fields = [
+        "scene",
+        "order",
+        "keyframe_large",
+        *services.FRAME_FIELDS,
+        "speaker",
+        "status",
+        "duration",
+    ]
+    readonly_fields = ["scene", "order", "keyframe_large", "speaker", "status", "duration"]
     inlines = [VideoInline]
+
+    def save_model(self, request, obj, form, change):
+        fields = {k: form.cleaned_data[k] for k in form.changed_data if k in services.FRAME_FIELDS}
+        pipeline.frame_update(frame=Frame.objects.get(pk=obj.pk), **fields)
 
     @admin.display(description="Keyframe")
     def keyframe(self, obj: Frame):

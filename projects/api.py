@@ -10,9 +10,13 @@ from projects import selectors, services
 from projects.models import Project
 from projects.serializers import (
     CharacterSerializer,
+    FrameSerializer,
+    FrameUpdateSerializer,
     ProjectDetailSerializer,
     ProjectSerializer,
     RejectSerializer,
+    SceneSerializer,
+    SceneUpdateSerializer,
 )
 
 
@@ -122,3 +126,35 @@ class CharacterRejectApi(APIView):
             character=character, reason=serializer.validated_data.get("reason", "")
         )
         return Response(CharacterSerializer(character).data)
+
+
+class SceneDetailApi(APIView):
+    @extend_schema(
+        request=SceneUpdateSerializer(partial=True),
+        responses=SceneSerializer,
+        summary="Edit a scene's text and cast",
+        description="`character_ids` must be approved characters of the scene's project. "
+        "`409` while the scene's frames or the project's scenes are being generated.",
+    )
+    def patch(self, request, scene_id: int):
+        scene = selectors.scene_for_user(request.user, scene_id)
+        serializer = SceneUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        scene = pipeline.scene_update(scene=scene, **serializer.validated_data)
+        return Response(SceneSerializer(scene).data)
+
+
+class FrameDetailApi(APIView):
+    @extend_schema(
+        request=FrameUpdateSerializer(partial=True),
+        responses=FrameSerializer,
+        summary="Edit a frame's text and speaker",
+        description="`speaker_id` is an approved character of the frame's scene, or null for "
+        "the narrator. `409` while its scene's frames, its keyframe or its clip are generated.",
+    )
+    def patch(self, request, frame_id: int):
+        frame = selectors.frame_for_user(request.user, frame_id)
+        serializer = FrameUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        frame = pipeline.frame_update(frame=frame, **serializer.validated_data)
+        return Response(FrameSerializer(frame).data)

@@ -1,12 +1,19 @@
 """The creative hierarchy's JSON: what the API answers and what it accepts (the director's
 tools validate their arguments with the same serializers)."""
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from filmstudio.serializers import StrictCharField, StrictModelSerializer, StrictSerializer
+from filmstudio.serializers import (
+    StrictCharField,
+    StrictIntegerField,
+    StrictModelSerializer,
+    StrictSerializer,
+)
 from media.signing import blob_url
 from projects import services
-from projects.models import Character, Frame, Project, Scene, Video
+from projects.models import CHECKPOINTS, Character, Frame, Project, Scene, Take, Video
+from projects.takes import current_take_id
 
 
 class CharacterSerializer(StrictModelSerializer):
@@ -44,6 +51,7 @@ class VideoSerializer(serializers.ModelSerializer):
 
 class FrameSerializer(serializers.ModelSerializer):
     image_url = serializers.SerializerMethodField()
+    speaker_id = serializers.IntegerField(read_only=True, allow_null=True)
     video = VideoSerializer(read_only=True, allow_null=True)
 
     class Meta:
@@ -54,6 +62,7 @@ class FrameSerializer(serializers.ModelSerializer):
             "prompt",
             "camera",
             "dialogue",
+            "speaker_id",
             "duration",
             "status",
             "image_url",
@@ -91,6 +100,13 @@ class SceneSerializer(serializers.ModelSerializer):
 class ProjectSerializer(StrictModelSerializer):
     final_video_url = serializers.SerializerMethodField()
     title = StrictCharField(min_length=1, max_length=200)
+    checkpoints = serializers.ListField(
+        child=serializers.ChoiceField(choices=CHECKPOINTS),
+        required=False,
+        help_text="Where the pipeline stops for you, each at most once: `cast` (always on; it is "
+        "added when left out) and `storyboard` (once every keyframe is ready the project waits in "
+        '`awaiting_storyboard_approval`, before any clip is paid for). Default `["cast"]`.',
+    )
 
     class Meta:
         model = Project
@@ -109,6 +125,12 @@ class ProjectSerializer(StrictModelSerializer):
     def get_final_video_url(self, obj: Project) -> str | None:
         return blob_url(obj.final_video)
 
+    def validate_checkpoints(self, value: list[str]) -> list[str]:
+        try:
+            return services.checkpoints_clean(value)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(error.message_dict["checkpoints"]) from None
+
 
 class ProjectDetailSerializer(ProjectSerializer):
     characters = CharacterSerializer(many=True, read_only=True)
@@ -118,5 +140,60 @@ class ProjectDetailSerializer(ProjectSerializer):
         fields = [*ProjectSerializer.Meta.fields, "characters", "scenes"]
 
 
+# Ids within a bigint: a larger number is a 400 here, not a database error.
+MAX_ID = 2**63 - 1
+
+
+class SceneUpdateSerializer(StrictModelSerializer):
+    character_ids = serializers.ListField(
+        child=StrictIntegerField(min_value=1, max_value=MAX_ID), required=False, max_length=100
+    )
+
+    class Meta:
+        model = Scene
+        fields = [*services.SCENE_FIELDS, "character_ids"]
+
+
+class FrameUpdateSerializer(StrictModelSerializer):
+    speaker_id = StrictIntegerField(min_value=1, max_value=MAX_ID, allow_null=True, required=False)
+
+    class Meta:
+        model = Frame
+        fields = [*services.FRAME_FIELDS, "speaker_id"]
+
+
 class RejectSerializer(StrictSerializer):
     reason = StrictCharField(required=False, allow_blank=True, max_length=2000)
+
+
+class TakeSerializer(serializers.ModelSerializer):
+    """One take: what was made, from what, and whether its unit shows it now."""
+
+    kind = serializers.ChoiceField(choices=Take.Kind.choices)
+    url = serializers.SerializerMethodField()
+    current = serializers.SerializerMethodField()
+    cost_usd = serializers.FloatField()
+
+    class Meta:
+        model = Take
+        fields = [
+            "id",
+            "kind",
+            "url",
+            "prompt",
+            "instructions",
+            "provider",
+            "model",
+            "seed",
+            "cost_usd",
+            "inputs_hash",
+            "current",
+            "duration",
+            "created_at",
+        ]
+
+    def get_url(self, take: Take) -> str:
+        return blob_url(take.file)
+
+    def get_current(self, take: Take) -> bool:
+        return current_take_id(take) == take.pk

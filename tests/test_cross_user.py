@@ -8,7 +8,7 @@ from drf_spectacular.generators import SchemaGenerator
 
 from director.models import DirectorSession, DirectorTurn
 from generation.models import GenerationJob
-from projects.models import Character, Frame, Project, Scene, Video
+from projects.models import Character, Frame, Project, Scene, Take, Video
 from tests.factories import (
     CharacterFactory,
     FrameFactory,
@@ -27,11 +27,15 @@ BODY_IDS = {
     ("post", "/api/jobs/frame-generation"): [["project_id"], ["scene_id"]],
     ("post", "/api/jobs/video-generation"): [["project_id"], ["frame_id"]],
     ("post", "/api/jobs/video-stitching"): [["project_id"]],
+    ("post", "/api/jobs/portrait-generation"): [["character_id"]],
+    ("post", "/api/jobs/keyframe-generation"): [["frame_id"]],
     ("post", "/api/director/stream"): [["project_id"], ["session_id"]],
 }
 # What else those bodies need to be valid, so that only the ids can be refused.
 BODY_EXTRA = {
     ("post", "/api/director/stream"): {"message": "approve all", "page": "characters"},
+    ("patch", "/api/scenes/{scene_id}"): {"title": "B was here", "character_ids": []},
+    ("patch", "/api/frames/{frame_id}"): {"prompt": "B was here", "speaker_id": None},
 }
 # Endpoints that never take an id and are safe for anyone (checked elsewhere).
 PUBLIC = {("post", "/api/auth/token")}
@@ -50,8 +54,10 @@ def a_world(user):
     project = ProjectFactory(owner=user, status="awaiting_approval")
     character = CharacterFactory(project=project)
     scene = SceneFactory(project=project)
-    frame = FrameFactory(scene=scene)
+    scene.characters.add(character)
+    frame = FrameFactory(scene=scene, speaker=character)
     VideoFactory(frame=frame)
+    take = Take.objects.create(project=project, kind="keyframe", frame=frame, file="x.png")
     job = JobFactory(project=project, status="failed")
     session = DirectorSession.objects.create(user=user, project=project, page="characters")
     return {
@@ -61,12 +67,13 @@ def a_world(user):
         "frame_id": frame.pk,
         "job_id": job.pk,
         "session_id": session.pk,
+        "take_id": take.pk,
     }
 
 
 def snapshot() -> list:
     rows = []
-    for model in (Project, Character, Scene, Frame, Video, GenerationJob, DirectorSession):
+    for model in (Project, Character, Scene, Frame, Video, Take, GenerationJob, DirectorSession):
         rows.extend(
             model_to_dict(obj) | {"updated": str(getattr(obj, "updated_at", ""))}
             for obj in model.objects.order_by("pk")

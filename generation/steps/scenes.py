@@ -7,7 +7,7 @@ from generation.providers import text_provider
 from generation.providers.base import PermanentProviderError, TransientProviderError
 from generation.schemas import ScenePlan
 from generation.steps.common import cancel_jobs, delete_after_commit, lock_if_still_wanted
-from projects.models import Frame, Scene, Video
+from projects.models import Frame, Scene, Take, Video
 
 DOWNSTREAM = [GenerationJob.Type.FRAMES, GenerationJob.Type.VIDEOS, GenerationJob.Type.STITCH]
 
@@ -29,9 +29,11 @@ def run(job: GenerationJob) -> None:
             # Regenerating scenes replaces everything below them.
             cancel_jobs(project, types=DOWNSTREAM)
             old_frames = Frame.objects.filter(scene__project=project)
+            # New scenes replace every shot: the shots go with their takes and files.
             delete_after_commit(
                 *old_frames.values_list("image", flat=True),
                 *Video.objects.filter(frame__scene__project=project).values_list("file", flat=True),
+                *Take.objects.filter(frame__scene__project=project).values_list("file", flat=True),
             )
             old_frames.delete()
             project.scenes.filter(order__gt=count).delete()

@@ -11,7 +11,8 @@ from generation.providers.base import PermanentProviderError
 from generation.steps.common import delete_after_commit, film_format, store_file
 from media import ffmpeg
 from media.storage import delete_name
-from projects.models import Frame, Project
+from projects.models import Frame, Project, Take
+from projects.takes import film_inputs, take_record
 
 
 def _local_copy(name: str, folder: Path) -> Path:
@@ -48,11 +49,25 @@ def run(job: GenerationJob) -> None:
         poster_name = store_file(project.pk, "final", "poster", poster)
     with transaction.atomic():
         locked = Project.objects.select_for_update().get(pk=project.pk)
-        delete_after_commit(locked.final_video, locked.final_poster)
-        locked.final_video, locked.final_poster = film_name, poster_name
-        locked.final_duration = round(result.info.duration, 3)
-        locked.save(update_fields=["final_video", "final_poster", "final_duration", "updated_at"])
-        summary = {"method": result.method, "duration": locked.final_duration, "clips": len(paths)}
+        delete_after_commit(locked.final_poster)  # earlier cuts stay, as takes
+        locked.final_poster = poster_name
+        locked.save(update_fields=["final_poster", "updated_at"])
+        take = take_record(
+            project_id=project.pk,
+            kind=Take.Kind.FILM,
+            file=film_name,
+            duration=round(result.info.duration, 3),
+            inputs=film_inputs(locked, frames),
+            provider="ffmpeg",
+            model=result.method,
+            source_job_id=job.pk,
+        )
+        summary = {
+            "method": result.method,
+            "duration": take.duration,
+            "clips": len(paths),
+            "take_id": take.pk,
+        }
         won = services.job_succeed(job, summary)
         if not won:  # cancelled meanwhile: keep the previous film
             transaction.set_rollback(True)

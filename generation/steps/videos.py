@@ -21,7 +21,8 @@ from generation.steps.common import (
     store_file,
 )
 from media import ffmpeg
-from projects.models import Frame, Video
+from projects.models import Frame, Take, Video
+from projects.takes import clip_inputs, take_record
 
 
 def _frame(job: GenerationJob) -> Frame:
@@ -54,7 +55,7 @@ def run(job: GenerationJob) -> None:
     else:
         request_id = provider.submit(
             image=read_media(frame.image),
-            prompt=video_prompt(frame),
+            prompt=video_prompt(frame, job.params.get("instructions", "")),
             duration=frame.duration,
             aspect_ratio=frame.scene.project.aspect_ratio,
             seed=frame.pk,
@@ -96,8 +97,20 @@ def deliver(job: GenerationJob, data: bytes) -> bool:
             if video is None:  # the clip's row is gone: this job has nothing left to do
                 services.job_end_quietly(job, f"the clip of frame {frame.pk} no longer exists")
             return False
-        delete_after_commit(video.file)
-        video.file, video.duration, video.status = name, info.duration, Video.Status.READY
-        video.save(update_fields=["file", "duration", "status", "updated_at"])
-        services.publish_entity(video)
-        return services.job_succeed(job, {"video_id": video.pk, "duration": info.duration})
+        provider = video_provider()
+        take = take_record(
+            project_id=frame.scene.project_id,
+            kind=Take.Kind.CLIP,
+            frame=frame,
+            file=name,
+            duration=info.duration,
+            inputs=clip_inputs(frame),
+            prompt=video_prompt(frame, job.params.get("instructions", "")),
+            instructions=job.params.get("instructions", ""),
+            provider=provider.name,
+            model=getattr(provider, "model", ""),
+            seed=frame.pk,
+            source_job_id=job.pk,
+        )
+        result = {"video_id": video.pk, "take_id": take.pk, "duration": info.duration}
+        return services.job_succeed(job, result)

@@ -1,0 +1,46 @@
+"""Refresh: regenerate exactly the stale units, stage by stage in dependency order (portraits,
+then keyframes, then clips), then re-cut the film. The job runs once per stage: it starts that
+stage's unit jobs as its children, waits (no worker held), and runs again when they are done."""
+
+from generation import services
+from generation.jobs import job_create, job_wait_for_children
+from generation.models import GenerationJob
+from generation.providers.base import PermanentProviderError
+from projects.models import Project
+from projects.takes import project_stale_units
+
+Job = GenerationJob
+
+# Stale unit type → (job type, target type): the order is the order of the stages.
+STAGES = (
+    ("portrait", Job.Type.PORTRAIT, Job.TargetType.CHARACTER),
+    ("keyframe", Job.Type.KEYFRAME, Job.TargetType.FRAME),
+    ("clip", Job.Type.VIDEOS, Job.TargetType.FRAME),
+    ("film", Job.Type.STITCH, Job.TargetType.PROJECT),
+)
+
+
+def run(job: Job) -> None:
+    project = Project.objects.get(pk=job.project_id)
+    failed = job.children.exclude(status=Job.Status.SUCCEEDED).count()
+    if failed:
+        raise PermanentProviderError(f"{failed} unit(s) of the last refresh stage did not succeed.")
+    units = project_stale_units(project)
+    done = job.result or {}
+    for unit_type, job_type, target_type in STAGES:
+        todo = [u for u in units if u["type"] == unit_type]
+        if not todo:
+            continue
+        for unit in todo:
+            job_create(
+                project=project,
+                type=job_type,
+                target_type=target_type,
+                target_id=unit["id"],
+                parent=job,
+            )
+        done[unit_type] = done.get(unit_type, 0) + len(todo)
+        Job.objects.filter(pk=job.pk).update(result=done)
+        job_wait_for_children(job)
+        return
+    services.job_succeed(job, {**done, "stale_left": 0})

@@ -1,0 +1,276 @@
+"""Takes, their inputs and staleness.
+
+Each kind of take has an inputs document: the canonical JSON of everything that shapes it (texts,
+the ids of the parent takes it was made from, format settings). A take stores the document it was
+made from and its hash; a unit is stale when the hash of its document *now* differs from its
+current take's. Reasons come from diffing the two documents, so they name what changed. Never
+timestamps: writing the same text back makes nothing stale."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from projects.events import publish_entity
+from projects.models import Character, Frame, Project, Take, Video
+
+Kind = Take.Kind
+
+
+def inputs_hash(document: dict[str, Any]) -> str:
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --- inputs documents ----------------------------------------------------------------------
+
+
+def portrait_inputs(character: Character) -> dict[str, Any]:
+    project = character.project
+    return {
+        "character": {
+            "name": character.name,
+            "role": character.role,
+            "description": character.description,
+            "appearance": character.appearance,
+        },
+        "style": project.style,
+    }
+
+
+def _portraits_of(frame: Frame) -> dict[str, dict[str, Any]]:
+    cast = [c for c in frame.scene.characters.all() if c.status == Character.Status.APPROVED]
+    return {
+        str(c.pk): {"name": c.name, "take": c.take_id} for c in sorted(cast, key=lambda c: c.pk)
+    }
+
+
+def keyframe_inputs(frame: Frame) -> dict[str, Any]:
+    scene, project = frame.scene, frame.scene.project
+    return {
+        "frame": {"prompt": frame.prompt, "camera": frame.camera},
+        "scene": {
+            "title": scene.title,
+            "concise_plot": scene.concise_plot,
+            "location": scene.location,
+            "mood": scene.mood,
+        },
+        "project": {"style": project.style, "aspect_ratio": project.aspect_ratio},
+        "portraits": _portraits_of(frame),
+    }
+
+
+def clip_inputs(frame: Frame) -> dict[str, Any]:
+    return {
+        "keyframe": frame.keyframe_take_id,
+        "frame": {"prompt": frame.prompt, "camera": frame.camera, "dialogue": frame.dialogue},
+        "clip_seconds": frame.scene.project.clip_seconds,
+    }
+
+
+def film_inputs(project: Project, frames: list[Frame]) -> dict[str, Any]:
+    clips = []
+    for frame in frames:
+        video = getattr(frame, "video", None)
+        clips.append([frame.pk, video.take_id if video is not None else None])
+    return {"clips": clips}
+
+
+# --- reasons -------------------------------------------------------------------------------
+
+_LABELS = {
+    ("character", None): "character description edited",
+    ("style", None): "project style changed",
+    ("frame", "prompt"): "frame prompt edited",
+    ("frame", "camera"): "camera edited",
+    ("frame", "dialogue"): "dialogue edited",
+    ("scene", None): "scene text edited",
+    ("project", "style"): "project style changed",
+    ("project", "aspect_ratio"): "aspect ratio changed",
+    ("keyframe", None): "keyframe changed",
+    ("clip_seconds", None): "clip length changed",
+}
+
+
+def _portrait_reasons(old: dict, new: dict) -> list[str]:
+    reasons = []
+    for pk in sorted(set(old) | set(new), key=int):
+        was, now = old.get(pk), new.get(pk)
+        if was == now:
+            continue
+        name = (now or was or {}).get("name", f"character {pk}")
+        if was is None:
+            reasons.append(f"{name} joined the scene")
+        elif now is None:
+            reasons.append(f"{name} left the scene")
+        else:
+            reasons.append(f"portrait of {name} changed")
+    return reasons
+
+
+def _clip_reasons(old: list, new: list) -> list[str]:
+    reasons = []
+    if [f for f, _ in old] != [f for f, _ in new]:
+        reasons.append("shots added, removed or reordered")
+    old_takes = {frame_id: take_id for frame_id, take_id in old}
+    for position, (frame_id, take_id) in enumerate(new, start=1):
+        if frame_id in old_takes and old_takes[frame_id] != take_id:
+            reasons.append(f"clip of shot {position} changed")
+    return reasons
+
+
+def stale_reasons(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """Name what changed between the inputs a take was made from and the inputs now."""
+    reasons: list[str] = []
+    for key in sorted(set(before) | set(now)):
+        old, new = before.get(key), now.get(key)
+        if old == new:
+            continue
+        if key == "portraits":
+            found = _portrait_reasons(old or {}, new or {})
+        elif key == "clips":
+            found = _clip_reasons(old or [], new or [])
+        elif isinstance(old, dict) and isinstance(new, dict) and (key, None) not in _LABELS:
+            found = [
+                _LABELS.get((key, field), f"{key} {field} changed")
+                for field in sorted(set(old) | set(new))
+                if old.get(field) != new.get(field)
+            ]
+        else:
+            found = [_LABELS.get((key, None), f"{key} changed")]
+        reasons += [r for r in found if r not in reasons]
+    return reasons
+
+
+@dataclass(frozen=True)
+class Staleness:
+    stale: bool
+    reasons: list[str]
+
+
+FRESH = Staleness(False, [])
+
+
+def staleness(take: Take | None, now: dict[str, Any]) -> Staleness:
+    """A unit with no take yet is not stale (it is missing); a take made before inputs were
+    recorded (upgraded) takes the inputs as they stand as its baseline."""
+    if take is None or not take.inputs_hash or take.inputs_hash == inputs_hash(now):
+        return FRESH
+    return Staleness(True, stale_reasons(take.inputs, now) or ["inputs changed"])
+
+
+# --- recording and selecting ---------------------------------------------------------------
+
+
+def _unit_of(take: Take) -> Character | Frame | Video | Project:
+    if take.kind == Kind.PORTRAIT:
+        return take.character
+    if take.kind == Kind.KEYFRAME:
+        return take.frame
+    if take.kind == Kind.CLIP:
+        return Video.objects.get_or_create(frame_id=take.frame_id)[0]
+    return take.project
+
+
+def make_current(take: Take) -> None:
+    """Point the unit at `take` (and its file field at the take's file). Nothing else changes:
+    dependents become stale, nothing is regenerated."""
+    unit = _unit_of(take)
+    if isinstance(unit, Character):
+        unit.take, unit.image = take, take.file
+        unit.save(update_fields=["take", "image", "updated_at"])
+    elif isinstance(unit, Frame):
+        unit.keyframe_take, unit.image = take, take.file
+        unit.save(update_fields=["keyframe_take", "image", "updated_at"])
+    elif isinstance(unit, Video):
+        unit.take, unit.file, unit.duration = take, take.file, take.duration
+        unit.status = Video.Status.READY
+        unit.save(update_fields=["take", "file", "duration", "status", "updated_at"])
+    else:
+        unit.film_take, unit.final_video, unit.final_duration = take, take.file, take.duration
+        unit.save(update_fields=["film_take", "final_video", "final_duration", "updated_at"])
+    publish_entity(unit)
+
+
+def take_record(
+    *,
+    project_id: int,
+    kind: str,
+    file: str,
+    inputs: dict[str, Any],
+    character: Character | None = None,
+    frame: Frame | None = None,
+    duration: float | None = None,
+    prompt: str = "",
+    instructions: str = "",
+    provider: str = "",
+    model: str = "",
+    seed: int | None = None,
+    source_job_id: int | None = None,
+    current: bool = True,
+) -> Take:
+    """A new take (inside the caller's transaction), current unless told otherwise."""
+    take = Take.objects.create(
+        project_id=project_id,
+        kind=kind,
+        character=character,
+        frame=frame,
+        file=file,
+        duration=duration,
+        prompt=prompt,
+        instructions=instructions,
+        provider=provider,
+        model=model,
+        seed=seed,
+        inputs=inputs,
+        inputs_hash=inputs_hash(inputs),
+        source_job_id=source_job_id,
+    )
+    if current:
+        make_current(take)
+    return take
+
+
+def current_take_id(take: Take) -> int | None:
+    """The id of the take its unit points at now."""
+    unit = _unit_of(take)
+    if isinstance(unit, Frame):
+        return unit.keyframe_take_id
+    if isinstance(unit, Project):
+        return unit.film_take_id
+    return unit.take_id
+
+
+def project_stale_units(project: Project) -> list[dict[str, Any]]:
+    """Every unit whose current take was made from inputs that have changed since, in
+    dependency order (portraits, keyframes, clips, the film), with the reasons."""
+    units: list[dict[str, Any]] = []
+    characters = project.characters.filter(status=Character.Status.APPROVED).select_related(
+        "take", "project"
+    )
+    for character in characters:
+        found = staleness(character.take, portrait_inputs(character))
+        if found.stale:
+            units.append({"type": "portrait", "id": character.pk, "reasons": found.reasons})
+    frames = list(
+        Frame.objects.filter(scene__project=project)
+        .select_related("scene__project", "keyframe_take", "video__take")
+        .prefetch_related("scene__characters")
+        .order_by("scene__order", "order")
+    )
+    clips = []
+    for frame in frames:
+        found = staleness(frame.keyframe_take, keyframe_inputs(frame))
+        if found.stale:
+            units.append({"type": "keyframe", "id": frame.pk, "reasons": found.reasons})
+        video = getattr(frame, "video", None)
+        found = staleness(video.take if video else None, clip_inputs(frame))
+        if found.stale:
+            clips.append({"type": "clip", "id": frame.pk, "reasons": found.reasons})
+    units += clips
+    if project.film_take_id:
+        film = Take.objects.get(pk=project.film_take_id)
+        found = staleness(film, film_inputs(project, frames))
+        if found.stale:
+            units.append({"type": "film", "id": project.pk, "reasons": found.reasons})
+    return units
