@@ -349,14 +349,6 @@ def after_video(job: Job, project: Project) -> None:
         return
     if stitch_problem(project) is None and not active(project.jobs.filter(type=Job.Type.STITCH)):
         _start_stitch(project)
-    elif (
-        storyboard_checkpoint(project)
-        and job.parent_id is None
-        and project.status == Project.Status.GENERATING_VIDEOS
-        and not active(project.jobs.filter(type=Job.Type.VIDEOS))
-    ):
-        # One frame's clip tried before the storyboard was approved: back to the approval.
-        _await_storyboard_approval(project)
 
 
 def after_unit(job: Job, project: Project) -> None:

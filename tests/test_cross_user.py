@@ -151,3 +151,7 @@ def test_no_director_turn_starts_on_another_users_objects(a_world, other_api):
         body = {"message": "approve all", "page": "characters", key: a_world[key]}
         assert other_api.post("/api/director/stream", body, format="json").status_code == 404
     assert not DirectorTurn.objects.exists()
+
+
+def test_the_walk_includes_the_storyboard_approval():
+    assert ("post", "/api/projects/{project_id}/storyboard/approve") in api_operations()

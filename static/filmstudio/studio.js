@@ -3,12 +3,13 @@
 // director.js (the director panel and its UI tools). This entry wires the page's controls.
 import { askDirector, goTo, pagesReady } from "./studio/director.js";
 import { $ } from "./studio/dom.js";
-import { approveAll, createProject, generateCharacters, selectProject, showNewProject } from "./studio/project.js";
+import { approveAll, approveStoryboard, createProject, generateCharacters, selectProject, showNewProject } from "./studio/project.js";
 
 $("#project-form").addEventListener("submit", createProject);
 $("#new-project-button").addEventListener("click", showNewProject);
 $("#generate-characters").addEventListener("click", generateCharacters);
 $("#approve-all").addEventListener("click", approveAll);
+$("#approve-storyboard").addEventListener("click", approveStoryboard);
 $("#director-form").addEventListener("submit", askDirector);
 $("#director-input").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("#director-form").requestSubmit(); }

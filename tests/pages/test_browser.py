@@ -50,10 +50,12 @@ def test_a_user_makes_a_film_in_the_studio(page, stack):
     page.fill("#f-frames", "2")
     page.fill("#f-seconds", "2")
     page.select_option("#f-aspect", "16:9")
+    page.uncheck("#f-storyboard")  # straight to the film (the stop: tests/pages/test_storyboard.py)
     page.click("#create-project")
     page.wait_for_selector("#project-view:not([hidden]) #project-title:text('The Keeper')")
     project = Project.objects.get(title="The Keeper")
     assert (project.num_scenes, project.frames_per_scene, project.clip_seconds) == (1, 2, 2)
+    assert project.checkpoints == ["cast"]
 
     page.fill("#character-count", "2")
     page.click("#generate-characters")

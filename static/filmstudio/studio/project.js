@@ -41,7 +41,10 @@ export async function createProject(event) {
   errors.replaceChildren();
   const button = $("#create-project");
   button.disabled = true;
-  const { ok, data } = await api("POST", "/api/projects", formBody(form));
+  const body = formBody(form);
+  // Stopping before the clips is the default: they are the expensive part.
+  body.checkpoints = $("#f-storyboard").checked ? ["cast", "storyboard"] : ["cast"];
+  const { ok, data } = await api("POST", "/api/projects", body);
   button.disabled = false;
   if (!ok) {
     errors.replaceChildren(el("li", { text: errorText(data, "The project could not be created.") }));
@@ -148,6 +151,15 @@ export async function approveAll() {
 export async function retryJob(id) {
   const { ok, data } = await api("POST", `/api/jobs/${id}/retry`);
   notify(ok ? `Job #${id} queued again.` : errorText(data, "Could not retry the job."), ok ? "info" : "error");
+  soon();
+}
+
+export async function approveStoryboard() {
+  const button = $("#approve-storyboard");
+  button.disabled = true;
+  const { ok, data } = await api("POST", `/api/projects/${state.projectId}/storyboard/approve`);
+  button.disabled = false;
+  notify(ok ? "Storyboard approved: the clips are being generated." : errorText(data, "Could not approve the storyboard."), ok ? "info" : "error");
   soon();
 }
 

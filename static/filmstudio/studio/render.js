@@ -9,6 +9,7 @@ const STEPS = [
   ["Approval", ["awaiting_approval"]],
   ["Scenes", ["generating_scenes"]],
   ["Frames", ["generating_frames"]],
+  ["Storyboard", ["awaiting_storyboard_approval"]],
   ["Clips", ["generating_videos"]],
   ["Film", ["stitching"]],
 ];
@@ -24,11 +25,11 @@ export function render(p, actions) {
   $("#project-progress").textContent = `${p.progress}%`;
   $("#project-shape").textContent = `${p.num_scenes} scene(s) × ${p.frames_per_scene} frame(s) · ${p.clip_seconds} s clips · ${p.aspect_ratio}`;
   document.body.dataset.projectStatus = p.status;
-  renderStepper(p.status);
+  renderStepper(p);
   const link = $("#dashboard-link");
   link.hidden = document.body.dataset.staff !== "true";
   link.href = `/dashboard/projects/${p.id}/`;
-  const started = p.scenes.length > 0 || ["generating_scenes", "generating_frames", "generating_videos", "stitching", "complete"].includes(p.status);
+  const started = p.scenes.length > 0 || ["generating_scenes", "generating_frames", "awaiting_storyboard_approval", "generating_videos", "stitching", "complete"].includes(p.status);
   $("#generate-characters").disabled = p.status === "generating_characters";
   $("#project-actions").hidden = started;
   $("#generate-characters").textContent = p.characters.length ? "Generate more characters" : "Generate characters";
@@ -38,9 +39,12 @@ export function render(p, actions) {
   renderVideos(p);
 }
 
-function renderStepper(status) {
+function renderStepper(p) {
+  const status = p.status;
   const at = ORDER.indexOf(status);
-  const items = STEPS.map(([name, statuses]) => {
+  const stops = (p.checkpoints || []).includes("storyboard") || status === "awaiting_storyboard_approval";
+  const steps = STEPS.filter(([name]) => name !== "Storyboard" || stops);
+  const items = steps.map(([name, statuses]) => {
     const index = ORDER.indexOf(statuses[0]);
     let cls = index < at || status === "complete" ? "done" : index === at ? "now" : "";
     if (index === at && ["failed", "cancelled"].includes(status)) cls = "bad";
@@ -127,6 +131,7 @@ function renderStoryboard(p) {
         el("p", { class: "small muted", text: f.camera }),
         f.dialogue ? el("p", { class: "small", text: `“${f.dialogue}”` }) : null)))));
   $("#storyboard-empty").hidden = withFrames.length > 0;
+  $("#storyboard-approval").hidden = p.status !== "awaiting_storyboard_approval";
 }
 
 function renderVideos(p) {
