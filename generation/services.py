@@ -256,7 +256,7 @@ def job_resume_children_done(*, job: Job) -> None:
 
 # --- takes and refresh ----------------------------------------------------------------------
 
-UNIT_JOBS = {
+UNIT_JOBS: dict[str, tuple[str, list[str]]] = {
     Take.Kind.PORTRAIT: (Job.TargetType.CHARACTER, [Job.Type.PORTRAIT, Job.Type.CHARACTERS]),
     Take.Kind.KEYFRAME: (Job.TargetType.FRAME, [Job.Type.KEYFRAME, Job.Type.VIDEOS]),
     Take.Kind.CLIP: (Job.TargetType.FRAME, [Job.Type.VIDEOS]),
@@ -278,7 +278,7 @@ def take_select(*, take: Take) -> Take:
             type__in=types, target_type=target_type, target_id=target_id, status__in=ACTIVE
         )
         if (
-            take.frame_id
+            take.frame is not None
             and project.jobs.filter(
                 type=Job.Type.FRAMES, target_id=take.frame.scene_id, status__in=ACTIVE
             ).exists()
