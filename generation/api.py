@@ -76,7 +76,11 @@ class VideoGenerationApi(APIView):
         data = _validated(VideoJobRequest, request)
         if "frame_id" in data:
             frame = project_selectors.frame_for_user(request.user, data["frame_id"])
-            job = services.start_video_generation(project=frame.scene.project, frame=frame)
+            job = services.start_video_generation(
+                project=frame.scene.project,
+                frame=frame,
+                instructions=data.get("instructions", ""),
+            )
         else:
             project = project_selectors.project_for_user(request.user, data["project_id"])
             job = services.start_video_generation(project=project)

@@ -56,6 +56,18 @@ class FrameJobRequest(ExactlyOneId):
     scene_id = StrictIntegerField(min_value=1, required=False)
 
 
-class VideoJobRequest(ExactlyOneId):
+class VideoJobRequest(StrictSerializer):
     project_id = StrictIntegerField(min_value=1, required=False)
     frame_id = StrictIntegerField(min_value=1, required=False)
+    instructions = StrictCharField(
+        required=False, allow_blank=True, max_length=2000, trim_whitespace=False
+    )
+
+    def validate(self, attrs):
+        if ("project_id" in attrs) == ("frame_id" in attrs):
+            raise serializers.ValidationError("Give exactly one of project_id or frame_id.")
+        if "instructions" in attrs and "frame_id" not in attrs:
+            raise serializers.ValidationError(
+                {"instructions": ["Instructions go with one frame (frame_id)."]}
+            )
+        return attrs

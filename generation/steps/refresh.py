@@ -2,6 +2,8 @@
 then keyframes, then clips), then re-cut the film. The job runs once per stage: it starts that
 stage's unit jobs as its children, waits (no worker held), and runs again when they are done."""
 
+from django.db import transaction
+
 from generation import services
 from generation.jobs import job_create, job_wait_for_children
 from generation.models import GenerationJob
@@ -31,16 +33,17 @@ def run(job: Job) -> None:
         todo = [u for u in units if u["type"] == unit_type]
         if not todo:
             continue
-        for unit in todo:
-            job_create(
-                project=project,
-                type=job_type,
-                target_type=target_type,
-                target_id=unit["id"],
-                parent=job,
-            )
-        done[unit_type] = done.get(unit_type, 0) + len(todo)
-        Job.objects.filter(pk=job.pk).update(result=done)
-        job_wait_for_children(job)
+        with transaction.atomic():
+            for unit in todo:
+                job_create(
+                    project=project,
+                    type=job_type,
+                    target_type=target_type,
+                    target_id=unit["id"],
+                    parent=job,
+                )
+            done[unit_type] = done.get(unit_type, 0) + len(todo)
+            Job.objects.filter(pk=job.pk).update(result=done)
+            job_wait_for_children(job)
         return
     services.job_succeed(job, {**done, "stale_left": 0})

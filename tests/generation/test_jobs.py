@@ -16,7 +16,7 @@ from django_eventstream.models import Event
 from generation import queue, services, watchdog
 from generation.models import GenerationJob
 from generation.providers.fal import FalVideo
-from projects.models import Character, Frame, Project, Scene, Video
+from projects.models import Character, Frame, Project, Scene, Take, Video
 from tests.factories import JobFactory, ProjectFactory
 from tests.fakes.fal_server import FakeFal
 from tests.fakes.gemini_server import FakeGemini, tiny_png
@@ -155,9 +155,14 @@ def test_regenerating_a_scenes_frames_replaces_them_and_their_clips(api, filmed)
     drain()
     scene.refresh_from_db()
     assert scene.frames.count() == 2
-    # frames are updated in place (same order), their clips regenerated and old files removed
+    # frames are updated in place (same order), their clips regenerated; the old clips stay
+    # as earlier takes of their frames (v2: every take is kept until the project goes)
     assert set(scene.frames.values_list("pk", flat=True)) == old_frames
-    assert all(not default_storage.exists(name) for name in old_clips)
+    new_clips = set(Video.objects.filter(frame__scene=scene).values_list("file", flat=True))
+    assert not new_clips & set(old_clips)
+    assert all(default_storage.exists(name) for name in old_clips)
+    kept = Take.objects.filter(frame__scene=scene, kind="clip", file__in=old_clips).count()
+    assert kept == len(old_clips)
     filmed.refresh_from_db()
     assert filmed.status == Project.Status.COMPLETE
 
@@ -236,6 +241,7 @@ def test_deleting_a_project_cancels_its_jobs_and_deletes_its_files(api, filmed):
 
 
 def test_exactly_one_stitch_when_every_clip_finishes_at_once(filmed):
+    Project.objects.filter(pk=filmed.pk).update(status=Project.Status.GENERATING_VIDEOS)
     jobs = []
     for frame in Frame.objects.filter(scene__project=filmed):
         jobs.append(
