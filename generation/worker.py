@@ -53,6 +53,14 @@ def warm() -> None:
 
 
 class PreloadWorker(Worker):
+    stop_asked = False
+
+    def request_stop(self, signum, frame):
+        """SIGTERM/SIGINT: RQ's own flag is only set while a job runs (idle, it raises
+        StopRequested instead), so remember the stop here and never work again after it."""
+        self.stop_asked = True
+        super().request_stop(signum, frame)
+
     def __init__(self, *args, **kwargs):
         try:
             warm()
@@ -71,12 +79,7 @@ class PreloadWorker(Worker):
             except redis.exceptions.RedisError as error:
                 logger.warning("worker %s lost Redis: %s", self.name, error)
                 worked = False
-            if (
-                burst
-                or self._stop_requested
-                or kwargs.get("max_jobs")
-                or kwargs.get("max_idle_time")
-            ):
+            if burst or self.stop_asked or kwargs.get("max_jobs") or kwargs.get("max_idle_time"):
                 return worked
             # Without a stop request RQ's loop only ends on an error, most often Redis going away.
             logger.warning(

@@ -81,19 +81,21 @@ def test_rq_cancel_drops_a_delivery_that_has_not_started(user, rq_queue):
         RQJob.fetch("job-that-never-existed", connection=rq_queue.connection)
 
 
-def test_the_workers_stop_flag_is_where_preload_worker_reads_it(rq_queue):
-    """PreloadWorker.work reads RQ's private `_stop_requested` to tell a stop (SIGTERM while a
-    job runs) from a crash of RQ's loop; if RQ renames it, this fails."""
+@pytest.mark.parametrize("busy", [False, True])
+def test_a_stop_request_ends_the_preload_worker_idle_or_busy(rq_queue, busy):
+    """Idle, RQ raises StopRequested without setting its flag; PreloadWorker must still stop
+    instead of "working again" after what looks like a crash."""
     worker = PreloadWorker([rq_queue], connection=rq_queue.connection)
-    assert worker._stop_requested is False
-    worker.set_state(WorkerStatus.BUSY)
+    worker.set_state(WorkerStatus.BUSY if busy else WorkerStatus.IDLE)
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     try:
         worker.request_stop(signal.SIGTERM, None)
+    except Exception as error:
+        assert type(error).__name__ == "StopRequested"
     finally:
         signal.signal(signal.SIGINT, handlers[0])
         signal.signal(signal.SIGTERM, handlers[1])
-    assert worker._stop_requested is True
+    assert worker.stop_asked is True
 
 
 def test_every_job_type_has_a_row_and_every_path_resolves():
