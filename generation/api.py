@@ -1,21 +1,31 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import serializers, status
-from rest_framework.generics import GenericAPIView
+from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from filmstudio.api import parse_id, reject_unknown_params
 from generation import services
 from generation.models import GenerationJob
-from generation.selectors import job_for_user, jobs_for_user, queue_status
+from generation.selectors import job_for_user, jobs_for_user, project_stale_report, queue_status
 from generation.serializers import (
     CharacterJobRequest,
     FrameJobRequest,
     JobSerializer,
+    KeyframeJobRequest,
+    PortraitJobRequest,
     ProjectRef,
+    RefreshRequest,
     VideoJobRequest,
 )
 from projects import selectors as project_selectors
+from projects.models import Take
+from projects.serializers import TakeSerializer
 
 
 def accepted(job: GenerationJob) -> Response:
@@ -192,3 +202,133 @@ class QueueStatusApi(APIView):
     @extend_schema(responses=QueueStatusSerializer, summary="RQ queues and workers")
     def get(self, request):
         return Response(queue_status())
+
+
+# --- producer control: takes, one unit redone, staleness, refresh ---------------------------
+
+Kind = Take.Kind
+
+
+class TakeListApi(ListAPIView):
+    serializer_class = TakeSerializer
+    kinds: tuple[str, ...] = ()
+
+    def unit_takes(self):
+        raise NotImplementedError
+
+    def get_queryset(self):
+        takes = self.unit_takes().filter(kind__in=self.kinds)  # 404 before any 400
+        reject_unknown_params(self.request, allowed=["kind"])
+        kind = self.request.query_params.get("kind")
+        if kind is not None:
+            if kind not in self.kinds:
+                raise serializers.ValidationError(
+                    {"kind": [f"One of {', '.join(self.kinds)}; got {kind!r}."]}
+                )
+            takes = takes.filter(kind=kind)
+        return takes.select_related("character", "frame", "project").order_by("-created_at", "-id")
+
+
+@extend_schema_view(get=extend_schema(summary="A character's portrait takes, newest first"))
+class CharacterTakesApi(TakeListApi):
+    kinds = (Kind.PORTRAIT,)
+
+    def unit_takes(self):
+        return project_selectors.character_for_user(
+            self.request.user, self.kwargs["character_id"]
+        ).takes
+
+
+@extend_schema_view(
+    get=extend_schema(
+        parameters=[OpenApiParameter("kind", str, enum=[Kind.KEYFRAME, Kind.CLIP, Kind.LINE])],
+        summary="A frame's keyframe, clip and line takes, newest first",
+    )
+)
+class FrameTakesApi(TakeListApi):
+    kinds = (Kind.KEYFRAME, Kind.CLIP, Kind.LINE)
+
+    def unit_takes(self):
+        return project_selectors.frame_for_user(self.request.user, self.kwargs["frame_id"]).takes
+
+
+@extend_schema_view(
+    get=extend_schema(
+        parameters=[OpenApiParameter("kind", str, enum=[Kind.FILM])],
+        summary="The project's final cuts, newest first",
+    )
+)
+class ProjectTakesApi(TakeListApi):
+    kinds = (Kind.FILM,)
+
+    def unit_takes(self):
+        return project_selectors.project_for_user(
+            self.request.user, self.kwargs["project_id"]
+        ).takes
+
+
+class TakeSelectApi(APIView):
+    @extend_schema(request=None, responses=TakeSerializer, summary="Make a take current")
+    def post(self, request, take_id: int):
+        take = services.take_select(take=project_selectors.take_for_user(request.user, take_id))
+        return Response(TakeSerializer(take).data)
+
+
+class PortraitGenerationApi(APIView):
+    @extend_schema(
+        request=PortraitJobRequest, responses={202: JobSerializer}, summary="Redo one portrait"
+    )
+    def post(self, request):
+        data = _validated(PortraitJobRequest, request)
+        character = project_selectors.character_for_user(request.user, data["character_id"])
+        job = services.start_portrait_generation(
+            character=character, instructions=data["instructions"]
+        )
+        return accepted(job)
+
+
+class KeyframeGenerationApi(APIView):
+    @extend_schema(
+        request=KeyframeJobRequest, responses={202: JobSerializer}, summary="Redo one keyframe"
+    )
+    def post(self, request):
+        data = _validated(KeyframeJobRequest, request)
+        frame = project_selectors.frame_for_user(request.user, data["frame_id"])
+        job = services.start_keyframe_generation(frame=frame, instructions=data["instructions"])
+        return accepted(job)
+
+
+StaleUnit = inline_serializer(
+    "StaleUnit",
+    {
+        "type": serializers.ChoiceField(choices=["portrait", "keyframe", "clip", "line", "film"]),
+        "id": serializers.IntegerField(),
+        "reasons": serializers.ListField(child=serializers.CharField()),
+    },
+)
+StaleReport = inline_serializer(
+    "StaleReport",
+    {"units": serializers.ListField(child=StaleUnit), "estimate": serializers.DictField()},
+)
+
+
+class ProjectStaleApi(APIView):
+    @extend_schema(responses=StaleReport, summary="Units whose inputs changed since their take")
+    def get(self, request, project_id: int):
+        return Response(
+            project_stale_report(project_selectors.project_for_user(request.user, project_id))
+        )
+
+
+class ProjectRefreshApi(APIView):
+    @extend_schema(
+        request=RefreshRequest,
+        responses={202: JobSerializer, 200: StaleReport},
+        summary="Regenerate exactly the stale units, then re-cut (dry_run: only say what)",
+    )
+    def post(self, request, project_id: int):
+        project = project_selectors.project_for_user(request.user, project_id)  # 404 before 400
+        data = _validated(RefreshRequest, request)
+        if data["dry_run"]:
+            return Response(project_stale_report(project))
+        return accepted(services.refresh_start(project=project))

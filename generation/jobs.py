@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from filmstudio.exceptions import ConflictError
 from generation import events, queue
 from generation.jobtypes import job_type
 from generation.models import GenerationJob
@@ -215,9 +216,37 @@ def active(jobs: QuerySet[Job]) -> bool:
     return jobs.filter(status__in=ACTIVE).exists()
 
 
-def busy_targets(project: Project, types: Iterable[str]) -> set[int]:
-    return set(
-        project.jobs.filter(type__in=list(types), status__in=ACTIVE).values_list(
-            "target_id", flat=True
+def busy_targets(project: Project, types: Iterable[str], target_type: str) -> set[int]:
+    """Ids of the units of `target_type` that active jobs of `types` work on (a target id means
+    nothing without its type: a project-wide container's id could equal a scene's)."""
+    jobs = project.jobs.filter(type__in=list(types), target_type=target_type, status__in=ACTIVE)
+    return set(jobs.values_list("target_id", flat=True))
+
+
+def refuse_while_busy(
+    project: Project,
+    what: str,
+    *,
+    character_id: int | None = None,
+    scene_id: int | None = None,
+    frame_id: int | None = None,
+    film: bool = False,
+) -> None:
+    """`ConflictError` if an active job works on this unit or is about to replace it: a job aimed
+    at it, the frames job of its scene, the project's scene generation, or (the film) a stitch."""
+    target = Job.TargetType
+    unit = Q(pk__in=[])
+    if character_id is not None:
+        unit |= Q(target_type=target.CHARACTER, target_id=character_id)
+    if scene_id is not None:
+        unit |= Q(target_type=target.SCENE, target_id=scene_id) | Q(type=Job.Type.SCENES)
+    if frame_id is not None:
+        unit |= Q(target_type=target.FRAME, target_id=frame_id)
+    if film:
+        unit |= Q(type=Job.Type.STITCH)
+    job = project.jobs.filter(unit, status__in=ACTIVE).order_by("pk").first()
+    if job is not None:
+        raise ConflictError(
+            f"Cannot change {what} while job #{job.pk} ({job.type}) is {job.status}; "
+            "cancel it or wait for it to finish."
         )
-    )

@@ -9,7 +9,7 @@ from django.db.models import Count, Q
 
 from filmstudio.exceptions import ConflictError
 from generation import events
-from generation.jobs import active, busy_targets, job_create
+from generation.jobs import active, busy_targets, job_create, refuse_while_busy
 from generation.models import GenerationJob
 from projects.models import Character, Frame, Project, Scene, Video
 
@@ -139,30 +139,26 @@ def _video_job(
     )
 
 
-def _unit_job(project: Project, type: str, target_type: str, target_id: int, **kwargs) -> Job:
+def _unit_job(project: Project, type: str, target_type: str, target_id: int, instructions: str):
     return job_create(
-        project=project, type=type, target_type=target_type, target_id=target_id, **kwargs
+        project=project,
+        type=type,
+        target_type=target_type,
+        target_id=target_id,
+        params={"instructions": instructions} if instructions else None,
     )
 
 
 def start_portrait_generation(*, character: Character, instructions: str = "") -> Job:
-    """One portrait drawn again; the scenes' keyframes that show the character become stale."""
+    """One portrait drawn again; the keyframes that show the character become stale."""
     with transaction.atomic():
         project = lock_project(character.project_id)
         character = Character.objects.get(pk=character.pk)
         if character.status in (Character.Status.GENERATING, Character.Status.REJECTED):
             raise ConflictError(f"This character is {character.status}: no portrait to redo.")
-        if character.pk in busy_targets(project, [Job.Type.PORTRAIT, Job.Type.CHARACTERS]) or (
-            active(project.jobs.filter(type=Job.Type.CHARACTERS))
-            and character.status == Character.Status.GENERATING
-        ):
-            raise ConflictError("A portrait of this character is already being generated.")
+        refuse_while_busy(project, f"the portrait of {character.name}", character_id=character.pk)
         return _unit_job(
-            project,
-            Job.Type.PORTRAIT,
-            Job.TargetType.CHARACTER,
-            character.pk,
-            params={"instructions": instructions},
+            project, Job.Type.PORTRAIT, Job.TargetType.CHARACTER, character.pk, instructions
         )
 
 
@@ -173,22 +169,16 @@ def start_keyframe_generation(*, frame: Frame, instructions: str = "") -> Job:
         frame = Frame.objects.select_related("scene").get(pk=frame.pk)
         if not frame.prompt:
             raise ConflictError(f"Frame {frame.pk} has no shot text yet.")
-        busy = busy_targets(project, [Job.Type.KEYFRAME, Job.Type.VIDEOS])
-        if frame.pk in busy or frame.scene_id in busy_targets(project, [Job.Type.FRAMES]):
-            raise ConflictError(f"Frame {frame.pk} is being worked on; wait for that job.")
-        return _unit_job(
-            project,
-            Job.Type.KEYFRAME,
-            Job.TargetType.FRAME,
-            frame.pk,
-            params={"instructions": instructions},
+        refuse_while_busy(
+            project, f"frame {frame.pk}'s keyframe", scene_id=frame.scene_id, frame_id=frame.pk
         )
+        return _unit_job(project, Job.Type.KEYFRAME, Job.TargetType.FRAME, frame.pk, instructions)
 
 
 def start_frame_generation(*, project: Project, scene: Scene | None = None) -> Job:
     with transaction.atomic():
         project = lock_project(project)
-        busy = busy_targets(project, [Job.Type.FRAMES])
+        busy = busy_targets(project, [Job.Type.FRAMES], Job.TargetType.SCENE)
         if scene is not None:
             if scene.status != Scene.Status.READY:
                 raise ConflictError(f"Scene {scene.order} has no content yet ({scene.status}).")
@@ -254,12 +244,15 @@ def start_video_generation(
 ) -> Job:
     with transaction.atomic():
         project = lock_project(project)
-        busy = busy_targets(project, [Job.Type.VIDEOS])
+        busy = busy_targets(project, [Job.Type.VIDEOS], Job.TargetType.FRAME)
         if frame is not None:
             if not frame.image:
                 raise ConflictError(f"Frame {frame.pk} has no keyframe yet.")
             if frame.pk in busy:
                 raise ConflictError(f"A clip of frame {frame.pk} is already being generated.")
+            refuse_while_busy(
+                project, f"frame {frame.pk}'s clip", scene_id=frame.scene_id, frame_id=frame.pk
+            )
             job = _video_job(project, frame, instructions=instructions)
             if project.status in FINISHED:
                 return job  # one clip redone: the film becomes stale, the project stays

@@ -6,6 +6,8 @@ from django.shortcuts import get_object_or_404
 from rq import Worker
 
 from generation.models import GenerationJob
+from projects.models import Project
+from projects.takes import project_stale_units
 
 
 def jobs_for_user(user) -> QuerySet[GenerationJob]:
@@ -43,3 +45,19 @@ def queue_status() -> dict:
         for worker in Worker.all(connection=django_rq.get_connection("default"))
     ]
     return {"queues": queues, "workers": workers}
+
+
+def project_stale_report(project: Project) -> dict:
+    """`GET /stale` and a refresh's dry run: the stale units and what redoing them costs."""
+    units = project_stale_units(project)
+    counts: dict[str, int] = {}
+    for unit in units:
+        counts[unit["type"]] = counts.get(unit["type"], 0) + 1
+    # Prices come with the cost work; until then the estimate counts the paid calls.
+    return {
+        "units": units,
+        "estimate": {
+            "total_usd": None,
+            "items": [{"stage": kind, "count": n} for kind, n in counts.items()],
+        },
+    }

@@ -2,9 +2,21 @@
 
 from rest_framework import serializers
 
-from filmstudio.serializers import StrictCharField, StrictIntegerField, StrictSerializer
+from filmstudio.serializers import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+)
 from generation.events import job_payload
 from generation.models import GenerationJob
+
+
+def instructions_field() -> StrictCharField:
+    """Free text for one regeneration, added to the prompt (kept as typed, spaces included)."""
+    return StrictCharField(
+        required=False, allow_blank=True, max_length=2000, default="", trim_whitespace=False
+    )
 
 
 class TargetSerializer(serializers.Serializer):
@@ -41,13 +53,16 @@ class ProjectRef(StrictSerializer):
 
 class CharacterJobRequest(ProjectRef):
     count = StrictIntegerField(min_value=1, max_value=10, default=4)
-    instructions = StrictCharField(required=False, allow_blank=True, max_length=2000, default="")
+    instructions = instructions_field()
 
 
 class ExactlyOneId(StrictSerializer):
+    """A job on one unit or a whole project: exactly one of the `*_id` fields."""
+
     def validate(self, attrs):
-        if len(attrs) != 1:
-            raise serializers.ValidationError(f"Give exactly one of {' or '.join(self.fields)}.")
+        ids = [name for name in self.fields if name.endswith("_id")]
+        if sum(name in attrs for name in ids) != 1:
+            raise serializers.ValidationError(f"Give exactly one of {' or '.join(ids)}.")
         return attrs
 
 
@@ -56,18 +71,29 @@ class FrameJobRequest(ExactlyOneId):
     scene_id = StrictIntegerField(min_value=1, required=False)
 
 
-class VideoJobRequest(StrictSerializer):
+class VideoJobRequest(ExactlyOneId):
     project_id = StrictIntegerField(min_value=1, required=False)
     frame_id = StrictIntegerField(min_value=1, required=False)
-    instructions = StrictCharField(
-        required=False, allow_blank=True, max_length=2000, trim_whitespace=False
-    )
+    instructions = instructions_field()
 
     def validate(self, attrs):
-        if ("project_id" in attrs) == ("frame_id" in attrs):
-            raise serializers.ValidationError("Give exactly one of project_id or frame_id.")
-        if "instructions" in attrs and "frame_id" not in attrs:
+        attrs = super().validate(attrs)
+        if attrs.get("instructions") and "frame_id" not in attrs:
             raise serializers.ValidationError(
                 {"instructions": ["Instructions go with one frame (frame_id)."]}
             )
         return attrs
+
+
+class PortraitJobRequest(StrictSerializer):
+    character_id = StrictIntegerField(min_value=1)
+    instructions = instructions_field()
+
+
+class KeyframeJobRequest(StrictSerializer):
+    frame_id = StrictIntegerField(min_value=1)
+    instructions = instructions_field()
+
+
+class RefreshRequest(StrictSerializer):
+    dry_run = StrictBooleanField(required=False, default=False)

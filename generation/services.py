@@ -11,7 +11,6 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 
 from filmstudio.exceptions import ConflictError
 from filmstudio.services import model_update
@@ -29,6 +28,7 @@ from generation.jobs import (
     job_still_active,
     job_wait,
     jobs_cancel,
+    refuse_while_busy,
     settle_container,
 )
 from generation.jobtypes import generating_statuses, job_type
@@ -256,13 +256,6 @@ def job_resume_children_done(*, job: Job) -> None:
 
 # --- takes and refresh ----------------------------------------------------------------------
 
-UNIT_JOBS: dict[str, tuple[str, list[str]]] = {
-    Take.Kind.PORTRAIT: (Job.TargetType.CHARACTER, [Job.Type.PORTRAIT, Job.Type.CHARACTERS]),
-    Take.Kind.KEYFRAME: (Job.TargetType.FRAME, [Job.Type.KEYFRAME, Job.Type.VIDEOS]),
-    Take.Kind.CLIP: (Job.TargetType.FRAME, [Job.Type.VIDEOS]),
-    Take.Kind.FILM: (Job.TargetType.PROJECT, [Job.Type.STITCH]),
-}
-
 
 def take_select(*, take: Take) -> Take:
     """Make an older take current again (rollback). Nothing is regenerated; what depends on
@@ -272,20 +265,14 @@ def take_select(*, take: Take) -> Take:
         take = Take.objects.select_related("character", "frame", "project").get(pk=take.pk)
         if current_take_id(take) == take.pk:
             return take
-        target_type, types = UNIT_JOBS[take.kind]
-        target_id = take.character_id or take.frame_id or take.project_id
-        busy = project.jobs.filter(
-            type__in=types, target_type=target_type, target_id=target_id, status__in=ACTIVE
+        refuse_while_busy(
+            project,
+            f"this {take.kind}",
+            character_id=take.character_id,
+            scene_id=take.frame.scene_id if take.frame else None,
+            frame_id=take.frame_id,
+            film=take.kind == Take.Kind.FILM,
         )
-        if (
-            take.frame is not None
-            and project.jobs.filter(
-                type=Job.Type.FRAMES, target_id=take.frame.scene_id, status__in=ACTIVE
-            ).exists()
-        ):
-            raise ConflictError("The shot list of this frame's scene is being regenerated.")
-        if busy.exists():
-            raise ConflictError(f"A job is working on this {take.kind}; wait for it to finish.")
         make_current(take)
     logger.info("take %s selected", take.pk)
     return take
@@ -331,15 +318,6 @@ def project_update(*, project: Project, **fields) -> Project:
     return project
 
 
-def _refuse_while_busy(jobs: Q, project_id: int, what: str) -> None:
-    job = Job.objects.filter(jobs, project_id=project_id, status__in=ACTIVE).first()
-    if job is not None:
-        raise ConflictError(
-            f"Cannot edit {what} while job #{job.pk} ({job.type}) is {job.status}; "
-            "cancel it or wait for it to finish."
-        )
-
-
 def _scene_cast(scene: Scene, character_ids: list[int]) -> list[Character]:
     ids = list(dict.fromkeys(character_ids))
     found = {c.pk: c for c in Character.objects.filter(project_id=scene.project_id, pk__in=ids)}
@@ -360,13 +338,9 @@ def scene_update(*, scene: Scene, **fields: Any) -> Scene:
 
     Refused (`ConflictError`) while its frames or the project's scenes are being generated."""
     with transaction.atomic():
-        lock_project(scene.project_id)
+        project = lock_project(scene.project_id)
         scene = Scene.objects.select_for_update().get(pk=scene.pk)
-        _refuse_while_busy(
-            Q(type=Job.Type.SCENES) | Q(target_type=Job.TargetType.SCENE, target_id=scene.pk),
-            scene.project_id,
-            f"scene {scene.order}",
-        )
+        refuse_while_busy(project, f"scene {scene.order}", scene_id=scene.pk)
         cast = None
         if "character_ids" in fields:
             cast = _scene_cast(scene, fields["character_ids"])
@@ -390,13 +364,13 @@ def frame_update(*, frame: Frame, **fields: Any) -> Frame:
 
     Refused (`ConflictError`) while its scene's frames, its keyframe or its clip are generated."""
     with transaction.atomic():
-        lock_project(frame.scene.project_id)
+        project = lock_project(frame.scene.project_id)
         frame = Frame.objects.select_for_update().get(pk=frame.pk)
-        _refuse_while_busy(
-            Q(type=Job.Type.FRAMES, target_type=Job.TargetType.SCENE, target_id=frame.scene_id)
-            | Q(target_type=Job.TargetType.FRAME, target_id=frame.pk),
-            frame.scene.project_id,
+        refuse_while_busy(
+            project,
             f"frame {frame.order} of scene {frame.scene.order}",
+            scene_id=frame.scene_id,
+            frame_id=frame.pk,
         )
         data = {k: v for k, v in fields.items() if k in FRAME_FIELDS}
         if "speaker_id" in fields:

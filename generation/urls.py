@@ -1,5 +1,5 @@
 from filmstudio.api import both_slashes
-from generation import api, control_api, views
+from generation import api, views
 
 urlpatterns = [
     *both_slashes(
@@ -16,36 +16,30 @@ urlpatterns = [
     ),
     *both_slashes(
         "api/jobs/portrait-generation",
-        control_api.PortraitGenerationApi.as_view(),
+        api.PortraitGenerationApi.as_view(),
         "job-portrait",
     ),
     *both_slashes(
         "api/jobs/keyframe-generation",
-        control_api.KeyframeGenerationApi.as_view(),
+        api.KeyframeGenerationApi.as_view(),
         "job-keyframe",
     ),
     *both_slashes(
         "api/characters/<int:character_id>/takes",
-        control_api.CharacterTakesApi.as_view(),
+        api.CharacterTakesApi.as_view(),
         "character-takes",
     ),
-    *both_slashes(
-        "api/frames/<int:frame_id>/takes", control_api.FrameTakesApi.as_view(), "frame-takes"
-    ),
+    *both_slashes("api/frames/<int:frame_id>/takes", api.FrameTakesApi.as_view(), "frame-takes"),
     *both_slashes(
         "api/projects/<int:project_id>/takes",
-        control_api.ProjectTakesApi.as_view(),
+        api.ProjectTakesApi.as_view(),
         "project-takes",
     ),
-    *both_slashes(
-        "api/takes/<int:take_id>/select", control_api.TakeSelectApi.as_view(), "take-select"
-    ),
-    *both_slashes(
-        "api/projects/<int:project_id>/stale", control_api.ProjectStaleApi.as_view(), "stale"
-    ),
+    *both_slashes("api/takes/<int:take_id>/select", api.TakeSelectApi.as_view(), "take-select"),
+    *both_slashes("api/projects/<int:project_id>/stale", api.ProjectStaleApi.as_view(), "stale"),
     *both_slashes(
         "api/projects/<int:project_id>/refresh",
-        control_api.ProjectRefreshApi.as_view(),
+        api.ProjectRefreshApi.as_view(),
         "refresh",
     ),
     *both_slashes("api/jobs", api.JobListApi.as_view(), "job-list"),

@@ -54,8 +54,9 @@ def sweep() -> dict[str, int]:
         if services.job_resume_lost(job=job, stale_before=cutoff):
             resumed["running"] += 1
 
-    # Containers (parents of child jobs) never go to RQ; skip them.
-    queued = Job.objects.filter(status=Job.Status.QUEUED, updated_at__lt=cutoff, children=None)
+    # Plain containers are never queued (they run while their children do); a queued job with
+    # children is a refresh between its stages and goes to RQ like any other.
+    queued = Job.objects.filter(status=Job.Status.QUEUED, updated_at__lt=cutoff)
     for job in queued:
         if not rq_job_alive(job.rq_job_id):
             logger.warning("job %s was queued but its RQ job is gone: re-enqueued", job.pk)

@@ -4,7 +4,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
-from projects.models import Character, Frame, Project, Scene
+from projects.models import Character, Frame, Project, Scene, Take
 
 
 def projects_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Project]:
@@ -55,3 +55,9 @@ def frame_for_user(user, frame_id: int) -> Frame:
         Frame.objects.filter(scene__project__owner=user).select_related("scene__project"),
         pk=frame_id,
     )
+
+
+def take_for_user(user, take_id: int) -> Take:
+    if not user.is_authenticated:
+        return get_object_or_404(Take.objects.none())
+    return get_object_or_404(Take.objects.filter(project__owner=user), pk=take_id)

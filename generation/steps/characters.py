@@ -13,11 +13,13 @@ from generation.steps.common import (
     gather,
     image_suffix,
     lock_if_still_wanted,
+    record_take,
     store_bytes,
+    take_seed,
 )
 from projects.models import Character, Take
 from projects.services import CHARACTER_FIELDS
-from projects.takes import portrait_inputs, take_record
+from projects.takes import portrait_inputs
 
 
 def run(job: GenerationJob) -> None:
@@ -50,42 +52,14 @@ def run(job: GenerationJob) -> None:
         rows = list(Character.objects.filter(source_job_id=job.pk).order_by("slot"))
     services.job_progress(job, 30)
 
-    provider = image_provider()
-    prompts = {c.pk: portrait_prompt(c, project) for c in rows if not c.image}
-    todo = list(prompts.items())
-
-    def draw(item: tuple[int, str]) -> str:
-        pk, prompt = item
-        data = provider.generate_image(prompt=prompt, references=[], aspect_ratio="1:1", seed=pk)
-        return store_bytes(project.pk, "characters", f"character-{pk}", data, image_suffix(data))
-
-    outcomes = gather(draw, todo)
+    draw_portraits(job, [c for c in rows if not c.image])
     with transaction.atomic():
-        for (pk, prompt), name in outcomes:
-            character = Character.objects.select_related("project").filter(pk=pk).first()
-            if isinstance(name, Exception) or character is None:
-                continue
-            take_record(
-                project_id=project.pk,
-                kind=Take.Kind.PORTRAIT,
-                character=character,
-                file=name,
-                inputs=portrait_inputs(character),
-                prompt=prompt,
-                provider=provider.name,
-                model=getattr(provider, "model", ""),
-                seed=pk,
-                source_job_id=job.pk,
-            )
         for character in Character.objects.filter(
             source_job_id=job.pk, status=Character.Status.GENERATING
         ).exclude(image=""):
             character.status = Character.Status.PENDING
             character.save(update_fields=["status", "updated_at"])
             services.publish_entity(character)
-    error = first_error(outcomes)
-    if error:
-        raise error
     services.job_succeed(job, {"character_ids": [c.pk for c in rows]})
 
 
@@ -94,33 +68,53 @@ def portrait_run(job: GenerationJob) -> None:
     character = Character.objects.select_related("project").filter(pk=job.target_id).first()
     if character is None:
         raise UnitVanished(f"character {job.target_id} no longer exists")
-    project = character.project
-    instructions = job.params.get("instructions", "")
-    prompt = with_instructions(portrait_prompt(character, project), instructions)
+    take_ids = draw_portraits(job, [character], instructions=job.params.get("instructions", ""))
+    services.job_succeed(job, {"character_id": character.pk, "take_ids": take_ids})
+
+
+def draw_portraits(
+    job: GenerationJob, characters: list[Character], instructions: str = ""
+) -> list[int]:
+    """Draw portraits side by side; each becomes its character's current take. Stores what
+    succeeded before raising the first failure."""
+    if not characters:
+        return []
+    project = characters[0].project
+    todo = [
+        (c.pk, with_instructions(portrait_prompt(c, project), instructions)) for c in characters
+    ]
     provider = image_provider()
-    data = provider.generate_image(
-        prompt=prompt, references=[], aspect_ratio="1:1", seed=character.pk + job.pk
-    )
-    name = store_bytes(
-        project.pk, "characters", f"character-{character.pk}", data, image_suffix(data)
-    )
-    with transaction.atomic():
-        lock_if_still_wanted(job)
-        character = Character.objects.select_related("project").filter(pk=character.pk).first()
-        if character is None:
-            delete_after_commit(name)
-            raise UnitVanished(f"character {job.target_id} no longer exists")
-        take = take_record(
-            project_id=project.pk,
-            kind=Take.Kind.PORTRAIT,
-            character=character,
-            file=name,
-            inputs=portrait_inputs(character),
-            prompt=prompt,
-            instructions=instructions,
-            provider=provider.name,
-            model=getattr(provider, "model", ""),
-            seed=character.pk + job.pk,
-            source_job_id=job.pk,
+
+    def draw(item: tuple[int, str]) -> str:
+        pk, prompt = item
+        data = provider.generate_image(
+            prompt=prompt, references=[], aspect_ratio="1:1", seed=take_seed(job, pk)
         )
-        services.job_succeed(job, {"character_id": character.pk, "take_id": take.pk})
+        return store_bytes(project.pk, "characters", f"character-{pk}", data, image_suffix(data))
+
+    outcomes = gather(draw, todo)
+    take_ids = []
+    with transaction.atomic():
+        for (pk, prompt), name in outcomes:
+            if isinstance(name, Exception):
+                continue
+            character = Character.objects.select_related("project").filter(pk=pk).first()
+            if character is None or not services.job_still_active(job):
+                delete_after_commit(name)  # the character went, or the job was cancelled
+                continue
+            take = record_take(
+                job,
+                provider,
+                kind=Take.Kind.PORTRAIT,
+                character=character,
+                file=name,
+                inputs=portrait_inputs(character),
+                prompt=prompt,
+                instructions=instructions,
+                seed=take_seed(job, pk),
+            )
+            take_ids.append(take.pk)
+    error = first_error(outcomes)
+    if error:
+        raise error
+    return take_ids

@@ -15,7 +15,8 @@ from generation.models import GenerationJob
 from generation.pipeline import lock_project
 from media import ffmpeg
 from media.storage import delete_name, media_name
-from projects.models import Project
+from projects.models import Project, Take
+from projects.takes import take_record
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -98,3 +99,22 @@ def cancel_jobs(
     if frame_ids is not None:
         jobs = jobs.filter(target_type=GenerationJob.TargetType.FRAME, target_id__in=frame_ids)
     jobs_cancel(jobs, "Replaced: the content this job worked on was regenerated.")
+
+
+# Jobs that redo one unit: their seed differs from the first draw's, so a redo is a new take.
+REDO_TYPES = (GenerationJob.Type.PORTRAIT, GenerationJob.Type.KEYFRAME)
+
+
+def take_seed(job: GenerationJob, unit_pk: int) -> int:
+    return unit_pk + job.pk if job.type in REDO_TYPES else unit_pk
+
+
+def record_take(job: GenerationJob, provider, **fields) -> Take:
+    """A take made by `provider` for `job`: who made it is recorded with it."""
+    return take_record(
+        project_id=job.project_id,
+        provider=provider.name,
+        model=getattr(provider, "model", ""),
+        source_job_id=job.pk,
+        **fields,
+    )

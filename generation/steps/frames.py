@@ -17,10 +17,12 @@ from generation.steps.common import (
     image_suffix,
     lock_if_still_wanted,
     read_media,
+    record_take,
     store_bytes,
+    take_seed,
 )
 from projects.models import Character, Frame, Scene, Take, Video
-from projects.takes import keyframe_inputs, take_record
+from projects.takes import keyframe_inputs
 
 
 def scene_cast(scene: Scene) -> list[Character]:
@@ -104,7 +106,10 @@ def draw_keyframes(
     def draw(item: tuple[int, str]) -> str:
         pk, prompt = item
         data = provider.generate_image(
-            prompt=prompt, references=references, aspect_ratio=project.aspect_ratio, seed=pk
+            prompt=prompt,
+            references=references,
+            aspect_ratio=project.aspect_ratio,
+            seed=take_seed(job, pk),
         )
         return store_bytes(project.pk, "frames", f"frame-{pk}", data, image_suffix(data))
 
@@ -121,18 +126,16 @@ def draw_keyframes(
             if frame.status != Frame.Status.READY:
                 frame.status = Frame.Status.READY
                 frame.save(update_fields=["status", "updated_at"])
-            take = take_record(
-                project_id=project.pk,
+            take = record_take(
+                job,
+                provider,
                 kind=Take.Kind.KEYFRAME,
                 frame=frame,
                 file=name,
                 inputs=keyframe_inputs(frame),
                 prompt=prompt,
                 instructions=instructions,
-                provider=provider.name,
-                model=getattr(provider, "model", ""),
-                seed=pk,
-                source_job_id=job.pk,
+                seed=take_seed(job, pk),
             )
             take_ids.append(take.pk)
     error = first_error(outcomes)

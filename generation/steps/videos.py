@@ -18,11 +18,12 @@ from generation.steps.common import (
     delete_after_commit,
     film_format,
     read_media,
+    record_take,
     store_file,
 )
 from media import ffmpeg
 from projects.models import Frame, Take, Video
-from projects.takes import clip_inputs, take_record
+from projects.takes import clip_inputs
 
 
 def _frame(job: GenerationJob) -> Frame:
@@ -97,9 +98,9 @@ def deliver(job: GenerationJob, data: bytes) -> bool:
             if video is None:  # the clip's row is gone: this job has nothing left to do
                 services.job_end_quietly(job, f"the clip of frame {frame.pk} no longer exists")
             return False
-        provider = video_provider()
-        take = take_record(
-            project_id=frame.scene.project_id,
+        take = record_take(
+            job,
+            video_provider(),
             kind=Take.Kind.CLIP,
             frame=frame,
             file=name,
@@ -107,10 +108,7 @@ def deliver(job: GenerationJob, data: bytes) -> bool:
             inputs=clip_inputs(frame),
             prompt=video_prompt(frame, job.params.get("instructions", "")),
             instructions=job.params.get("instructions", ""),
-            provider=provider.name,
-            model=getattr(provider, "model", ""),
             seed=frame.pk,
-            source_job_id=job.pk,
         )
         result = {"video_id": video.pk, "take_id": take.pk, "duration": info.duration}
         return services.job_succeed(job, result)

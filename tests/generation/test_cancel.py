@@ -1,8 +1,6 @@
 """One cancel for parents and children, cancels that reach the video service, and steps that
 check they are still wanted before replacing anything (issue 10, items 3 and 4)."""
 
-import django_rq
-import fal_client.client as fal_http
 import pytest
 
 from generation import services
@@ -14,7 +12,7 @@ from generation.steps import scenes as scenes_step
 from generation.steps import videos
 from projects.models import Character, Frame, Project, Video
 from tests.factories import ProjectFactory
-from tests.fakes.fal_server import FakeFal, tiny_mp4
+from tests.fakes.fal_server import tiny_mp4
 from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,18 +37,10 @@ def approve_cast(api, project) -> None:
 
 
 @pytest.fixture
-def slow_fal(settings, monkeypatch):
-    """fal's queue with clips that take far longer than the test: they stay in flight."""
-    for name in ("MAX_ATTEMPTS", "QUEUE_URL_FORMAT", "QUEUE_POLL_TIMEOUT"):
-        monkeypatch.setattr(fal_http, name, getattr(fal_http, name))
-    with FakeFal(key="fal-test-key-0000000000") as fake:
-        settings.FAL_KEY = "fal-test-key-0000000000"
-        settings.FAL_QUEUE_URL_FORMAT = fake.queue_url
-        settings.FAL_JWKS_URL = fake.jwks_url
-        settings.VIDEO_PROVIDER = "fal"
-        fake.latency = {"run": 600.0, "http": 0.0}
-        yield fake
-    django_rq.get_connection("default").flushdb()
+def slow_fal(fal):
+    """Clips that take far longer than the test: they stay in flight at fal."""
+    fal.latency["run"] = 600.0
+    return fal
 
 
 def run_queued_now() -> None:

@@ -6,7 +6,6 @@ import threading
 from datetime import timedelta
 
 import django_rq
-import fal_client.client as fal_http
 import pytest
 from django.core.files.storage import default_storage
 from django.db import connection
@@ -18,7 +17,6 @@ from generation.models import GenerationJob
 from generation.providers.fal import FalVideo
 from projects.models import Character, Frame, Project, Scene, Take, Video
 from tests.factories import JobFactory, ProjectFactory
-from tests.fakes.fal_server import FakeFal
 from tests.fakes.gemini_server import FakeGemini, tiny_png
 from tests.pipeline import drain
 
@@ -410,19 +408,6 @@ def test_a_step_whose_rows_vanished_ends_quietly(project):
 
 
 # --- fal: polling and the webhook ----------------------------------------------------------
-
-
-@pytest.fixture
-def fal(settings, monkeypatch):
-    for name in ("MAX_ATTEMPTS", "QUEUE_URL_FORMAT", "QUEUE_POLL_TIMEOUT"):
-        monkeypatch.setattr(fal_http, name, getattr(fal_http, name))
-    with FakeFal(key="fal-test-key-0000000000") as fake:
-        settings.FAL_KEY = "fal-test-key-0000000000"
-        settings.FAL_QUEUE_URL_FORMAT = fake.queue_url
-        settings.FAL_JWKS_URL = fake.jwks_url
-        settings.VIDEO_PROVIDER = "fal"
-        fake.latency = {"run": 0.0, "http": 0.0}
-        yield fake
 
 
 def test_clips_come_from_fal_and_are_normalized(api, project, cast_ready, fal):
