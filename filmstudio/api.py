@@ -101,8 +101,13 @@ def document_error_responses(result, generator, request, public):
     error = {"$ref": "#/components/schemas/Error"}
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = {
         "type": "object",
-        "description": "`detail` for general errors, or one key per invalid field.",
-        "properties": {"detail": {"type": "string"}},
+        "description": "`detail` for general errors, or one key per invalid field (a list of "
+        "messages; a field the request named `detail` is reported the same way).",
+        "properties": {
+            "detail": {
+                "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
+            }
+        },
         "additionalProperties": True,
     }
     for path_item in result.get("paths", {}).values():

@@ -26,6 +26,7 @@ from generation.serializers import (
 from projects import selectors as project_selectors
 from projects.models import Take
 from projects.serializers import TakeSerializer
+from projects.takes import current_take_ids
 
 
 def accepted(job: GenerationJob) -> Response:
@@ -226,7 +227,15 @@ class TakeListApi(ListAPIView):
                     {"kind": [f"One of {', '.join(self.kinds)}; got {kind!r}."]}
                 )
             takes = takes.filter(kind=kind)
-        return takes.select_related("character", "frame", "project").order_by("-created_at", "-id")
+        return takes.order_by("-created_at", "-id")
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "current_ids": self._current_ids}
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        self._current_ids = current_take_ids(page or [])
+        return page
 
 
 @extend_schema_view(get=extend_schema(summary="A character's portrait takes, newest first"))

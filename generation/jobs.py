@@ -69,23 +69,30 @@ def job_claim(job_id: int) -> Job | None:
 def job_progress(job: Job, progress: int) -> None:
     progress = max(0, min(100, int(progress)))
     now = timezone.now()
-    Job.objects.filter(pk=job.pk, status__in=ACTIVE).update(
+    moved = Job.objects.filter(pk=job.pk, status__in=ACTIVE).update(
         progress=progress, heartbeat_at=now, updated_at=now
     )
     job.progress = progress
-    events.publish_job(job)
+    if moved:  # a cancelled job stays cancelled on the page too
+        events.publish_job(job)
 
 
-def job_wait(job: Job, *, request_id: str) -> bool:
-    """A remote generation is in flight: no worker is held until it reports back."""
+def job_wait(job: Job, *, request_id: str, params: dict | None = None) -> bool:
+    """A remote generation is in flight: no worker is held until it reports back. `params` adds
+    what the delivery will need (what the request was made from)."""
     now = timezone.now()
     ids = job.provider_request_ids
     if not ids or ids[-1] != request_id:
         ids = [*ids, request_id]
+    params = {**job.params, **(params or {})}
     moved = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
-        status=Job.Status.WAITING, provider_request_ids=ids, heartbeat_at=now, updated_at=now
+        status=Job.Status.WAITING,
+        provider_request_ids=ids,
+        params=params,
+        heartbeat_at=now,
+        updated_at=now,
     )
-    job.status, job.provider_request_ids = Job.Status.WAITING, ids
+    job.status, job.provider_request_ids, job.params = Job.Status.WAITING, ids, params
     if moved:
         events.publish_job(job)
     return bool(moved)
@@ -119,17 +126,25 @@ def job_poll_later(job: Job, *, delay: float | None = None, reason: str = "") ->
         queue.ensure_poller()
 
 
+def lock_project_of(job: Job) -> Project:
+    """Every change that touches several jobs of a project takes the project's row lock first
+    (then job rows): one order everywhere, so cancel, finish and retry never deadlock."""
+    return Project.objects.select_for_update().get(pk=job.project_id)
+
+
 def job_finish(job: Job, status: str, **fields) -> bool:
     """Move an active job to a final status; False if it was no longer active."""
-    now = timezone.now()
-    done = Job.objects.filter(pk=job.pk, status__in=ACTIVE).update(
-        status=status, finished_at=now, updated_at=now, **fields
-    )
-    if done:
-        job.refresh_from_db()
-        events.publish_job(job)
-        if job.parent_id:
-            settle_container(job.parent_id)
+    with transaction.atomic():
+        lock_project_of(job)
+        now = timezone.now()
+        done = Job.objects.filter(pk=job.pk, status__in=ACTIVE).update(
+            status=status, finished_at=now, updated_at=now, **fields
+        )
+        if done:
+            job.refresh_from_db()
+            events.publish_job(job)
+            if job.parent_id:
+                settle_container(job.parent_id)
     return bool(done)
 
 
@@ -197,7 +212,7 @@ def jobs_cancel(jobs: QuerySet[Job], reason: str) -> list[int]:
     in_flight = [
         request_ids[-1]
         for _, _, status, request_ids, _, type in rows
-        if status == Job.Status.WAITING and request_ids and type == Job.Type.VIDEOS
+        if status == Job.Status.WAITING and request_ids and job_type(type).polls_remote
     ]
     for _, rq_id, *_ in rows:
         queue.rq_cancel(rq_id)

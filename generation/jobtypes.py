@@ -30,6 +30,9 @@ class JobType:
     mark_failed: str  # "module.function": (job) -> None, marks its units failed
     after: str  # "module.function": (job, locked project) -> None, fires successors
     urgent: bool = False  # front of the queue (the remote video service is the long pole)
+    # Waits on a remote request (`provider_request_ids`) that the poller follows and that is
+    # cancelled at the provider when the job is.
+    polls_remote: bool = False
     # Runs again when its children have all finished (a refresh goes stage by stage), instead
     # of finishing with them like a plain container.
     resumes_after_children: bool = False
@@ -87,6 +90,7 @@ JOB_TYPES: dict[str, JobType] = {
             mark_failed=f"{_PIPELINE}.video_failed",
             after=f"{_PIPELINE}.after_video",
             urgent=True,
+            polls_remote=True,
         ),
         JobType(
             name=Type.STITCH,
@@ -140,3 +144,7 @@ def load_job_types() -> None:
         for path in (jt.step, jt.mark_failed, jt.after, jt.estimate):
             if path:
                 _resolve(path)
+
+
+def remote_types() -> list[str]:
+    return [jt.name for jt in JOB_TYPES.values() if jt.polls_remote]

@@ -10,6 +10,7 @@ from django.db.models import Count, Q
 from filmstudio.exceptions import ConflictError
 from generation import events
 from generation.jobs import active, busy_targets, job_create, refuse_while_busy
+from generation.jobtypes import job_type
 from generation.models import GenerationJob
 from projects.models import Character, Frame, Project, Scene, Video
 
@@ -230,13 +231,18 @@ def _await_storyboard_approval(project: Project) -> None:
         set_status(project, Project.Status.AWAITING_STORYBOARD_APPROVAL)
 
 
-# A project in one of these has run its pipeline; redoing one unit leaves its status alone.
-FINISHED = (
-    Project.Status.COMPLETE,
-    Project.Status.FAILED,
-    Project.Status.CANCELLED,
-    Project.Status.AWAITING_STORYBOARD_APPROVAL,
-)
+# A finished film, or one waiting on its storyboard: redoing one unit leaves the status alone
+# (its dependents become stale); a failed or cancelled pipeline picks up again instead.
+KEEPS_STATUS = (Project.Status.COMPLETE, Project.Status.AWAITING_STORYBOARD_APPROVAL)
+
+
+def status_while_running(job: Job, project: Project) -> str:
+    """The project's status while `job` runs, or "" to leave it: unit redos (portrait,
+    keyframe) never move it, nor does a job on one unit of a finished film."""
+    status = job_type(job.type).project_status
+    if job.target_type != Job.TargetType.PROJECT and project.status in KEEPS_STATUS:
+        return ""
+    return status
 
 
 def start_video_generation(
@@ -246,6 +252,7 @@ def start_video_generation(
         project = lock_project(project)
         busy = busy_targets(project, [Job.Type.VIDEOS], Job.TargetType.FRAME)
         if frame is not None:
+            frame = Frame.objects.select_related("scene").get(pk=frame.pk)  # as it is now
             if not frame.image:
                 raise ConflictError(f"Frame {frame.pk} has no keyframe yet.")
             if frame.pk in busy:
@@ -254,7 +261,7 @@ def start_video_generation(
                 project, f"frame {frame.pk}'s clip", scene_id=frame.scene_id, frame_id=frame.pk
             )
             job = _video_job(project, frame, instructions=instructions)
-            if project.status in FINISHED:
+            if not status_while_running(job, project):
                 return job  # one clip redone: the film becomes stale, the project stays
         else:
             frames = list(
@@ -374,9 +381,10 @@ def frames_failed(job: Job) -> None:
 
 
 def video_failed(job: Job) -> None:
-    Video.objects.filter(frame_id=job.target_id).exclude(status=Video.Status.READY).update(
-        status=Video.Status.FAILED
-    )
+    """A clip that has a current take keeps it (and stays ready); one that has none failed."""
+    Video.objects.filter(frame_id=job.target_id, take__isnull=True).exclude(
+        status=Video.Status.READY
+    ).update(status=Video.Status.FAILED)
 
 
 def nothing_to_mark(job: Job) -> None:

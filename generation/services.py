@@ -48,6 +48,7 @@ from generation.pipeline import (
     start_scene_generation,
     start_stitching,
     start_video_generation,
+    status_while_running,
 )
 from media.storage import delete_project_files
 from projects.events import publish_entity
@@ -59,7 +60,7 @@ from projects.services import (
     SCENE_FIELDS,
     checkpoints_clean,
 )
-from projects.takes import current_take_id, make_current, project_stale_units
+from projects.takes import make_current, project_stale_units, take_is_current
 
 __all__ = [
     "cast_decided",
@@ -110,16 +111,19 @@ Job = GenerationJob
 def job_succeed(job: Job, result: dict | None = None) -> bool:
     """Mark success and fire the successors, in one transaction. False if cancelled meanwhile."""
     with transaction.atomic():
+        project = lock_project(job.project_id)
         if not job_finish(job, Job.Status.SUCCEEDED, progress=100, result=result or {}):
             logger.info("job %s finished but was no longer active: no successors", job.pk)
             return False
-        job_type(job.type).fire_successors(job, lock_project(job.project_id))
+        project.refresh_from_db()
+        job_type(job.type).fire_successors(job, project)
         project_refresh(job.project_id)
     return True
 
 
 def job_fail(job: Job, message: str, traceback: str = "") -> bool:
     with transaction.atomic():
+        lock_project(job.project_id)
         if not job_finish(
             job, Job.Status.FAILED, error=message[:4000], traceback=traceback[-20000:]
         ):
@@ -180,39 +184,42 @@ def _requeue_for_retry(job: Job, *, save: bool = True) -> None:
 
 def job_retry(*, job: Job) -> Job:
     with transaction.atomic():
+        project = lock_project(job.project_id)
         job = Job.objects.select_for_update().get(pk=job.pk)
         if job.status not in (Job.Status.FAILED, Job.Status.CANCELLED):
             raise ConflictError(
                 f"Only a failed or cancelled job can be retried; this one is {job.status}."
             )
-        project = lock_project(job.project_id)
-        if job.children.exists():
+        if job.children.exists() and not job_type(job.type).resumes_after_children:
             for child in job.children.filter(status__in=[Job.Status.FAILED, Job.Status.CANCELLED]):
                 _requeue_for_retry(child)
             job.status, job.finished_at = Job.Status.RUNNING, None
-        else:
+        else:  # one job, or a refresh: it plans its stages again from what is stale now
             _requeue_for_retry(job, save=False)
+            job.result = None
         job.attempts += 1
         job.error = ""
-        job.save(update_fields=RETRY_FIELDS)
+        job.save(update_fields=[*RETRY_FIELDS, "result"])
         events.publish_job(job)
-        if job_type(job.type).project_status:
-            set_status(project, job_type(job.type).project_status)
+        status = status_while_running(job, project)
+        if status:
+            set_status(project, status)
     return job
 
 
 def job_cancel(*, job: Job, set_project_status: bool = True) -> Job:
-    """Cancel a job and its children (the remote requests in flight too)."""
+    """Cancel a job and its children (the remote requests in flight too). A pipeline stage
+    cancelled marks the project cancelled; a unit redo leaves the project as it is."""
     with transaction.atomic():
+        project = lock_project(job.project_id)
         job = Job.objects.select_for_update().get(pk=job.pk)
         if job.status not in ACTIVE:
             raise ConflictError(
                 f"Only a queued, running or waiting job can be cancelled; this one is {job.status}."
             )
-        project = lock_project(job.project_id)
         jobs_cancel(Job.objects.filter(pk=job.pk), "Cancelled.")
         job.refresh_from_db()
-        if set_project_status:
+        if set_project_status and status_while_running(job, project):
             set_status(project, Project.Status.CANCELLED)
     return job
 
@@ -228,6 +235,7 @@ def job_resume_lost(*, job: Job, poll: bool = False, stale_before=None) -> bool:
     message instead of crashing workers for ever. Returns False if the job moved meanwhile (or,
     given `stale_before`, its heartbeat is newer than that)."""
     with transaction.atomic():
+        lock_project(job.project_id)
         job = Job.objects.select_for_update().filter(pk=job.pk, status__in=ACTIVE).first()
         if job is None:
             return False
@@ -251,6 +259,7 @@ def job_resume_lost(*, job: Job, poll: bool = False, stale_before=None) -> bool:
 
 def job_resume_children_done(*, job: Job) -> None:
     with transaction.atomic():
+        lock_project(job.project_id)
         settle_container(job.pk)
 
 
@@ -263,7 +272,7 @@ def take_select(*, take: Take) -> Take:
     with transaction.atomic():
         project = lock_project(take.project_id)
         take = Take.objects.select_related("character", "frame", "project").get(pk=take.pk)
-        if current_take_id(take) == take.pk:
+        if take_is_current(take):
             return take
         refuse_while_busy(
             project,
@@ -340,6 +349,8 @@ def scene_update(*, scene: Scene, **fields: Any) -> Scene:
     with transaction.atomic():
         project = lock_project(scene.project_id)
         scene = Scene.objects.select_for_update().get(pk=scene.pk)
+        # A keyframe being drawn meanwhile is not refused: its take records the inputs it was
+        # drawn from, so this edit makes it stale instead of being lost.
         refuse_while_busy(project, f"scene {scene.order}", scene_id=scene.pk)
         cast = None
         if "character_ids" in fields:
@@ -416,6 +427,7 @@ def project_delete(*, project: Project) -> None:
     """Cancel its jobs (at the provider too), remove its rows, then its files."""
     project_id = project.pk
     with transaction.atomic():
+        project = lock_project(project)
         project_jobs_cancel(project=project, reason="project deleted")
         project.delete()
         # Files go after the rows: a failure leaves orphans for `sweep_media`, never dangling rows.

@@ -12,7 +12,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from django.utils import timezone
 
 from generation import queue, services
-from generation.jobtypes import job_type
+from generation.jobtypes import job_type, remote_types
 from generation.models import GenerationJob
 from generation.providers import video_provider
 from generation.providers.base import ProviderError, TransientProviderError
@@ -110,7 +110,7 @@ def poll_waiting() -> None:
     queue.poller_done()
     now = timezone.now()
     waiting = GenerationJob.objects.filter(
-        type=GenerationJob.Type.VIDEOS, status=GenerationJob.Status.WAITING
+        type__in=remote_types(), status=GenerationJob.Status.WAITING
     )
     due = list(
         waiting.filter(heartbeat_at__lte=now - timedelta(seconds=settings.VIDEO_POLL_INTERVAL))

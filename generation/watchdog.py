@@ -14,6 +14,7 @@ from rq.job import Job as RQJob
 from rq.serializers import JSONSerializer
 
 from generation import services
+from generation.jobtypes import remote_types
 from generation.models import GenerationJob
 from generation.queue import get_queue, promote_due
 
@@ -65,11 +66,11 @@ def sweep() -> dict[str, int]:
 
     poll_cutoff = cutoff - timedelta(seconds=settings.VIDEO_POLL_INTERVAL)
     waiting = Job.objects.filter(status=Job.Status.WAITING, heartbeat_at__lt=poll_cutoff)
-    for job in waiting.exclude(type=Job.Type.VIDEOS):
+    for job in waiting.exclude(type__in=remote_types()):
         # A stage-by-stage job (refresh) whose children all ended while nobody noticed.
         if not job.children.filter(status__in=Job.ACTIVE).exists():
             services.job_resume_children_done(job=job)
-    for job in waiting.filter(type=Job.Type.VIDEOS):
+    for job in waiting.filter(type__in=remote_types()):
         if not rq_job_alive(job.rq_job_id):
             logger.warning("job %s waits on a remote clip but nobody polls: poll resumed", job.pk)
             if services.job_resume_lost(job=job, poll=True):

@@ -8,8 +8,7 @@ from generation.providers.base import TransientProviderError
 from generation.schemas import CastPlan
 from generation.steps.common import (
     UnitVanished,
-    delete_after_commit,
-    first_error,
+    finish_with_outcomes,
     gather,
     image_suffix,
     lock_if_still_wanted,
@@ -52,15 +51,9 @@ def run(job: GenerationJob) -> None:
         rows = list(Character.objects.filter(source_job_id=job.pk).order_by("slot"))
     services.job_progress(job, 30)
 
-    draw_portraits(job, [c for c in rows if not c.image])
-    with transaction.atomic():
-        for character in Character.objects.filter(
-            source_job_id=job.pk, status=Character.Status.GENERATING
-        ).exclude(image=""):
-            character.status = Character.Status.PENDING
-            character.save(update_fields=["status", "updated_at"])
-            services.publish_entity(character)
-    services.job_succeed(job, {"character_ids": [c.pk for c in rows]})
+    draw_portraits(
+        job, [c for c in rows if not c.image], result={"character_ids": [c.pk for c in rows]}
+    )
 
 
 def portrait_run(job: GenerationJob) -> None:
@@ -68,53 +61,52 @@ def portrait_run(job: GenerationJob) -> None:
     character = Character.objects.select_related("project").filter(pk=job.target_id).first()
     if character is None:
         raise UnitVanished(f"character {job.target_id} no longer exists")
-    take_ids = draw_portraits(job, [character], instructions=job.params.get("instructions", ""))
-    services.job_succeed(job, {"character_id": character.pk, "take_ids": take_ids})
+    draw_portraits(
+        job,
+        [character],
+        result={"character_id": character.pk},
+        instructions=job.params.get("instructions", ""),
+    )
 
 
 def draw_portraits(
-    job: GenerationJob, characters: list[Character], instructions: str = ""
-) -> list[int]:
-    """Draw portraits side by side; each becomes its character's current take. Stores what
-    succeeded before raising the first failure."""
-    if not characters:
-        return []
-    project = characters[0].project
+    job: GenerationJob, characters: list[Character], *, result: dict, instructions: str = ""
+) -> None:
+    """Draw portraits side by side; each becomes its character's current take (a character
+    just written moves on to await its decision), and the job finishes (`finish_with_outcomes`)."""
+    project = job.project
     todo = [
-        (c.pk, with_instructions(portrait_prompt(c, project), instructions)) for c in characters
+        (c.pk, with_instructions(portrait_prompt(c, project), instructions), portrait_inputs(c))
+        for c in characters
     ]
     provider = image_provider()
 
-    def draw(item: tuple[int, str]) -> str:
-        pk, prompt = item
+    def draw(item: tuple[int, str, dict]) -> str:
+        pk, prompt, _ = item
         data = provider.generate_image(
             prompt=prompt, references=[], aspect_ratio="1:1", seed=take_seed(job, pk)
         )
         return store_bytes(project.pk, "characters", f"character-{pk}", data, image_suffix(data))
 
-    outcomes = gather(draw, todo)
-    take_ids = []
-    with transaction.atomic():
-        for (pk, prompt), name in outcomes:
-            if isinstance(name, Exception):
-                continue
-            character = Character.objects.select_related("project").filter(pk=pk).first()
-            if character is None or not services.job_still_active(job):
-                delete_after_commit(name)  # the character went, or the job was cancelled
-                continue
-            take = record_take(
-                job,
-                provider,
-                kind=Take.Kind.PORTRAIT,
-                character=character,
-                file=name,
-                inputs=portrait_inputs(character),
-                prompt=prompt,
-                instructions=instructions,
-                seed=take_seed(job, pk),
-            )
-            take_ids.append(take.pk)
-    error = first_error(outcomes)
-    if error:
-        raise error
-    return take_ids
+    def store(item: tuple[int, str, dict], name: str) -> int | None:
+        pk, prompt, inputs = item
+        character = Character.objects.select_related("project").filter(pk=pk).first()
+        if character is None:
+            return None
+        if character.status == Character.Status.GENERATING:
+            character.status = Character.Status.PENDING
+            character.save(update_fields=["status", "updated_at"])
+        take = record_take(
+            job,
+            provider,
+            kind=Take.Kind.PORTRAIT,
+            character=character,
+            file=name,
+            inputs=inputs,
+            prompt=prompt,
+            instructions=instructions,
+            seed=take_seed(job, pk),
+        )
+        return take.pk
+
+    finish_with_outcomes(job, gather(draw, todo), store, result=result)

@@ -10,6 +10,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from generation import services
 from generation.jobs import job_still_active, jobs_cancel
 from generation.models import GenerationJob
 from generation.pipeline import lock_project
@@ -118,3 +119,39 @@ def record_take(job: GenerationJob, provider, **fields) -> Take:
         source_job_id=job.pk,
         **fields,
     )
+
+
+def finish_with_outcomes(
+    job: GenerationJob,
+    outcomes: list[tuple[T, R | Exception]],
+    store: Callable[[T, str], int | None],
+    *,
+    result: dict,
+) -> None:
+    """Store what a step's provider calls made, then finish the job, in one transaction under
+    the project's row lock: a job cancelled meanwhile stores nothing (its files go), and the
+    takes become current together with the job's success.
+
+    `store(item, name)` records one file and returns its take's id, or None when its unit is
+    gone. When a call failed, what succeeded is kept and the first failure is raised."""
+    made = [(item, name) for item, name in outcomes if isinstance(name, str)]
+    error = first_error(outcomes)
+    with transaction.atomic():
+        lock_project(job.project_id)
+        wanted = job_still_active(job)
+        if wanted:
+            take_ids = []
+            for item, name in made:
+                take_id = store(item, name)
+                if take_id is None:
+                    delete_after_commit(name)
+                else:
+                    take_ids.append(take_id)
+            if error is None:
+                services.job_succeed(job, {**result, "take_ids": take_ids})
+    if not wanted:
+        for _, name in made:
+            delete_name(name)
+        raise UnitVanished(f"job {job.pk} was cancelled before its result was stored")
+    if error is not None:
+        raise error

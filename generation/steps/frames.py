@@ -12,7 +12,7 @@ from generation.steps.common import (
     UnitVanished,
     cancel_jobs,
     delete_after_commit,
-    first_error,
+    finish_with_outcomes,
     gather,
     image_suffix,
     lock_if_still_wanted,
@@ -74,8 +74,8 @@ def run(job: GenerationJob) -> None:
                 services.publish_entity(frame)
     services.job_progress(job, 30)
     frames = list(scene.frames.order_by("order"))
-    draw_keyframes(job, [f for f in frames if not f.image], cast)
-    services.job_succeed(job, {"frame_ids": [f.pk for f in frames]})
+    missing = [f for f in frames if not f.image]
+    draw_keyframes(job, missing, cast, result={"frame_ids": [f.pk for f in frames]})
 
 
 def keyframe_run(job: GenerationJob) -> None:
@@ -85,26 +85,36 @@ def keyframe_run(job: GenerationJob) -> None:
         raise UnitVanished(f"frame {job.target_id} no longer exists")
     if not frame.prompt:
         raise PermanentProviderError(f"Frame {frame.pk} has no shot text to draw from.")
-    take_ids = draw_keyframes(
-        job, [frame], scene_cast(frame.scene), instructions=job.params.get("instructions", "")
+    draw_keyframes(
+        job,
+        [frame],
+        scene_cast(frame.scene),
+        result={"frame_id": frame.pk},
+        instructions=job.params.get("instructions", ""),
     )
-    services.job_succeed(job, {"frame_id": frame.pk, "take_ids": take_ids})
 
 
 def draw_keyframes(
-    job: GenerationJob, frames: list[Frame], cast: list[Character], instructions: str = ""
-) -> list[int]:
+    job: GenerationJob,
+    frames: list[Frame],
+    cast: list[Character],
+    *,
+    result: dict,
+    instructions: str = "",
+) -> None:
     """Draw keyframes side by side with the cast's current portraits as references; each becomes
-    its frame's current take. Stores what succeeded before raising the first failure."""
-    if not frames:
-        return []
-    project = frames[0].scene.project
+    its frame's current take, and the job finishes (`finish_with_outcomes`). The inputs are
+    taken with the prompt: an edit made while the model draws makes the new take stale."""
+    project = job.project
     references = [read_media(c.image) for c in cast if c.image]
-    todo = [(f.pk, with_instructions(keyframe_prompt(f, cast), instructions)) for f in frames]
+    todo = [
+        (f.pk, with_instructions(keyframe_prompt(f, cast), instructions), keyframe_inputs(f))
+        for f in frames
+    ]
     provider = image_provider()
 
-    def draw(item: tuple[int, str]) -> str:
-        pk, prompt = item
+    def draw(item: tuple[int, str, dict]) -> str:
+        pk, prompt, _ = item
         data = provider.generate_image(
             prompt=prompt,
             references=references,
@@ -113,32 +123,25 @@ def draw_keyframes(
         )
         return store_bytes(project.pk, "frames", f"frame-{pk}", data, image_suffix(data))
 
-    outcomes = gather(draw, todo)
-    take_ids = []
-    with transaction.atomic():
-        for (pk, prompt), name in outcomes:
-            if isinstance(name, Exception):
-                continue
-            frame = Frame.objects.select_related("scene__project").filter(pk=pk).first()
-            if frame is None or not services.job_still_active(job):
-                delete_after_commit(name)  # the frame went, or the job was cancelled
-                continue
-            if frame.status != Frame.Status.READY:
-                frame.status = Frame.Status.READY
-                frame.save(update_fields=["status", "updated_at"])
-            take = record_take(
-                job,
-                provider,
-                kind=Take.Kind.KEYFRAME,
-                frame=frame,
-                file=name,
-                inputs=keyframe_inputs(frame),
-                prompt=prompt,
-                instructions=instructions,
-                seed=take_seed(job, pk),
-            )
-            take_ids.append(take.pk)
-    error = first_error(outcomes)
-    if error:
-        raise error
-    return take_ids
+    def store(item: tuple[int, str, dict], name: str) -> int | None:
+        pk, prompt, inputs = item
+        frame = Frame.objects.select_related("scene__project").filter(pk=pk).first()
+        if frame is None:
+            return None
+        if frame.status != Frame.Status.READY:
+            frame.status = Frame.Status.READY
+            frame.save(update_fields=["status", "updated_at"])
+        take = record_take(
+            job,
+            provider,
+            kind=Take.Kind.KEYFRAME,
+            frame=frame,
+            file=name,
+            inputs=inputs,
+            prompt=prompt,
+            instructions=instructions,
+            seed=take_seed(job, pk),
+        )
+        return take.pk
+
+    finish_with_outcomes(job, gather(draw, todo), store, result=result)

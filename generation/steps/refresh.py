@@ -8,7 +8,6 @@ from generation import services
 from generation.jobs import job_create, job_wait_for_children
 from generation.models import GenerationJob
 from generation.providers.base import PermanentProviderError
-from projects.models import Project
 from projects.takes import project_stale_units
 
 Job = GenerationJob
@@ -23,27 +22,31 @@ STAGES = (
 
 
 def run(job: Job) -> None:
-    project = Project.objects.get(pk=job.project_id)
-    failed = job.children.exclude(status=Job.Status.SUCCEEDED).count()
+    done = job.result or {}  # units redone per stage, and the jobs of the stage in flight
+    stage = job.children.filter(pk__in=done.pop("stage_jobs", []))
+    failed = stage.exclude(status=Job.Status.SUCCEEDED).count()
     if failed:
         raise PermanentProviderError(f"{failed} unit(s) of the last refresh stage did not succeed.")
-    units = project_stale_units(project)
-    done = job.result or {}
+    units = project_stale_units(job.project)
     for unit_type, job_type, target_type in STAGES:
         todo = [u for u in units if u["type"] == unit_type]
         if not todo:
             continue
         with transaction.atomic():
-            for unit in todo:
+            jobs = [
                 job_create(
-                    project=project,
+                    project=job.project,
                     type=job_type,
                     target_type=target_type,
                     target_id=unit["id"],
                     parent=job,
                 )
+                for unit in todo
+            ]
             done[unit_type] = done.get(unit_type, 0) + len(todo)
-            Job.objects.filter(pk=job.pk).update(result=done)
+            Job.objects.filter(pk=job.pk).update(
+                result={**done, "stage_jobs": [j.pk for j in jobs]}
+            )
             job_wait_for_children(job)
         return
     services.job_succeed(job, {**done, "stale_left": 0})

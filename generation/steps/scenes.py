@@ -9,7 +9,14 @@ from generation.schemas import ScenePlan
 from generation.steps.common import cancel_jobs, delete_after_commit, lock_if_still_wanted
 from projects.models import Frame, Scene, Take, Video
 
-DOWNSTREAM = [GenerationJob.Type.FRAMES, GenerationJob.Type.VIDEOS, GenerationJob.Type.STITCH]
+# New scenes replace every shot: whatever works on the shots, their clips or the cut goes.
+DOWNSTREAM = [
+    GenerationJob.Type.FRAMES,
+    GenerationJob.Type.KEYFRAME,
+    GenerationJob.Type.VIDEOS,
+    GenerationJob.Type.STITCH,
+    GenerationJob.Type.REFRESH,
+]
 
 
 def run(job: GenerationJob) -> None:

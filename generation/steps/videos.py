@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from generation import services
 from generation.models import GenerationJob
+from generation.pipeline import lock_project
 from generation.prompts import video_prompt
 from generation.providers import video_provider
 from generation.providers.base import PermanentProviderError
@@ -44,7 +45,8 @@ def run(job: GenerationJob) -> None:
     if not frame.image:
         raise PermanentProviderError(f"Frame {frame.pk} has no keyframe.")
     video, _ = Video.objects.get_or_create(frame=frame)
-    if video.status != Video.Status.GENERATING:
+    # A clip redone keeps its current take on show (and ready for a cut) until the new one lands.
+    if video.status != Video.Status.GENERATING and not video.take_id:
         video.status = Video.Status.GENERATING
         video.save(update_fields=["status", "updated_at"])
         services.publish_entity(video)
@@ -54,15 +56,18 @@ def run(job: GenerationJob) -> None:
         if not services.job_wait(job, request_id=job.provider_request_ids[-1]):
             return
     else:
+        # What the clip is made from, as it is now: an edit during the render makes it stale.
+        prompt = video_prompt(frame, job.params.get("instructions", ""))
+        made_from = {"prompt": prompt, "inputs": clip_inputs(frame)}
         request_id = provider.submit(
             image=read_media(frame.image),
-            prompt=video_prompt(frame, job.params.get("instructions", "")),
+            prompt=prompt,
             duration=frame.duration,
             aspect_ratio=frame.scene.project.aspect_ratio,
             seed=frame.pk,
             webhook_url=webhook_url(),
         )
-        if not services.job_wait(job, request_id=request_id):
+        if not services.job_wait(job, request_id=request_id, params=made_from):
             return  # cancelled while submitting
     poll(job)
 
@@ -92,6 +97,7 @@ def deliver(job: GenerationJob, data: bytes) -> bool:
         )
         name = store_file(frame.scene.project_id, "videos", f"frame-{frame.pk}", clip)
     with transaction.atomic():
+        lock_project(job.project_id)  # a cancel takes it too: the check below holds
         video = Video.objects.select_for_update().filter(frame_id=frame.pk).first()
         if video is None or not services.job_still_active(job):
             delete_after_commit(name)  # cancelled or replaced meanwhile, or delivered twice
@@ -105,8 +111,9 @@ def deliver(job: GenerationJob, data: bytes) -> bool:
             frame=frame,
             file=name,
             duration=info.duration,
-            inputs=clip_inputs(frame),
-            prompt=video_prompt(frame, job.params.get("instructions", "")),
+            # Recorded at submit (`run`); computed now only for a job submitted before that.
+            inputs=job.params.get("inputs") or clip_inputs(frame),
+            prompt=job.params.get("prompt") or video_prompt(frame),
             instructions=job.params.get("instructions", ""),
             seed=frame.pk,
         )
