@@ -18,12 +18,14 @@ from projects.serializers import (
     SceneSerializer,
     SceneUpdateSerializer,
 )
+from projects.takes import take_states
 
 
 def project_detail_response(user, project_id: int, code: int = status.HTTP_200_OK) -> Response:
     projects = selectors.project_hierarchy(selectors.projects_for_user(user))
     project = get_object_or_404(projects, pk=project_id)
-    return Response(ProjectDetailSerializer(project).data, status=code)
+    context = {"take_states": selectors.hierarchy_take_states(project)}
+    return Response(ProjectDetailSerializer(project, context=context).data, status=code)
 
 
 class ProjectListCreateApi(generics.GenericAPIView):
@@ -86,7 +88,9 @@ class ProjectCharactersApi(APIView):
     @extend_schema(responses=CharacterSerializer(many=True), summary="A project's characters")
     def get(self, request, project_id: int):
         project = selectors.project_for_user(request.user, project_id)
-        return Response(CharacterSerializer(project.characters.order_by("id"), many=True).data)
+        characters = list(project.characters.select_related("project").order_by("id"))
+        context = {"take_states": take_states(project, characters, [])}
+        return Response(CharacterSerializer(characters, many=True, context=context).data)
 
 
 class CharacterDetailApi(APIView):
@@ -141,7 +145,8 @@ class SceneDetailApi(APIView):
         serializer = SceneUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         scene = pipeline.scene_update(scene=scene, **serializer.validated_data)
-        return Response(SceneSerializer(scene).data)
+        scene, states = selectors.scene_with_frames(scene.pk)
+        return Response(SceneSerializer(scene, context={"take_states": states}).data)
 
 
 class FrameDetailApi(APIView):

@@ -5,6 +5,7 @@ from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
 from projects.models import Character, Frame, Project, Scene, Take
+from projects.takes import take_states
 
 
 def projects_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Project]:
@@ -16,8 +17,9 @@ def projects_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Projec
 def project_hierarchy(queryset: QuerySet[Project]) -> QuerySet[Project]:
     """The whole tree in five queries, whatever the project's size."""
     frames = Frame.objects.select_related("video").order_by("order")
+    cast = Character.objects.only("id", "name", "status", "take_id").order_by("id")
     scenes = Scene.objects.order_by("order").prefetch_related(
-        Prefetch("characters", queryset=Character.objects.only("id").order_by("id")),
+        Prefetch("characters", queryset=cast),
         Prefetch("frames", queryset=frames),
     )
     return queryset.prefetch_related(
@@ -61,3 +63,20 @@ def take_for_user(user, take_id: int) -> Take:
     if not user.is_authenticated:
         return get_object_or_404(Take.objects.none())
     return get_object_or_404(Take.objects.filter(project__owner=user), pk=take_id)
+
+
+def hierarchy_take_states(project: Project) -> dict:
+    """The takes of every unit of a project fetched with `project_hierarchy` (two queries)."""
+    frames = [frame for scene in project.scenes.all() for frame in scene.frames.all()]
+    return take_states(project, list(project.characters.all()), frames)
+
+
+def scene_with_frames(scene_id: int) -> tuple[Scene, dict]:
+    """A scene with its shots and their takes, for a response about the scene."""
+    frames = Frame.objects.select_related("video", "scene__project").order_by("order")
+    scene = (
+        Scene.objects.select_related("project")
+        .prefetch_related("characters", Prefetch("frames", queryset=frames))
+        .get(pk=scene_id)
+    )
+    return scene, take_states(scene.project, [], list(scene.frames.all()))

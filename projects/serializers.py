@@ -13,10 +13,40 @@ from filmstudio.serializers import (
 from media.signing import blob_url
 from projects import services
 from projects.models import CHECKPOINTS, Character, Frame, Project, Scene, Take, Video
-from projects.takes import current_take_id
+from projects.takes import NO_TAKES, UnitTakes, take_is_current, unit_takes
 
 
-class CharacterSerializer(StrictModelSerializer):
+class TakeStateFields(serializers.Serializer):
+    """`take_id`, `takes_count`, `stale`, `stale_reasons` of a unit: from the serializer's
+    context (`take_states`, the whole project at once) or, alone, looked up for this unit."""
+
+    take_kind = ""
+    take_id = serializers.SerializerMethodField()
+    takes_count = serializers.SerializerMethodField()
+    stale = serializers.SerializerMethodField()
+    stale_reasons = serializers.SerializerMethodField()
+    TAKE_FIELDS = ["take_id", "takes_count", "stale", "stale_reasons"]
+
+    def _takes(self, obj) -> UnitTakes:
+        key = (self.take_kind, obj.frame_id if isinstance(obj, Video) else obj.pk)
+        states = self.context.get("take_states")
+        return states.get(key, NO_TAKES) if states is not None else unit_takes(self.take_kind, obj)
+
+    def get_take_id(self, obj) -> int | None:
+        return self._takes(obj).take_id
+
+    def get_takes_count(self, obj) -> int:
+        return self._takes(obj).takes_count
+
+    def get_stale(self, obj) -> bool:
+        return self._takes(obj).stale
+
+    def get_stale_reasons(self, obj) -> list[str]:
+        return self._takes(obj).reasons
+
+
+class CharacterSerializer(TakeStateFields, StrictModelSerializer):
+    take_kind = Take.Kind.PORTRAIT
     project_id = serializers.IntegerField(read_only=True)
     image_url = serializers.SerializerMethodField()
 
@@ -29,6 +59,7 @@ class CharacterSerializer(StrictModelSerializer):
             "status",
             "rejection_reason",
             "image_url",
+            *TakeStateFields.TAKE_FIELDS,
             "created_at",
             "updated_at",
         ]
@@ -38,18 +69,20 @@ class CharacterSerializer(StrictModelSerializer):
         return blob_url(obj.image)
 
 
-class VideoSerializer(serializers.ModelSerializer):
+class VideoSerializer(TakeStateFields, serializers.ModelSerializer):
+    take_kind = Take.Kind.CLIP
     video_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Video
-        fields = ["id", "status", "video_url", "duration"]
+        fields = ["id", "status", "video_url", "duration", *TakeStateFields.TAKE_FIELDS]
 
     def get_video_url(self, obj: Video) -> str | None:
         return blob_url(obj.file)
 
 
-class FrameSerializer(serializers.ModelSerializer):
+class FrameSerializer(TakeStateFields, serializers.ModelSerializer):
+    take_kind = Take.Kind.KEYFRAME
     image_url = serializers.SerializerMethodField()
     speaker_id = serializers.IntegerField(read_only=True, allow_null=True)
     video = VideoSerializer(read_only=True, allow_null=True)
@@ -66,6 +99,7 @@ class FrameSerializer(serializers.ModelSerializer):
             "duration",
             "status",
             "image_url",
+            *TakeStateFields.TAKE_FIELDS,
             "video",
         ]
 
@@ -132,12 +166,21 @@ class ProjectSerializer(StrictModelSerializer):
             raise serializers.ValidationError(error.message_dict["checkpoints"]) from None
 
 
-class ProjectDetailSerializer(ProjectSerializer):
+class ProjectDetailSerializer(TakeStateFields, ProjectSerializer):
+    """The project with its whole hierarchy; give it `take_states` in its context
+    (`project_document`), or every unit looks its takes up alone."""
+
+    take_kind = Take.Kind.FILM
     characters = CharacterSerializer(many=True, read_only=True)
     scenes = SceneSerializer(many=True, read_only=True)
 
     class Meta(ProjectSerializer.Meta):
-        fields = [*ProjectSerializer.Meta.fields, "characters", "scenes"]
+        fields = [
+            *ProjectSerializer.Meta.fields,
+            *TakeStateFields.TAKE_FIELDS,
+            "characters",
+            "scenes",
+        ]
 
 
 # Ids within a bigint: a larger number is a 400 here, not a database error.
@@ -196,4 +239,5 @@ class TakeSerializer(serializers.ModelSerializer):
         return blob_url(take.file)
 
     def get_current(self, take: Take) -> bool:
-        return current_take_id(take) == take.pk
+        current = self.context.get("current_ids")  # a list passes them, found in one go
+        return take.pk in current if current is not None else take_is_current(take)

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import models
+
 from projects.events import publish_entity
 from projects.models import Character, Frame, Project, Take, Video
 
@@ -231,46 +233,116 @@ def take_record(
     return take
 
 
-def current_take_id(take: Take) -> int | None:
-    """The id of the take its unit points at now."""
-    unit = _unit_of(take)
-    if isinstance(unit, Frame):
-        return unit.keyframe_take_id
-    if isinstance(unit, Project):
-        return unit.film_take_id
-    return unit.take_id
+# Where each kind of unit points at its current take.
+_POINTERS = (
+    (Character, "take_id"),
+    (Frame, "keyframe_take_id"),
+    (Video, "take_id"),
+    (Project, "film_take_id"),
+)
+
+
+def current_take_ids(takes) -> set[int]:
+    """The current ones among `takes` (a read, one query per kind of unit whatever the count)."""
+    ids = {t.pk for t in takes}
+    current: set[int] = set()
+    for model, pointer in _POINTERS:
+        rows = model.objects.filter(**{f"{pointer}__in": ids}).values_list(pointer, flat=True)
+        current |= set(rows)
+    return current
+
+
+def take_is_current(take: Take) -> bool:
+    return take.pk in current_take_ids([take])
+
+
+@dataclass(frozen=True)
+class UnitTakes:
+    """A unit's current take, how many takes it has, and whether its inputs changed since."""
+
+    take_id: int | None
+    takes_count: int
+    stale: bool
+    reasons: list[str]
+
+
+NO_TAKES = UnitTakes(None, 0, False, [])
+
+
+def take_states(
+    project: Project, characters: list[Character], frames: list[Frame]
+) -> dict[tuple[str, int], UnitTakes]:
+    """The takes of every unit, keyed ("portrait", character id), ("keyframe", frame id),
+    ("clip", frame id), ("film", project id): two queries, whatever the project's size.
+
+    `frames` come in film order with their scene (its project and characters loaded) and
+    video; `characters` with their project."""
+    videos = {f.pk: getattr(f, "video", None) for f in frames}
+    current = {("portrait", c.pk): c.take_id for c in characters} | {
+        ("keyframe", f.pk): f.keyframe_take_id for f in frames
+    }
+    current |= {("clip", pk): v.take_id if v else None for pk, v in videos.items()}
+    current[("film", project.pk)] = project.film_take_id
+    takes = Take.objects.filter(pk__in=[pk for pk in current.values() if pk]).only(
+        "id", "inputs", "inputs_hash"
+    )
+    by_id = {t.pk: t for t in takes}
+    counts: dict[tuple[str, int], int] = {}
+    for kind, character_id, frame_id, n in (
+        Take.objects.filter(project=project)
+        .values_list("kind", "character_id", "frame_id")
+        .annotate(n=models.Count("id"))
+        .values_list("kind", "character_id", "frame_id", "n")
+    ):
+        counts[(kind, character_id or frame_id or project.pk)] = n
+    inputs_now = {("portrait", c.pk): portrait_inputs(c) for c in characters}
+    for frame in frames:
+        inputs_now[("keyframe", frame.pk)] = keyframe_inputs(frame)
+        inputs_now[("clip", frame.pk)] = clip_inputs(frame)
+    inputs_now[("film", project.pk)] = film_inputs(project, frames)
+    states = {}
+    for key, take_id in current.items():
+        found = staleness(by_id.get(take_id) if take_id else None, inputs_now[key])
+        states[key] = UnitTakes(take_id, counts.get(key, 0), found.stale, found.reasons)
+    return states
+
+
+def hierarchy_frames(project: Project) -> list[Frame]:
+    return list(
+        Frame.objects.filter(scene__project=project)
+        .select_related("scene__project", "video")
+        .prefetch_related("scene__characters")
+        .order_by("scene__order", "order")
+    )
+
+
+STAGE_ORDER = ("portrait", "keyframe", "clip", "film")
 
 
 def project_stale_units(project: Project) -> list[dict[str, Any]]:
     """Every unit whose current take was made from inputs that have changed since, in
     dependency order (portraits, keyframes, clips, the film), with the reasons."""
-    units: list[dict[str, Any]] = []
-    characters = project.characters.filter(status=Character.Status.APPROVED).select_related(
-        "take", "project"
+    characters = list(
+        project.characters.filter(status=Character.Status.APPROVED).select_related("project")
     )
-    for character in characters:
-        found = staleness(character.take, portrait_inputs(character))
-        if found.stale:
-            units.append({"type": "portrait", "id": character.pk, "reasons": found.reasons})
-    frames = list(
-        Frame.objects.filter(scene__project=project)
-        .select_related("scene__project", "keyframe_take", "video__take")
-        .prefetch_related("scene__characters")
-        .order_by("scene__order", "order")
-    )
-    clips = []
-    for frame in frames:
-        found = staleness(frame.keyframe_take, keyframe_inputs(frame))
-        if found.stale:
-            units.append({"type": "keyframe", "id": frame.pk, "reasons": found.reasons})
-        video = getattr(frame, "video", None)
-        found = staleness(video.take if video else None, clip_inputs(frame))
-        if found.stale:
-            clips.append({"type": "clip", "id": frame.pk, "reasons": found.reasons})
-    units += clips
-    if project.film_take_id:
-        film = Take.objects.get(pk=project.film_take_id)
-        found = staleness(film, film_inputs(project, frames))
-        if found.stale:
-            units.append({"type": "film", "id": project.pk, "reasons": found.reasons})
-    return units
+    states = take_states(project, characters, hierarchy_frames(project))
+    stale = [(key, state) for key, state in states.items() if state.stale]
+    stale.sort(key=lambda item: STAGE_ORDER.index(item[0][0]))  # stable: film order kept
+    return [{"type": kind, "id": pk, "reasons": state.reasons} for (kind, pk), state in stale]
+
+
+def unit_takes(kind: str, unit: Character | Frame | Video | Project) -> UnitTakes:
+    """One unit's `UnitTakes`, for a response about that unit alone (a project document gets
+    them all at once from `take_states`)."""
+    if isinstance(unit, Character):
+        return take_states(unit.project, [unit], []).get((kind, unit.pk), NO_TAKES)
+    if isinstance(unit, Video):
+        unit = unit.frame
+    if isinstance(unit, Frame):
+        frame = (
+            Frame.objects.select_related("scene__project", "video")
+            .prefetch_related("scene__characters")
+            .get(pk=unit.pk)
+        )
+        return take_states(frame.scene.project, [], [frame]).get((kind, frame.pk), NO_TAKES)
+    return take_states(unit, [], hierarchy_frames(unit)).get((kind, unit.pk), NO_TAKES)

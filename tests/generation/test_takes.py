@@ -190,3 +190,34 @@ def test_a_cancelled_keyframe_regeneration_leaves_the_current_take(api, film):
     frame.refresh_from_db()
     assert frame.keyframe_take_id == current
     assert Take.objects.filter(frame=frame, kind="keyframe").count() == 1
+
+
+def test_the_project_document_shows_takes_and_what_is_stale(api, film):
+    frame = Frame.objects.filter(scene__project=film).order_by("scene__order", "order").first()
+    character = film.characters.first()
+    assert (
+        api.post(
+            "/api/jobs/portrait-generation", {"character_id": character.pk}, format="json"
+        ).status_code
+        == 202
+    )
+    drain()
+    Frame.objects.filter(pk=frame.pk).update(camera="Low angle")
+    doc = api.get(f"/api/projects/{film.pk}").json()
+
+    portrait = next(c for c in doc["characters"] if c["id"] == character.pk)
+    assert portrait["takes_count"] == 2 and portrait["stale"] is False
+    character.refresh_from_db()
+    assert portrait["take_id"] == character.take_id
+    shots = [f for s in doc["scenes"] for f in s["frames"]]
+    first = next(f for f in shots if f["id"] == frame.pk)
+    assert first["stale"] is True and "camera edited" in first["stale_reasons"]
+    assert first["video"]["stale"] is True and first["video"]["takes_count"] == 1
+    in_scene = {c.pk for c in frame.scene.characters.all()}
+    for shot in shots:
+        if shot["id"] != frame.pk and character.pk in in_scene:
+            assert f"portrait of {character.name} changed" in shot["stale_reasons"]
+    # the film is made of clips: it goes stale once a clip changes, not before
+    assert doc["takes_count"] == 1 and doc["stale"] is False and doc["take_id"] == film.film_take_id
+    listed = api.get(f"/api/projects/{film.pk}/characters").json()
+    assert next(c for c in listed if c["id"] == character.pk)["takes_count"] == 2

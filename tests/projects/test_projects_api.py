@@ -2,7 +2,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from generation.models import GenerationJob
-from projects.models import Project
+from projects.models import Frame, Project, Take
 from tests.factories import (
     CharacterFactory,
     FrameFactory,
@@ -178,7 +178,10 @@ def _build(project, scenes: int, frames: int, characters: int):
         scene = SceneFactory(project=project, order=s + 1)
         scene.characters.add(*cast)
         for f in range(frames):
-            VideoFactory(frame=FrameFactory(scene=scene, order=f + 1))
+            frame = FrameFactory(scene=scene, order=f + 1)
+            take = Take.objects.create(project=project, kind="keyframe", frame=frame, file="k.png")
+            Frame.objects.filter(pk=frame.pk).update(keyframe_take=take)
+            VideoFactory(frame=frame)
 
 
 @pytest.mark.parametrize(("scenes", "frames", "characters"), [(1, 1, 1), (10, 12, 8)])
@@ -188,7 +191,8 @@ def test_detail_uses_a_constant_number_of_queries(
     project = ProjectFactory(owner=user)
     _build(project, scenes, frames, characters)
     # token lookup + project + characters + scenes + scene characters + frames/videos
-    with django_assert_max_num_queries(6):
+    # + the current takes' inputs + the take counts (staleness of every unit)
+    with django_assert_max_num_queries(8):
         response = api.get(f"/api/projects/{project.pk}")
     assert response.status_code == 200
     assert sum(len(s["frames"]) for s in response.json()["scenes"]) == scenes * frames
