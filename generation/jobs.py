@@ -126,16 +126,17 @@ def job_poll_later(job: Job, *, delay: float | None = None, reason: str = "") ->
         queue.ensure_poller()
 
 
-def lock_project_of(job: Job) -> Project:
-    """Every change that touches several jobs of a project takes the project's row lock first
-    (then job rows): one order everywhere, so cancel, finish and retry never deadlock."""
-    return Project.objects.select_for_update().get(pk=job.project_id)
+def lock_project(project: Project | int) -> Project:
+    """The project's row lock. Every change of the pipeline's state takes it first (then job
+    rows): one order everywhere, so cancel, finish and retry never deadlock."""
+    pk = project if isinstance(project, int) else project.pk
+    return Project.objects.select_for_update().get(pk=pk)
 
 
 def job_finish(job: Job, status: str, **fields) -> bool:
     """Move an active job to a final status; False if it was no longer active."""
     with transaction.atomic():
-        lock_project_of(job)
+        lock_project(job.project_id)
         now = timezone.now()
         done = Job.objects.filter(pk=job.pk, status__in=ACTIVE).update(
             status=status, finished_at=now, updated_at=now, **fields

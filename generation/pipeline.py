@@ -9,7 +9,7 @@ from django.db.models import Count, Q
 
 from filmstudio.exceptions import ConflictError
 from generation import events
-from generation.jobs import active, busy_targets, job_create, refuse_while_busy
+from generation.jobs import active, busy_targets, job_create, lock_project, refuse_while_busy
 from generation.jobtypes import job_type
 from generation.models import GenerationJob
 from projects.models import Character, Frame, Project, Scene, Video
@@ -17,11 +17,6 @@ from projects.models import Character, Frame, Project, Scene, Video
 logger = logging.getLogger(__name__)
 
 Job = GenerationJob
-
-
-def lock_project(project: Project | int) -> Project:
-    pk = project if isinstance(project, int) else project.pk
-    return Project.objects.select_for_update().get(pk=pk)
 
 
 def set_status(project: Project, status: str) -> None:

@@ -28,6 +28,7 @@ from generation.jobs import (
     job_still_active,
     job_wait,
     jobs_cancel,
+    lock_project,
     refuse_while_busy,
     settle_container,
 )
@@ -36,7 +37,6 @@ from generation.models import GenerationJob
 from generation.pipeline import (
     cast_decided,
     keyframes_problem,
-    lock_project,
     project_has_active_jobs,
     project_progress,
     scene_generation_started,

@@ -60,9 +60,7 @@ def frame_for_user(user, frame_id: int) -> Frame:
 
 
 def take_for_user(user, take_id: int) -> Take:
-    if not user.is_authenticated:
-        return get_object_or_404(Take.objects.none())
-    return get_object_or_404(Take.objects.filter(project__owner=user), pk=take_id)
+    return get_object_or_404(Take.objects.filter(project__in=projects_for_user(user)), pk=take_id)
 
 
 def hierarchy_take_states(project: Project) -> dict:

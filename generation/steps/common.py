@@ -11,9 +11,8 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from generation import services
-from generation.jobs import job_still_active, jobs_cancel
+from generation.jobs import job_still_active, jobs_cancel, lock_project
 from generation.models import GenerationJob
-from generation.pipeline import lock_project
 from media import ffmpeg
 from media.storage import delete_name, media_name
 from projects.models import Project, Take

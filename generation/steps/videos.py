@@ -9,8 +9,8 @@ from django.db import transaction
 from django.urls import reverse
 
 from generation import services
+from generation.jobs import lock_project
 from generation.models import GenerationJob
-from generation.pipeline import lock_project
 from generation.prompts import video_prompt
 from generation.providers import video_provider
 from generation.providers.base import PermanentProviderError
