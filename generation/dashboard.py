@@ -31,6 +31,7 @@ from generation.selectors import queue_status
 from media.signing import blob_url
 from projects.models import Project
 from projects.selectors import project_hierarchy
+from projects.takes import project_stale_units
 
 Job = GenerationJob
 PAGE_SIZE = 50
@@ -134,6 +135,9 @@ def project_list(request: HttpRequest) -> HttpResponse:
             Q(title__icontains=search) | Q(logline__icontains=search) | Q(owner__username=search)
         )
     page = _paginate(projects, request.GET, errors)
+    for project in page if not errors else []:
+        # a handful of queries per project on the page (takes, frames, cast), staff only
+        project.stale_count = len(project_stale_units(project))
     context = {
         "nav": "projects",
         "page": page if not errors else None,
@@ -171,6 +175,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "final_url": _sign_media(project),
         "jobs": jobs[:PAGE_SIZE],
         "job_total": jobs.count(),
+        "stale": project_stale_units(project),
     }
     return _render(request, "dashboard/project.html", context)
 

@@ -10,7 +10,8 @@ from generation import services as pipeline
 from media.signing import blob_url
 from projects import services
 from projects.admin_cast import cast_approval_view
-from projects.models import Character, Frame, Project, Scene, Video
+from projects.models import Character, Frame, Project, Scene, Take, Video
+from projects.takes import take_is_current
 
 
 def thumbnail(name: str, height: int = 72):
@@ -183,6 +184,80 @@ def reject(modeladmin, request, queryset):
     _decide(modeladmin, request, queryset, pipeline.character_reject)
 
 
+class TakeInline(ReadOnly, admin.TabularInline):
+    """Every take of the unit, newest first; select one on its own page (`Take` admin)."""
+
+    model = Take
+    extra = 0
+    fields = ["preview", "kind", "current", "instructions", "provider", "model", "created_at"]
+    readonly_fields = fields
+    show_change_link = True
+
+    @admin.display(description="Take")
+    def preview(self, obj: Take):
+        return (
+            player(obj.file)
+            if obj.kind in (Take.Kind.CLIP, Take.Kind.FILM)
+            else thumbnail(obj.file)
+        )
+
+    @admin.display(boolean=True)
+    def current(self, obj: Take) -> bool:
+        return take_is_current(obj)
+
+
+class CharacterTakeInline(TakeInline):
+    fk_name = "character"
+
+
+class FrameTakeInline(TakeInline):
+    fk_name = "frame"
+
+
+@admin.action(description="Make the selected take current (nothing is regenerated)")
+def make_current(modeladmin, request, queryset):
+    for take in queryset:
+        try:
+            pipeline.take_select(take=take)
+        except ConflictError as error:
+            modeladmin.message_user(request, f"Take {take.pk}: {error.message}", messages.ERROR)
+        else:
+            modeladmin.message_user(request, f"Take {take.pk} is current.")
+
+
+@admin.register(Take)
+class TakeAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ["pk", "preview", "kind", "project", "current", "provider", "created_at"]
+    list_filter = ["kind", "provider"]
+    list_select_related = ["project"]
+    search_fields = ["prompt", "instructions", "project__title"]
+    fields = [
+        "project",
+        "kind",
+        "character",
+        "frame",
+        "preview",
+        "prompt",
+        "instructions",
+        "provider",
+        "model",
+        "seed",
+        "cost_usd",
+        "duration",
+        "inputs",
+        "inputs_hash",
+        "source_job_id",
+        "created_at",
+    ]
+    readonly_fields = fields
+    actions = [make_current]
+    preview = TakeInline.preview
+    current = TakeInline.current
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None  # the list (and its action) shows; a take never changes
+
+
 @admin.register(Character)
 class CharacterAdmin(admin.ModelAdmin):
     list_display = ["portrait", "name", "role", "project", "status", "created_at"]
@@ -193,6 +268,7 @@ class CharacterAdmin(admin.ModelAdmin):
     readonly_fields = ["portrait_large", "status", "rejection_reason", "project"]
     fields = ["project", "portrait_large", *services.CHARACTER_FIELDS, "status", "rejection_reason"]
     actions = [approve, reject]
+    inlines = [CharacterTakeInline]
 
     @admin.display(description="Portrait")
     def portrait(self, obj: Character):
@@ -312,7 +388,7 @@ class FrameAdmin(EditedByService, admin.ModelAdmin):
         "duration",
     ]
     readonly_fields = ["scene", "order", "keyframe_large", "speaker", "status", "duration"]
-    inlines = [VideoInline]
+    inlines = [VideoInline, FrameTakeInline]
 
     def save_model(self, request, obj, form, change):
         fields = {k: form.cleaned_data[k] for k in form.changed_data if k in services.FRAME_FIELDS}

@@ -1,11 +1,14 @@
 """Takes under cancels, retries, edits during a provider call and lost deliveries: the review's
 findings, each reproduced (offline, real services, RQ and PostgreSQL)."""
 
+import threading
 from datetime import timedelta
 
 import django_rq
 import pytest
+from django.db import connection
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from generation import services, watchdog
 from generation.models import GenerationJob
@@ -160,3 +163,28 @@ def test_the_watchdog_re_enqueues_a_refresh_lost_between_stages(api, film, setti
     django_rq.get_connection("default").flushdb()  # its delivery is lost
     Job.objects.filter(pk=refresh.pk).update(updated_at=timezone.now() - timedelta(seconds=5))
     assert watchdog.sweep()["queued"] == 1
+
+
+def test_two_refreshes_racing_start_exactly_one(api, film):
+    Frame.objects.filter(pk=first_frame(film).pk).update(prompt="Storm now")
+    barrier = threading.Barrier(4)
+    answers: list[int] = []
+
+    def ask():
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=api._credentials["HTTP_AUTHORIZATION"])
+        barrier.wait()
+        try:
+            answers.append(
+                client.post(f"/api/projects/{film.pk}/refresh", {}, format="json").status_code
+            )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [202, 409, 409, 409]
+    assert Job.objects.filter(type=Job.Type.REFRESH).count() == 1
