@@ -40,7 +40,8 @@ export function reconcile(container, items, key, signature, build) {
     const sig = signature(item);
     let node = existing.get(k);
     const typing = document.activeElement?.matches("input, textarea, select");
-    const editing = node && typing && node.contains(document.activeElement);
+    // An open editor or regenerate box (control.js) stays, focused or not, until it closes.
+    const editing = node && ((typing && node.contains(document.activeElement)) || node.querySelector("[data-editing]"));
     if (!node || (node.dataset.sig !== sig && !editing)) {
       node = build(item);
       node.dataset.key = k;

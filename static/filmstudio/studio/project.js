@@ -3,6 +3,7 @@
 import { api, errorText } from "./api.js";
 import { $, badge, el, notify, reconcile } from "./dom.js";
 import { render, renderJobs } from "./render.js";
+import { renderStale, updateStale } from "./stale.js";
 
 export const state = { projectId: null, project: null, source: null, busy: false, again: false, timer: null };
 
@@ -120,8 +121,14 @@ async function refresh() {
     }
     state.project = data;
     render(data, actions);
-    const jobs = await api("GET", `/api/jobs?project_id=${id}&page_size=8`);
-    if (jobs.ok && id === state.projectId) renderJobs(jobs.data.results, actions);
+    const [jobs, stale, refreshes] = await Promise.all([
+      api("GET", `/api/jobs?project_id=${id}&page_size=8`),
+      api("GET", `/api/projects/${id}/stale`),
+      api("GET", `/api/jobs?project_id=${id}&type=refresh&page_size=1`),
+    ]);
+    if (id !== state.projectId) return;
+    if (jobs.ok) renderJobs(jobs.data.results, actions);
+    if (stale.ok) renderStale(stale.data, refreshes.ok ? refreshes.data.results[0] || null : null);
   } finally {
     state.busy = false;
     if (state.again) { state.again = false; soon(); }
@@ -161,6 +168,10 @@ export async function approveStoryboard() {
   button.disabled = false;
   notify(ok ? "Storyboard approved: the clips are being generated." : errorText(data, "Could not approve the storyboard."), ok ? "info" : "error");
   soon();
+}
+
+export function refreshStale() {
+  return updateStale(state.projectId, state.project, soon);
 }
 
 export async function generateCharacters() {

@@ -3,6 +3,7 @@
 // the project's actions ({decide, retryJob, soon}), from project.js.
 import { api, errorText } from "./api.js";
 import { $, badge, el, label, notify, reconcile } from "./dom.js";
+import { editable, regenerate, staleBadge, staleNote, takeStrip } from "./control.js";
 
 const STEPS = [
   ["Characters", ["generating_characters"]],
@@ -34,9 +35,9 @@ export function render(p, actions) {
   $("#project-actions").hidden = started;
   $("#generate-characters").textContent = p.characters.length ? "Generate more characters" : "Generate characters";
   renderCharacters(p, actions);
-  renderScenes(p);
-  renderStoryboard(p);
-  renderVideos(p);
+  renderScenes(p, actions);
+  renderStoryboard(p, actions);
+  renderVideos(p, actions);
 }
 
 function renderStepper(p) {
@@ -54,10 +55,16 @@ function renderStepper(p) {
   $("#stepper").replaceChildren(...items);
 }
 
+const BUSY = ["queued", "generating"];
+const takeState = (u) => [u?.take_id, u?.takes_count, u?.stale, u?.stale_reasons];
+// A unit with more than one take shows them all; with one there is nothing to compare.
+const strip = (u, url, kind, what, actions) =>
+  u && u.takes_count > 1 ? takeStrip({ url, kind, count: u.takes_count, what, onSelected: actions.soon }) : null;
+
 function renderCharacters(p, actions) {
   const deciding = p.status === "awaiting_approval" && p.scenes.length === 0;
   reconcile($("#character-list"), p.characters, (c) => `character-${c.id}`,
-    (c) => JSON.stringify([c.name, c.role, c.description, c.status, c.image_url, deciding]),
+    (c) => JSON.stringify([c.name, c.role, c.description, c.status, c.image_url, deciding, takeState(c)]),
     (c) => characterCard(c, deciding, actions));
   $("#characters-empty").hidden = p.characters.length > 0;
   $("#approve-all").hidden = !(deciding && p.characters.some((c) => c.status === "pending"));
@@ -65,10 +72,12 @@ function renderCharacters(p, actions) {
 
 function characterCard(c, deciding, actions) {
   const description = el("p", { class: "description", text: c.description || "No description." });
-  const card = el("div", { class: "card character", id: `character-${c.id}`, "data-character": c.id },
+  const card = el("div", { class: "card character", id: `character-${c.id}`, "data-character": c.id, "data-stale": c.stale ? "true" : null },
     c.image_url ? el("img", { class: "portrait", src: c.image_url, alt: `Portrait of ${c.name}` })
       : el("div", { class: "no-portrait", text: c.status === "generating" ? "Drawing portrait…" : "No portrait" }),
-    el("h3", {}, c.name, " ", badge(c.status)),
+    strip(c, `/api/characters/${c.id}/takes`, "portrait", `portrait of ${c.name}`, actions),
+    el("h3", {}, c.name, " ", badge(c.status), " ", staleBadge(c)),
+    staleNote(c),
     el("div", { class: "role", text: c.role }),
     description);
   if (deciding && ["pending", "approved", "rejected"].includes(c.status)) {
@@ -77,6 +86,10 @@ function characterCard(c, deciding, actions) {
     if (c.status !== "rejected") buttons.append(el("button", { class: "btn danger small reject", type: "button", text: "Reject", onclick: () => rejectWithReason(c, card, actions) }));
     buttons.append(el("button", { class: "btn small edit", type: "button", text: "Edit", onclick: () => editDescription(c, card, description, actions) }));
     card.append(buttons);
+  }
+  if (c.image_url && c.status !== "rejected") {
+    card.append(regenerate({ what: `portrait of ${c.name}`, model: "image", url: "/api/jobs/portrait-generation",
+      body: { character_id: c.id }, disabled: c.status === "generating", onStarted: actions.soon }));
   }
   return card;
 }
@@ -107,34 +120,61 @@ function editDescription(c, card, description, actions) {
   area.focus();
 }
 
-function renderScenes(p) {
+function renderScenes(p, actions) {
   const names = new Map(p.characters.map((c) => [c.id, c.name]));
   reconcile($("#scene-list"), p.scenes, (s) => `scene-${s.id}`,
-    (s) => JSON.stringify([s.title, s.status, s.concise_plot, s.location, s.mood, s.character_ids]),
-    (s) => el("div", { class: "card", id: `scene-${s.id}` },
-      el("h3", {}, `${s.order}. ${s.title || "Untitled scene"} `, badge(s.status)),
-      el("div", { class: "role", text: [s.location, s.mood].filter(Boolean).join(" · ") }),
-      el("p", { text: s.concise_plot }),
-      s.character_ids.length ? el("p", { class: "small muted", text: `With ${s.character_ids.map((id) => names.get(id) || `#${id}`).join(", ")}` }) : null));
+    (s) => JSON.stringify([s.order, s.title, s.status, s.concise_plot, s.detailed_plot, s.dialogue, s.location, s.mood, s.character_ids]),
+    (s) => {
+      const url = `/api/scenes/${s.id}`;
+      const field = (name, label, opts = {}) => editable({ url, field: name, value: s[name], name: `${label.toLowerCase()} of scene ${s.order}`, label, onSaved: actions.soon, ...opts });
+      return el("div", { class: "card scene", id: `scene-${s.id}`, "data-scene": s.id },
+        el("div", { class: "unit-head" }, el("span", { class: "order", text: `${s.order}.` }),
+          editable({ url, field: "title", value: s.title, name: `title of scene ${s.order}`, cls: "title", maxlength: 200, onSaved: actions.soon }),
+          badge(s.status)),
+        el("div", { class: "field-row" }, field("location", "Location", { maxlength: 200 }), field("mood", "Mood", { maxlength: 200 })),
+        field("concise_plot", "Plot", { multiline: true }),
+        el("details", { class: "more" }, el("summary", { class: "small muted", text: "Detailed plot and dialogue" }),
+          field("detailed_plot", "Detailed plot", { multiline: true, maxlength: 20000 }),
+          field("dialogue", "Dialogue", { multiline: true, maxlength: 20000 })),
+        s.character_ids.length ? el("p", { class: "small muted", text: `With ${s.character_ids.map((id) => names.get(id) || `#${id}`).join(", ")}` }) : null);
+    });
   $("#scenes-empty").hidden = p.scenes.length > 0;
 }
 
-function renderStoryboard(p) {
+// Scene boards are kept; the frames inside each are reconciled one by one, so editing or
+// regenerating one shot leaves its neighbours live.
+function renderStoryboard(p, actions) {
   const withFrames = p.scenes.filter((s) => s.frames.length);
-  reconcile($("#frame-list"), withFrames, (s) => `board-${s.id}`,
-    (s) => JSON.stringify([s.order, s.title, s.frames.map((f) => [f.id, f.status, f.image_url, f.camera, f.dialogue])]),
-    (s) => el("div", { class: "board" },
-      el("h3", { text: `Scene ${s.order}: ${s.title || "Untitled"}` }),
-      el("div", { class: "frames" }, s.frames.map((f) => el("div", { class: "card", id: `frame-${f.id}` },
-        f.image_url ? el("img", { src: f.image_url, alt: `Keyframe ${s.order}.${f.order}` }) : el("div", { class: "no-image" }),
-        el("h3", {}, `Frame ${f.order} `, badge(f.status)),
-        el("p", { class: "small muted", text: f.camera }),
-        f.dialogue ? el("p", { class: "small", text: `“${f.dialogue}”` }) : null)))));
+  const boards = $("#frame-list");
+  reconcile(boards, withFrames, (s) => `board-${s.id}`, (s) => JSON.stringify([s.order, s.title]),
+    (s) => el("div", { class: "board", "data-board": s.id }, el("h3", { text: `Scene ${s.order}: ${s.title || "Untitled"}` }), el("div", { class: "frames" })));
+  withFrames.forEach((s, i) => {
+    reconcile(boards.children[i].querySelector(".frames"), s.frames, (f) => `frame-${f.id}`,
+      (f) => JSON.stringify([f.order, f.status, f.image_url, f.prompt, f.camera, f.dialogue, takeState(f)]),
+      (f) => frameCard(s, f, actions));
+  });
   $("#storyboard-empty").hidden = withFrames.length > 0;
   $("#storyboard-approval").hidden = p.status !== "awaiting_storyboard_approval";
 }
 
-function renderVideos(p) {
+function frameCard(s, f, actions) {
+  const url = `/api/frames/${f.id}`;
+  const where = `scene ${s.order}, frame ${f.order}`;
+  const field = (name, label, opts = {}) => editable({ url, field: name, value: f[name], name: `${label.toLowerCase()} of ${where}`, label, onSaved: actions.soon, ...opts });
+  return el("div", { class: "card frame", id: `frame-${f.id}`, "data-frame": f.id, "data-stale": f.stale ? "true" : null },
+    f.image_url ? el("img", { src: f.image_url, alt: `Keyframe ${s.order}.${f.order}` }) : el("div", { class: "no-image" }),
+    strip(f, `/api/frames/${f.id}/takes?kind=keyframe`, "keyframe", `keyframe of ${where}`, actions),
+    el("h3", {}, `Frame ${f.order} `, badge(f.status), " ", staleBadge(f)),
+    staleNote(f),
+    field("prompt", "Prompt", { multiline: true }),
+    field("camera", "Camera", { maxlength: 500 }),
+    field("dialogue", "Dialogue", { multiline: true }),
+    f.image_url || f.status === "failed"
+      ? regenerate({ what: `keyframe of ${where}`, model: "image", url: "/api/jobs/keyframe-generation",
+        body: { frame_id: f.id }, disabled: BUSY.includes(f.status), onStarted: actions.soon }) : null);
+}
+
+function renderVideos(p, actions) {
   const film = $("#final-film");
   if (p.final_video_url) {
     if (film.getAttribute("src") !== p.final_video_url) film.src = p.final_video_url;
@@ -145,12 +185,27 @@ function renderVideos(p) {
     film.removeAttribute("src");
     $("#film-note").textContent = "The film appears here once every clip is stitched.";
   }
+  $("#film-stale").replaceChildren(staleBadge(p) || "");
+  const takes = $("#film-takes");
+  const sig = JSON.stringify(takeState(p));
+  if (takes.dataset.sig !== sig) {
+    takes.dataset.sig = sig;
+    takes.replaceChildren(staleNote(p) || "", strip(p, `/api/projects/${p.id}/takes?kind=film`, "film", "final film", actions) || "");
+  }
   const clips = p.scenes.flatMap((s) => s.frames.filter((f) => f.video).map((f) => ({ scene: s, frame: f, video: f.video })));
   reconcile($("#clip-list"), clips, (c) => `clip-${c.frame.id}`,
-    (c) => JSON.stringify([c.video.status, c.video.video_url]),
-    (c) => el("div", { class: "card", id: `clip-${c.frame.id}` },
-      c.video.video_url ? el("video", { src: c.video.video_url, poster: c.frame.image_url, controls: true, preload: "metadata" }) : el("div", { class: "no-portrait", style: "aspect-ratio:16/9", text: "Rendering…" }),
-      el("h3", {}, `Scene ${c.scene.order}, frame ${c.frame.order} `, badge(c.video.status))));
+    (c) => JSON.stringify([c.video.status, c.video.video_url, takeState(c.video)]),
+    (c) => {
+      const where = `scene ${c.scene.order}, frame ${c.frame.order}`;
+      return el("div", { class: "card clip", id: `clip-${c.frame.id}`, "data-clip": c.frame.id, "data-stale": c.video.stale ? "true" : null },
+        c.video.video_url ? el("video", { src: c.video.video_url, poster: c.frame.image_url, controls: true, preload: "metadata" }) : el("div", { class: "no-portrait", style: "aspect-ratio:16/9", text: "Rendering…" }),
+        strip(c.video, `/api/frames/${c.frame.id}/takes?kind=clip`, "clip", `clip of ${where}`, actions),
+        el("h3", {}, `Scene ${c.scene.order}, frame ${c.frame.order} `, badge(c.video.status), " ", staleBadge(c.video)),
+        staleNote(c.video),
+        c.video.video_url || c.video.status === "failed"
+          ? regenerate({ what: `clip of ${where}`, model: "video", url: "/api/jobs/video-generation",
+            body: { frame_id: c.frame.id }, disabled: BUSY.includes(c.video.status), onStarted: actions.soon }) : null);
+    });
 }
 
 export function renderJobs(jobs, actions) {
