@@ -119,6 +119,7 @@ def test_a_shot_edited_in_place_goes_stale_and_update_stale_redoes_it(page, stac
     page.screenshot(path="/tmp/studio-refresh-dry-run.png")
     page.click("#confirm-go")
     page.wait_for_selector("text=Refresh #")
+    page.screenshot(path="/tmp/studio-refresh-running.png")
     job = wait_until(lambda: film.jobs.filter(type=GenerationJob.Type.REFRESH).first())
     wait_until(
         lambda: GenerationJob.objects.get(pk=job.pk).status == GenerationJob.Status.SUCCEEDED,
@@ -174,4 +175,18 @@ def test_a_producer_redoes_one_keyframe_and_picks_the_older_take(page, stack, fi
     first.refresh_from_db()
     assert first.keyframe_take_id == original
     assert page.locator(f"#frame-{first.pk} .take").count() == 2
+
+    # A portrait the same way: both keyframes (the character is in the scene) go stale.
+    character = film.characters.get()
+    portrait = page.locator(f"#character-{character.pk}")
+    portrait.locator(".regen-open").click()
+    portrait.locator(".regen-go").click()
+    page.wait_for_selector("#confirm[open] #confirm-title:text('portrait')")
+    page.click("#confirm-go")
+    page.wait_for_selector(f"#character-{character.pk} .take >> nth=1", timeout=30_000)
+    page.wait_for_selector(f"#frame-{second.pk}[data-stale]")
+    assert f"portrait of {character.name} changed" in page.text_content(
+        f"#frame-{second.pk} .stale-note"
+    )
+    page.screenshot(path="/tmp/studio-portrait-takes.png")
     assert page.console_errors == []

@@ -80,6 +80,7 @@ export async function updateStale(projectId, p, soon) {
   const { ok, data } = await api("POST", `/api/projects/${projectId}/refresh`, {});
   if (!ok) { button.disabled = false; notify(errorText(data, "Could not start the refresh."), "error"); soon(); return; }
   $("#stale-box").dataset.watching = String(data.id);
+  renderStale(dry.data, data);  // its progress shows at once; job events move it on
   notify(`Refresh #${data.id} started: ${plural(units.length, "unit")} to redo, then the film.`);
   soon();
 }
