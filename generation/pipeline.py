@@ -47,6 +47,17 @@ def _project_job(project: Project, type: str, **kwargs) -> Job:
     )
 
 
+def show_stage(project: Project, type: str) -> None:
+    """The project shows the status of the stage a job of `type` runs (the job-type table's)."""
+    set_status(project, job_type(type).project_status)
+
+
+def _start_stage(project: Project, type: str, **kwargs) -> Job:
+    job = _project_job(project, type, **kwargs)
+    show_stage(project, type)
+    return job
+
+
 # --- characters and the approval gate ------------------------------------------------------
 
 
@@ -57,10 +68,9 @@ def start_character_generation(*, project: Project, count: int = 4, instructions
             raise ConflictError("Scene generation has started: the cast can no longer change.")
         if active(project.jobs.filter(type=Job.Type.CHARACTERS)):
             raise ConflictError("Character generation is already queued or running.")
-        job = _project_job(
+        job = _start_stage(
             project, Job.Type.CHARACTERS, params={"count": count, "instructions": instructions}
         )
-        set_status(project, Project.Status.GENERATING_CHARACTERS)
     return job
 
 
@@ -78,12 +88,6 @@ def cast_problem(project: Project) -> str | None:
     return None
 
 
-def _start_scenes(project: Project) -> Job:
-    job = _project_job(project, Job.Type.SCENES)
-    set_status(project, Project.Status.GENERATING_SCENES)
-    return job
-
-
 def start_scene_generation(*, project: Project) -> Job:
     with transaction.atomic():
         project = lock_project(project)
@@ -92,7 +96,7 @@ def start_scene_generation(*, project: Project) -> Job:
             raise ConflictError(f"Cannot generate scenes: {problem}")
         if active(project.jobs.filter(type=Job.Type.SCENES)):
             raise ConflictError("Scene generation is already queued or running.")
-        return _start_scenes(project)
+        return _start_stage(project, Job.Type.SCENES)
 
 
 def cast_decided(*, project: Project) -> Job | None:
@@ -102,7 +106,7 @@ def cast_decided(*, project: Project) -> Job | None:
     if active(project.jobs.filter(type=Job.Type.SCENES)):
         return None
     logger.info("cast of project %s settled: scene generation starts", project.pk)
-    return _start_scenes(project)
+    return _start_stage(project, Job.Type.SCENES)
 
 
 # --- frames and clips ----------------------------------------------------------------------
@@ -195,7 +199,7 @@ def start_frame_generation(*, project: Project, scene: Scene | None = None) -> J
             job = _project_job(project, Job.Type.FRAMES, container=True)
             for s in scenes:
                 _frames_job(project, s, parent=job)
-        set_status(project, Project.Status.GENERATING_FRAMES)
+        show_stage(project, Job.Type.FRAMES)
     return job
 
 
@@ -274,7 +278,7 @@ def start_video_generation(
             job = _project_job(project, Job.Type.VIDEOS, container=True)
             for f in frames:
                 _video_job(project, f, parent=job)
-        set_status(project, Project.Status.GENERATING_VIDEOS)
+        show_stage(project, Job.Type.VIDEOS)
     return job
 
 
@@ -292,12 +296,6 @@ def stitch_problem(project: Project) -> str | None:
     return None
 
 
-def _start_stitch(project: Project) -> Job:
-    job = _project_job(project, Job.Type.STITCH)
-    set_status(project, Project.Status.STITCHING)
-    return job
-
-
 def start_stitching(*, project: Project) -> Job:
     with transaction.atomic():
         project = lock_project(project)
@@ -306,7 +304,7 @@ def start_stitching(*, project: Project) -> Job:
             raise ConflictError(f"Cannot stitch: {problem}")
         if active(project.jobs.filter(type=Job.Type.STITCH)):
             raise ConflictError("Stitching is already queued or running.")
-        return _start_stitch(project)
+        return _start_stage(project, Job.Type.STITCH)
 
 
 # --- successors (the `after` of each job type; project row locked) -------------------------
@@ -321,7 +319,7 @@ def after_characters(job: Job, project: Project) -> None:
 def after_scenes(job: Job, project: Project) -> None:
     for scene in project.scenes.order_by("order"):
         _frames_job(project, scene)
-    set_status(project, Project.Status.GENERATING_FRAMES)
+    show_stage(project, Job.Type.FRAMES)
 
 
 def after_frames(job: Job, project: Project) -> None:
@@ -332,7 +330,7 @@ def after_frames(job: Job, project: Project) -> None:
         return
     for frame in Frame.objects.filter(scene_id=job.target_id).order_by("order"):
         _video_job(project, frame)
-    set_status(project, Project.Status.GENERATING_VIDEOS)
+    show_stage(project, Job.Type.VIDEOS)
 
 
 def after_video(job: Job, project: Project) -> None:
@@ -343,7 +341,7 @@ def after_video(job: Job, project: Project) -> None:
     if project.status != Project.Status.GENERATING_VIDEOS:
         return
     if stitch_problem(project) is None and not active(project.jobs.filter(type=Job.Type.STITCH)):
-        _start_stitch(project)
+        _start_stage(project, Job.Type.STITCH)
 
 
 def after_unit(job: Job, project: Project) -> None:
