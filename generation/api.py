@@ -313,6 +313,9 @@ StaleUnit = inline_serializer(
         "type": serializers.ChoiceField(choices=["portrait", "keyframe", "clip", "line", "film"]),
         "id": serializers.IntegerField(),
         "reasons": serializers.ListField(child=serializers.CharField()),
+        "follows": serializers.BooleanField(
+            required=False, help_text="Not stale yet: redone because what it is made from is."
+        ),
     },
 )
 StaleReport = inline_serializer(
@@ -339,5 +342,5 @@ class ProjectRefreshApi(APIView):
         project = project_selectors.project_for_user(request.user, project_id)  # 404 before 400
         data = _validated(RefreshRequest, request)
         if data["dry_run"]:
-            return Response(project_stale_report(project))
+            return Response(project_stale_report(project, plan=True))
         return accepted(services.refresh_start(project=project))

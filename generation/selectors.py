@@ -7,7 +7,7 @@ from rq import Worker
 
 from generation.models import GenerationJob
 from projects.models import Project
-from projects.takes import project_stale_units
+from projects.takes import refresh_plan
 
 
 def jobs_for_user(user) -> QuerySet[GenerationJob]:
@@ -47,11 +47,13 @@ def queue_status() -> dict:
     return {"queues": queues, "workers": workers}
 
 
-def project_stale_report(project: Project) -> dict:
-    """`GET /stale` and a refresh's dry run: the stale units and what redoing them costs."""
-    units = project_stale_units(project)
+def project_stale_report(project: Project, *, plan: bool = False) -> dict:
+    """`GET /stale` (the stale units) or a refresh's dry run (`plan`: those and what will follow
+    them); the estimate is always of the whole refresh."""
+    planned = refresh_plan(project)
+    units = planned if plan else [u for u in planned if not u.get("follows")]
     counts: dict[str, int] = {}
-    for unit in units:
+    for unit in planned:
         counts[unit["type"]] = counts.get(unit["type"], 0) + 1
     # Prices come with the cost work; until then the estimate counts the paid calls.
     return {

@@ -322,13 +322,45 @@ STAGE_ORDER = ("portrait", "keyframe", "clip", "film")
 def project_stale_units(project: Project) -> list[dict[str, Any]]:
     """Every unit whose current take was made from inputs that have changed since, in
     dependency order (portraits, keyframes, clips, the film), with the reasons."""
+    return _stale(project, hierarchy_frames(project))
+
+
+def _stale(project: Project, frames: list[Frame]) -> list[dict[str, Any]]:
     characters = list(
         project.characters.filter(status=Character.Status.APPROVED).select_related("project")
     )
-    states = take_states(project, characters, hierarchy_frames(project))
+    states = take_states(project, characters, frames)
     stale = [(key, state) for key, state in states.items() if state.stale]
     stale.sort(key=lambda item: STAGE_ORDER.index(item[0][0]))  # stable: film order kept
     return [{"type": kind, "id": pk, "reasons": state.reasons} for (kind, pk), state in stale]
+
+
+def refresh_plan(project: Project) -> list[dict[str, Any]]:
+    """What a refresh will redo: the stale units, and the units that will go stale once those
+    are redone (`"follows": true`): the keyframes showing a redone portrait, the clip of a
+    redone keyframe, the film once any clip is redone. In the order the refresh runs."""
+    frames = hierarchy_frames(project)
+    units = _stale(project, frames)
+    planned = {(u["type"], u["id"]) for u in units}
+
+    def follow(kind: str, pk: int, reason: str) -> None:
+        if (kind, pk) not in planned:
+            planned.add((kind, pk))
+            units.append({"type": kind, "id": pk, "reasons": [reason], "follows": True})
+
+    redone_portraits = {pk for kind, pk in planned if kind == "portrait"}
+    for frame in frames:
+        cast = {c.pk for c in frame.scene.characters.all() if c.status == Character.Status.APPROVED}
+        if cast & redone_portraits and frame.keyframe_take_id:
+            follow("keyframe", frame.pk, "a portrait it shows is redone")
+    for frame in frames:
+        video = getattr(frame, "video", None)
+        if ("keyframe", frame.pk) in planned and video is not None and video.take_id:
+            follow("clip", frame.pk, "its keyframe is redone")
+    if project.film_take_id and any(kind == "clip" for kind, _ in planned):
+        follow("film", project.pk, "a clip is redone")
+    units.sort(key=lambda u: STAGE_ORDER.index(u["type"]))
+    return units
 
 
 def unit_takes(kind: str, unit: Character | Frame | Video | Project) -> UnitTakes:

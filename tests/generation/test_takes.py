@@ -65,7 +65,12 @@ def test_edit_one_frame_prompt_then_refresh_redoes_one_keyframe_one_clip_one_cut
     assert [(u["type"], u["id"]) for u in stale] == [("keyframe", frame.pk), ("clip", frame.pk)]
     assert "frame prompt edited" in stale[0]["reasons"]
     dry = api.post(f"/api/projects/{film.pk}/refresh", {"dry_run": True}, format="json")
-    assert dry.status_code == 200 and dry.json()["units"] == stale
+    assert dry.status_code == 200
+    # the dry run also names what follows (the film, once its clip is redone): the whole bill
+    follows = {"type": "film", "id": film.pk, "reasons": ["a clip is redone"], "follows": True}
+    assert dry.json()["units"] == [*stale, follows]
+    items = {i["stage"]: i["count"] for i in dry.json()["estimate"]["items"]}
+    assert items == {"keyframe": 1, "clip": 1, "film": 1}
     assert Job.objects.count() == jobs_before  # a dry run starts nothing
 
     response = api.post(f"/api/projects/{film.pk}/refresh", {}, format="json")

@@ -14,7 +14,7 @@ from generation import services, watchdog
 from generation.models import GenerationJob
 from generation.providers import local
 from generation.steps import frames as frames_step
-from projects.models import Frame, Project, Take, Video
+from projects.models import Character, Frame, Project, Take, Video
 from projects.takes import project_stale_units
 from tests.factories import ProjectFactory
 from tests.pipeline import drain
@@ -188,3 +188,32 @@ def test_two_refreshes_racing_start_exactly_one(api, film):
         thread.join()
     assert sorted(answers) == [202, 409, 409, 409]
     assert Job.objects.filter(type=Job.Type.REFRESH).count() == 1
+
+
+def test_a_redone_portraits_dry_run_lists_the_keyframes_clips_and_cut_that_follow(api, film):
+    character = film.characters.first()
+    Character.objects.filter(pk=character.pk).update(appearance="A red coat now")
+    shown = {f.pk for f in Frame.objects.filter(scene__project=film, scene__characters=character)}
+    assert shown  # the portrait is in the film's scene
+    dry = api.post(f"/api/projects/{film.pk}/refresh", {"dry_run": True}, format="json").json()
+    planned = [(u["type"], u["id"], u.get("follows", False)) for u in dry["units"]]
+    assert planned[0] == ("portrait", character.pk, False)
+    assert {(t, i) for t, i, f in planned if f and t == "keyframe"} == {
+        ("keyframe", pk) for pk in shown
+    }
+    assert {(t, i) for t, i, f in planned if f and t == "clip"} == {("clip", pk) for pk in shown}
+    assert planned[-1] == ("film", film.pk, True)
+    stale = api.get(f"/api/projects/{film.pk}/stale").json()
+    assert [u["type"] for u in stale["units"]] == ["portrait"]  # only what is stale now
+    assert stale["estimate"] == dry["estimate"]
+    job = api.post(f"/api/projects/{film.pk}/refresh", {}, format="json").json()
+    drain()
+    made = Job.objects.filter(parent_id=job["id"]).values_list("type", flat=True)
+    assert sorted(made) == sorted(
+        [
+            "portrait-generation",
+            *["keyframe-generation"] * len(shown),
+            *["video-generation"] * len(shown),
+            "video-stitching",
+        ]
+    )
