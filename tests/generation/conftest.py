@@ -5,6 +5,7 @@ import fal_client.client as fal_http
 import pytest
 
 from tests.fakes.fal_server import FakeFal
+from tests.fakes.gemini_server import FakeGemini
 
 
 @pytest.fixture
@@ -19,5 +20,18 @@ def fal(settings, monkeypatch):
         settings.FAL_JWKS_URL = fake.jwks_url
         settings.VIDEO_PROVIDER = "fal"
         fake.latency = {"run": 0.0, "http": 0.0}
+        yield fake
+    django_rq.get_connection("default").flushdb()
+
+
+@pytest.fixture
+def gemini(settings):
+    """The fake Gemini API on loopback for text and images, through the real google-genai."""
+    with FakeGemini() as fake:
+        settings.GEMINI_API_KEYS = ["AIzaFakeKeyForPipelineTestsAAAAAAAAAAAAAA"]
+        settings.GEMINI_BASE_URL = fake.url
+        settings.GEMINI_RPM = 1000
+        settings.PROVIDER_MAX_ATTEMPTS = 2
+        settings.TEXT_PROVIDER = settings.IMAGE_PROVIDER = "gemini"
         yield fake
     django_rq.get_connection("default").flushdb()

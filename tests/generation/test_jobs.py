@@ -17,7 +17,7 @@ from generation.models import GenerationJob
 from generation.providers.fal import FalVideo
 from projects.models import Character, Frame, Project, Scene, Take, Video
 from tests.factories import JobFactory, ProjectFactory
-from tests.fakes.gemini_server import FakeGemini, tiny_png
+from tests.fakes.gemini_server import tiny_png
 from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -275,18 +275,6 @@ def test_exactly_one_stitch_when_every_clip_finishes_at_once(filmed):
 
 
 # --- idempotency, provider errors, retries against the fake services -----------------------
-
-
-@pytest.fixture
-def gemini(settings):
-    with FakeGemini() as fake:
-        settings.GEMINI_API_KEYS = ["AIzaFakeKeyForPipelineTestsAAAAAAAAAAAAAA"]
-        settings.GEMINI_BASE_URL = fake.url
-        settings.GEMINI_RPM = 1000
-        settings.PROVIDER_MAX_ATTEMPTS = 2
-        settings.TEXT_PROVIDER = settings.IMAGE_PROVIDER = "gemini"
-        yield fake
-    django_rq.get_connection("default").flushdb()
 
 
 CAST = {

@@ -1,6 +1,7 @@
 """Takes, per-unit regeneration, staleness and refresh, end to end offline with the real
 services, RQ and PostgreSQL (issue 11)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,33 @@ def test_the_project_document_shows_takes_and_what_is_stale(api, film):
     assert doc["takes_count"] == 1 and doc["stale"] is False and doc["take_id"] == film.film_take_id
     listed = api.get(f"/api/projects/{film.pk}/characters").json()
     assert next(c for c in listed if c["id"] == character.pk)["takes_count"] == 2
+
+
+def test_through_the_real_sdks_a_prompt_edit_and_refresh_pay_one_image_and_one_clip(
+    api, user, gemini, fal
+):
+    """Counted at the fake Gemini and fal servers: what they were asked, not what we stored."""
+    project = ProjectFactory(owner=user, num_scenes=2, frames_per_scene=2, clip_seconds=2)
+    body = {"project_id": project.pk, "count": 2}
+    assert api.post("/api/jobs/character-generation", body, format="json").status_code == 202
+    drain()
+    for character in project.characters.all():
+        api.post(f"/api/characters/{character.pk}/approve")
+    drain()
+    project.refresh_from_db()
+    assert project.status == Project.Status.COMPLETE
+    asked = (gemini.count(kind="text"), gemini.count(kind="image"), fal.count(kind="submit"))
+    frame = Frame.objects.filter(scene__project=project).order_by("scene__order", "order")[1]
+
+    edit = {"prompt": "The keeper lights the lamp, storm at the window"}
+    assert api.patch(f"/api/frames/{frame.pk}", edit, format="json").status_code == 200
+    assert api.post(f"/api/projects/{project.pk}/refresh", {}, format="json").status_code == 202
+    drain()
+
+    now = (gemini.count(kind="text"), gemini.count(kind="image"), fal.count(kind="submit"))
+    assert (now[0] - asked[0], now[1] - asked[1], now[2] - asked[2]) == (0, 1, 1)
+    image_request = [r for r in gemini.requests if r.kind == "image"][-1]
+    assert "storm at the window" in json.dumps(image_request.body)
+    project.refresh_from_db()
+    assert project.status == Project.Status.COMPLETE
+    assert project.takes.filter(kind="film").count() == 2
