@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import django_rq
 import pytest
+from django.core.files.storage import default_storage
 from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -217,3 +218,18 @@ def test_a_redone_portraits_dry_run_lists_the_keyframes_clips_and_cut_that_follo
             "video-stitching",
         ]
     )
+
+
+def test_deleting_a_project_deletes_every_takes_file(api, film):
+    frame = first_frame(film)
+    api.post("/api/jobs/keyframe-generation", {"frame_id": frame.pk}, format="json")
+    drain()
+    files = list(Take.objects.filter(project=film).values_list("file", flat=True))
+    assert (
+        len(files) == len(set(files))
+        and Take.objects.filter(frame=frame, kind="keyframe").count() == 2
+    )
+    assert all(default_storage.exists(name) for name in files)
+    assert api.delete(f"/api/projects/{film.pk}").status_code == 204
+    assert not Take.objects.exists()
+    assert not any(default_storage.exists(name) for name in files)
