@@ -257,3 +257,11 @@ def test_through_the_real_sdks_a_prompt_edit_and_refresh_pay_one_image_and_one_c
     project.refresh_from_db()
     assert project.status == Project.Status.COMPLETE
     assert project.takes.filter(kind="film").count() == 2
+
+    # instructions for one redo reach the model's request, and no text model is asked
+    body = {"frame_id": frame.pk, "instructions": "make the lamp flicker blue"}
+    assert api.post("/api/jobs/keyframe-generation", body, format="json").status_code == 202
+    drain()
+    assert gemini.count(kind="text") == asked[0]
+    image_request = [r for r in gemini.requests if r.kind == "image"][-1]
+    assert "make the lamp flicker blue" in json.dumps(image_request.body)
