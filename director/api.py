@@ -125,14 +125,18 @@ class DirectorEventSerializer(serializers.Serializer):
     )
     data = serializers.CharField(
         help_text="JSON: `start {session_id, turn_id}`, `message {delta}`, "
-        "`function_call {name, args, result}`, `complete {text}`, `error {message}`."
+        "`function_call {name, args, result}`, `confirm {token, summary, estimate, name, args, "
+        "expires_at}`, `complete {text}`, `error {message}`."
     )
 
 
 EVENTS_DOC = """Server-Sent Events, in this order:
 `start {session_id, turn_id}`, then any number of `message {delta}` and
 `function_call {name, args, result}` (`result` null for UI tools the client carries out),
-then `complete {text}` or `error {message}`. Each event's `id` is its id on the session's
+then `complete {text}` or `error {message}`. A call that would spend money or replace content
+is not carried out: its result is `{confirmation_required: true, summary, estimate}` and a
+`confirm {token, summary, estimate, name, args, expires_at}` event follows it; `POST
+/api/director/confirm` with that token carries it out. Each event's `id` is its id on the session's
 channel: after a dropped connection, resume on `GET /api/director/sessions/{id}/events`
 with `Last-Event-ID`. Lines starting with `:` are keep-alive comments."""
 
@@ -188,3 +192,46 @@ class DirectorStreamApi(APIView):
         )
         inline = transaction.get_connection().in_atomic_block
         return event_stream_response(request, start_turn(turn, inline=inline))
+
+
+# ------------------------------------------------------------------ confirmations
+
+
+class DirectorConfirmSerializer(StrictSerializer):
+    session_id = StrictIntegerField(min_value=1, max_value=2**63 - 1)
+    token = StrictCharField(max_length=200, help_text="From the turn's `confirm` event.")
+
+
+class DirectorConfirmApi(DirectorStreamApi):
+    @extend_schema(
+        request=DirectorConfirmSerializer,
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                DirectorEventSerializer,
+                description="The rest of the turn: `start`, the confirmed call's "
+                "`function_call {name, args, result}`, a `message`, then `complete` (or "
+                "`error`).",
+            )
+        },
+        summary="Confirm a director action that spends money or replaces content",
+        description="Carries out the one call the token (from a `confirm` event) stands for, "
+        "as a new turn of the session, streamed like `/api/director/stream`. A token is "
+        "single-use, bound to its user, session and the exact tool and arguments, and expires "
+        "10 minutes after it was issued. Refused as JSON before streaming: someone else's "
+        "session, or a token of another session (404); an unknown token (400); a token "
+        "already used or expired (409); a turn still running in the session (409); too many "
+        "turns per minute (429).",
+    )
+    def post(self, request):
+        serializer = DirectorConfirmSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        session = selectors.session_for_user(request.user, data["session_id"])
+        wait = services.turn_rate_limit_wait(request.user)
+        if wait:
+            limit = settings.DIRECTOR_TURNS_PER_MINUTE
+            raise Throttled(wait, detail=f"Too many director turns: at most {limit} per minute.")
+        turn, confirmation = services.confirmation_redeem(session=session, token=data["token"])
+        inline = transaction.get_connection().in_atomic_block
+        relay = start_turn(turn, inline=inline, confirmation=confirmation)
+        return event_stream_response(request, relay)

@@ -81,3 +81,30 @@ class DirectorMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} message {self.pk}"
+
+
+class DirectorConfirmation(models.Model):
+    """A tool call that spends money or replaces content, held until the person confirms it.
+
+    Only the token's SHA-256 is stored (the token itself goes out once, in the `confirm`
+    event); `call_hash` pins the exact tool and arguments the token stands for."""
+
+    session = models.ForeignKey(
+        DirectorSession, on_delete=models.CASCADE, related_name="confirmations"
+    )
+    turn = models.ForeignKey(DirectorTurn, on_delete=models.CASCADE, related_name="confirmations")
+    token_hash = models.CharField(max_length=64, unique=True)
+    tool = models.CharField(max_length=64)
+    args = models.JSONField(default=dict, blank=True)
+    call_hash = models.CharField(max_length=64)
+    summary = models.TextField()
+    estimate = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Confirmation {self.pk} of {self.tool} in session {self.session_id}"

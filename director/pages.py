@@ -7,6 +7,19 @@ and the runner refuses any other (director.tools.execute), so a page is also a p
 from dataclasses import dataclass
 
 UI_TOOLS = ("navigate", "highlight", "open_modal")
+# Producer control over one unit, on every page where units are shown.
+UNIT_TOOLS = (
+    "edit_scene",
+    "edit_frame",
+    "regenerate_portrait",
+    "regenerate_keyframe",
+    "regenerate_clip",
+    "regenerate_scene",
+    "list_takes",
+    "select_take",
+    "refresh_stale",
+    "approve_storyboard",
+)
 
 BASE_PROMPT = """\
 You are the director of FilmStudio, an assistant that guides a person through making a short \
@@ -18,7 +31,14 @@ Read the project's real state with get_project_status before describing it; neve
 take them from tool results. Change things (approve, reject, generate, retry, edit) only when \
 the person asks for it. navigate, highlight and open_modal are carried out by the app itself: use \
 them to show the person where things are. When a tool returns an error, say plainly what it means \
-and what to do next."""
+and what to do next.
+A request about one unit ("make frame 2 of scene 2 darker", "redo Mara's portrait", "regenerate \
+the second scene's keyframes") acts on that unit only: use edit_scene/edit_frame for text and \
+the regenerate_* tools with the person's words as instructions, never a project-wide \
+start_generation. Scenes and frames are numbered from 1 by their order; take their ids from \
+get_project_status (scenes[].frame_ids are in frame order). Tools that spend money or replace \
+content answer "confirmation_required" the first time: the app shows the person a confirm \
+button; say what will happen and what it costs, and do not call them again."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +69,13 @@ PAGES: dict[str, Page] = {
             prompt="The person is on the project page, editing the idea and the format. Help "
             "them sharpen the logline and synopsis and choose a format; when they are happy, "
             "start character generation.",
-            tools=("get_project_status", "update_project", "start_generation", *UI_TOOLS),
+            tools=(
+                "get_project_status",
+                "update_project",
+                "start_generation",
+                "refresh_stale",
+                *UI_TOOLS,
+            ),
         ),
         Page(
             id="characters",
@@ -65,6 +91,7 @@ PAGES: dict[str, Page] = {
                 "approve_character",
                 "reject_character",
                 "start_generation",
+                *UNIT_TOOLS,
                 *UI_TOOLS,
             ),
         ),
@@ -75,16 +102,31 @@ PAGES: dict[str, Page] = {
             prompt="The person is on the scenes page, reading the written scenes. Help them "
             "follow the story; when the scenes are ready, frame (keyframe) generation is next. "
             "A failed scene job can be retried.",
-            tools=("get_project_status", "start_generation", "retry_job", "cancel_job", *UI_TOOLS),
+            tools=(
+                "get_project_status",
+                "start_generation",
+                "retry_job",
+                "cancel_job",
+                *UNIT_TOOLS,
+                *UI_TOOLS,
+            ),
         ),
         Page(
             id="storyboard",
             title="Storyboard",
             description="The keyframes of every scene, one image per frame.",
             prompt="The person is on the storyboard, looking at the keyframes. Help them check "
-            "the frames scene by scene; regenerate a scene's frames or retry failed jobs on "
-            "request; when every frame has a keyframe, video generation is next.",
-            tools=("get_project_status", "start_generation", "retry_job", "cancel_job", *UI_TOOLS),
+            "the frames scene by scene; redo one keyframe or one scene's keyframes, or retry "
+            "failed jobs on request; when every frame has a keyframe, video generation is next "
+            "(with the storyboard checkpoint: approve_storyboard).",
+            tools=(
+                "get_project_status",
+                "start_generation",
+                "retry_job",
+                "cancel_job",
+                *UNIT_TOOLS,
+                *UI_TOOLS,
+            ),
         ),
         Page(
             id="videos",
@@ -92,7 +134,14 @@ PAGES: dict[str, Page] = {
             description="The clip of every frame and the final stitched film.",
             prompt="The person is on the videos page. Help them follow clip generation, retry "
             "failed clips, and stitch the final film once every clip is ready.",
-            tools=("get_project_status", "start_generation", "retry_job", "cancel_job", *UI_TOOLS),
+            tools=(
+                "get_project_status",
+                "start_generation",
+                "retry_job",
+                "cancel_job",
+                *UNIT_TOOLS,
+                *UI_TOOLS,
+            ),
         ),
     )
 }

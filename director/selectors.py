@@ -7,7 +7,7 @@ from director.models import DirectorMessage, DirectorSession, DirectorTurn
 from generation.models import GenerationJob
 from generation.selectors import jobs_for_user
 from projects import selectors as project_selectors
-from projects.models import Character, Project, Video
+from projects.models import Character, Frame, Project, Scene, Take, Video
 
 
 def sessions_for_user(user) -> QuerySet[DirectorSession]:
@@ -56,6 +56,38 @@ def character_brief(character: Character) -> dict:
     }
 
 
+def scene_brief(scene: Scene) -> dict:
+    return {
+        "id": scene.pk,
+        "order": scene.order,
+        "title": scene.title,
+        "mood": scene.mood,
+        "location": scene.location,
+    }
+
+
+def frame_brief(frame: Frame) -> dict:
+    return {
+        "id": frame.pk,
+        "order": frame.order,
+        "scene_id": frame.scene_id,
+        "prompt": frame.prompt[:300],
+        "camera": frame.camera,
+        "dialogue": frame.dialogue[:300],
+        "speaker_id": frame.speaker_id,
+    }
+
+
+def take_brief(take: Take, *, current: bool) -> dict:
+    return {
+        "id": take.pk,
+        "kind": take.kind,
+        "current": current,
+        "instructions": take.instructions[:300],
+        "created_at": take.created_at.isoformat(),
+    }
+
+
 def _next_step(project: Project) -> str:
     status = Project.Status
     hints: dict[str, str] = {
@@ -67,6 +99,8 @@ def _next_step(project: Project) -> str:
         status.GENERATING_FRAMES: "Wait for the keyframes.",
         status.GENERATING_VIDEOS: "Wait for the clips.",
         status.STITCHING: "Wait for the final film to be stitched.",
+        status.AWAITING_STORYBOARD_APPROVAL: "Check the keyframes, then approve the storyboard "
+        "(approve_storyboard) to make the clips.",
         status.COMPLETE: "The film is finished: watch it on the videos page.",
         status.FAILED: "A job failed: retry it (retry_job) or start that step again.",
         status.CANCELLED: "Generation was cancelled: start the step again when ready.",
@@ -92,6 +126,7 @@ def project_summary(user, project_id: int) -> dict:
                 "title": scene.title,
                 "status": scene.status,
                 "frames": len(frames),
+                "frame_ids": [f.pk for f in frames],
                 "frames_ready": sum(1 for f in frames if f.image),
                 "clips_ready": len(clips),
             }

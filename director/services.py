@@ -1,15 +1,20 @@
 """State changes of director sessions: starting, storing and ending turns; the turn rate limit."""
 
+import hashlib
+import json
 import logging
+import secrets
 from datetime import timedelta
 
 import django_rq
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import Http404
 from django.utils import timezone
 
-from director.models import DirectorMessage, DirectorSession, DirectorTurn
-from director.tools import ToolOutcome
+from director.models import DirectorConfirmation, DirectorMessage, DirectorSession, DirectorTurn
+from director.tools import Proposal, ToolOutcome
 from filmstudio.exceptions import ConflictError
 from generation.providers.keypool import RateLimiter
 from projects.models import Project
@@ -17,6 +22,8 @@ from projects.models import Project
 logger = logging.getLogger(__name__)
 
 Role = DirectorMessage.Role
+
+CONFIRMATION_TTL = timedelta(minutes=10)
 
 
 def turn_rate_limit_wait(user) -> float:
@@ -56,20 +63,105 @@ def turn_start(
         if session is None:
             session = DirectorSession.objects.create(user=user, project=project, page=page)
         else:
-            session = DirectorSession.objects.select_for_update().get(pk=session.pk)
-            _expire_lost_turns(session)
-            if session.turns.filter(status=DirectorTurn.Status.RUNNING).exists():
-                raise ConflictError(
-                    "The director is still answering in this session: wait for that turn to "
-                    "complete (its events are on /api/director/sessions/{id}/events)."
-                )
+            session = _lock_idle_session(session)
             project = project or session.project
             session.project, session.page = project, page
             session.save(update_fields=["project", "page", "updated_at"])
-        turn = DirectorTurn.objects.create(session=session, page=page, project=project)
-        DirectorMessage.objects.create(session=session, turn=turn, role=Role.USER, text=message)
+        turn = _new_turn(session, page=page, project=project, message=message)
     logger.info("director turn %s started in session %s", turn.pk, session.pk)
     return turn
+
+
+def _lock_idle_session(session: DirectorSession) -> DirectorSession:
+    session = DirectorSession.objects.select_for_update().get(pk=session.pk)
+    _expire_lost_turns(session)
+    if session.turns.filter(status=DirectorTurn.Status.RUNNING).exists():
+        raise ConflictError(
+            "The director is still answering in this session: wait for that turn to "
+            "complete (its events are on /api/director/sessions/{id}/events)."
+        )
+    return session
+
+
+def _new_turn(
+    session: DirectorSession, *, page: str, project: Project | None, message: str
+) -> DirectorTurn:
+    turn = DirectorTurn.objects.create(session=session, page=page, project=project)
+    DirectorMessage.objects.create(session=session, turn=turn, role=Role.USER, text=message)
+    return turn
+
+
+# ------------------------------------------------------------------ confirmations
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def call_hash(name: str, args: dict) -> str:
+    """What a token stands for: this tool with exactly these arguments."""
+    return _digest(json.dumps({"name": name, "args": args}, sort_keys=True, default=str))
+
+
+def confirmation_create(
+    *, turn: DirectorTurn, name: str, args: dict, proposal: Proposal
+) -> tuple[str, DirectorConfirmation]:
+    """Hold a call for the person to confirm; the token is returned once and stored hashed."""
+    token = secrets.token_urlsafe(32)
+    confirmation = DirectorConfirmation.objects.create(
+        session_id=turn.session_id,
+        turn=turn,
+        token_hash=_digest(token),
+        tool=name,
+        args=args,
+        call_hash=call_hash(name, args),
+        summary=proposal.summary,
+        estimate=proposal.estimate,
+        expires_at=timezone.now() + CONFIRMATION_TTL,
+    )
+    logger.info("director turn %s asks to confirm %s", turn.pk, name)
+    return token, confirmation
+
+
+def confirmation_redeem(
+    *, session: DirectorSession, token: str
+) -> tuple[DirectorTurn, DirectorConfirmation]:
+    """Use a token (once): a new turn of the session that carries out the call it stands for.
+
+    `session` is the caller's own (looked up by `session_for_user`). A token of another
+    session, the user's or anyone's, is `Http404`; an unknown one a `ValidationError`; one
+    used or expired a `ConflictError`."""
+    with transaction.atomic():
+        confirmation = (
+            DirectorConfirmation.objects.select_for_update()
+            .select_related("turn")
+            .filter(token_hash=_digest(token))
+            .first()
+        )
+        if confirmation is None:
+            raise ValidationError({"token": ["Unknown confirmation token."]})
+        if confirmation.session_id != session.pk:
+            raise Http404("No such confirmation in this session.")
+        if confirmation.used_at is not None:
+            raise ConflictError("This confirmation was already used: ask the director again.")
+        if confirmation.expires_at <= timezone.now():
+            raise ConflictError("This confirmation has expired (after 10 minutes): ask again.")
+        if confirmation.call_hash != call_hash(confirmation.tool, confirmation.args):
+            raise ConflictError("This confirmation no longer matches its call: ask again.")
+        session = _lock_idle_session(session)
+        asked = confirmation.turn
+        confirmation.used_at = timezone.now()
+        confirmation.save(update_fields=["used_at"])
+        turn = _new_turn(
+            session,
+            page=asked.page,
+            project=asked.project,
+            message=f"Confirmed: {confirmation.summary}",
+        )
+    logger.info(
+        "confirmation %s used: turn %s runs %s", confirmation.pk, turn.pk, confirmation.tool
+    )
+    return turn, confirmation
 
 
 def turn_store_round(

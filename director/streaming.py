@@ -17,7 +17,7 @@ from django_eventstream.utils import get_storage, sse_encode_event
 logger = logging.getLogger(__name__)
 
 KEEPALIVE = ": keep-alive\n\n"
-TURN_EVENTS = ("start", "message", "function_call", "complete", "error")
+TURN_EVENTS = ("start", "message", "function_call", "confirm", "complete", "error")
 
 
 def session_channel(session_id: int) -> str:

@@ -7,6 +7,11 @@ Two kinds:
   `*_for_user` selectors, so a tool can never reach another user's objects; refusals
   (Http404, ConflictError, invalid arguments) come back as `{"error": "..."}` for the model to
   explain, never as a crash of the turn.
+
+Action tools that spend money or replace content (`Tool.propose`) do not act on the first
+call: `execute` checks the arguments and the objects, and answers with a `Proposal` (what would
+happen, what it would cost) instead; the turn turns it into a `confirm` event and a single-use
+token, and the call runs only when the person confirms it (`execute(..., confirmed=True)`).
 """
 
 import logging
@@ -15,19 +20,39 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.http import Http404
 from rest_framework import serializers
 
 from director.pages import PAGES, Page
-from director.selectors import character_brief, job_brief, project_summary
+from director.selectors import (
+    character_brief,
+    frame_brief,
+    job_brief,
+    project_summary,
+    scene_brief,
+    take_brief,
+)
 from filmstudio.exceptions import ConflictError
 from generation import services as generation
 from generation.models import GenerationJob
-from generation.selectors import job_for_user
-from generation.serializers import CharacterJobRequest
+from generation.pipeline import cast_problem, keyframes_problem, stitch_problem
+from generation.selectors import job_for_user, project_stale_report
+from generation.serializers import (
+    CharacterJobRequest,
+    KeyframeJobRequest,
+    PortraitJobRequest,
+    VideoJobRequest,
+)
 from projects import selectors
-from projects.models import Project
-from projects.serializers import ProjectSerializer, RejectSerializer
+from projects.models import Character, Frame, Project, Scene, Take
+from projects.serializers import (
+    FrameUpdateSerializer,
+    ProjectSerializer,
+    RejectSerializer,
+    SceneUpdateSerializer,
+)
+from projects.takes import current_take_ids
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +72,14 @@ class ToolContext:
 
 
 @dataclass(frozen=True)
+class Proposal:
+    """What a call needing confirmation would do, for the person to decide on."""
+
+    summary: str
+    estimate: dict  # counts of paid calls (rates come with the cost work), e.g. {"images": 1}
+
+
+@dataclass(frozen=True)
 class Tool:
     name: str
     description: str
@@ -54,6 +87,16 @@ class Tool:
     kind: Literal["ui", "action"]
     # UI tools: check the arguments (raise ToolError); action tools: do it and return a result.
     run: Callable[[ToolContext, dict], Result | None]
+    # Tools that spend or replace: check the call and say what it would do (None: nothing to
+    # confirm, e.g. selecting the take that is already current); it runs once confirmed.
+    propose: Callable[[ToolContext, dict], Proposal | None] | None = None
+
+
+CONFIRMATION_NOTE = (
+    "Nothing has been done yet: this spends money or replaces content, so the app shows the "
+    "person a confirm button with this summary. Tell them what it will do and ask them to "
+    "confirm there; do not call the tool again."
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +104,7 @@ class ToolOutcome:
     name: str
     args: dict
     result: Result | None
+    proposal: Proposal | None = None  # set when the call waits for the person's confirmation
 
     def as_call(self) -> dict:
         return {"name": self.name, "args": self.args, "result": self.result}
@@ -72,6 +116,11 @@ def _object(properties: dict, required: tuple[str, ...] = ()) -> dict:
 
 _ID = {"type": "integer", "minimum": 1}
 _PROJECT_ID = {**_ID, "description": "Defaults to the project the person has open."}
+_INSTRUCTIONS = {
+    "type": "string",
+    "maxLength": 2000,
+    "description": "What to change, in the person's words (added to the prompt).",
+}
 
 
 # ------------------------------------------------------------------ argument helpers
@@ -208,6 +257,349 @@ def cancel_job(ctx: ToolContext, args: dict) -> Result:
     return {"job": job_brief(generation.job_cancel(job=job))}
 
 
+def retry_job_proposal(ctx: ToolContext, args: dict) -> Proposal:
+    job = job_for_user(ctx.user, _int_arg(args, "job_id"))
+    return Proposal(
+        f"Retry job #{job.pk} ({job.type}): its paid calls are made again.", {"jobs": 1}
+    )
+
+
+# ------------------------------------------------------------------ what a start would cost
+
+
+def _frames_of(project: Project) -> int:
+    return Frame.objects.filter(scene__project=project).count()
+
+
+def _clips_after_keyframes(project: Project, frames: int) -> dict:
+    # With the storyboard checkpoint no clip is made before the producer approves.
+    return {} if "storyboard" in (project.checkpoints or []) else {"clips": frames}
+
+
+def start_generation_proposal(ctx: ToolContext, args: dict) -> Proposal:
+    kind = args.get("kind", "")
+    if kind not in _STARTERS:
+        raise ToolError(f"kind must be one of {', '.join(_STARTERS)}.")
+    if kind == "frames" and "scene_id" in args:
+        scene = selectors.scene_for_user(ctx.user, _int_arg(args, "scene_id"))
+        shots = scene.project.frames_per_scene
+        return Proposal(
+            f"Rewrite the shot list of scene {scene.order} ({scene.title}) and draw its "
+            f"{shots} keyframes: its current shots and clips are replaced.",
+            {"text_calls": 1, "images": shots, **_clips_after_keyframes(scene.project, shots)},
+        )
+    if kind == "videos" and "frame_id" in args:
+        frame = selectors.frame_for_user(ctx.user, _int_arg(args, "frame_id"))
+        return Proposal(f"Make the clip of {_frame_label(frame)} again.", {"clips": 1})
+    project = _project(ctx, args)
+    scenes, shots = project.num_scenes, project.frames_per_scene
+    if kind == "characters":
+        data = _validated(
+            CharacterJobRequest,
+            {
+                "project_id": project.pk,
+                **{k: args[k] for k in ("count", "instructions") if k in args},
+            },
+        )
+        return Proposal(
+            f"Generate {data['count']} characters with portraits for “{project.title}”.",
+            {"text_calls": 1, "images": data["count"]},
+        )
+    if kind == "scenes":
+        if problem := cast_problem(project):
+            raise ToolError(f"Cannot generate scenes: {problem}")
+        replaced = (
+            " Every current scene, shot and clip is replaced." if project.scenes.exists() else ""
+        )
+        return Proposal(
+            f"Write the {scenes} scenes of “{project.title}”, then their shots and keyframes."
+            + replaced,
+            {
+                "text_calls": 1 + scenes,
+                "images": scenes * shots,
+                **_clips_after_keyframes(project, scenes * shots),
+            },
+        )
+    if kind == "frames":
+        count = project.scenes.count()
+        if not count:
+            raise ToolError("Cannot generate frames: the project has no scenes yet.")
+        return Proposal(
+            f"Rewrite the shot lists of all {count} scenes and draw every keyframe: every "
+            "current shot and clip is replaced.",
+            {
+                "text_calls": count,
+                "images": count * shots,
+                **_clips_after_keyframes(project, count * shots),
+            },
+        )
+    if kind == "videos":
+        frames = _frames_of(project)
+        if not frames:
+            raise ToolError("Cannot generate videos: the project has no frames yet.")
+        return Proposal(f"Make the clips of all {frames} frames.", {"clips": frames})
+    if problem := stitch_problem(project):
+        raise ToolError(f"Cannot stitch: {problem}")
+    return Proposal(f"Stitch the final film of “{project.title}”.", {"stitches": 1})
+
+
+# ------------------------------------------------------------------ one unit: edits
+
+
+def _frame_label(frame: Frame) -> str:
+    return f"frame {frame.order} of scene {frame.scene.order}"
+
+
+def _fields(args: dict, id_name: str) -> dict:
+    fields = {key: value for key, value in args.items() if key != id_name}
+    if not fields:
+        raise ToolError("Give at least one field to change.")
+    return fields
+
+
+def edit_scene(ctx: ToolContext, args: dict) -> Result:
+    scene = selectors.scene_for_user(ctx.user, _int_arg(args, "scene_id"))
+    data = _validated_partial(SceneUpdateSerializer, _fields(args, "scene_id"))
+    return {"scene": scene_brief(generation.scene_update(scene=scene, **data))}
+
+
+def edit_frame(ctx: ToolContext, args: dict) -> Result:
+    frame = selectors.frame_for_user(ctx.user, _int_arg(args, "frame_id"))
+    data = _validated_partial(FrameUpdateSerializer, _fields(args, "frame_id"))
+    return {"frame": frame_brief(generation.frame_update(frame=frame, **data))}
+
+
+def _validated_partial(serializer_class, data: dict) -> dict:
+    serializer = serializer_class(data=data, partial=True)
+    if not serializer.is_valid():
+        raise ToolError(_error_text(serializer.errors))
+    return dict(serializer.validated_data)
+
+
+# ------------------------------------------------------------------ one unit: regenerations
+
+
+def _with(instructions: str) -> str:
+    return f" ({instructions.strip()})" if instructions.strip() else ""
+
+
+def _portrait_call(ctx: ToolContext, args: dict) -> tuple[Character, str]:
+    data = _validated(PortraitJobRequest, args)
+    return selectors.character_for_user(ctx.user, data["character_id"]), data["instructions"]
+
+
+def regenerate_portrait(ctx: ToolContext, args: dict) -> Result:
+    character, instructions = _portrait_call(ctx, args)
+    job = generation.start_portrait_generation(character=character, instructions=instructions)
+    return {"job": job_brief(job)}
+
+
+def regenerate_portrait_proposal(ctx: ToolContext, args: dict) -> Proposal:
+    character, instructions = _portrait_call(ctx, args)
+    return Proposal(
+        f"Draw the portrait of {character.name} again{_with(instructions)}; the current one "
+        "stays as an older take.",
+        {"images": 1},
+    )
+
+
+def _keyframe_call(ctx: ToolContext, args: dict) -> tuple[Frame, str]:
+    data = _validated(KeyframeJobRequest, args)
+    return selectors.frame_for_user(ctx.user, data["frame_id"]), data["instructions"]
+
+
+def regenerate_keyframe(ctx: ToolContext, args: dict) -> Result:
+    frame, instructions = _keyframe_call(ctx, args)
+    return {
+        "job": job_brief(
+            generation.start_keyframe_generation(frame=frame, instructions=instructions)
+        )
+    }
+
+
+def regenerate_keyframe_proposal(ctx: ToolContext, args: dict) -> Proposal:
+    frame, instructions = _keyframe_call(ctx, args)
+    if not frame.prompt:
+        raise ToolError(f"{_frame_label(frame).capitalize()} has no shot text yet.")
+    return Proposal(
+        f"Draw the keyframe of {_frame_label(frame)} again{_with(instructions)}; its shot text "
+        "stays and the current image stays as an older take.",
+        {"images": 1},
+    )
+
+
+def _clip_call(ctx: ToolContext, args: dict) -> tuple[Frame, str]:
+    _int_arg(args, "frame_id")  # one clip: a project_id would mean all of them
+    data = _validated(VideoJobRequest, args)
+    return selectors.frame_for_user(ctx.user, data["frame_id"]), data["instructions"]
+
+
+def _rest(args: dict, *names: str) -> dict:
+    return {key: value for key, value in args.items() if key not in names}
+
+
+def regenerate_clip(ctx: ToolContext, args: dict) -> Result:
+    frame, instructions = _clip_call(ctx, args)
+    job = generation.start_video_generation(
+        project=frame.scene.project, frame=frame, instructions=instructions
+    )
+    return {"job": job_brief(job)}
+
+
+def regenerate_clip_proposal(ctx: ToolContext, args: dict) -> Proposal:
+    frame, instructions = _clip_call(ctx, args)
+    if not frame.image:
+        raise ToolError(f"{_frame_label(frame).capitalize()} has no keyframe yet.")
+    return Proposal(
+        f"Make the clip of {_frame_label(frame)} again{_with(instructions)}; the current clip "
+        "stays as an older take.",
+        {"clips": 1},
+    )
+
+
+SCENE_REDO_KINDS = ("keyframes", "clips")
+
+
+def _scene_call(ctx: ToolContext, args: dict) -> tuple[Scene, list[Frame], str, str]:
+    scene = selectors.scene_for_user(ctx.user, _int_arg(args, "scene_id"))
+    kind = args.get("kind", "keyframes")
+    if kind not in SCENE_REDO_KINDS:
+        raise ToolError(f"kind must be one of {', '.join(SCENE_REDO_KINDS)}.")
+    extra = _rest(args, "scene_id", "kind")
+    frames = list(scene.frames.select_related("scene__project").order_by("order"))
+    if not frames:
+        raise ToolError(
+            f"Scene {scene.order} has no shots yet: write them with start_generation "
+            f"kind=frames scene_id={scene.pk}."
+        )
+    # The API's own request checks the instructions (and refuses unknown arguments).
+    data = _validated(KeyframeJobRequest, {"frame_id": frames[0].pk, **extra})
+    return scene, frames, kind, data["instructions"]
+
+
+def regenerate_scene(ctx: ToolContext, args: dict) -> Result:
+    scene, frames, kind, instructions = _scene_call(ctx, args)
+    with transaction.atomic():  # every frame's job, or none
+        if kind == "keyframes":
+            jobs = [
+                generation.start_keyframe_generation(frame=frame, instructions=instructions)
+                for frame in frames
+            ]
+        else:
+            jobs = [
+                generation.start_video_generation(
+                    project=scene.project, frame=frame, instructions=instructions
+                )
+                for frame in frames
+            ]
+    return {"jobs": [job_brief(job) for job in jobs]}
+
+
+def regenerate_scene_proposal(ctx: ToolContext, args: dict) -> Proposal:
+    scene, frames, kind, instructions = _scene_call(ctx, args)
+    if kind == "keyframes":
+        return Proposal(
+            f"Draw the {len(frames)} keyframes of scene {scene.order} ({scene.title}) again"
+            f"{_with(instructions)}; the shot text stays and the current images stay as older "
+            "takes.",
+            {"images": len(frames)},
+        )
+    missing = [f.order for f in frames if not f.image]
+    if missing:
+        raise ToolError(f"Frame(s) {missing} of scene {scene.order} have no keyframe yet.")
+    return Proposal(
+        f"Make the {len(frames)} clips of scene {scene.order} ({scene.title}) again"
+        f"{_with(instructions)}; the current clips stay as older takes.",
+        {"clips": len(frames)},
+    )
+
+
+# ------------------------------------------------------------------ takes, refresh, storyboard
+
+
+def list_takes(ctx: ToolContext, args: dict) -> Result:
+    if ("character_id" in args) == ("frame_id" in args):
+        raise ToolError("Give exactly one of character_id or frame_id.")
+    if "character_id" in args:
+        takes = selectors.character_for_user(ctx.user, _int_arg(args, "character_id")).takes
+        kinds = [Take.Kind.PORTRAIT]
+    else:
+        takes = selectors.frame_for_user(ctx.user, _int_arg(args, "frame_id")).takes
+        kind = args.get("kind", Take.Kind.KEYFRAME)
+        if kind not in (Take.Kind.KEYFRAME, Take.Kind.CLIP):
+            raise ToolError("kind must be keyframe or clip.")
+        kinds = [kind]
+    found = list(takes.filter(kind__in=kinds).order_by("-created_at", "-id")[:20])
+    current = current_take_ids(found)
+    return {"takes": [take_brief(take, current=take.pk in current) for take in found]}
+
+
+def select_take(ctx: ToolContext, args: dict) -> Result:
+    take = selectors.take_for_user(ctx.user, _int_arg(args, "take_id"))
+    take = generation.take_select(take=take)
+    return {"take": take_brief(take, current=True)}
+
+
+def _take_unit(take: Take) -> str:
+    if take.character_id:
+        return f"the portrait of {take.character.name}"
+    if take.frame_id:
+        return f"the {take.kind} of {_frame_label(take.frame)}"
+    return "the final film"
+
+
+def select_take_proposal(ctx: ToolContext, args: dict) -> Proposal | None:
+    take = selectors.take_for_user(ctx.user, _int_arg(args, "take_id"))
+    if take.pk in current_take_ids([take]):
+        return None  # already current: selecting it changes nothing
+    return Proposal(
+        f"Show take #{take.pk} as {_take_unit(take)}, replacing the current one (which stays "
+        "as an older take); what depends on it becomes stale. Nothing is regenerated.",
+        {},
+    )
+
+
+def refresh_stale(ctx: ToolContext, args: dict) -> Result:
+    return {"job": job_brief(generation.refresh_start(project=_project(ctx, args)))}
+
+
+def _unit_label(unit: dict) -> str:
+    return f"{unit['type']} #{unit['id']} ({'; '.join(unit['reasons'])})"
+
+
+def refresh_stale_proposal(ctx: ToolContext, args: dict) -> Proposal:
+    report = project_stale_report(_project(ctx, args))
+    units = report["units"]
+    if not units:
+        raise ToolError("Nothing is stale: every take matches its inputs.")
+    return Proposal(
+        f"Regenerate the {len(units)} stale unit(s), then re-cut the film: "
+        + ", ".join(_unit_label(unit) for unit in units)
+        + ".",
+        report["estimate"],
+    )
+
+
+def approve_storyboard(ctx: ToolContext, args: dict) -> Result:
+    return {"job": job_brief(generation.storyboard_approve(project=_project(ctx, args)))}
+
+
+def approve_storyboard_proposal(ctx: ToolContext, args: dict) -> Proposal:
+    project = _project(ctx, args)
+    if project.status != Project.Status.AWAITING_STORYBOARD_APPROVAL:
+        raise ToolError(
+            "The storyboard can be approved only while the project is awaiting storyboard "
+            f"approval (it is {project.status})."
+        )
+    if problem := keyframes_problem(project):
+        raise ToolError(f"Cannot approve the storyboard: {problem}")
+    frames = _frames_of(project)
+    return Proposal(
+        f"Approve the storyboard of “{project.title}” and make the clips of all {frames} frames.",
+        {"clips": frames},
+    )
+
+
 # ------------------------------------------------------------------ UI tools (checked only)
 
 
@@ -318,7 +710,9 @@ TOOLS: dict[str, Tool] = {
         Tool(
             "start_generation",
             "Start a pipeline step: characters (count 1-10, instructions), scenes, frames "
-            "(all, or one scene_id), videos (all, or one frame_id), or stitch the final film.",
+            "(rewrite the shot lists: all, or one scene_id), videos (all, or one frame_id), or "
+            "stitch the final film. Project-wide steps replace everything downstream: for one "
+            "unit use the regenerate_* tools. Asks the person to confirm first.",
             _object(
                 {
                     "kind": {"type": "string", "enum": list(_STARTERS)},
@@ -332,13 +726,16 @@ TOOLS: dict[str, Tool] = {
             ),
             "action",
             start_generation,
+            start_generation_proposal,
         ),
         Tool(
             "retry_job",
-            "Retry a failed or cancelled job (by id from get_project_status).",
+            "Retry a failed or cancelled job (by id from get_project_status). Asks the person "
+            "to confirm first.",
             _object({"job_id": _ID}, ("job_id",)),
             "action",
             retry_job,
+            retry_job_proposal,
         ),
         Tool(
             "cancel_job",
@@ -346,6 +743,129 @@ TOOLS: dict[str, Tool] = {
             _object({"job_id": _ID}, ("job_id",)),
             "action",
             cancel_job,
+        ),
+        Tool(
+            "edit_scene",
+            "Edit one scene's text or cast (scene_id from get_project_status). Nothing is "
+            "regenerated: what depends on it becomes stale.",
+            _object(
+                {
+                    "scene_id": _ID,
+                    "title": {"type": "string", "maxLength": 200},
+                    "concise_plot": {"type": "string", "maxLength": 5000},
+                    "detailed_plot": {"type": "string", "maxLength": 20000},
+                    "dialogue": {"type": "string", "maxLength": 20000},
+                    "location": {"type": "string", "maxLength": 200},
+                    "mood": {"type": "string", "maxLength": 200},
+                    "character_ids": {"type": "array", "items": _ID},
+                },
+                ("scene_id",),
+            ),
+            "action",
+            edit_scene,
+        ),
+        Tool(
+            "edit_frame",
+            "Edit one frame's (shot's) text: prompt, camera, dialogue, speaker_id (an approved "
+            "character of its scene, or null for the narrator). Nothing is regenerated: its "
+            "keyframe and clip become stale.",
+            _object(
+                {
+                    "frame_id": _ID,
+                    "prompt": {"type": "string", "maxLength": 5000},
+                    "camera": {"type": "string", "maxLength": 200},
+                    "dialogue": {"type": "string", "maxLength": 5000},
+                    "speaker_id": {"type": ["integer", "null"], "minimum": 1},
+                },
+                ("frame_id",),
+            ),
+            "action",
+            edit_frame,
+        ),
+        Tool(
+            "regenerate_portrait",
+            "Draw one character's portrait again, with the person's instructions (e.g. "
+            "'older, in a raincoat'). Asks the person to confirm first.",
+            _object({"character_id": _ID, "instructions": _INSTRUCTIONS}, ("character_id",)),
+            "action",
+            regenerate_portrait,
+            regenerate_portrait_proposal,
+        ),
+        Tool(
+            "regenerate_keyframe",
+            "Draw one frame's keyframe again from its shot text, with instructions (e.g. "
+            "'darker'). Only that frame; the shot list stays. Asks the person to confirm first.",
+            _object({"frame_id": _ID, "instructions": _INSTRUCTIONS}, ("frame_id",)),
+            "action",
+            regenerate_keyframe,
+            regenerate_keyframe_proposal,
+        ),
+        Tool(
+            "regenerate_clip",
+            "Make one frame's clip again, with instructions (e.g. 'slower camera move'). Only "
+            "that clip. Asks the person to confirm first.",
+            _object({"frame_id": _ID, "instructions": _INSTRUCTIONS}, ("frame_id",)),
+            "action",
+            regenerate_clip,
+            regenerate_clip_proposal,
+        ),
+        Tool(
+            "regenerate_scene",
+            "Redo every keyframe (kind=keyframes) or every clip (kind=clips) of ONE scene, "
+            "keeping its shot text, with instructions (e.g. 'more tense'). For requests about "
+            "one scene; never use a project-wide step for them. Asks the person to confirm first.",
+            _object(
+                {
+                    "scene_id": _ID,
+                    "kind": {"type": "string", "enum": list(SCENE_REDO_KINDS)},
+                    "instructions": _INSTRUCTIONS,
+                },
+                ("scene_id",),
+            ),
+            "action",
+            regenerate_scene,
+            regenerate_scene_proposal,
+        ),
+        Tool(
+            "list_takes",
+            "The takes (versions) of a portrait (character_id) or of a frame's keyframe or clip "
+            "(frame_id, kind), newest first, with which one is current.",
+            _object(
+                {
+                    "character_id": _ID,
+                    "frame_id": _ID,
+                    "kind": {"type": "string", "enum": [Take.Kind.KEYFRAME, Take.Kind.CLIP]},
+                }
+            ),
+            "action",
+            list_takes,
+        ),
+        Tool(
+            "select_take",
+            "Make an older take current again (rollback; nothing is regenerated). Asks the "
+            "person to confirm first.",
+            _object({"take_id": _ID}, ("take_id",)),
+            "action",
+            select_take,
+            select_take_proposal,
+        ),
+        Tool(
+            "refresh_stale",
+            "Regenerate exactly the stale units (whose inputs changed), in order, then re-cut "
+            "the film. Asks the person to confirm first, listing the units.",
+            _object({"project_id": _PROJECT_ID}),
+            "action",
+            refresh_stale,
+            refresh_stale_proposal,
+        ),
+        Tool(
+            "approve_storyboard",
+            "Approve the keyframes of a project awaiting storyboard approval: this starts (and "
+            "pays for) every clip. Asks the person to confirm first.",
+            _object({"project_id": _PROJECT_ID}),
+            "action",
+            approve_storyboard,
+            approve_storyboard_proposal,
         ),
     )
 }
@@ -355,14 +875,33 @@ def page_tools(page: Page) -> list[Tool]:
     return [TOOLS[name] for name in page.tools]
 
 
-def execute(ctx: ToolContext, name: str, args: Any) -> ToolOutcome:
-    """Run one call as ctx.user. Never raises: a refusal is a result `{"error": ...}`."""
+def needs_confirmation(name: str) -> bool:
+    tool = TOOLS.get(name)
+    return tool is not None and tool.propose is not None
+
+
+def execute(ctx: ToolContext, name: str, args: Any, *, confirmed: bool = False) -> ToolOutcome:
+    """Run one call as ctx.user. Never raises: a refusal is a result `{"error": ...}`.
+
+    A tool that spends or replaces runs only when `confirmed`; otherwise its call is checked
+    and the outcome carries the `proposal` the person is asked to confirm."""
     args = _normalized(args) if isinstance(args, dict) else {}
     tool = TOOLS.get(name)
     if tool is None or name not in ctx.page.tools:
         return ToolOutcome(name, args, {"error": f"No tool {name!r} on the {ctx.page.id} page."})
+    proposal = None
     try:
-        result = tool.run(ctx, args)
+        if tool.propose is not None and not confirmed:
+            proposal = tool.propose(ctx, args)
+        if proposal is not None:
+            result: Result | None = {
+                "confirmation_required": True,
+                "summary": proposal.summary,
+                "estimate": proposal.estimate,
+                "note": CONFIRMATION_NOTE,
+            }
+        else:
+            result = tool.run(ctx, args)
     except Http404:
         result = {"error": "Not found."}
     except ConflictError as error:
@@ -376,4 +915,6 @@ def execute(ctx: ToolContext, name: str, args: Any) -> ToolOutcome:
     except Exception:
         logger.exception("director tool %s failed", name)
         result = {"error": "The tool failed unexpectedly; try again later."}
-    return ToolOutcome(name, args, result)
+    if result is not None and "error" in result:
+        proposal = None
+    return ToolOutcome(name, args, result, proposal)

@@ -17,11 +17,11 @@ from django.db import close_old_connections
 from director import services
 from director.agents.base import Director, Round, TurnInput
 from director.agents.local import LocalDirector
-from director.models import DirectorTurn
+from director.models import DirectorConfirmation, DirectorTurn
 from director.pages import PAGES, page_system_prompt
 from director.selectors import session_history
 from director.streaming import TurnEvents, TurnRelay
-from director.tools import ToolContext, execute, page_tools
+from director.tools import ToolContext, ToolOutcome, execute, page_tools
 from generation.providers.base import ProviderError
 
 logger = logging.getLogger(__name__)
@@ -55,26 +55,33 @@ def director_for_settings(*, paced: bool) -> Director:
     raise ImproperlyConfigured(f"DIRECTOR_PROVIDER={choice!r} cannot direct: use gemini or local")
 
 
-def start_turn(turn: DirectorTurn, *, inline: bool = False) -> TurnRelay:
+def start_turn(
+    turn: DirectorTurn,
+    *,
+    inline: bool = False,
+    confirmation: DirectorConfirmation | None = None,
+) -> TurnRelay:
     """Announce the turn and run it; the returned relay carries its events as they come.
 
     `inline` runs it right here, to the end, before returning: for a caller inside an open
     transaction (tests, ATOMIC_REQUESTS), whose new rows another connection cannot see yet.
+    With a `confirmation` the turn carries out the confirmed call instead of asking the model.
     """
     relay = TurnRelay()
     events = TurnEvents(turn.session_id, relay)
     events.emit("start", {"session_id": turn.session_id, "turn_id": turn.pk})
+    confirmation_id = confirmation.pk if confirmation else None
     if inline:
-        run_turn(turn.pk, events, paced=False)
+        run_turn(turn.pk, events, paced=False, confirmation_id=confirmation_id)
     else:
-        _turn_pool().submit(_run_in_thread, turn.pk, events)
+        _turn_pool().submit(_run_in_thread, turn.pk, events, confirmation_id)
     return relay
 
 
-def _run_in_thread(turn_id: int, events: TurnEvents) -> None:
+def _run_in_thread(turn_id: int, events: TurnEvents, confirmation_id: int | None) -> None:
     close_old_connections()
     try:
-        run_turn(turn_id, events, paced=True)
+        run_turn(turn_id, events, paced=True, confirmation_id=confirmation_id)
     finally:
         close_old_connections()
 
@@ -104,14 +111,20 @@ class _Speaker:
         return "".join(self.spoken)
 
 
-def run_turn(turn_id: int, events: TurnEvents, *, paced: bool) -> None:
+def run_turn(
+    turn_id: int, events: TurnEvents, *, paced: bool, confirmation_id: int | None = None
+) -> None:
     """The whole turn, ending with `complete` or `error`; never raises."""
     turn, provider = None, ""
     try:
         turn = DirectorTurn.objects.select_related("session__user").get(pk=turn_id)
-        director = director_for_settings(paced=paced)
-        provider = director.name
-        text = converse(turn, director, events)
+        if confirmation_id is not None:
+            provider = "confirm"
+            text = carry_out(turn, DirectorConfirmation.objects.get(pk=confirmation_id), events)
+        else:
+            director = director_for_settings(paced=paced)
+            provider = director.name
+            text = converse(turn, director, events)
         services.turn_complete(turn=turn, provider=provider)
     except (ProviderError, ImproperlyConfigured) as error:
         message = error.message if isinstance(error, ProviderError) else str(error)
@@ -171,6 +184,8 @@ def converse(turn: DirectorTurn, director: Director, events: TurnEvents) -> str:
             outcome = execute(ctx, call.name, call.args)
             outcomes.append(outcome)
             events.emit("function_call", outcome.as_call())
+            if outcome.proposal is not None:
+                _ask_to_confirm(turn, outcome, events)
         services.turn_store_round(
             turn=turn, text=step.text, calls=[c.as_dict() for c in calls], outcomes=outcomes
         )
@@ -180,3 +195,54 @@ def converse(turn: DirectorTurn, director: Director, events: TurnEvents) -> str:
             break
         turn_input = replace(turn_input, rounds=[*turn_input.rounds, Round(step, outcomes)])
     return speaker.text
+
+
+def _ask_to_confirm(turn: DirectorTurn, outcome: ToolOutcome, events: TurnEvents) -> None:
+    assert outcome.proposal is not None
+    token, confirmation = services.confirmation_create(
+        turn=turn, name=outcome.name, args=outcome.args, proposal=outcome.proposal
+    )
+    events.emit(
+        "confirm",
+        {
+            "token": token,
+            "summary": confirmation.summary,
+            "estimate": confirmation.estimate,
+            "name": outcome.name,
+            "args": outcome.args,
+            "expires_at": confirmation.expires_at.isoformat(),
+        },
+    )
+
+
+def outcome_text(outcome: ToolOutcome) -> str:
+    """What the person is told about a confirmed call (no model is asked)."""
+    result = outcome.result or {}
+    if "error" in result:
+        return f"That could not be done: {result['error']}"
+    jobs = result.get("jobs") or ([result["job"]] if "job" in result else [])
+    if jobs:
+        listed = ", ".join(f"#{job['id']} ({job['type']}, {job['status']})" for job in jobs)
+        return f"Started: job {listed}. I will show the result when it is ready."
+    if "take" in result:
+        return f"Done: take #{result['take']['id']} is now the current one."
+    return "Done."
+
+
+def carry_out(turn: DirectorTurn, confirmation: DirectorConfirmation, events: TurnEvents) -> str:
+    """The rest of a turn that asked for confirmation: the held call, run as confirmed.
+
+    Stored like any round (the call, then its result) so the next turn's model sees it."""
+    _, ctx = _turn_input(turn)
+    outcome = execute(ctx, confirmation.tool, confirmation.args, confirmed=True)
+    events.emit("function_call", outcome.as_call())
+    services.turn_store_round(
+        turn=turn,
+        text="",
+        calls=[{"name": outcome.name, "args": outcome.args}],
+        outcomes=[outcome],
+    )
+    text = outcome_text(outcome)
+    events.emit("message", {"delta": text})
+    services.turn_store_round(turn=turn, text=text, calls=[], outcomes=[])
+    return text

@@ -102,9 +102,10 @@ def test_status_describes_the_project(user, project):
 
 def test_status_counts_keyframes_and_clips(user, project):
     scene = SceneFactory(project=project, title="Storm")
-    FrameFactory(scene=scene, image="frames/1.png")
-    VideoFactory(frame=FrameFactory(scene=scene, image="frames/2.png"), status="ready")
-    FrameFactory(scene=scene)
+    first = FrameFactory(scene=scene, image="frames/1.png")
+    second = FrameFactory(scene=scene, image="frames/2.png")
+    VideoFactory(frame=second, status="ready")
+    third = FrameFactory(scene=scene)
 
     result = execute(ctx(user, project, "storyboard"), "get_project_status", {}).result
 
@@ -115,6 +116,7 @@ def test_status_counts_keyframes_and_clips(user, project):
             "title": "Storm",
             "status": "ready",
             "frames": 3,
+            "frame_ids": [first.pk, second.pk, third.pk],
             "frames_ready": 2,
             "clips_ready": 1,
         }
