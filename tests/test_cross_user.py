@@ -30,10 +30,12 @@ BODY_IDS = {
     ("post", "/api/jobs/portrait-generation"): [["character_id"]],
     ("post", "/api/jobs/keyframe-generation"): [["frame_id"]],
     ("post", "/api/director/stream"): [["project_id"], ["session_id"]],
+    ("post", "/api/director/confirm"): [["session_id"]],
 }
 # What else those bodies need to be valid, so that only the ids can be refused.
 BODY_EXTRA = {
     ("post", "/api/director/stream"): {"message": "approve all", "page": "characters"},
+    ("post", "/api/director/confirm"): {"token": "a-token-of-that-session"},
     ("patch", "/api/scenes/{scene_id}"): {"title": "B was here", "character_ids": []},
     ("patch", "/api/frames/{frame_id}"): {"prompt": "B was here", "speaker_id": None},
 }

@@ -243,6 +243,10 @@ REDO_VERBS = re.compile(
     r"again|make|render|draw|generate|create|give|fix|improve|tweak|adjust|try)\b",
     re.IGNORECASE,
 )
+# Words of other requests: leftover text beside them is no instruction to redo anything.
+CONTROL_WORDS = re.compile(
+    r"\b(?:cancel|retry|stop|abort|delete|remove|approve|reject|status|progress)\b", re.I
+)
 POINT_WORDS = re.compile(r"\b(?:show|where|find|point|look\s+at|see)\b", re.IGNORECASE)
 TAKE_VERBS = re.compile(
     r"\b(?:select|choose|pick|use|restore|revert|roll\s*back|go\s+back|undo|bring\s+back|"
@@ -417,6 +421,8 @@ def parse_unit(message: str, *, bare: bool = False) -> UnitRequest | None:
             return UnitRequest("which")
         return None
     instructions = _instructions(text)
+    if CONTROL_WORDS.search(text) and not REDO_VERBS.search(text):
+        return None
     acting = bool(REDO_VERBS.search(text)) or (bool(instructions) and not POINT_WORDS.search(text))
     if not acting:
         return UnitRequest("point", **unit) if bare else None

@@ -4,9 +4,10 @@ import pytest
 
 from director.models import DirectorTurn
 from director.pages import PAGES
+from generation.models import GenerationJob
 from projects.models import Character
-from tests.director.helpers import async_client_for, turn_events, types_of
-from tests.factories import CharacterFactory, ProjectFactory
+from tests.director.helpers import aread_events, async_client_for, turn_events, types_of
+from tests.factories import CharacterFactory, FrameFactory, ProjectFactory, SceneFactory
 from tests.fakes.gemini_server import FakeGemini
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -224,3 +225,74 @@ def test_thought_signatures_go_back_verbatim(run, fake, user, project):
         signed,
         {"functionCall": {"name": "get_project_status", "args": {}}},
     ]
+
+
+@pytest.fixture
+def storyboard(user):
+    project = ProjectFactory(owner=user, status="complete")
+    scene = SceneFactory(project=project, order=1)
+    frame = FrameFactory(scene=scene, order=1, image="frames/1-1.png")
+    return project, frame
+
+
+def test_the_unit_tools_are_declared_natively(run, fake, user, storyboard):
+    project, _ = storyboard
+    fake.script_turn(["Hello."])
+    ask(run, user, message="hi", page="storyboard", project_id=project.pk)
+
+    declarations = stream_bodies(fake)[0]["tools"][0]["functionDeclarations"]
+    declared = {d["name"]: d for d in declarations}
+    for name in ("edit_scene", "edit_frame", "regenerate_keyframe", "regenerate_clip",
+                 "regenerate_portrait", "regenerate_scene", "select_take", "refresh_stale",
+                 "approve_storyboard"):  # fmt: skip
+        assert name in declared
+    redo = declared["regenerate_keyframe"]
+    schema = redo.get("parametersJsonSchema") or redo["parameters_json_schema"]
+    assert schema["required"] == ["frame_id"]
+    assert set(schema["properties"]) == {"frame_id", "instructions"}
+
+
+def test_a_paid_call_asks_first_and_starts_nothing_until_confirmed(run, fake, user, storyboard):
+    project, frame = storyboard
+    fake.script_turn([call("regenerate_keyframe", frame_id=frame.pk, instructions="darker")])
+    fake.script_turn(["That redraws one keyframe: press Confirm."])
+    events = ask(run, user, message="darker please", page="storyboard", project_id=project.pk)
+
+    assert types_of(events) == ["start", "function_call", "confirm", "message", "complete"]
+    held = events[1].data
+    assert held["name"] == "regenerate_keyframe"
+    assert held["result"]["confirmation_required"] is True
+    confirm = events[2].data
+    assert confirm["estimate"] == {"images": 1}
+    assert "frame 1 of scene 1" in confirm["summary"]
+    assert not GenerationJob.objects.exists()
+    # The model hears that nothing was done yet (and never sees the token).
+    response = stream_bodies(fake)[1]["contents"][-1]["parts"][0]["functionResponse"]
+    assert response["response"]["output"]["confirmation_required"] is True
+    assert confirm["token"] not in str(stream_bodies(fake))
+
+    session_id = events[0].data["session_id"]
+    client = async_client_for(user)
+    body = {"session_id": session_id, "token": confirm["token"]}
+    confirmed = run(_confirm(client, body))
+
+    assert types_of(confirmed) == ["start", "function_call", "message", "complete"]
+    job = GenerationJob.objects.get()
+    assert (job.type, job.target_id, job.params) == (
+        "keyframe-generation",
+        frame.pk,
+        {"instructions": "darker"},
+    )
+    assert confirmed[1].data["result"]["job"]["id"] == job.pk
+    assert len(stream_bodies(fake)) == 2  # carrying out a confirmed call asks no model
+
+
+async def _confirm(client, body):
+    response = await client.post(
+        "/api/director/confirm",
+        body,
+        content_type="application/json",
+        headers={"Accept": "text/event-stream"},
+    )
+    assert response.status_code == 200, response.content
+    return await aread_events(response.streaming_content)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from director.agents.local import Intent, parse
+from director.agents.local import Intent, UnitRequest, parse
 
 
 @pytest.mark.parametrize(
@@ -33,7 +33,34 @@ from director.agents.local import Intent, parse
         ("make the clips", Intent("generate", "videos")),
         ("please create keyframes", Intent("generate", "frames")),
         ("hello there", Intent("help")),
+        ("approve the storyboard", Intent("approve_storyboard")),
+        ("the storyboard looks good", Intent("approve_storyboard")),
+        ("update stale", Intent("refresh")),
+        ("refresh what is out of date", Intent("refresh")),
+        ("generate all the clips", Intent("generate", "videos")),
+        ("regenerate every keyframe", Intent("generate", "frames")),
     ],
 )
 def test_it_reads_the_intent(message, intent):
     assert parse(message) == intent
+
+
+@pytest.mark.parametrize(
+    ("message", "unit"),
+    [
+        (
+            "make the second scene more tense and regenerate its frames",
+            UnitRequest("scene_keyframes", scene=2, instructions="more tense"),
+        ),
+        ("make frame 2 of scene 2 darker", UnitRequest("keyframe", 2, 2, instructions="darker")),
+        ("scene two, frame one", UnitRequest("point", 2, 1)),
+        ("redo Mara's portrait", UnitRequest("portrait", character="Mara")),
+        ("regenerate its frames", UnitRequest("which")),
+        ("cancel the clip of frame 2 of scene 1", None),
+    ],
+)
+def test_it_reads_requests_about_one_unit(message, unit):
+    intent = parse(message)
+    assert intent.unit == unit
+    if unit is not None:
+        assert intent.kind == "unit"
