@@ -32,9 +32,9 @@ export function directorPages() {
   return pages;
 }
 
-// POST a director turn; the response body is a stream of SSE blocks.
-export function postTurn(body) {
-  return fetch("/api/director/stream", {
+// POST a director turn (or a confirmation); the response body is a stream of SSE blocks.
+export function postTurn(body, url = "/api/director/stream") {
+  return fetch(url, {
     method: "POST",
     credentials: "same-origin",
     headers: { "Content-Type": "application/json", Accept: "text/event-stream", "X-CSRFToken": csrfToken() },

@@ -166,8 +166,10 @@ function runTool(name, args) {
 
 function bubble(role, text) {
   const node = el("div", { class: `bubble ${role}`, text });
-  $("#director-log").append(node);
-  node.scrollIntoView({ block: "end" });
+  const log = $("#director-log");
+  log.append(node);
+  // Scroll the conversation, not the window: the page in view is what the director works on.
+  log.scrollTop = log.scrollHeight;
   return node;
 }
 
@@ -183,6 +185,8 @@ function handleDirectorEvent({ event, data }, reply) {
     const detail = args.page || args.target || args.modal || args.selector || "";
     reply.tools.append(el("span", { class: "tool-call", "data-tool": data.name, title: JSON.stringify(args), text: `${data.name}${detail ? ` → ${detail}` : ""}${done ? "" : " (not found)"}` }));
     if (!ui) soon(); // a service tool changed the project: re-read it
+  } else if (event === "confirm") {
+    reply.tools.append(confirmBox(data));
   } else if (event === "complete") {
     if (data.text) reply.text.textContent = data.text;
     reply.node.dataset.complete = "true";
@@ -195,27 +199,63 @@ function handleDirectorEvent({ event, data }, reply) {
   return false;
 }
 
+// An action that spends money or replaces content: the director asks, the producer answers.
+function estimateText(estimate) {
+  if (!estimate || typeof estimate !== "object") return "";
+  const items = Array.isArray(estimate.items)
+    ? estimate.items.map((i) => `${i.count} ${i.stage}`)
+    : Object.entries(estimate).filter(([, n]) => typeof n === "number").map(([k, n]) => `${k.replace(/_/g, " ")}: ${n}`);
+  return items.length ? `Paid calls: ${items.join(", ")}.` : "";
+}
+
+function confirmBox(data) {
+  const box = el("div", { class: "director-confirm", "data-confirm": data.name || "" });
+  const yes = el("button", { class: "btn primary small", type: "button", "data-confirm-yes": "", text: "Confirm" });
+  const no = el("button", { class: "btn small", type: "button", "data-confirm-no": "", text: "No" });
+  const settle = (text) => {
+    yes.remove(); no.remove();
+    box.append(el("span", { class: "small muted", text }));
+  };
+  yes.addEventListener("click", () => {
+    settle("Confirmed.");
+    runTurn({ session_id: director.sessionId, token: data.token }, "/api/director/confirm");
+  });
+  no.addEventListener("click", () => settle("Not done: nothing was spent."));
+  box.append(
+    el("div", { class: "small", text: data.summary || "The director asks before it acts." }),
+    el("div", { class: "small muted", text: estimateText(data.estimate) }),
+    el("div", { class: "row" }, [yes, no]),
+  );
+  return box;
+}
+
 export async function askDirector(event) {
   event.preventDefault();
   const input = $("#director-input");
   const message = input.value.trim();
   if (!message || director.sending) return;
+  bubble("user", message);
+  input.value = "";
+  await pagesReady;
+  const body = { message, page: currentPage() };
+  if (state.projectId) body.project_id = state.projectId;
+  if (director.sessionId) body.session_id = director.sessionId;
+  await runTurn(body);
+}
+
+// One streamed turn (a message, or a confirmation's rest of the turn) into a new reply bubble.
+async function runTurn(body, url) {
+  if (director.sending) return;
   director.sending = true;
   $("#director-send").disabled = true;
   $("#director-state").textContent = "thinking…";
-  bubble("user", message);
-  input.value = "";
   const text = el("span", { class: "text" });
   const tools = el("div", { class: "tools" });
   const node = bubble("assistant", "");
   node.append(text, tools);
   const reply = { node, text, tools };
   try {
-    await pagesReady;
-    const body = { message, page: currentPage() };
-    if (state.projectId) body.project_id = state.projectId;
-    if (director.sessionId) body.session_id = director.sessionId;
-    const response = await postTurn(body);
+    const response = await postTurn(body, url);
     if (!response.ok || !response.body) {
       const data = await response.json().catch(() => null);
       handleDirectorEvent({ event: "error", data: { message: errorText(data, `The director is unavailable (HTTP ${response.status}).`) } }, reply);
