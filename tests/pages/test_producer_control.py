@@ -22,7 +22,7 @@ def fast_password_hashing(settings):
 
 @pytest.fixture
 def film(stack) -> Project:
-    """A finished 1 × 2 film of one character, made by the worker through the services."""
+    """A finished 1x2 film of one character, made by the worker through the services."""
     owner = get_user_model().objects.create_user(username="petra", password=PASSWORD)
     project = project_create(
         owner=owner, title="Low Tide", num_scenes=1, frames_per_scene=2, clip_seconds=2
@@ -109,12 +109,22 @@ def test_a_shot_edited_in_place_goes_stale_and_update_stale_redoes_it(page, stac
     assert page.locator(f"#clip-{second.pk}[data-stale]").count() == 0
     page.wait_for_selector("#update-stale:text('Update stale (3)'):not([disabled])")
 
+    update_stale_and_wait(page, stack, film, first, second)
+
+
+def update_stale_and_wait(page, stack, film, first, second) -> None:
     films_before = Take.objects.filter(project=film, kind=Take.Kind.FILM).count()
     page.click("#update-stale")
     page.wait_for_selector("#confirm[open] .stale-units li")
-    # the dry run lists what will be redone; nothing has started yet
-    assert page.locator("#confirm .stale-units li").count() == 3
+    # the dry run lists what will be redone (the 3 stale units, then what follows them: the
+    # second clip, whose keyframe is redone, and the cut); nothing has started yet
+    assert page.locator("#confirm .stale-units li").count() == 5
     assert page.locator(f"#confirm [data-unit='keyframe-{first.pk}']").count() == 1
+    follows = page.locator("#confirm .stale-units li[data-follows]")
+    assert [follows.nth(i).get_attribute("data-unit") for i in range(follows.count())] == [
+        f"clip-{second.pk}",
+        f"film-{film.pk}",
+    ]
     assert not film.jobs.filter(type=GenerationJob.Type.REFRESH).exists()
     page.screenshot(path="/tmp/studio-refresh-dry-run.png")
     page.click("#confirm-go")

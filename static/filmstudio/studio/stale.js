@@ -68,10 +68,11 @@ export async function updateStale(projectId, p, soon) {
   const units = dry.data.units || [];
   if (!units.length) { notify("Nothing is stale: every take matches its inputs."); soon(); return; }
   const list = el("ul", { class: "stale-units" }, units.map((u) =>
-    el("li", { "data-unit": `${u.type}-${u.id}` }, el("strong", { text: unitName(u, p) }),
+    el("li", { "data-unit": `${u.type}-${u.id}`, "data-follows": u.follows ? "" : null }, el("strong", { text: unitName(u, p) }),
+      u.follows ? el("span", { class: "small", text: " (follows)" }) : "",
       u.reasons?.length ? el("span", { class: "small muted", text: ` — ${u.reasons.join("; ")}` }) : "")));
-  const yes = await confirmDialog(`Redo ${plural(units.length, "stale unit")}?`, [
-    el("p", { text: "These are regenerated in dependency order (a clip whose keyframe is redone follows it), then the film is re-cut. Nothing else is redone." }),
+  const yes = await confirmDialog(`Redo ${plural(units.length, "unit")}?`, [
+    el("p", { text: "The stale units, and what is made from them (marked “follows”), are regenerated in dependency order. Nothing else is redone." }),
     list,
     el("p", { class: "small", text: estimateText(dry.data.estimate) }),
   ], `Update ${plural(units.length, "unit")}`);
