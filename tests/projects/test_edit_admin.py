@@ -45,6 +45,8 @@ def frame_form(frame, **changes) -> dict:
         "dialogue": frame.dialogue,
         "video-TOTAL_FORMS": 0,
         "video-INITIAL_FORMS": 0,
+        "takes-TOTAL_FORMS": 0,  # the frame's takes, shown read-only
+        "takes-INITIAL_FORMS": 0,
         **changes,
     }
 
