@@ -130,7 +130,8 @@ def confirmation_redeem(
 
     `session` is the caller's own (looked up by `session_for_user`). A token of another
     session, the user's or anyone's, is `Http404`; an unknown one a `ValidationError`; one
-    used or expired a `ConflictError`."""
+    used or expired a `ConflictError`. What the call would do is checked again when it runs
+    (`tools.execute(agreed=...)`)."""
     with transaction.atomic():
         confirmation = (
             DirectorConfirmation.objects.select_for_update()
@@ -146,12 +147,14 @@ def confirmation_redeem(
             raise ConflictError("This confirmation was already used: ask the director again.")
         if confirmation.expires_at <= timezone.now():
             raise ConflictError("This confirmation has expired (after 10 minutes): ask again.")
-        if confirmation.call_hash != call_hash(confirmation.tool, confirmation.args):
-            raise ConflictError("This confirmation no longer matches its call: ask again.")
         session = _lock_idle_session(session)
         asked = confirmation.turn
-        confirmation.used_at = timezone.now()
-        confirmation.save(update_fields=["used_at"])
+        # The same call asked for twice (two turns, or the model calling it twice) is paid for
+        # once: every token of this session for it is used up by this one.
+        DirectorConfirmation.objects.filter(
+            session_id=session.pk, call_hash=confirmation.call_hash, used_at__isnull=True
+        ).update(used_at=timezone.now())
+        confirmation.refresh_from_db(fields=["used_at"])
         turn = _new_turn(
             session,
             page=asked.page,

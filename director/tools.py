@@ -11,7 +11,7 @@ Two kinds:
 Action tools that spend money or replace content (`Tool.propose`) do not act on the first
 call: `execute` checks the arguments and the objects, and answers with a `Proposal` (what would
 happen, what it would cost) instead; the turn turns it into a `confirm` event and a single-use
-token, and the call runs only when the person confirms it (`execute(..., confirmed=True)`).
+token, and the call runs only when the person confirms it (`execute(..., agreed=proposal)`).
 """
 
 import logging
@@ -875,24 +875,34 @@ def page_tools(page: Page) -> list[Tool]:
     return [TOOLS[name] for name in page.tools]
 
 
-def needs_confirmation(name: str) -> bool:
-    tool = TOOLS.get(name)
-    return tool is not None and tool.propose is not None
+def _as_agreed(proposal: Proposal, agreed: Proposal) -> None:
+    """None (run it) when the call would do now what the person agreed to; else `ToolError`."""
+    if (proposal.summary, proposal.estimate) != (agreed.summary, agreed.estimate):
+        raise ToolError(
+            "What this would do has changed since it was confirmed (now: "
+            f"{proposal.summary} {proposal.estimate}); nothing was done: ask again."
+        )
 
 
-def execute(ctx: ToolContext, name: str, args: Any, *, confirmed: bool = False) -> ToolOutcome:
+def execute(
+    ctx: ToolContext, name: str, args: Any, *, agreed: Proposal | None = None
+) -> ToolOutcome:
     """Run one call as ctx.user. Never raises: a refusal is a result `{"error": ...}`.
 
-    A tool that spends or replaces runs only when `confirmed`; otherwise its call is checked
-    and the outcome carries the `proposal` the person is asked to confirm."""
+    A tool that spends or replaces runs only when the person `agreed` to exactly what it
+    would do now: its proposal is worked out again (its checks run again) and must match the
+    one they confirmed, else nothing runs and they are asked again. Without `agreed`, the call
+    is checked and the outcome carries the `proposal` to confirm."""
     args = _normalized(args) if isinstance(args, dict) else {}
     tool = TOOLS.get(name)
     if tool is None or name not in ctx.page.tools:
         return ToolOutcome(name, args, {"error": f"No tool {name!r} on the {ctx.page.id} page."})
     proposal = None
     try:
-        if tool.propose is not None and not confirmed:
+        if tool.propose is not None:
             proposal = tool.propose(ctx, args)
+        if proposal is not None and agreed is not None:
+            proposal = _as_agreed(proposal, agreed)
         if proposal is not None:
             result: Result | None = {
                 "confirmation_required": True,

@@ -21,7 +21,7 @@ from director.models import DirectorConfirmation, DirectorTurn
 from director.pages import PAGES, page_system_prompt
 from director.selectors import session_history
 from director.streaming import TurnEvents, TurnRelay
-from director.tools import ToolContext, ToolOutcome, execute, page_tools
+from director.tools import Proposal, ToolContext, ToolOutcome, execute, page_tools
 from generation.providers.base import ProviderError
 
 logger = logging.getLogger(__name__)
@@ -234,7 +234,8 @@ def carry_out(turn: DirectorTurn, confirmation: DirectorConfirmation, events: Tu
 
     Stored like any round (the call, then its result) so the next turn's model sees it."""
     _, ctx = _turn_input(turn)
-    outcome = execute(ctx, confirmation.tool, confirmation.args, confirmed=True)
+    agreed = Proposal(summary=confirmation.summary, estimate=confirmation.estimate)
+    outcome = execute(ctx, confirmation.tool, confirmation.args, agreed=agreed)
     events.emit("function_call", outcome.as_call())
     services.turn_store_round(
         turn=turn,

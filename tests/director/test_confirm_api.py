@@ -177,13 +177,38 @@ def test_the_token_is_stored_only_as_a_hash_bound_to_the_call(api, film):
     assert token not in str(DirectorConfirmation.objects.values().get())
     assert confirmation.call_hash == call_hash("regenerate_keyframe", confirmation.args)
 
-    # Arguments changed behind the token's back: it no longer stands for them.
+    # Arguments changed behind the token's back: what it would do now is not what was agreed.
     DirectorConfirmation.objects.update(args={**confirmation.args, "instructions": "brighter"})
-    response = api.post(
-        CONFIRM, {"session_id": asked[0].data["session_id"], "token": token}, format="json"
-    )
-    assert response.status_code == 409
+    body = {"session_id": asked[0].data["session_id"], "token": token}
+    events = stream(api, CONFIRM, body)
+    assert "changed since it was confirmed" in events[1].data["result"]["error"]
     assert not GenerationJob.objects.exists()
+
+
+def test_a_confirmed_call_that_would_now_do_something_else_does_nothing(api, film):
+    asked = ask(api, film)  # scene 2's three keyframes: {"images": 3}
+    assert confirm_event(asked)["estimate"] == {"images": 3}
+    film.scenes.get(order=2).frames.get(order=3).delete()  # meanwhile, the scene changed
+    body = {"session_id": asked[0].data["session_id"], "token": confirm_event(asked)["token"]}
+    events = stream(api, CONFIRM, body)
+    error = events[1].data["result"]["error"]
+    assert "changed since it was confirmed" in error and "'images': 2" in error
+    assert not GenerationJob.objects.exists()
+
+
+def test_the_same_call_asked_twice_is_paid_for_once(api, film):
+    first = ask(api, film, "make frame 2 of scene 2 darker")
+    session = first[0].data["session_id"]
+    body = {"message": "make frame 2 of scene 2 darker", "page": "storyboard"}
+    second = stream(
+        api, "/api/director/stream", {**body, "project_id": film.pk, "session_id": session}
+    )
+    tokens = [confirm_event(first)["token"], confirm_event(second)["token"]]
+    assert tokens[0] != tokens[1]
+    stream(api, CONFIRM, {"session_id": session, "token": tokens[1]})
+    again = api.post(CONFIRM, {"session_id": session, "token": tokens[0]}, format="json")
+    assert again.status_code == 409
+    assert GenerationJob.objects.count() == 1
 
 
 def test_a_refusal_at_confirmation_time_is_a_tool_result(api, film):

@@ -200,3 +200,20 @@ def test_a_producer_redoes_one_keyframe_and_picks_the_older_take(page, stack, fi
     )
     page.screenshot(path="/tmp/studio-portrait-takes.png")
     assert page.console_errors == []
+
+
+def test_escape_puts_the_text_back_and_saves_nothing(page, stack, film):
+    first, _ = frames_of(film)
+    open_studio(page, film)
+    card = page.locator(f"#frame-{first.pk}")
+    card.locator("[data-field='prompt'] .value").click()
+    card.locator("[data-field='prompt'] .edit-box").fill("Not what I meant")
+    page.keyboard.press("Escape")
+    page.wait_for_selector(f"#frame-{first.pk} [data-field='prompt'] .value")
+    card.locator("[data-field='camera'] .value").click()
+    card.locator("[data-field='camera'] .edit-box").fill("Not this either")
+    card.locator("[data-field='camera'] .btn:text('Cancel')").click()
+    page.wait_for_timeout(500)  # a stray save would have been sent by now
+    before = Frame.objects.get(pk=first.pk)
+    assert (before.prompt, before.camera) == (first.prompt, first.camera)
+    assert page.locator(".badge.s-stale").count() == 0

@@ -53,9 +53,11 @@ export function editable({ url, field, value, name, multiline = false, label = n
     const save = el("button", { class: "btn primary small", type: "button", text: "Save" });
     const cancel = el("button", { class: "btn small", type: "button", text: "Cancel" });
     let saving = false;
+    let closing = false; // Escape or Cancel: removing the box blurs it, which must not save
+    const close = () => { closing = true; show(); };
 
     const commit = async () => {
-      if (saving) return;
+      if (saving || closing) return;
       const next = box.value.trim();
       if (next === current.trim()) { show(); return; }
       saving = true;
@@ -75,11 +77,11 @@ export function editable({ url, field, value, name, multiline = false, label = n
     // Leaving for the Save or Cancel button is not leaving the field.
     box.addEventListener("blur", (event) => { if (!wrap.contains(event.relatedTarget)) commit(); });
     box.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") { event.preventDefault(); show(); }
+      if (event.key === "Escape") { event.preventDefault(); close(); }
       else if (event.key === "Enter" && !(multiline && event.shiftKey)) { event.preventDefault(); commit(); }
     });
     save.addEventListener("click", commit);
-    cancel.addEventListener("click", show);
+    cancel.addEventListener("click", close);
     wrap.replaceChildren(label ? el("span", { class: "field-label", text: label }) : "", box,
       el("div", { class: "edit-actions" }, save, cancel, el("span", { class: "hint", text: multiline ? "Enter saves · Shift+Enter new line · Esc cancels" : "Enter saves · Esc cancels" })),
       error);
@@ -153,7 +155,7 @@ export function takeStrip({ url, kind, count, what, onSelected }) {
   const list = el("div", { class: "take-list" });
   strip.append(list);
   const sep = url.includes("?") ? "&" : "?";
-  api("GET", `${url}${sep}page_size=20`).then(({ ok, data }) => {
+  api("GET", `${url}${sep}page_size=20`).catch(() => ({ ok: false, data: null })).then(({ ok, data }) => {
     if (!ok) { list.replaceChildren(el("span", { class: "small muted", text: errorText(data, "Takes unavailable.") })); return; }
     const total = data.count;
     list.replaceChildren(...data.results.map((take, i) => {

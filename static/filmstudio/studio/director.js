@@ -212,13 +212,17 @@ function confirmBox(data) {
   const box = el("div", { class: "director-confirm", "data-confirm": data.name || "" });
   const yes = el("button", { class: "btn primary small", type: "button", "data-confirm-yes": "", text: "Confirm" });
   const no = el("button", { class: "btn small", type: "button", "data-confirm-no": "", text: "No" });
+  const sessionId = director.sessionId; // the session that asked, whatever is open later
   const settle = (text) => {
     yes.remove(); no.remove();
     box.append(el("span", { class: "small muted", text }));
   };
-  yes.addEventListener("click", () => {
-    settle("Confirmed.");
-    runTurn({ session_id: director.sessionId, token: data.token }, "/api/director/confirm");
+  yes.addEventListener("click", async () => {
+    if (director.sending) { notify("The director is still answering; confirm once it is done."); return; }
+    yes.disabled = no.disabled = true;
+    const ok = await runTurn({ session_id: sessionId, token: data.token }, "/api/director/confirm");
+    if (ok) settle("Confirmed.");
+    else yes.disabled = no.disabled = false; // refused (used, expired): the reply says why
   });
   no.addEventListener("click", () => settle("Not done: nothing was spent."));
   box.append(
@@ -259,10 +263,11 @@ async function runTurn(body, url) {
     if (!response.ok || !response.body) {
       const data = await response.json().catch(() => null);
       handleDirectorEvent({ event: "error", data: { message: errorText(data, `The director is unavailable (HTTP ${response.status}).`) } }, reply);
-      return;
+      return false;
     }
     const finished = await readEvents(response, (parsed) => handleDirectorEvent(parsed, reply));
     if (!finished && !reply.node.dataset.complete) handleDirectorEvent({ event: "error", data: { message: "The answer was cut off." } }, reply);
+    return true;
   } catch (error) {
     handleDirectorEvent({ event: "error", data: { message: `The director is unreachable: ${error.message}` } }, reply);
   } finally {
