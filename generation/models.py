@@ -16,6 +16,7 @@ class GenerationJob(models.Model):
         PORTRAIT = "portrait-generation"
         KEYFRAME = "keyframe-generation"
         REFRESH = "refresh"
+        EXPORT = "export"
 
     class Status(models.TextChoices):
         QUEUED = "queued"
