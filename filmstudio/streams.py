@@ -5,6 +5,10 @@ refusals with a 200 stream carrying an error event. This wrapper authenticates t
 checks ownership and answers JSON 401/404 before any stream starts; the channel manager
 (`OwnerChannelManager`) checks again inside the stream, asking the app that owns the channel's
 kind (`register_channel`, called from each app's `ready()`), so this module knows no app.
+
+django-eventstream also reads `?es-meta=` (a JWT signed with SECRET_KEY that replaces the
+stream's user and channels: garbage there was a 500, a forged token another user's channel) and
+`?recover=true` (Pushpin's GRIP, which this site does not run: a 500): both are refused.
 """
 
 from collections.abc import Callable
@@ -28,6 +32,10 @@ def request_user(request):
     return user if user is not None and user.is_authenticated else None
 
 
+# Query parameters django-eventstream acts on that no client of ours sends.
+REFUSED_PARAMS = ("es-meta", "recover")
+
+
 def authenticated_stream(request, *, channel: str, owns: Callable[[object], bool]):
     if request.method != "GET":
         return JsonResponse({"detail": f'Method "{request.method}" not allowed.'}, status=405)
@@ -36,6 +44,11 @@ def authenticated_stream(request, *, channel: str, owns: Callable[[object], bool
         return JsonResponse({"detail": "Authentication credentials were not provided."}, status=401)
     if not owns(user):
         return JsonResponse({"detail": "Not found."}, status=404)
+    refused = [name for name in REFUSED_PARAMS if name in request.GET]
+    if refused:
+        return JsonResponse(
+            {name: ["This parameter is not accepted."] for name in refused}, status=400
+        )
     request.user = user
     response = events(request, channels=[channel])
     response["Cache-Control"] = "no-cache"

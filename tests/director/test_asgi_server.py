@@ -1,17 +1,14 @@
 """The stream behind a real ASGI server (uvicorn on loopback): disconnects, first-byte latency."""
 
-import socket
-import threading
 import time
 
 import httpx
 import pytest
-import uvicorn
 from rest_framework.authtoken.models import Token
 
 from director.models import DirectorTurn
-from filmstudio.asgi import application
 from filmstudio.support import first_event, iter_events, read_events, wait_for
+from tests.asgi_server import uvicorn_in_thread
 from tests.director.helpers import types_of
 from tests.factories import CharacterFactory, ProjectFactory
 
@@ -20,18 +17,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(scope="module")
 def server_url():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(application, lifespan="off", log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with uvicorn_in_thread() as url:
+        yield url
 
 
 @pytest.fixture
