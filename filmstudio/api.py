@@ -11,12 +11,17 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from filmstudio.exceptions import ConflictError
+from filmstudio.exceptions import BudgetExceeded, ConflictError, LimitExceeded
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, BudgetExceeded):
+        body = {"detail": exc.message, "estimate": exc.estimate}
+        return Response(body, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, ConflictError):
         return Response({"detail": exc.message}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, LimitExceeded):
+        return Response({"detail": exc.message}, status=status.HTTP_429_TOO_MANY_REQUESTS)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}

@@ -11,3 +11,16 @@ class DomainError(Exception):
 
 class ConflictError(DomainError):
     """A request that conflicts with the pipeline's state; the message says why (HTTP 409)."""
+
+
+class BudgetExceeded(ConflictError):
+    """A request whose estimate does not fit what is left of the project's budget (HTTP 409).
+    `estimate` is the estimate document that did not fit."""
+
+    def __init__(self, message: str, estimate: dict | None = None):
+        super().__init__(message)
+        self.estimate = estimate
+
+
+class LimitExceeded(DomainError):
+    """A per-user limit (daily spend, active projects) would be broken (HTTP 429)."""

@@ -326,6 +326,32 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
+# Money (generation.costs). The rate card is data: generation/rates.json, with rows replaced or
+# added by a JSON file of the same shape (RATE_CARD_FILE). Per-user limits: these defaults, or
+# what staff set per user in the admin (UserLimit).
+RATE_CARD_FILE = env_str("RATE_CARD_FILE", "")
+USER_DAILY_SPEND_USD = env_float("USER_DAILY_SPEND_USD", 50.0)
+USER_MAX_ACTIVE_PROJECTS = env_int("USER_MAX_ACTIVE_PROJECTS", 3, minimum=1, maximum=1000)
+# A budget above this is taken for a typing mistake (400).
+MAX_BUDGET_USD = env_float("MAX_BUDGET_USD", 100000.0, minimum=1.0)
+# Request rates (DRF throttles, per user or per client address; 429 with Retry-After).
+THROTTLE_JOBS = env_str("THROTTLE_JOBS", "60/min")
+THROTTLE_TOKEN = env_str("THROTTLE_TOKEN", "10/min")
+THROTTLE_LOGIN = env_str("THROTTLE_LOGIN", "10/min")
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "jobs": THROTTLE_JOBS,
+    "token": THROTTLE_TOKEN,
+    "login": THROTTLE_LOGIN,
+}
+# Throttle counts live in Redis, shared by every web process.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "filmstudio",
+    }
+}
+
 # Director
 # Cost guards: message size, turns per user per minute, tool rounds per turn, answer length
 # (which includes thinking tokens on Gemini 2.5).

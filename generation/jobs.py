@@ -133,6 +133,19 @@ def lock_project(project: Project | int) -> Project:
     return Project.objects.select_for_update().get(pk=pk)
 
 
+def release_reservations(job_ids: list[int]) -> None:
+    """Jobs ended (their project's row locked): what they set aside of the budget is free again
+    (what they spent is in the ledger already, `generation.costs`)."""
+    held = list(
+        Job.objects.filter(pk__in=job_ids, reserved_usd__gt=0).values_list(
+            "pk", "project_id", "reserved_usd"
+        )
+    )
+    for pk, project_id, usd in held:
+        Job.objects.filter(pk=pk).update(reserved_usd=0)
+        Project.objects.filter(pk=project_id).update(reserved_usd=F("reserved_usd") - usd)
+
+
 def job_finish(job: Job, status: str, **fields) -> bool:
     """Move an active job to a final status; False if it was no longer active."""
     with transaction.atomic():
@@ -142,6 +155,7 @@ def job_finish(job: Job, status: str, **fields) -> bool:
             status=status, finished_at=now, updated_at=now, **fields
         )
         if done:
+            release_reservations([job.pk])
             job.refresh_from_db()
             events.publish_job(job)
             if job.parent_id:
@@ -210,6 +224,7 @@ def jobs_cancel(jobs: QuerySet[Job], reason: str) -> list[int]:
     Job.objects.filter(pk__in=ids).update(
         status=Job.Status.CANCELLED, error=reason, finished_at=now, updated_at=now
     )
+    release_reservations(ids)
     in_flight = [
         request_ids[-1]
         for _, _, status, request_ids, _, type in rows

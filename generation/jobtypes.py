@@ -36,7 +36,9 @@ class JobType:
     # Runs again when its children have all finished (a refresh goes stage by stage), instead
     # of finishing with them like a plain container.
     resumes_after_children: bool = False
-    estimate: str = ""  # "module.function": cost estimate of one job (the cost issue)
+    # "module.function": (project, target type, target id, params) -> estimate items of one
+    # job of this type, its children included (generation.estimates).
+    estimate: str = "generation.estimates.free"
 
     def run(self, job: GenerationJob) -> None:
         _resolve(self.step)(job)
@@ -47,6 +49,9 @@ class JobType:
     def fire_successors(self, job: GenerationJob, project: Project) -> None:
         _resolve(self.after)(job, project)
 
+    def estimate_items(self, project: Project, target_type: str, target_id: int, params: dict):
+        return _resolve(self.estimate)(project, target_type, target_id, params)
+
 
 @cache
 def _resolve(path: str) -> Callable[..., Any]:
@@ -54,6 +59,7 @@ def _resolve(path: str) -> Callable[..., Any]:
 
 
 _PIPELINE = "generation.pipeline"
+_ESTIMATES = "generation.estimates"
 
 JOB_TYPES: dict[str, JobType] = {
     jt.name: jt
@@ -65,6 +71,7 @@ JOB_TYPES: dict[str, JobType] = {
             project_status=Status.GENERATING_CHARACTERS,
             mark_failed=f"{_PIPELINE}.characters_failed",
             after=f"{_PIPELINE}.after_characters",
+            estimate=f"{_ESTIMATES}.characters",
         ),
         JobType(
             name=Type.SCENES,
@@ -73,6 +80,7 @@ JOB_TYPES: dict[str, JobType] = {
             project_status=Status.GENERATING_SCENES,
             mark_failed=f"{_PIPELINE}.scenes_failed",
             after=f"{_PIPELINE}.after_scenes",
+            estimate=f"{_ESTIMATES}.scenes",
         ),
         JobType(
             name=Type.FRAMES,
@@ -81,6 +89,7 @@ JOB_TYPES: dict[str, JobType] = {
             project_status=Status.GENERATING_FRAMES,
             mark_failed=f"{_PIPELINE}.frames_failed",
             after=f"{_PIPELINE}.after_frames",
+            estimate=f"{_ESTIMATES}.frames",
         ),
         JobType(
             name=Type.VIDEOS,
@@ -91,6 +100,7 @@ JOB_TYPES: dict[str, JobType] = {
             after=f"{_PIPELINE}.after_video",
             urgent=True,
             polls_remote=True,
+            estimate=f"{_ESTIMATES}.videos",
         ),
         JobType(
             name=Type.STITCH,
@@ -107,6 +117,7 @@ JOB_TYPES: dict[str, JobType] = {
             project_status="",
             mark_failed=f"{_PIPELINE}.nothing_to_mark",
             after=f"{_PIPELINE}.after_unit",
+            estimate=f"{_ESTIMATES}.portrait",
         ),
         JobType(
             name=Type.KEYFRAME,
@@ -115,6 +126,7 @@ JOB_TYPES: dict[str, JobType] = {
             project_status="",
             mark_failed=f"{_PIPELINE}.nothing_to_mark",
             after=f"{_PIPELINE}.after_unit",
+            estimate=f"{_ESTIMATES}.keyframe",
         ),
         JobType(
             name=Type.REFRESH,

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -22,6 +23,7 @@ class GenerationJob(models.Model):
         QUEUED = "queued"
         RUNNING = "running"
         WAITING = "waiting"
+        PAUSED = "paused"  # its paid call would exceed the budget: it waits for a higher one
         SUCCEEDED = "succeeded"
         FAILED = "failed"
         CANCELLED = "cancelled"
@@ -32,7 +34,7 @@ class GenerationJob(models.Model):
         FRAME = "frame"
         CHARACTER = "character"
 
-    ACTIVE = (Status.QUEUED, Status.RUNNING, Status.WAITING)
+    ACTIVE = (Status.QUEUED, Status.RUNNING, Status.WAITING, Status.PAUSED)
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jobs")
     type = models.CharField(max_length=32, choices=Type.choices)
@@ -49,6 +51,8 @@ class GenerationJob(models.Model):
     params = models.JSONField(default=dict, blank=True)
     result = models.JSONField(null=True, blank=True)
     provider_request_ids = models.JSONField(default=list, blank=True)
+    # What this job reserved of its project's budget before its paid calls (settled on finish).
+    reserved_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     rq_job_id = models.CharField(max_length=64, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -73,3 +77,60 @@ class GenerationJob(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
+
+
+class SpendEntry(models.Model):
+    """One paid provider call, from the provider's reported usage, written in the transaction
+    that stores what the call made (or, for a call whose result was not kept, when its job
+    step ends). The ledger is append-only; the project's `spent_usd` is its sum."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.CASCADE, related_name="spend_entries"
+    )
+    job = models.ForeignKey(
+        GenerationJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    call_id = models.CharField(max_length=32, unique=True)  # one row per call, never two
+    stage = models.CharField(max_length=32)  # the job type, or "director"
+    unit_type = models.CharField(max_length=16)  # character, scene, frame, project, session
+    unit_id = models.BigIntegerField()
+    provider = models.CharField(max_length=32)
+    model = models.CharField(max_length=120)
+    quantity = models.DecimalField(max_digits=14, decimal_places=3)
+    quantity_unit = models.CharField(max_length=24)  # tokens, image, video_second
+    usage = models.JSONField(default=dict, blank=True)  # the provider's figures, as reported
+    usd = models.DecimalField(max_digits=12, decimal_places=6)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "spend entries"
+        indexes = [
+            models.Index(fields=["project", "-created_at"], name="spend_project_recent"),
+            models.Index(fields=["user", "-created_at"], name="spend_user_recent"),
+        ]
+        constraints = [models.CheckConstraint(condition=Q(usd__gte=0), name="spend_usd_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.model}: ${self.usd}"
+
+
+class UserLimit(models.Model):
+    """Per-user limits that staff set in the admin; a user without a row gets the settings'
+    defaults (`USER_DAILY_SPEND_USD`, `USER_MAX_ACTIVE_PROJECTS`). Its row is also the lock that
+    serializes one user's reservations across projects."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="spend_limit"
+    )
+    daily_spend_usd = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, help_text="Blank: the default."
+    )
+    max_active_projects = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Blank: the default."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"limits of {self.user}"

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 
 from filmstudio.exceptions import ConflictError
-from generation import events
+from generation import costs, estimates, events
 from generation.jobs import active, busy_targets, job_create, lock_project, refuse_while_busy
 from generation.jobtypes import job_type
 from generation.models import GenerationJob
@@ -17,6 +17,21 @@ from projects.models import Character, Frame, Project, Scene, Video
 logger = logging.getLogger(__name__)
 
 Job = GenerationJob
+
+
+def admit_start(
+    project: Project,
+    type: str,
+    target_type: str,
+    target_id: int,
+    params: dict | None = None,
+    *,
+    what: str,
+) -> None:
+    """A person asks for work: refuse it now if its quote does not fit the budget or the
+    user's limits (`generation.costs.admit`), before anything is created."""
+    items = estimates.request(project, type, target_type, target_id, params)
+    costs.admit(project, estimates.document(project, items), what=what)
 
 
 def set_status(project: Project, status: str) -> None:
@@ -68,9 +83,12 @@ def start_character_generation(*, project: Project, count: int = 4, instructions
             raise ConflictError("Scene generation has started: the cast can no longer change.")
         if active(project.jobs.filter(type=Job.Type.CHARACTERS)):
             raise ConflictError("Character generation is already queued or running.")
-        job = _start_stage(
-            project, Job.Type.CHARACTERS, params={"count": count, "instructions": instructions}
-        )
+        params = {"count": count, "instructions": instructions}
+        admit_start(
+            project, Job.Type.CHARACTERS, Job.TargetType.PROJECT, project.pk, params,
+            what="character generation",
+        )  # fmt: skip
+        job = _start_stage(project, Job.Type.CHARACTERS, params=params)
     return job
 
 
@@ -96,7 +114,19 @@ def start_scene_generation(*, project: Project) -> Job:
             raise ConflictError(f"Cannot generate scenes: {problem}")
         if active(project.jobs.filter(type=Job.Type.SCENES)):
             raise ConflictError("Scene generation is already queued or running.")
+        admit_scenes(project)
         return _start_stage(project, Job.Type.SCENES)
+
+
+def admit_scenes(project: Project) -> None:
+    admit_start(
+        project, Job.Type.SCENES, Job.TargetType.PROJECT, project.pk, what="scene generation"
+    )
+
+
+def cast_would_open(project: Project) -> bool:
+    """This decision settles the cast: scene generation (and what follows it) starts now."""
+    return cast_problem(project) is None and not active(project.jobs.filter(type=Job.Type.SCENES))
 
 
 def cast_decided(*, project: Project) -> Job | None:
@@ -157,6 +187,10 @@ def start_portrait_generation(*, character: Character, instructions: str = "") -
         if character.status in (Character.Status.GENERATING, Character.Status.REJECTED):
             raise ConflictError(f"This character is {character.status}: no portrait to redo.")
         refuse_while_busy(project, f"the portrait of {character.name}", character_id=character.pk)
+        admit_start(
+            project, Job.Type.PORTRAIT, Job.TargetType.CHARACTER, character.pk,
+            what=f"the portrait of {character.name}",
+        )  # fmt: skip
         return _unit_job(
             project, Job.Type.PORTRAIT, Job.TargetType.CHARACTER, character.pk, instructions
         )
@@ -172,6 +206,10 @@ def start_keyframe_generation(*, frame: Frame, instructions: str = "") -> Job:
         refuse_while_busy(
             project, f"frame {frame.pk}'s keyframe", scene_id=frame.scene_id, frame_id=frame.pk
         )
+        admit_start(
+            project, Job.Type.KEYFRAME, Job.TargetType.FRAME, frame.pk,
+            what=f"frame {frame.pk}'s keyframe",
+        )  # fmt: skip
         return _unit_job(project, Job.Type.KEYFRAME, Job.TargetType.FRAME, frame.pk, instructions)
 
 
@@ -184,6 +222,10 @@ def start_frame_generation(*, project: Project, scene: Scene | None = None) -> J
                 raise ConflictError(f"Scene {scene.order} has no content yet ({scene.status}).")
             if scene.pk in busy:
                 raise ConflictError(f"Frames of scene {scene.order} are already being generated.")
+            admit_start(
+                project, Job.Type.FRAMES, Job.TargetType.SCENE, scene.pk,
+                what=f"the frames of scene {scene.order}",
+            )  # fmt: skip
             job = _frames_job(project, scene)
         else:
             scenes = list(project.scenes.order_by("order"))
@@ -196,6 +238,10 @@ def start_frame_generation(*, project: Project, scene: Scene | None = None) -> J
                 )
             if busy or active(project.jobs.filter(type=Job.Type.FRAMES, parent=None)):
                 raise ConflictError("Frame generation is already queued or running.")
+            admit_start(
+                project, Job.Type.FRAMES, Job.TargetType.PROJECT, project.pk,
+                what="frame generation",
+            )  # fmt: skip
             job = _project_job(project, Job.Type.FRAMES, container=True)
             for s in scenes:
                 _frames_job(project, s, parent=job)
@@ -259,6 +305,10 @@ def start_video_generation(
             refuse_while_busy(
                 project, f"frame {frame.pk}'s clip", scene_id=frame.scene_id, frame_id=frame.pk
             )
+            admit_start(
+                project, Job.Type.VIDEOS, Job.TargetType.FRAME, frame.pk,
+                what=f"frame {frame.pk}'s clip",
+            )  # fmt: skip
             job = _video_job(project, frame, instructions=instructions)
             if not status_while_running(job, project):
                 return job  # one clip redone: the film becomes stale, the project stays
@@ -275,6 +325,10 @@ def start_video_generation(
                 )
             if busy:
                 raise ConflictError("Video generation is already queued or running.")
+            admit_start(
+                project, Job.Type.VIDEOS, Job.TargetType.PROJECT, project.pk,
+                what="video generation",
+            )  # fmt: skip
             job = _project_job(project, Job.Type.VIDEOS, container=True)
             for f in frames:
                 _video_job(project, f, parent=job)
@@ -304,6 +358,7 @@ def start_stitching(*, project: Project) -> Job:
             raise ConflictError(f"Cannot stitch: {problem}")
         if active(project.jobs.filter(type=Job.Type.STITCH)):
             raise ConflictError("Stitching is already queued or running.")
+        admit_start(project, Job.Type.STITCH, Job.TargetType.PROJECT, project.pk, what="stitching")
         return _start_stage(project, Job.Type.STITCH)
 
 

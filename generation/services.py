@@ -14,7 +14,7 @@ from django.db import transaction
 
 from filmstudio.exceptions import ConflictError
 from filmstudio.services import model_update
-from generation import events, queue
+from generation import costs, estimates, events, queue
 from generation.jobs import (
     ACTIVE,
     active,
@@ -35,7 +35,10 @@ from generation.jobs import (
 from generation.jobtypes import generating_statuses, job_type
 from generation.models import GenerationJob
 from generation.pipeline import (
+    admit_scenes,
+    admit_start,
     cast_decided,
+    cast_would_open,
     keyframes_problem,
     project_has_active_jobs,
     project_progress,
@@ -190,6 +193,12 @@ def job_retry(*, job: Job) -> Job:
             raise ConflictError(
                 f"Only a failed or cancelled job can be retried; this one is {job.status}."
             )
+        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+            raise ConflictError(
+                f"This job has used its {settings.JOB_MAX_ATTEMPTS} attempts "
+                "(JOB_MAX_ATTEMPTS); start the work again as a new job."
+            )
+        admit_start(project, job.type, job.target_type, job.target_id, job.params, what="the retry")
         if job.children.exists() and not job_type(job.type).resumes_after_children:
             for child in job.children.filter(status__in=[Job.Status.FAILED, Job.Status.CANCELLED]):
                 _requeue_for_retry(child)
@@ -297,6 +306,8 @@ def refresh_start(*, project: Project) -> Job:
             raise ConflictError("Jobs of this project are still running; refresh once they end.")
         if not project_stale_units(project):
             raise ConflictError("Nothing is stale: every take matches its inputs.")
+        quote = estimates.document(project, estimates.refresh(project))
+        costs.admit(project, quote, what="the refresh")
         return job_create(
             project=project,
             type=Job.Type.REFRESH,
@@ -324,6 +335,9 @@ def project_update(*, project: Project, **fields) -> Project:
         project, updated = model_update(instance=project, fields=PROJECT_FIELDS, data=fields)
         if updated:
             publish_entity(project)
+        if "budget_usd" in changed:
+            costs.budget_changed(project)
+            project.refresh_from_db()
     return project
 
 
@@ -453,6 +467,8 @@ def _decide(character: Character, status: str, reason: str = "") -> Character:
         character.status = status
         character.rejection_reason = reason
         character.save(update_fields=["status", "rejection_reason", "updated_at"])
+        if cast_would_open(project):
+            admit_scenes(project)  # this decision starts the paid work after the cast
         publish_entity(character)
         cast_decided(project=project)
     logger.info("character %s %s", character.pk, status)

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 
-from generation import queue, services
+from generation import costs, estimates, queue, services
 from generation.jobtypes import job_type, remote_types
 from generation.models import GenerationJob
 from generation.providers import video_provider
@@ -81,9 +81,11 @@ def run_job(job_id: int) -> None:
         logger.info("job %s is not queued (duplicate delivery or cancelled): skipped", job_id)
         return
     logger.info("job %s (%s) started, attempt %s", job.pk, job.type, job.attempts)
-    with heartbeat(job.pk):
+    with heartbeat(job.pk), costs.metered(costs.job_meter(job)):
         try:
-            job_type(job.type).run(job)
+            # Its estimate is set aside first; a job that does not fit the budget pauses.
+            if costs.reserve(job, estimates.total(estimates.job_items(job))):
+                job_type(job.type).run(job)
         except Exception as error:
             _handle_failure(job, error)
 
@@ -97,10 +99,11 @@ def poll_video(job_id: int) -> None:
     )
     if job is None:
         return
-    try:
-        videos.poll(job)
-    except Exception as error:
-        _handle_failure(job, error, poll=True)
+    with costs.metered(costs.job_meter(job)):
+        try:
+            videos.poll(job)
+        except Exception as error:
+            _handle_failure(job, error, poll=True)
 
 
 def poll_waiting() -> None:

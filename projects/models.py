@@ -29,6 +29,7 @@ class Project(Timestamped):
         GENERATING_VIDEOS = "generating_videos"
         AWAITING_STORYBOARD_APPROVAL = "awaiting_storyboard_approval"
         STITCHING = "stitching"
+        PAUSED_BUDGET = "paused_budget"
         COMPLETE = "complete"
         FAILED = "failed"
         CANCELLED = "cancelled"
@@ -68,6 +69,12 @@ class Project(Timestamped):
     )
     # Where the pipeline stops for the producer: "cast" always, "storyboard" before any clip.
     checkpoints = models.JSONField(default=default_checkpoints, blank=True)
+    # Money (generation.costs): the producer's limit (None = none), what the ledger holds, and
+    # what running jobs have reserved but not settled yet. Kept beside the rows they sum, in the
+    # transactions that change them, under this row's lock.
+    budget_usd = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    spent_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0, editable=False)
+    reserved_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -89,6 +96,10 @@ class Project(Timestamped):
                 name="project_aspect_ratio_valid",
             ),
             models.CheckConstraint(condition=Q(progress__lte=100), name="project_progress_range"),
+            models.CheckConstraint(
+                condition=Q(budget_usd__isnull=True) | Q(budget_usd__gte=0),
+                name="project_budget_not_negative",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,6 +1,9 @@
 """The creative hierarchy's JSON: what the API answers and what it accepts (the director's
 tools validate their arguments with the same serializers)."""
 
+from decimal import Decimal
+
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
@@ -131,6 +134,30 @@ class SceneSerializer(serializers.ModelSerializer):
         return [c.id for c in obj.characters.all()]
 
 
+class BudgetField(serializers.DecimalField):
+    """USD as a JSON number (or a decimal string), 0 to MAX_BUDGET_USD, or null for none."""
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            max_digits=12,
+            decimal_places=2,
+            min_value=Decimal(0),
+            max_value=Decimal(str(settings.MAX_BUDGET_USD)),
+            allow_null=True,
+            required=False,
+            coerce_to_string=False,
+            help_text="The most this project may spend, in USD (null: no budget). A request "
+            "whose estimate does not fit what is left is refused (409); a running pipeline "
+            "pauses (`paused_budget`) rather than exceed it, and raising it resumes.",
+            **kwargs,
+        )
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float | str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ProjectSerializer(StrictModelSerializer):
     final_video_url = serializers.SerializerMethodField()
     title = StrictCharField(min_length=1, max_length=200)
@@ -142,11 +169,18 @@ class ProjectSerializer(StrictModelSerializer):
         '`awaiting_storyboard_approval`, before any clip is paid for). Default `["cast"]`.',
     )
 
+    budget_usd = BudgetField()
+    spent_usd = serializers.DecimalField(
+        max_digits=14, decimal_places=6, coerce_to_string=False, read_only=True,
+        help_text="What the ledger holds for this project (`GET /api/projects/{id}/spend`).",
+    )  # fmt: skip
+
     class Meta:
         model = Project
         fields = [
             "id",
             *services.PROJECT_FIELDS,
+            "spent_usd",
             "status",
             "progress",
             "final_video_url",

@@ -25,6 +25,7 @@ PROJECT_FIELDS = (
     "clip_seconds",
     "aspect_ratio",
     "checkpoints",
+    "budget_usd",
 )
 # Changing these while the pipeline works would leave half-built content of the old shape.
 PROJECT_SHAPE_FIELDS = ("num_scenes", "frames_per_scene", "clip_seconds", "aspect_ratio")

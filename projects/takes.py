@@ -9,6 +9,7 @@ timestamps: writing the same text back makes nothing stale."""
 import hashlib
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.db import models
@@ -208,6 +209,7 @@ def take_record(
     provider: str = "",
     model: str = "",
     seed: int | None = None,
+    cost_usd: Decimal | int = 0,
     source_job_id: int | None = None,
     current: bool = True,
 ) -> Take:
@@ -224,6 +226,7 @@ def take_record(
         provider=provider,
         model=model,
         seed=seed,
+        cost_usd=cost_usd,
         inputs=inputs,
         inputs_hash=inputs_hash(inputs),
         source_job_id=source_job_id,

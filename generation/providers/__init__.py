@@ -3,8 +3,15 @@
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from generation.providers.base import ImageProvider, TextProvider, VideoProvider
-from generation.providers.local import LocalImage, LocalText, LocalVideo
+from generation.providers.base import ImageProvider, TextProvider, VideoProvider, fal_duration
+from generation.providers.local import (
+    LOCAL_IMAGE,
+    LOCAL_TEXT,
+    LOCAL_VIDEO,
+    LocalImage,
+    LocalText,
+    LocalVideo,
+)
 
 # The remote providers load their SDKs (google-genai, fal-client: about a second of CPU) only when
 # chosen; the worker preloads them before forking (generation.worker).
@@ -19,11 +26,44 @@ def _choice(setting: str, *, remote: str, available: bool) -> str:
     return value
 
 
+def _text_kind() -> str:
+    return _choice("TEXT_PROVIDER", remote="gemini", available=bool(settings.GEMINI_API_KEYS))
+
+
+def _image_kind() -> str:
+    return _choice("IMAGE_PROVIDER", remote="gemini", available=bool(settings.GEMINI_API_KEYS))
+
+
+def _video_kind() -> str:
+    return _choice("VIDEO_PROVIDER", remote="fal", available=bool(settings.FAL_KEY))
+
+
+# Which provider and model each kind of work goes to, without building the client (estimates).
+
+
+def text_choice() -> tuple[str, str]:
+    return ("gemini", settings.GEMINI_TEXT_MODEL) if _text_kind() == "gemini" else LOCAL_TEXT
+
+
+def image_choice() -> tuple[str, str]:
+    return ("gemini", settings.GEMINI_IMAGE_MODEL) if _image_kind() == "gemini" else LOCAL_IMAGE
+
+
+def video_choice() -> tuple[str, str]:
+    return ("fal", settings.FAL_MODEL) if _video_kind() == "fal" else LOCAL_VIDEO
+
+
+def billed_seconds(duration: float) -> float:
+    """The seconds of video the video service bills for a clip of `duration`: fal models make
+    clips of fixed lengths (kling: 5 or 10 s), billed whole."""
+    provider, model = video_choice()
+    if provider == "fal":
+        return float(fal_duration(model, duration).rstrip("s"))
+    return float(duration)
+
+
 def text_provider() -> TextProvider:
-    if (
-        _choice("TEXT_PROVIDER", remote="gemini", available=bool(settings.GEMINI_API_KEYS))
-        == "gemini"
-    ):
+    if _text_kind() == "gemini":
         from generation.providers.gemini import GeminiText  # noqa: PLC0415 (SDK only when chosen)
 
         return GeminiText()
@@ -31,10 +71,7 @@ def text_provider() -> TextProvider:
 
 
 def image_provider() -> ImageProvider:
-    if (
-        _choice("IMAGE_PROVIDER", remote="gemini", available=bool(settings.GEMINI_API_KEYS))
-        == "gemini"
-    ):
+    if _image_kind() == "gemini":
         from generation.providers.gemini import GeminiImage  # noqa: PLC0415 (SDK only when chosen)
 
         return GeminiImage()
@@ -42,7 +79,7 @@ def image_provider() -> ImageProvider:
 
 
 def video_provider() -> VideoProvider:
-    if _choice("VIDEO_PROVIDER", remote="fal", available=bool(settings.FAL_KEY)) == "fal":
+    if _video_kind() == "fal":
         from generation.providers.fal import FalVideo  # noqa: PLC0415 (SDK only when chosen)
 
         return FalVideo()

@@ -8,6 +8,22 @@ from pydantic import BaseModel
 M = TypeVar("M", bound=BaseModel)
 
 
+# Clip lengths each model family accepts; clips are trimmed to the scene later.
+_DURATIONS: tuple[tuple[str, tuple[int, ...], str], ...] = (
+    ("veo", (4, 6, 8), "s"),
+    ("", (5, 10), ""),  # kling and the default
+)
+
+
+def fal_duration(model: str, seconds: float) -> str:
+    """The shortest allowed clip length that covers `seconds` (else the longest)."""
+    for family, allowed, suffix in _DURATIONS:
+        if family in model:
+            chosen = next((d for d in allowed if d >= seconds), allowed[-1])
+            return f"{chosen}{suffix}"
+    raise AssertionError("unreachable: the last family matches every model")
+
+
 class ProviderError(Exception):
     """A provider call failed. `retryable` says whether trying again later may succeed."""
 
@@ -32,6 +48,9 @@ class PermanentProviderError(ProviderError):
 class TextProvider(Protocol):
     name: str
 
+    @property
+    def model(self) -> str: ...
+
     def generate_json(self, *, prompt: str, schema: type[M], system: str = "") -> M:
         """Structured output: an instance of `schema` (a Pydantic model)."""
         ...
@@ -39,6 +58,9 @@ class TextProvider(Protocol):
 
 class ImageProvider(Protocol):
     name: str
+
+    @property
+    def model(self) -> str: ...
 
     def generate_image(
         self, *, prompt: str, references: list[bytes], aspect_ratio: str, seed: int
@@ -57,6 +79,9 @@ class VideoPoll:
 
 class VideoProvider(Protocol):
     name: str
+
+    @property
+    def model(self) -> str: ...
 
     def submit(
         self,

@@ -23,6 +23,7 @@ from generation.providers.base import (
     ProviderError,
     TransientProviderError,
     VideoPoll,
+    fal_duration,
 )
 from generation.providers.retry import call_with_retries
 
@@ -40,21 +41,6 @@ WEBHOOK_TOLERANCE = 300  # seconds either side of now (fal's documented replay w
 JWKS_MAX_AGE = 24 * 3600
 # After a failed verification, fetch the JWKS again (fal rotates keys), but not more often.
 JWKS_MIN_REFRESH = 300
-
-# Clip lengths each model family accepts; clips are trimmed to the scene later.
-_DURATIONS: tuple[tuple[str, tuple[int, ...], str], ...] = (
-    ("veo", (4, 6, 8), "s"),
-    ("", (5, 10), ""),  # kling and the default
-)
-
-
-def fal_duration(model: str, seconds: float) -> str:
-    """The shortest allowed clip length that covers `seconds` (else the longest)."""
-    for family, allowed, suffix in _DURATIONS:
-        if family in model:
-            chosen = next((d for d in allowed if d >= seconds), allowed[-1])
-            return f"{chosen}{suffix}"
-    raise AssertionError("unreachable: the last family matches every model")
 
 
 def configure_fal_client() -> None:

@@ -21,6 +21,7 @@ from google.genai import types
 from redis import Redis
 
 from filmstudio.logging import redact
+from generation import usage
 from generation.providers.base import M, PermanentProviderError, TransientProviderError
 from generation.providers.keypool import KeyPool, RateLimiter, key_fingerprint
 from generation.providers.retry import call_with_retries
@@ -186,6 +187,22 @@ def raise_if_blocked(model: str, response: types.GenerateContentResponse) -> Non
         raise PermanentProviderError(f"gemini {model}: response blocked ({_finish_text(response)})")
 
 
+def response_usage(
+    model: str, response: types.GenerateContentResponse, *, images: int = 0
+) -> usage.Usage:
+    """What Gemini says the call used (`usage_metadata`): thinking bills as output. An image
+    call without usage figures is priced per image."""
+    meta = response.usage_metadata
+    prompt = (meta.prompt_token_count or 0) if meta else 0
+    output = ((meta.candidates_token_count or 0) + (meta.thoughts_token_count or 0)) if meta else 0
+    parts: dict[str, float] = {"input_tokens": prompt, "output_tokens": output}
+    if images and not output:
+        parts = {"input_tokens": prompt, "image": images}
+    if images:
+        return usage.Usage("gemini", model, images, "image", parts)
+    return usage.Usage("gemini", model, prompt + output, "tokens", parts)
+
+
 def _structured(model: str, response: types.GenerateContentResponse, schema: type[M]) -> M:
     raise_if_blocked(model, response)
     if isinstance(response.parsed, schema):
@@ -234,6 +251,10 @@ class GeminiText:
             model or settings.GEMINI_TEXT_MODEL, redis=redis, rate_window=rate_window
         )
 
+    @property
+    def model(self) -> str:
+        return self.gemini.model
+
     def generate_json(self, *, prompt: str, schema: type[M], system: str = "") -> M:
         model = self.gemini.model
         config = types.GenerateContentConfig(
@@ -244,6 +265,7 @@ class GeminiText:
 
         def request(client: genai.Client) -> M:
             response = client.models.generate_content(model=model, contents=prompt, config=config)
+            usage.report(response_usage(model, response))
             return _structured(model, response, schema)
 
         return self.gemini.call(request)
@@ -261,6 +283,10 @@ class GeminiImage:
             model or settings.GEMINI_IMAGE_MODEL, redis=redis, rate_window=rate_window
         )
 
+    @property
+    def model(self) -> str:
+        return self.gemini.model
+
     def generate_image(
         self, *, prompt: str, references: list[bytes], aspect_ratio: str, seed: int
     ) -> bytes:
@@ -274,6 +300,7 @@ class GeminiImage:
 
         def request(client: genai.Client) -> bytes:
             response = client.models.generate_content(model=model, contents=contents, config=config)
+            usage.report(response_usage(model, response, images=1))
             return _first_image(model, response)
 
         return self.gemini.call(request)

@@ -16,6 +16,7 @@ from pathlib import Path
 from django.conf import settings
 from PIL import Image, ImageDraw, ImageFont
 
+from generation import usage
 from generation.providers.base import M, PermanentProviderError, VideoPoll
 from generation.schemas import CastPlan, FramePlan, ScenePlan
 from media import ffmpeg
@@ -28,6 +29,8 @@ TEMPERS = ["quiet and stubborn", "warm but guarded", "sharp-tongued", "restless 
 PLACES = ["a storm-lashed lighthouse", "the harbour at dawn", "a cramped kitchen", "the cliff path"]
 MOODS = ["tense", "hopeful", "melancholic", "urgent", "tender"]
 CAMERAS = ["wide establishing shot, slow push in", "medium shot, handheld", "close-up, static"]
+# Usage reported like Gemini's image model: tokens per reference image and per image made.
+REFERENCE_TOKENS, IMAGE_TOKENS = 258, 1290
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 
@@ -50,10 +53,28 @@ def _cast_names(prompt: str) -> list[str]:
     return re.findall(r"^- (.+?) \(", prompt, flags=re.MULTILINE)
 
 
+LOCAL_TEXT = ("local", "local-text")
+LOCAL_IMAGE = ("local", "local-image")
+LOCAL_VIDEO = ("local", "local-video")
+
+
+def _tokens(text: str) -> int:
+    return -(-len(text) // 4)
+
+
 class LocalText:
-    name = "local"
+    """Reports usage the way Gemini does (tokens in and out); the rate card prices it at 0."""
+
+    name, model = LOCAL_TEXT
 
     def generate_json(self, *, prompt: str, schema: type[M], system: str = "") -> M:
+        answer = self._answer(prompt, schema)
+        sent, written = _tokens(system + prompt), _tokens(answer.model_dump_json())
+        parts = {"input_tokens": sent, "output_tokens": written}
+        usage.report(usage.Usage(self.name, self.model, sent + written, "tokens", parts))
+        return answer
+
+    def _answer(self, prompt: str, schema: type[M]) -> M:
         rng = _rng(prompt)
         if schema is CastPlan:
             return schema.model_validate(self._cast(prompt, rng))
@@ -121,7 +142,7 @@ class LocalText:
 
 
 class LocalImage:
-    name = "local"
+    name, model = LOCAL_IMAGE
 
     def generate_image(
         self, *, prompt: str, references: list[bytes], aspect_ratio: str, seed: int
@@ -157,13 +178,16 @@ class LocalImage:
         )
         out = io.BytesIO()
         image.save(out, format="PNG")
+        sent = _tokens(prompt) + REFERENCE_TOKENS * len(references)
+        parts = {"input_tokens": sent, "output_tokens": IMAGE_TOKENS}
+        usage.report(usage.Usage(self.name, self.model, 1, "image", parts))
         return out.getvalue()
 
 
 class LocalVideo:
     """Renders the clip at submit time; poll hands it over. Results live under VAR_DIR."""
 
-    name = "local"
+    name, model = LOCAL_VIDEO
 
     def _path(self, request_id: str) -> Path:
         folder = Path(settings.VAR_DIR) / "local-video"

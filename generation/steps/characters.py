@@ -1,6 +1,6 @@
 from django.db import transaction
 
-from generation import services
+from generation import costs, services, usage
 from generation.models import GenerationJob
 from generation.prompts import approved_cast, cast_prompt, portrait_prompt, with_instructions
 from generation.providers import image_provider, text_provider
@@ -20,6 +20,8 @@ from projects.models import Character, Take
 from projects.services import CHARACTER_FIELDS
 from projects.takes import portrait_inputs
 
+UNIT = GenerationJob.TargetType.CHARACTER
+
 
 def run(job: GenerationJob) -> None:
     project = job.project
@@ -37,6 +39,7 @@ def run(job: GenerationJob) -> None:
             raise TransientProviderError(f"the model wrote {len(drafts)} of {count} characters")
         with transaction.atomic():
             lock_if_still_wanted(job)
+            costs.record_unit(job.target_type, job.target_id)
             for slot, draft in enumerate(drafts[:count]):
                 character, _ = Character.objects.update_or_create(
                     source_job_id=job.pk,
@@ -83,9 +86,10 @@ def draw_portraits(
 
     def draw(item: tuple[int, str, dict]) -> str:
         pk, prompt, _ = item
-        data = provider.generate_image(
-            prompt=prompt, references=[], aspect_ratio="1:1", seed=take_seed(job, pk)
-        )
+        with usage.for_unit(UNIT, pk):
+            data = provider.generate_image(
+                prompt=prompt, references=[], aspect_ratio="1:1", seed=take_seed(job, pk)
+            )
         return store_bytes(project.pk, "characters", f"character-{pk}", data, image_suffix(data))
 
     def store(item: tuple[int, str, dict], name: str) -> int | None:
@@ -99,6 +103,7 @@ def draw_portraits(
         take = record_take(
             job,
             provider,
+            (UNIT, pk),
             kind=Take.Kind.PORTRAIT,
             character=character,
             file=name,

@@ -1,3 +1,4 @@
+import contextvars
 import functools
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +11,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from generation import services
+from generation import costs, services
 from generation.jobs import job_still_active, jobs_cancel, lock_project
 from generation.models import GenerationJob
 from media import ffmpeg
@@ -72,8 +73,10 @@ def gather(fn: Callable[[T], R], items: Iterable[T]) -> list[tuple[T, R | Except
 
     if len(items) <= 1:
         return [call(item) for item in items]
+    # Each call runs in a copy of this context: the step's meter goes with it (generation.usage).
+    contexts = [contextvars.copy_context() for _ in items]
     with ThreadPoolExecutor(max_workers=min(settings.STEP_CONCURRENCY, len(items))) as pool:
-        return list(pool.map(call, items))
+        return list(pool.map(lambda ctx, item: ctx.run(call, item), contexts, items))
 
 
 def first_error(outcomes: list[tuple[T, R | Exception]]) -> Exception | None:
@@ -109,13 +112,15 @@ def take_seed(job: GenerationJob, unit_pk: int) -> int:
     return unit_pk + job.pk if job.type in REDO_TYPES else unit_pk
 
 
-def record_take(job: GenerationJob, provider, **fields) -> Take:
-    """A take made by `provider` for `job`: who made it is recorded with it."""
+def record_take(job: GenerationJob, provider, unit: tuple[str, int], **fields) -> Take:
+    """A take made by `provider` for `job`: who made it is recorded with it, and what its calls
+    cost goes into the ledger in the same transaction (`unit`: what the calls were for)."""
     return take_record(
         project_id=job.project_id,
         provider=provider.name,
         model=getattr(provider, "model", ""),
         source_job_id=job.pk,
+        cost_usd=costs.record_unit(*unit),
         **fields,
     )
 

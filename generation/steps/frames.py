@@ -2,7 +2,7 @@
 
 from django.db import transaction
 
-from generation import services
+from generation import costs, services, usage
 from generation.models import GenerationJob
 from generation.prompts import frames_prompt, keyframe_prompt, with_instructions
 from generation.providers import image_provider, text_provider
@@ -24,6 +24,8 @@ from generation.steps.common import (
 from projects.models import Character, Frame, Scene, Take, Video
 from projects.takes import keyframe_inputs
 
+UNIT = GenerationJob.TargetType.FRAME
+
 
 def scene_cast(scene: Scene) -> list[Character]:
     return list(scene.characters.filter(status=Character.Status.APPROVED).order_by("id"))
@@ -43,6 +45,7 @@ def run(job: GenerationJob) -> None:
             raise TransientProviderError(f"the model wrote {len(drafts)} of {count} shots")
         with transaction.atomic():
             lock_if_still_wanted(job)
+            costs.record_unit(job.target_type, job.target_id)
             old = Frame.objects.filter(scene=scene)
             cancel_jobs(
                 project,
@@ -115,12 +118,13 @@ def draw_keyframes(
 
     def draw(item: tuple[int, str, dict]) -> str:
         pk, prompt, _ = item
-        data = provider.generate_image(
-            prompt=prompt,
-            references=references,
-            aspect_ratio=project.aspect_ratio,
-            seed=take_seed(job, pk),
-        )
+        with usage.for_unit(UNIT, pk):
+            data = provider.generate_image(
+                prompt=prompt,
+                references=references,
+                aspect_ratio=project.aspect_ratio,
+                seed=take_seed(job, pk),
+            )
         return store_bytes(project.pk, "frames", f"frame-{pk}", data, image_suffix(data))
 
     def store(item: tuple[int, str, dict], name: str) -> int | None:
@@ -134,6 +138,7 @@ def draw_keyframes(
         take = record_take(
             job,
             provider,
+            (UNIT, pk),
             kind=Take.Kind.KEYFRAME,
             frame=frame,
             file=name,

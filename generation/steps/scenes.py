@@ -1,6 +1,6 @@
 from django.db import transaction
 
-from generation import services
+from generation import costs, services
 from generation.models import GenerationJob
 from generation.prompts import approved_cast, scenes_prompt
 from generation.providers import text_provider
@@ -33,6 +33,7 @@ def run(job: GenerationJob) -> None:
         by_name = {c.name.casefold(): c for c in cast}
         with transaction.atomic():
             lock_if_still_wanted(job)
+            costs.record_unit(job.target_type, job.target_id)
             # Regenerating scenes replaces everything below them.
             cancel_jobs(project, types=DOWNSTREAM)
             old_frames = Frame.objects.filter(scene__project=project)

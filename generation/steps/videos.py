@@ -1,6 +1,7 @@
 """Image-to-video for one frame. The worker submits and leaves: a scheduled poll (or fal's
 webhook) comes back for the clip, so no worker waits on a remote job."""
 
+import hashlib
 import tempfile
 from pathlib import Path
 
@@ -8,11 +9,11 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 
-from generation import services
+from generation import costs, services, usage
 from generation.jobs import lock_project
 from generation.models import GenerationJob
 from generation.prompts import video_prompt
-from generation.providers import video_provider
+from generation.providers import billed_seconds, video_provider
 from generation.providers.base import PermanentProviderError
 from generation.steps.common import (
     UnitVanished,
@@ -25,6 +26,8 @@ from generation.steps.common import (
 from media import ffmpeg
 from projects.models import Frame, Take, Video
 from projects.takes import clip_inputs
+
+Job = GenerationJob
 
 
 def _frame(job: GenerationJob) -> Frame:
@@ -58,7 +61,12 @@ def run(job: GenerationJob) -> None:
     else:
         # What the clip is made from, as it is now: an edit during the render makes it stale.
         prompt = video_prompt(frame, job.params.get("instructions", ""))
-        made_from = {"prompt": prompt, "inputs": clip_inputs(frame)}
+        # What the video service bills for this clip, recorded when it is delivered.
+        made_from = {
+            "prompt": prompt,
+            "inputs": clip_inputs(frame),
+            "billed_seconds": billed_seconds(frame.duration),
+        }
         request_id = provider.submit(
             image=read_media(frame.image),
             prompt=prompt,
@@ -96,17 +104,28 @@ def deliver(job: GenerationJob, data: bytes) -> bool:
             raw, clip, fmt=fmt, duration=frame.duration, timeout=settings.FFMPEG_TIMEOUT
         )
         name = store_file(frame.scene.project_id, "videos", f"frame-{frame.pk}", clip)
+    provider = video_provider()
+    seconds = float(job.params.get("billed_seconds") or billed_seconds(frame.duration))
+    # One remote request is one bill, however many times its clip is delivered.
+    request_id = job.provider_request_ids[-1] if job.provider_request_ids else f"job-{job.pk}"
+    call_id = hashlib.md5(f"{provider.name}:{request_id}".encode()).hexdigest()
+    parts = {"video_second": seconds}
+    usage.report(
+        usage.Usage(provider.name, provider.model, seconds, "video_second", parts, call_id)
+    )
     with transaction.atomic():
         lock_project(job.project_id)  # a cancel takes it too: the check below holds
         video = Video.objects.select_for_update().filter(frame_id=frame.pk).first()
         if video is None or not services.job_still_active(job):
+            costs.record_unit(Job.TargetType.FRAME, frame.pk)  # made and billed all the same
             delete_after_commit(name)  # cancelled or replaced meanwhile, or delivered twice
             if video is None:  # the clip's row is gone: this job has nothing left to do
                 services.job_end_quietly(job, f"the clip of frame {frame.pk} no longer exists")
             return False
         take = record_take(
             job,
-            video_provider(),
+            provider,
+            (Job.TargetType.FRAME, frame.pk),
             kind=Take.Kind.CLIP,
             frame=frame,
             file=name,

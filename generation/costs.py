@@ -1,0 +1,314 @@
+"""Money: the ledger of paid provider calls, budgets held by reservation, per-user limits.
+
+- **Usage** comes from the providers (Gemini's `usage_metadata`, seconds of video): every paid
+  call reports it with `report`, into the meter of the step (or director turn) that runs it.
+- **Ledger**: `record_unit` writes a unit's usage in the transaction that stores what the calls
+  made; `flush` writes what is left when the step ends (a call whose result was not kept: a
+  cancelled job, an answer that did not parse) in a transaction of its own. Nothing paid for is
+  left out. The project's `spent_usd` moves with the rows, under the project's row lock.
+- **Budgets**: before a job's paid calls, `reserve` sets aside its estimate under the project's
+  row lock (and the user's limit row, for the daily cap): two workers can never both spend the
+  last dollar. A job that does not fit is paused, and the project with it (`paused_budget`);
+  raising the budget resumes it (`budget_changed`). Finishing releases the reservation.
+- **Up front**: `admit` refuses a request whose estimate does not fit (409), or that breaks a
+  per-user limit (429)."""
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from filmstudio.exceptions import BudgetExceeded, LimitExceeded
+from generation import events, queue
+from generation.jobs import ACTIVE, lock_project
+from generation.models import GenerationJob, SpendEntry, UserLimit
+from generation.usage import Meter, Unit, Usage, current_meter, metering
+from projects.models import Project
+
+logger = logging.getLogger(__name__)
+
+Job = GenerationJob
+ZERO = Decimal(0)
+CENT = Decimal("0.01")
+
+
+def usd_text(amount: Decimal | None) -> str:
+    return "none" if amount is None else f"${amount.quantize(CENT)}"
+
+
+# --- the meter ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def metered(meter: Meter) -> Iterator[Meter]:
+    """Run a step (or a turn) with its meter; whatever was not recorded with its result is
+    written when it ends, however it ends."""
+    try:
+        with metering(meter):
+            yield meter
+    finally:
+        flush(meter)
+
+
+def job_meter(job: Job) -> Meter:
+    return Meter(
+        user_id=job.project.owner_id,
+        project_id=job.project_id,
+        stage=job.type,
+        unit=(job.target_type, job.target_id),
+        job_id=job.pk,
+    )
+
+
+# --- the ledger ------------------------------------------------------------------------------
+
+
+def _write(meter: Meter, entries: list[tuple[Unit, Usage]]) -> Decimal:
+    if not entries:
+        return ZERO
+    calls = [usage.call_id for _, usage in entries]
+    known = set(SpendEntry.objects.filter(call_id__in=calls).values_list("call_id", flat=True))
+    entries = [(unit, usage) for unit, usage in entries if usage.call_id not in known]
+    rows = [
+        SpendEntry(
+            user_id=meter.user_id,
+            project_id=meter.project_id,
+            job_id=meter.job_id,
+            stage=meter.stage,
+            unit_type=unit[0],
+            unit_id=unit[1],
+            provider=usage.provider,
+            model=usage.model,
+            call_id=usage.call_id,
+            quantity=Decimal(str(usage.quantity)).quantize(Decimal("0.001")),
+            quantity_unit=usage.quantity_unit,
+            usage=dict(usage.parts),
+            usd=usage.usd,
+        )
+        for unit, usage in entries
+    ]
+    SpendEntry.objects.bulk_create(rows)
+    total = sum((row.usd for row in rows), ZERO)
+    if meter.project_id is not None and total:
+        Project.objects.filter(pk=meter.project_id).update(spent_usd=F("spent_usd") + total)
+    return total
+
+
+def record_unit(unit_type: str, unit_id: int) -> Decimal:
+    """Write the running step's usage for one unit into the ledger, in the caller's transaction
+    (the one storing what the calls made); returns its cost (for the take). Should that
+    transaction roll back, `flush` finds the calls missing from the ledger and writes them."""
+    meter = current_meter()
+    if meter is None:
+        return ZERO
+    entries = [
+        (unit, usage)
+        for unit, usage in meter.pending
+        if unit == (unit_type, unit_id) and usage.call_id not in meter.written
+    ]
+    meter.written.update(usage.call_id for _, usage in entries)
+    return _write(meter, entries)
+
+
+def flush(meter: Meter) -> Decimal:
+    """Write every call of `meter` that is not in the ledger yet (a transaction of its own)."""
+    calls = {usage.call_id for _, usage in meter.pending}
+    if not calls:
+        return ZERO
+    with transaction.atomic():
+        if meter.project_id is not None:
+            if Project.objects.filter(pk=meter.project_id).exists():
+                lock_project(meter.project_id)
+            else:
+                meter.project_id = None  # deleted meanwhile: the spend stays the user's
+        if meter.job_id is not None and not Job.objects.filter(pk=meter.job_id).exists():
+            meter.job_id = None
+        entries, meter.pending = meter.pending, []
+        return _write(meter, entries)
+
+
+# --- limits ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    daily_spend_usd: Decimal
+    max_active_projects: int
+
+
+def limits_for(user_id: int, *, lock: bool = False) -> Limits:
+    """The user's limits (staff set them in the admin; else the settings' defaults). With
+    `lock`, the user's limit row is locked too: one user's reservations take turns."""
+    rows = UserLimit.objects.filter(user_id=user_id)
+    if lock:
+        UserLimit.objects.get_or_create(user_id=user_id)
+        rows = rows.select_for_update()
+    row = rows.first()
+    daily = row.daily_spend_usd if row and row.daily_spend_usd is not None else None
+    active = row.max_active_projects if row and row.max_active_projects is not None else None
+    return Limits(
+        daily_spend_usd=daily if daily is not None else Decimal(str(settings.USER_DAILY_SPEND_USD)),
+        max_active_projects=active or settings.USER_MAX_ACTIVE_PROJECTS,
+    )
+
+
+def spent_today(user_id: int) -> Decimal:
+    """The user's spend over the last 24 hours, plus what their running jobs have reserved."""
+    since = timezone.now() - timedelta(hours=24)
+    spent = (
+        SpendEntry.objects.filter(user_id=user_id, created_at__gte=since).aggregate(
+            total=Sum("usd")
+        )["total"]
+        or ZERO
+    )
+    reserved = (
+        Project.objects.filter(owner_id=user_id).aggregate(total=Sum("reserved_usd"))["total"]
+        or ZERO
+    )
+    return spent + reserved
+
+
+def _daily_problem(user_id: int, usd: Decimal, limits: Limits) -> str | None:
+    if not usd:
+        return None
+    used = spent_today(user_id)
+    if used + usd > limits.daily_spend_usd:
+        return (
+            f"the daily spend cap of {usd_text(limits.daily_spend_usd)} would be exceeded "
+            f"({usd_text(used)} spent or reserved in the last 24 hours, {usd_text(usd)} more "
+            "needed); staff can raise it in the admin"
+        )
+    return None
+
+
+def _budget_problem(project: Project, usd: Decimal) -> str | None:
+    if project.budget_usd is None or not usd:
+        return None
+    left = project.budget_usd - project.spent_usd - project.reserved_usd
+    if usd > left:
+        return (
+            f"it needs {usd_text(usd)} and {usd_text(max(left, ZERO))} is left of the "
+            f"{usd_text(project.budget_usd)} budget ({usd_text(project.spent_usd)} spent, "
+            f"{usd_text(project.reserved_usd)} reserved by running jobs); raise budget_usd to go on"
+        )
+    return None
+
+
+def remaining(project: Project) -> Decimal | None:
+    if project.budget_usd is None:
+        return None
+    return project.budget_usd - project.spent_usd - project.reserved_usd
+
+
+def active_projects(user_id: int) -> set[int]:
+    return set(
+        Job.objects.filter(project__owner_id=user_id, status__in=ACTIVE).values_list(
+            "project_id", flat=True
+        )
+    )
+
+
+def admit(project: Project, estimate: dict, *, what: str) -> None:
+    """Refuse, before anything starts, a request of `project`'s owner whose estimate does not
+    fit the budget (`BudgetExceeded`, 409) or that breaks a per-user limit (`LimitExceeded`,
+    429). `estimate` is the request's estimate document (`estimates.document`)."""
+    usd = Decimal(str(estimate["total_usd"]))
+    problem = _budget_problem(project, usd)
+    if problem:
+        raise BudgetExceeded(f"Cannot start {what}: {problem}.", estimate)
+    limits = limits_for(project.owner_id)
+    problem = _daily_problem(project.owner_id, usd, limits)
+    if problem:
+        raise LimitExceeded(f"Cannot start {what}: {problem}.")
+    busy = active_projects(project.owner_id)
+    if project.pk not in busy and len(busy) >= limits.max_active_projects:
+        raise LimitExceeded(
+            f"Cannot start {what}: {len(busy)} of your projects are already generating (the "
+            f"limit is {limits.max_active_projects}); wait for one to finish or cancel it."
+        )
+
+
+# --- reservations ----------------------------------------------------------------------------
+
+
+def reserve(job: Job, usd: Decimal) -> bool:
+    """Before a job's paid calls: set aside `usd` (its estimate) of the budget and of the daily
+    cap, or pause the job (and the project) when it does not fit. True if it may go on. A job
+    run again (a retry after a transient error) keeps what it reserved."""
+    with transaction.atomic():
+        project = lock_project(job.project_id)
+        row = Job.objects.select_for_update().get(pk=job.pk)
+        if row.status != Job.Status.RUNNING:
+            return False  # cancelled meanwhile
+        if not usd or row.reserved_usd:
+            return True
+        limits = limits_for(project.owner_id, lock=True)
+        problem = _budget_problem(project, usd) or _daily_problem(project.owner_id, usd, limits)
+        if problem:
+            _pause(row, project, f"Paused before spending: {problem}.")
+            return False
+        Job.objects.filter(pk=job.pk).update(reserved_usd=usd)
+        Project.objects.filter(pk=project.pk).update(reserved_usd=F("reserved_usd") + usd)
+        job.reserved_usd = usd
+    return True
+
+
+def _pause(job: Job, project: Project, reason: str) -> None:
+    resume_status = project.status
+    job.status, job.error = Job.Status.PAUSED, reason
+    job.params = {**job.params, "resume_status": resume_status}
+    job.save(update_fields=["status", "error", "params", "updated_at"])
+    events.publish_job(job)
+    if project.status != Project.Status.PAUSED_BUDGET:
+        project.status = Project.Status.PAUSED_BUDGET
+        project.save(update_fields=["status", "updated_at"])
+        events.publish_entity(project)
+    logger.info("job %s paused: %s", job.pk, reason)
+
+
+def pause_queued(project: Project, reason: str) -> int:
+    """The budget was lowered below what is spent (project row locked): queued jobs wait."""
+    paused = 0
+    for job in Job.objects.filter(project=project, status=Job.Status.QUEUED).select_for_update():
+        queue.rq_cancel(job.rq_job_id)
+        _pause(job, project, reason)
+        paused += 1
+    return paused
+
+
+def budget_changed(project: Project) -> int:
+    """The budget moved (project row locked): paused jobs go back to the queue (they reserve
+    again when they run, and pause again if it still does not fit); a budget now below what is
+    spent pauses what is queued. Returns how many jobs resumed."""
+    if project.budget_usd is not None and project.budget_usd < project.spent_usd:
+        pause_queued(
+            project,
+            f"Paused: the budget of {usd_text(project.budget_usd)} is below what is already "
+            f"spent ({usd_text(project.spent_usd)}); raise budget_usd to go on.",
+        )
+        return 0
+    paused = list(
+        Job.objects.filter(project=project, status=Job.Status.PAUSED)
+        .select_for_update()
+        .order_by("pk")
+    )
+    if not paused:
+        return 0
+    if project.status == Project.Status.PAUSED_BUDGET:
+        project.status = paused[0].params.get("resume_status") or Project.Status.GENERATING_VIDEOS
+        project.save(update_fields=["status", "updated_at"])
+        events.publish_entity(project)
+    for job in paused:
+        job.status, job.error = Job.Status.QUEUED, ""
+        job.save(update_fields=["status", "error", "updated_at"])
+        events.publish_job(job)
+        queue.enqueue(job.pk)
+    logger.info("project %s: budget raised, %s paused job(s) resumed", project.pk, len(paused))
+    return len(paused)
