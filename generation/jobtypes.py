@@ -137,6 +137,14 @@ JOB_TYPES: dict[str, JobType] = {
             mark_failed=f"{_PIPELINE}.nothing_to_mark",
             after=f"{_PIPELINE}.after_unit",
         ),
+        JobType(
+            name=Type.EXPORT,
+            step="generation.steps.export.run",
+            targets=(Target.PROJECT,),
+            project_status="",
+            mark_failed=f"{_PIPELINE}.nothing_to_mark",
+            after=f"{_PIPELINE}.after_export",
+        ),
     )
 }
 

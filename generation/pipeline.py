@@ -12,6 +12,7 @@ from generation import costs, estimates, events
 from generation.jobs import active, busy_targets, job_create, lock_project, refuse_while_busy
 from generation.jobtypes import job_type
 from generation.models import GenerationJob
+from projects.export import cut_problem
 from projects.models import Character, Frame, Project, Scene, Video
 
 logger = logging.getLogger(__name__)
@@ -362,6 +363,24 @@ def start_stitching(*, project: Project) -> Job:
         return _start_stage(project, Job.Type.STITCH)
 
 
+# --- the hand-off to an editor -------------------------------------------------------------
+
+
+def start_export(*, project: Project) -> Job:
+    """The hand-off zip, built by a job (it holds every clip: too big for a request)."""
+    with transaction.atomic():
+        project = lock_project(project)
+        problem = cut_problem(project)
+        if problem:
+            raise ConflictError(f"Cannot export: {problem}")
+        running = project.jobs.filter(type=Job.Type.EXPORT, status__in=Job.ACTIVE).first()
+        if running is not None:
+            raise ConflictError(
+                f"An export of this project is already {running.status} (job #{running.pk})."
+            )
+        return _project_job(project, Job.Type.EXPORT)
+
+
 # --- successors (the `after` of each job type; project row locked) -------------------------
 
 
@@ -406,6 +425,10 @@ def after_unit(job: Job, project: Project) -> None:
 
 def after_stitch(job: Job, project: Project) -> None:
     set_status(project, Project.Status.COMPLETE)
+
+
+def after_export(job: Job, project: Project) -> None:
+    """The zip is stored (`result.file`); nothing follows it."""
 
 
 # --- failure marking (the `mark_failed` of each job type) ----------------------------------

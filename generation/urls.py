@@ -9,6 +9,7 @@ urlpatterns = [
     *both_slashes("api/jobs/frame-generation", api.FrameGenerationApi.as_view(), "job-frames"),
     *both_slashes("api/jobs/video-generation", api.VideoGenerationApi.as_view(), "job-videos"),
     *both_slashes("api/jobs/video-stitching", api.StitchApi.as_view(), "job-stitch"),
+    *both_slashes("api/jobs/export", api.ExportApi.as_view(), "job-export"),
     *both_slashes(
         "api/projects/<int:project_id>/storyboard/approve",
         api.StoryboardApproveApi.as_view(),

@@ -1,9 +1,12 @@
 """Media names and storage helpers. App code talks to Django's storage API, never to paths."""
 
+import io
 import logging
 import re
 import uuid
+from collections.abc import Iterable, Iterator
 
+from django.core.files import File
 from django.core.files.storage import default_storage
 
 from media.signing import MEDIA_TYPES
@@ -51,3 +54,44 @@ def delete_project_files(project_id: int) -> int:
         default_storage.delete(name)
     logger.info("deleted %s media files of project %s", len(names), project_id)
     return len(names)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A read-only, unseekable file over an iterable of byte chunks."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks: Iterator[bytes] = iter(chunks)
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        while not self._pending:
+            try:
+                self._pending = memoryview(next(self._chunks))
+            except StopIteration:
+                return 0
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+
+def save_stream(name: str, chunks: Iterable[bytes]) -> str:
+    """Store what `chunks` yields under `name` (local or S3) as it comes: never whole in memory.
+    Returns the name the storage chose."""
+    name = default_storage.get_available_name(name)
+    reader = io.BufferedReader(_ChunkReader(chunks), buffer_size=1 << 20)
+    try:
+        return default_storage.save(name, File(reader, name=name))
+    except BaseException:
+        default_storage.delete(name)  # what was written before the stream broke
+        raise
+
+
+def read_chunks(name: str, size: int = 1 << 20) -> Iterator[bytes]:
+    """A stored file, chunk by chunk; opened on the first read, closed after the last."""
+    with default_storage.open(name, "rb") as handle:
+        while chunk := handle.read(size):
+            yield chunk

@@ -1,12 +1,23 @@
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from django.utils.text import slugify
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import generics, serializers, status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from filmstudio.api import reject_unknown_params
 from generation import services as pipeline
+from media.signing import blob_url
 from projects import selectors, services
+from projects.export import FORMATS, project_cut, timeline_text
 from projects.models import Project
 from projects.serializers import (
     CharacterSerializer,
@@ -163,3 +174,63 @@ class FrameDetailApi(APIView):
         serializer.is_valid(raise_exception=True)
         frame = pipeline.frame_update(frame=frame, **serializer.validated_data)
         return Response(FrameSerializer(frame).data)
+
+
+# --- hand-off to an editor -------------------------------------------------------------------
+
+
+class TimelineFormatQuery(DefaultContentNegotiation):
+    """`?format=` names the timeline format here; DRF would take it for a renderer (and 404)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+Error = inline_serializer("Error", {"detail": serializers.CharField()})
+
+
+class ProjectExportApi(APIView):
+    content_negotiation_class = TimelineFormatQuery
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "format",
+                str,
+                enum=list(FORMATS),
+                required=True,
+                description="`otio` (OpenTimelineIO JSON), `fcpxml` (Final Cut Pro X XML) or "
+                "`edl` (CMX 3600).",
+            )
+        ],
+        responses={
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "application/xml"): OpenApiTypes.STR,
+            (200, "text/plain"): OpenApiTypes.STR,
+            409: OpenApiResponse(
+                Error, description="No finished cut: `detail` says what is missing."
+            ),
+        },
+        summary="The film's timeline for an editor",
+        description="The current takes as a timeline: one video track with a clip per frame in "
+        "film order at the film's frame rate (exact, in frames), dialogue and music tracks, a "
+        "marker per scene (its title) and the frame id, take id and prompt in each clip's "
+        "metadata. Media are signed absolute URLs that expire like every `*_url`; "
+        "`POST /api/jobs/export` makes a zip with the media and relative paths instead.",
+    )
+    def get(self, request, project_id: int):
+        project = selectors.project_for_user(request.user, project_id)
+        reject_unknown_params(request, allowed=["format"])
+        fmt = request.query_params.get("format")
+        if fmt not in FORMATS:
+            got = "none given" if fmt is None else f"got {fmt!r}"
+            raise serializers.ValidationError({"format": [f"One of {', '.join(FORMATS)}; {got}."]})
+        cut = project_cut(project)
+        text = timeline_text(
+            cut, fmt, lambda media: request.build_absolute_uri(blob_url(media.name))
+        )
+        spec = FORMATS[fmt]
+        response = HttpResponse(text, content_type=f"{spec.content_type}; charset=utf-8")
+        filename = f"{slugify(project.title) or f'project-{project.pk}'}{spec.suffix}"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response

@@ -24,6 +24,9 @@ urlpatterns = [
         api.CharacterRejectApi.as_view(),
         "character-reject",
     ),
+    *both_slashes(
+        "api/projects/<int:project_id>/export", api.ProjectExportApi.as_view(), "project-export"
+    ),
     *both_slashes("api/scenes/<int:scene_id>", api.SceneDetailApi.as_view(), "scene-detail"),
     *both_slashes("api/frames/<int:frame_id>", api.FrameDetailApi.as_view(), "frame-detail"),
 ]

@@ -27,6 +27,7 @@ BODY_IDS = {
     ("post", "/api/jobs/frame-generation"): [["project_id"], ["scene_id"]],
     ("post", "/api/jobs/video-generation"): [["project_id"], ["frame_id"]],
     ("post", "/api/jobs/video-stitching"): [["project_id"]],
+    ("post", "/api/jobs/export"): [["project_id"]],
     ("post", "/api/jobs/portrait-generation"): [["character_id"]],
     ("post", "/api/jobs/keyframe-generation"): [["frame_id"]],
     ("post", "/api/director/stream"): [["project_id"], ["session_id"]],
@@ -157,3 +158,9 @@ def test_no_director_turn_starts_on_another_users_objects(a_world, other_api):
 
 def test_the_walk_includes_the_storyboard_approval():
     assert ("post", "/api/projects/{project_id}/storyboard/approve") in api_operations()
+
+
+def test_the_walk_includes_both_exports():
+    operations = api_operations()
+    assert ("get", "/api/projects/{project_id}/export") in operations
+    assert ("post", "/api/jobs/export") in operations

@@ -1,0 +1,480 @@
+"""Hand-off to an editor: the film's current takes as an editable timeline.
+
+One video track with a clip per frame in film order, each as long as its current clip take (in
+whole frames at `MEDIA_FPS`: rational time, never float seconds added up), a dialogue and a
+music track, a marker per scene on its first shot, and the frame, take and prompt in each
+clip's metadata. Written by OpenTimelineIO and its adapters as OTIO JSON, Final Cut Pro X XML
+and a CMX 3600 EDL. Media references are whatever `locate` makes of a file: signed URLs for a
+timeline downloaded on its own, paths relative to the timeline inside the hand-off zip."""
+
+import datetime
+import posixpath
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import opentimelineio as otio
+import srt
+import webvtt
+from django.conf import settings
+from opentimelineio.opentime import RationalTime, TimeRange
+
+from filmstudio.exceptions import ConflictError
+from media.ffmpeg import canonical_size
+from projects.models import Frame, Project, Scene, Take
+
+
+@dataclass(frozen=True)
+class TimelineFormat:
+    adapter: str  # OpenTimelineIO adapter name
+    suffix: str
+    content_type: str
+
+
+FORMATS: dict[str, TimelineFormat] = {
+    "otio": TimelineFormat("otio_json", ".otio", "application/json"),
+    "fcpxml": TimelineFormat("fcpx_xml", ".fcpxml", "application/xml"),
+    "edl": TimelineFormat("cmx_3600", ".edl", "text/plain"),
+}
+
+
+@dataclass(frozen=True)
+class Media:
+    """A stored file (`name`) and where it sits in the hand-off zip (`path`)."""
+
+    name: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Shot:
+    """A frame's current clip on the video track: `start` and `length` in frames."""
+
+    scene: Scene
+    frame: Frame
+    take: Take
+    start: int
+    length: int
+    media: Media
+
+    @property
+    def name(self) -> str:
+        return f"Scene {self.scene.order} shot {self.frame.order}"
+
+
+@dataclass(frozen=True)
+class Sound:
+    """A line or the music on an audio track: `start` and `length` in frames."""
+
+    name: str
+    start: int
+    length: int
+    media: Media
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Cut:
+    """What an export is made of: the current takes, placed in frames."""
+
+    project: Project
+    fps: int
+    width: int
+    height: int
+    shots: list[Shot]
+    lines: list[Sound]
+    music: list[Sound]
+    film: Take
+
+    @property
+    def length(self) -> int:
+        return sum(shot.length for shot in self.shots)
+
+
+Locate = Callable[[Media], str]
+
+
+# --- reading the current takes ---------------------------------------------------------------
+
+
+def _frames(project: Project) -> list[Frame]:
+    return list(
+        Frame.objects.filter(scene__project=project)
+        .select_related("scene", "speaker", "video__take")
+        .order_by("scene__order", "order")
+    )
+
+
+def _clip_take(frame: Frame) -> Take | None:
+    video = getattr(frame, "video", None)
+    return video.take if video is not None else None
+
+
+def _where(frame: Frame) -> str:
+    return f"scene {frame.scene.order} shot {frame.order}"
+
+
+def cut_problem(project: Project, frames: list[Frame] | None = None) -> str | None:
+    """What is missing for a finished cut to export, or None."""
+    frames = _frames(project) if frames is None else frames
+    if not frames:
+        return "the project has no shots yet."
+    missing = [f for f in frames if _clip_take(f) is None]
+    if missing:
+        named = ", ".join(_where(f) for f in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        return f"{len(missing)} of {len(frames)} shots have no clip yet ({named})."
+    if project.film_take_id is None:
+        return "the film has not been cut yet: stitch it first (POST /api/jobs/video-stitching)."
+    return None
+
+
+def _frame_count(seconds: float | None, fps: int) -> int:
+    return max(1, round((seconds or 0) * fps))
+
+
+def _suffix(name: str, default: str) -> str:
+    return posixpath.splitext(name)[1] or default
+
+
+def _stem(frame: Frame) -> str:
+    return f"s{frame.scene.order:02d}-f{frame.order:02d}"
+
+
+def _current_lines(frames: list[Frame]) -> dict[int, Take]:
+    """Each frame's spoken line: its newest `line` take (sound makes them; none until then)."""
+    lines: dict[int, Take] = {}
+    takes = Take.objects.filter(kind=Take.Kind.LINE, frame__in=frames).order_by("created_at", "id")
+    for take in takes:
+        lines[take.frame_id] = take  # type: ignore[index]
+    return lines
+
+
+def _placed(sounds: list[Sound], end: int) -> list[Sound]:
+    """Sounds in start order, each cut short where the next starts or the film ends (a track
+    holds one item at a time, and nothing may run past the picture)."""
+    sounds = sorted((s for s in sounds if s.start < end), key=lambda s: s.start)
+    placed = []
+    for index, sound in enumerate(sounds):
+        limit = sounds[index + 1].start if index + 1 < len(sounds) else end
+        length = min(sound.length, limit - sound.start)
+        if length > 0:
+            placed.append(Sound(sound.name, sound.start, length, sound.media, sound.metadata))
+    return placed
+
+
+def project_cut(project: Project) -> Cut:
+    """The current takes of a finished film, placed in frames; `ConflictError` naming what is
+    missing when there is no finished cut."""
+    frames = _frames(project)
+    problem = cut_problem(project, frames)
+    if problem:
+        raise ConflictError(f"No finished cut to export: {problem}")
+    fps = int(settings.MEDIA_FPS)
+    shots, start = [], 0
+    for frame in frames:
+        take = _clip_take(frame)
+        assert take is not None  # cut_problem checked
+        length = _frame_count(take.duration, fps)
+        path = f"clips/{_stem(frame)}-take{take.pk}{_suffix(take.file, '.mp4')}"
+        shots.append(Shot(frame.scene, frame, take, start, length, Media(take.file, path)))
+        start += length
+    lines = []
+    spoken = _current_lines(frames)
+    for shot in shots:
+        line = spoken.get(shot.frame.pk)
+        if line is not None:
+            path = f"lines/{_stem(shot.frame)}-take{line.pk}{_suffix(line.file, '.wav')}"
+            lines.append(
+                Sound(
+                    f"Line {shot.name}",
+                    shot.start,
+                    _frame_count(line.duration, fps),
+                    Media(line.file, path),
+                    {"frame_id": shot.frame.pk, "take_id": line.pk},
+                )
+            )
+    width, height = canonical_size(project.aspect_ratio, settings.MEDIA_BASE_HEIGHT)
+    film = Take.objects.get(pk=project.film_take_id)
+    return Cut(
+        project=project,
+        fps=fps,
+        width=width,
+        height=height,
+        shots=shots,
+        lines=_placed(lines, start),
+        music=[],  # the music track is there for the editor; sound fills it
+        film=film,
+    )
+
+
+# --- the timeline ----------------------------------------------------------------------------
+
+
+def _range(start: int, length: int, fps: int) -> TimeRange:
+    return TimeRange(RationalTime(start, fps), RationalTime(length, fps))
+
+
+def _shot_clip(shot: Shot, cut: Cut, locate: Locate) -> otio.schema.Clip:
+    frame, take = shot.frame, shot.take
+    reference = otio.schema.ExternalReference(
+        target_url=locate(shot.media), available_range=_range(0, shot.length, cut.fps)
+    )
+    reference.metadata["fcpx"] = {  # the FCP X adapter writes these on the asset-clip
+        "note": frame.prompt,
+        "metadata": [
+            {"com.filmstudio.frame-id": str(frame.pk)},
+            {"com.filmstudio.take-id": str(take.pk)},
+        ],
+    }
+    clip = otio.schema.Clip(
+        name=shot.name,
+        media_reference=reference,
+        source_range=_range(0, shot.length, cut.fps),
+        metadata={
+            "filmstudio": {
+                "frame_id": frame.pk,
+                "take_id": take.pk,
+                "keyframe_take_id": frame.keyframe_take_id,
+                "scene_id": shot.scene.pk,
+                "scene_order": shot.scene.order,
+                "frame_order": frame.order,
+                "prompt": frame.prompt,
+                "camera": frame.camera,
+                "dialogue": frame.dialogue,
+            },
+            # The EDL's reel (8 characters) and comment lines under the event.
+            "cmx_3600": {
+                "reel": f"S{shot.scene.order:02d}F{frame.order:02d}",
+                "comments": [f"FRAME ID: {frame.pk}", f"TAKE ID: {take.pk}"],
+            },
+        },
+    )
+    return clip
+
+
+def _scene_marker(scene: Scene, fps: int) -> otio.schema.Marker:
+    return otio.schema.Marker(
+        name=scene.title or f"Scene {scene.order}",
+        marked_range=_range(0, 1, fps),
+        color=otio.schema.MarkerColor.BLUE,
+        metadata={"filmstudio": {"scene_id": scene.pk, "scene_order": scene.order}},
+    )
+
+
+def _sound_track(name: str, sounds: list[Sound], fps: int, locate: Locate) -> otio.schema.Track:
+    track = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Audio)
+    cursor = 0
+    for sound in sounds:
+        if sound.start > cursor:
+            track.append(otio.schema.Gap(source_range=_range(0, sound.start - cursor, fps)))
+        reference = otio.schema.ExternalReference(
+            target_url=locate(sound.media), available_range=_range(0, sound.length, fps)
+        )
+        track.append(
+            otio.schema.Clip(
+                name=sound.name,
+                media_reference=reference,
+                source_range=_range(0, sound.length, fps),
+                metadata={"filmstudio": sound.metadata},
+            )
+        )
+        cursor = sound.start + sound.length
+    return track
+
+
+def timeline(cut: Cut, locate: Locate) -> otio.schema.Timeline:
+    project = cut.project
+    video = otio.schema.Track(name="Video", kind=otio.schema.TrackKind.Video)
+    marked: set[int] = set()
+    for shot in cut.shots:
+        clip = _shot_clip(shot, cut, locate)
+        if shot.scene.pk not in marked:
+            marked.add(shot.scene.pk)
+            clip.markers.append(_scene_marker(shot.scene, cut.fps))
+        video.append(clip)
+    result = otio.schema.Timeline(
+        name=project.title,
+        metadata={
+            "filmstudio": {
+                "project_id": project.pk,
+                "film_take_id": cut.film.pk,
+                "fps": cut.fps,
+                "width": cut.width,
+                "height": cut.height,
+            }
+        },
+    )
+    result.tracks.extend(
+        [
+            video,
+            _sound_track("Dialogue", cut.lines, cut.fps, locate),
+            _sound_track("Music", cut.music, cut.fps, locate),
+        ]
+    )
+    return result
+
+
+def _fcpx_text(cut: Cut, built: otio.schema.Timeline) -> str:
+    # The adapter knows only broadcast rates; any whole rate is one frame per 1/fps s. (OTIO
+    # loads the adapter from its plugin manifest as a module of its own: patch that one.)
+    adapter = otio.adapters.from_name("fcpx_xml").module()
+    adapter.FRAMERATE_FRAMEDURATION.setdefault(cut.fps, f"1/{cut.fps}s")
+    text = otio.adapters.write_to_string(built, "fcpx_xml")
+    # It names formats by probing local files with ffprobe (none here): give FCP the size.
+    root = ET.fromstring(text)
+    for element in root.iter("format"):
+        if not element.get("name"):
+            element.attrib.pop("name", None)
+        element.set("width", str(cut.width))
+        element.set("height", str(cut.height))
+    for asset in root.iter("asset"):
+        if asset.get("hasVideo") == "1":
+            asset.set("hasAudio", "1")  # every clip carries an audio stream (silent or not)
+    ET.indent(root, space="    ")
+    body = ET.tostring(root, encoding="unicode")
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n{body}\n'
+
+
+SMPTE_RATES = (24, 25, 30, 48, 50, 60)
+
+
+def edl_rate(fps: int) -> int:
+    """The timecode rate of the EDL: SMPTE timecode has a few rates, so a film at another one
+    is counted at the first of them that it divides (12 fps at 24: every cut still on a frame)."""
+    for rate in SMPTE_RATES:
+        if rate % fps == 0:
+            return rate
+    raise ConflictError(
+        f"An EDL counts SMPTE timecode ({', '.join(map(str, SMPTE_RATES))} fps) and the film's "
+        f"{fps} fps divides none of them: export OTIO or FCP X XML instead."
+    )
+
+
+def timeline_text(cut: Cut, fmt: str, locate: Locate) -> str:
+    """The cut as `fmt` (a key of `FORMATS`)."""
+    built = timeline(cut, locate)
+    if fmt == "fcpxml":
+        return _fcpx_text(cut, built)
+    if fmt == "edl":
+        built.name = " ".join(built.name.split())  # the TITLE line is one line
+        return otio.adapters.write_to_string(built, "cmx_3600", rate=edl_rate(cut.fps))
+    return otio.adapters.write_to_string(built, FORMATS[fmt].adapter)
+
+
+# --- subtitles -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cue:
+    start: int  # frames
+    end: int
+    text: str
+
+
+def _line_text(frame: Frame) -> str:
+    text = frame.dialogue.strip()
+    speaker = frame.speaker
+    if speaker is not None and not text.startswith(f"{speaker.name}:"):
+        text = f"{speaker.name}: {text}"
+    return text
+
+
+def cues(cut: Cut) -> list[Cue]:
+    """A cue per shot with dialogue, from the shot's start for as long as its line is spoken
+    (the shot's length while no line is recorded), never into the next cue."""
+    spoken = {sound.metadata["frame_id"]: sound for sound in cut.lines}
+    found = []
+    for shot in cut.shots:
+        if not shot.frame.dialogue.strip():
+            continue
+        line = spoken.get(shot.frame.pk)
+        found.append((shot.start, line.length if line else shot.length, _line_text(shot.frame)))
+    result = []
+    for index, (start, length, text) in enumerate(found):
+        limit = found[index + 1][0] if index + 1 < len(found) else cut.length
+        result.append(Cue(start, min(start + length, limit), text))
+    return result
+
+
+def _delta(frames: int, fps: int) -> datetime.timedelta:
+    return datetime.timedelta(microseconds=round(frames * 1_000_000 / fps))
+
+
+def srt_text(cut: Cut) -> str:
+    subtitles = [
+        srt.Subtitle(i, _delta(c.start, cut.fps), _delta(c.end, cut.fps), c.text)
+        for i, c in enumerate(cues(cut), start=1)
+    ]
+    return srt.compose(subtitles)
+
+
+def _vtt_time(frames: int, fps: int) -> str:
+    micro = _delta(frames, fps) // datetime.timedelta(microseconds=1)
+    seconds, micro = divmod(micro, 1_000_000)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours:02d}:{minutes:02d}:{seconds:02d}.{micro // 1000:03d}"
+
+
+def vtt_text(cut: Cut) -> str:
+    document = webvtt.WebVTT()
+    for c in cues(cut):
+        document.captions.append(
+            webvtt.Caption(_vtt_time(c.start, cut.fps), _vtt_time(c.end, cut.fps), c.text)
+        )
+    return document.content
+
+
+# --- the hand-off zip ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file of the zip: a stored file (`name`) or generated text."""
+
+    path: str
+    name: str = ""
+    text: str = ""
+
+
+def _readme(cut: Cut, timelines: list[str]) -> str:
+    project = cut.project
+    seconds = cut.length / cut.fps
+    lines_note = f"{len(cut.lines)} spoken line(s)" if cut.lines else "no spoken lines yet"
+    return "\n".join(
+        [
+            f"{project.title}: hand-off to an editor (FilmStudio project {project.pk})",
+            "",
+            f"{len(cut.shots)} shots, {cut.length} frames at {cut.fps} fps ({seconds:.3f} s), "
+            f"{cut.width}x{cut.height}; {lines_note}.",
+            "",
+            "Open one timeline in your editor; its media paths are relative to this folder:",
+            *(f"  {name}" for name in timelines),
+            "  film" + _suffix(cut.film.file, ".mp4") + "   the final cut as rendered",
+            "  clips/          the current take of every shot, in film order",
+            "  lines/, music/  sound stems (when there are any)",
+            "  subtitles.srt, subtitles.vtt",
+            "",
+        ]
+    )
+
+
+def bundle_entries(cut: Cut) -> list[Entry]:
+    """Every file of the hand-off zip, timelines first (they are small), media after."""
+
+    def relative(media: Media) -> str:
+        return media.path
+
+    timelines = [f"timeline{spec.suffix}" for spec in FORMATS.values()]
+    entries = [Entry("README.txt", text=_readme(cut, timelines))]
+    for path, fmt in zip(timelines, FORMATS, strict=True):
+        entries.append(Entry(path, text=timeline_text(cut, fmt, relative)))
+    entries += [
+        Entry("subtitles.srt", text=srt_text(cut)),
+        Entry("subtitles.vtt", text=vtt_text(cut)),
+    ]
+    entries.append(Entry(f"film{_suffix(cut.film.file, '.mp4')}", name=cut.film.file))
+    entries += [Entry(shot.media.path, name=shot.media.name) for shot in cut.shots]
+    entries += [Entry(s.media.path, name=s.media.name) for s in [*cut.lines, *cut.music]]
+    return entries
