@@ -1,3 +1,5 @@
+from contextlib import contextmanager
+
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.db import transaction
@@ -16,6 +18,7 @@ from director.streaming import TURN_EVENTS, TurnRelay
 from director.tools import TOOL_KINDS, page_tools
 from director.turns import start_turn
 from filmstudio.serializers import StrictCharField, StrictIntegerField, StrictSerializer
+from filmstudio.streams import release_when_done, stream_slot, too_many_streams_message
 from projects import selectors as project_selectors
 
 # ------------------------------------------------------------------ pages
@@ -141,7 +144,7 @@ channel: after a dropped connection, resume on `GET /api/director/sessions/{id}/
 with `Last-Event-ID`. Lines starting with `:` are keep-alive comments."""
 
 
-def event_stream_response(request, relay: TurnRelay) -> StreamingHttpResponse:
+def event_stream_response(request, relay: TurnRelay, release) -> StreamingHttpResponse:
     # Under ASGI, Django reads a sync iterator to its end before sending a byte (and holds a
     # thread meanwhile): ASGI gets the async iterator. WSGI servers and Django's test Client
     # read the same relay through a blocking one.
@@ -151,7 +154,21 @@ def event_stream_response(request, relay: TurnRelay) -> StreamingHttpResponse:
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
-    return response
+    return release_when_done(response, release)
+
+
+@contextmanager
+def open_stream_slot(user):
+    """One of the user's open-stream places (`filmstudio.streams`), given back if the request is
+    refused before its stream starts; else the stream gives it back when it ends."""
+    release = stream_slot(user)
+    if release is None:
+        raise Throttled(detail=too_many_streams_message())
+    try:
+        yield release
+    except BaseException:
+        release()
+        raise
 
 
 class DirectorStreamApi(APIView):
@@ -171,7 +188,8 @@ class DirectorStreamApi(APIView):
         summary="Ask the director: one turn, streamed",
         description="What can be refused before streaming is a JSON error: an empty or "
         "over-long message or an unknown page (400), someone else's project or session (404), "
-        "a turn still running in the session (409), too many turns per minute (429).",
+        "a turn still running in the session (409), too many turns per minute or too many "
+        "streams open (429).",
     )
     def post(self, request):
         serializer = DirectorStreamSerializer(data=request.data)
@@ -183,15 +201,22 @@ class DirectorStreamApi(APIView):
             project = project_selectors.project_for_user(user, data["project_id"])
         if data.get("session_id"):
             session = selectors.session_for_user(user, data["session_id"])
-        wait = services.turn_rate_limit_wait(user)
-        if wait:
-            limit = settings.DIRECTOR_TURNS_PER_MINUTE
-            raise Throttled(wait, detail=f"Too many director turns: at most {limit} per minute.")
-        turn = services.turn_start(
-            user=user, page=data["page"], message=data["message"], project=project, session=session
-        )
-        inline = transaction.get_connection().in_atomic_block
-        return event_stream_response(request, start_turn(turn, inline=inline))
+        with open_stream_slot(user) as release:
+            wait = services.turn_rate_limit_wait(user)
+            if wait:
+                limit = settings.DIRECTOR_TURNS_PER_MINUTE
+                raise Throttled(
+                    wait, detail=f"Too many director turns: at most {limit} per minute."
+                )
+            turn = services.turn_start(
+                user=user,
+                page=data["page"],
+                message=data["message"],
+                project=project,
+                session=session,
+            )
+            inline = transaction.get_connection().in_atomic_block
+            return event_stream_response(request, start_turn(turn, inline=inline), release)
 
 
 # ------------------------------------------------------------------ confirmations
@@ -220,18 +245,21 @@ class DirectorConfirmApi(DirectorStreamApi):
         "10 minutes after it was issued. Refused as JSON before streaming: someone else's "
         "session, or a token of another session (404); an unknown token (400); a token "
         "already used or expired (409); a turn still running in the session (409); too many "
-        "turns per minute (429).",
+        "turns per minute or too many streams open (429).",
     )
     def post(self, request):
         serializer = DirectorConfirmSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         session = selectors.session_for_user(request.user, data["session_id"])
-        wait = services.turn_rate_limit_wait(request.user)
-        if wait:
-            limit = settings.DIRECTOR_TURNS_PER_MINUTE
-            raise Throttled(wait, detail=f"Too many director turns: at most {limit} per minute.")
-        turn, confirmation = services.confirmation_redeem(session=session, token=data["token"])
-        inline = transaction.get_connection().in_atomic_block
-        relay = start_turn(turn, inline=inline, confirmation=confirmation)
-        return event_stream_response(request, relay)
+        with open_stream_slot(request.user) as release:
+            wait = services.turn_rate_limit_wait(request.user)
+            if wait:
+                limit = settings.DIRECTOR_TURNS_PER_MINUTE
+                raise Throttled(
+                    wait, detail=f"Too many director turns: at most {limit} per minute."
+                )
+            turn, confirmation = services.confirmation_redeem(session=session, token=data["token"])
+            inline = transaction.get_connection().in_atomic_block
+            relay = start_turn(turn, inline=inline, confirmation=confirmation)
+            return event_stream_response(request, relay, release)

@@ -158,6 +158,9 @@ STEP_CONCURRENCY = env_int("STEP_CONCURRENCY", 4, minimum=1, maximum=64)
 EVENTSTREAM_REDIS = redis_connection_kwargs(REDIS_URL)
 EVENTSTREAM_STORAGE_CLASS = "django_eventstream.storage.DjangoModelStorage"
 EVENTSTREAM_CHANNELMANAGER_CLASS = "filmstudio.streams.OwnerChannelManager"
+# Streams (project and session events, director turns) one user may hold open at once in one
+# web process; one more is a 429.
+MAX_STREAMS_PER_USER = env_int("MAX_STREAMS_PER_USER", 16, minimum=1, maximum=10000)
 RQ = {
     # Work enqueued inside a transaction reaches Redis when it commits (never for a rollback).
     "COMMIT_MODE": "on_db_commit",

@@ -9,11 +9,18 @@ kind (`register_channel`, called from each app's `ready()`), so this module know
 django-eventstream also reads `?es-meta=` (a JWT signed with SECRET_KEY that replaces the
 stream's user and channels: garbage there was a 500, a forged token another user's channel) and
 `?recover=true` (Pushpin's GRIP, which this site does not run: a 500): both are refused.
+
+Every stream, these and the director's turns, holds one of its user's MAX_STREAMS_PER_USER
+places in this web process (its socket and the event listener's fan-out are this process's)
+until it ends; one more is a JSON 429.
 """
 
-from collections.abc import Callable
+import threading
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
 
-from django.http import JsonResponse
+from django.conf import settings
+from django.http import JsonResponse, StreamingHttpResponse
 from django_eventstream.channelmanager import DefaultChannelManager
 from django_eventstream.views import events
 from rest_framework.authentication import TokenAuthentication
@@ -49,10 +56,97 @@ def authenticated_stream(request, *, channel: str, owns: Callable[[object], bool
         return JsonResponse(
             {name: ["This parameter is not accepted."] for name in refused}, status=400
         )
+    release = stream_slot(user)
+    if release is None:
+        return JsonResponse({"detail": too_many_streams_message()}, status=429)
     request.user = user
-    response = events(request, channels=[channel])
+    try:
+        response = events(request, channels=[channel])
+    except BaseException:
+        release()
+        raise
+    if not response.streaming:  # django-eventstream's own refusals are plain responses
+        release()
+        return response
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
+    return release_when_done(response, release)
+
+
+# --------------------------------------------------------------------------- open streams
+
+
+class StreamSlots:
+    """How many streams each user has open in this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[int, int] = {}
+
+    def take(self, user_id: int, limit: int) -> Callable[[], None] | None:
+        """A place for one more stream (the function gives it back; calling it again does
+        nothing), or None when the user already holds `limit`."""
+        with self._lock:
+            held = self._open.get(user_id, 0)
+            if held >= limit:
+                return None
+            self._open[user_id] = held + 1
+        given_back = threading.Event()
+
+        def release() -> None:
+            with self._lock:
+                if given_back.is_set():
+                    return
+                given_back.set()
+                left = self._open.get(user_id, 1) - 1
+                if left > 0:
+                    self._open[user_id] = left
+                else:
+                    self._open.pop(user_id, None)
+
+        return release
+
+    def held(self, user_id: int) -> int:
+        with self._lock:
+            return self._open.get(user_id, 0)
+
+
+stream_slots = StreamSlots()
+
+
+def stream_slot(user) -> Callable[[], None] | None:
+    return stream_slots.take(user.pk, settings.MAX_STREAMS_PER_USER)
+
+
+def too_many_streams_message() -> str:
+    limit = settings.MAX_STREAMS_PER_USER
+    return f"Too many open streams: at most {limit} at once per user; close one first."
+
+
+def release_when_done(response: StreamingHttpResponse, release: Callable[[], None]):
+    """`response`, giving its stream's place back when the stream ends: read to the end, closed
+    (the client left), or never sent at all (the response is collected)."""
+    content = response._iterator  # as given: the getter would wrap it in a reference to response
+    if response.is_async:
+
+        async def released_async() -> AsyncIterator:
+            try:
+                async for chunk in content:
+                    yield chunk
+            finally:
+                release()
+
+        response.streaming_content = released_async()
+    else:
+
+        def released() -> Iterator:
+            try:
+                yield from content
+            finally:
+                release()
+
+        response.streaming_content = released()
+    weakref.finalize(response, release)
     return response
 
 

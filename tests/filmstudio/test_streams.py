@@ -1,6 +1,8 @@
 """The shared stream wrapper (filmstudio.streams) behind a real uvicorn: query parameters that
-django-eventstream would act on are refused, for every stream."""
+django-eventstream would act on are refused, for every stream, and a user holds a bounded
+number of streams open."""
 
+import contextlib
 import time
 
 import httpx
@@ -8,8 +10,10 @@ import jwt
 import pytest
 from django.conf import settings as django_settings
 from django.test import Client
+from rest_framework.authtoken.models import Token
 
-from director.models import DirectorSession
+from director.models import DirectorSession, DirectorTurn
+from filmstudio.support import first_event, iter_events, wait_for
 from tests.asgi_server import uvicorn_in_thread
 from tests.factories import ProjectFactory
 
@@ -89,3 +93,72 @@ def test_a_stream_without_those_parameters_still_opens(http, stream_urls):
         with http.stream("GET", url, params={"lastEventId": ""}) as response:
             assert response.status_code == 200, url
             assert response.headers["content-type"].startswith("text/event-stream")
+
+
+# --------------------------------------------------------------------------- open streams per user
+
+
+def token_client(server_url: str, user) -> httpx.Client:
+    token, _ = Token.objects.get_or_create(user=user)
+    headers = {"Authorization": f"Token {token.key}", "Accept": "text/event-stream"}
+    return httpx.Client(base_url=server_url, headers=headers, timeout=10)
+
+
+def open_stream(stack: contextlib.ExitStack, client: httpx.Client, url: str):
+    """An SSE stream held open (until `stack` closes), once the server has started it; and its
+    events (dropping that iterator would close the connection)."""
+    response = stack.enter_context(client.stream("GET", url))
+    assert response.status_code == 200, response.read()
+    events = iter_events(response.iter_text(), skip=())
+    assert first_event(events, "stream-open")
+    return response, events
+
+
+def answer(client: httpx.Client, method: str, url: str, **kwargs) -> tuple[int, object]:
+    """The status, and the JSON body unless it is a stream (which would never end)."""
+    with client.stream(method, url, **kwargs) as response:
+        if response.headers["content-type"].startswith("text/event-stream"):
+            return response.status_code, None
+        response.read()
+        return response.status_code, response.json()
+
+
+def test_a_user_holds_at_most_max_streams_per_user_open(server_url, user, other_user, settings):
+    settings.MAX_STREAMS_PER_USER = 3
+    settings.DIRECTOR_PROVIDER = "local"
+    settings.DIRECTOR_TURNS_PER_MINUTE = 1000
+    project = ProjectFactory(owner=user)
+    session = DirectorSession.objects.create(user=user, project=project, page="project")
+    theirs = ProjectFactory(owner=other_user)
+    urls = [f"/api/events/projects/{project.pk}", f"/api/director/sessions/{session.pk}/events"]
+    turn = {"message": "status", "page": "project", "project_id": project.pk}
+    with (
+        token_client(server_url, user) as mine,
+        token_client(server_url, other_user) as other,
+        contextlib.ExitStack() as held,
+    ):
+        streams = [open_stream(held, mine, url) for url in (urls[0], urls[1], urls[0])]
+        for url in urls:
+            status, body = answer(mine, "GET", url)
+            assert status == 429
+            assert body == {
+                "detail": "Too many open streams: at most 3 at once per user; close one first."
+            }
+        # The director's stream is a stream too, refused before a turn starts.
+        status, body = answer(mine, "POST", "/api/director/stream", json=turn)
+        assert status == 429
+        assert "at most 3 at once" in body["detail"]
+        assert not DirectorTurn.objects.exists()
+        # Another user is not held back by this one.
+        streams.append(open_stream(held, other, f"/api/events/projects/{theirs.pk}"))
+        # A stream closed by its client gives its place back.
+        streams.pop(0)[0].close()
+
+        def director_turn():
+            with mine.stream("POST", "/api/director/stream", json=turn) as response:
+                if response.status_code == 429:
+                    return None
+                assert response.status_code == 200
+                return [event.type for event in iter_events(response.iter_text())]
+
+        assert wait_for(director_turn, timeout=10, interval=0.1)[-1] == "complete"
