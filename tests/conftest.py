@@ -1,9 +1,11 @@
 import django_rq
 import pytest
+from django.db import connection as db_connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.factories import UserFactory
+from tests.postgres import PgBouncer, django_database
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -70,3 +72,18 @@ def media_root(small_media, settings):
     """The local media folder of this test (small_media points the storage at it)."""
     settings.MEDIA_ROOT.mkdir(parents=True, exist_ok=True)
     return settings.MEDIA_ROOT
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(django_db_setup):
+    """Debian's pgbouncer in transaction pooling in front of the test database's server."""
+    with PgBouncer(db_connection.settings_dict) as pooler:
+        yield pooler
+
+
+@pytest.fixture
+def through_pgbouncer(transactional_db, pgbouncer, settings):
+    """This test's database work, and its workers' and web servers', through pgbouncer with
+    DB_POOLER=true."""
+    with django_database(settings, pgbouncer.database(), pooler=True):
+        yield pgbouncer

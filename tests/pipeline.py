@@ -46,6 +46,7 @@ def subprocess_env(settings, **extra) -> dict[str, str]:
     }
     env.update(
         DATABASE_URL=database_url(settings.DATABASES["default"]),
+        DB_POOLER="true" if settings.DB_POOLER else "false",  # tests.postgres.django_database
         REDIS_URL=settings.REDIS_URL,
         DJANGO_DEBUG="true",
         SECRET_KEY=settings.SECRET_KEY,  # the same signed URLs and sessions as the test process

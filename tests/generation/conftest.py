@@ -7,6 +7,28 @@ import pytest
 from tests.fakes.fal_server import FakeFal
 from tests.fakes.gemini_server import FakeGemini
 
+# These run twice: straight to PostgreSQL, and through pgbouncer in transaction pooling with
+# DB_POOLER=true (as behind Supabase's pooler).
+POOLED_MODULES = {"test_end_to_end", "test_events"}
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.module.__name__.rpartition(".")[2] in POOLED_MODULES:
+        metafunc.parametrize("database_path", ["direct", "pgbouncer"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def database_path(request):
+    """How this test reaches PostgreSQL: "direct", or "pgbouncer" (see POOLED_MODULES)."""
+    path = getattr(request, "param", "direct")
+    if path == "pgbouncer":
+        pooler = request.getfixturevalue("through_pgbouncer")
+        before = pooler.transactions()
+        yield path
+        assert pooler.transactions() > before, "nothing went through pgbouncer"
+    else:
+        yield path
+
 
 @pytest.fixture
 def fal(settings, monkeypatch):
