@@ -202,12 +202,6 @@ class DirectorStreamApi(APIView):
         if data.get("session_id"):
             session = selectors.session_for_user(user, data["session_id"])
         with open_stream_slot(user) as release:
-            wait = services.turn_rate_limit_wait(user)
-            if wait:
-                limit = settings.DIRECTOR_TURNS_PER_MINUTE
-                raise Throttled(
-                    wait, detail=f"Too many director turns: at most {limit} per minute."
-                )
             turn = services.turn_start(
                 user=user,
                 page=data["page"],
@@ -253,12 +247,6 @@ class DirectorConfirmApi(DirectorStreamApi):
         data = serializer.validated_data
         session = selectors.session_for_user(request.user, data["session_id"])
         with open_stream_slot(request.user) as release:
-            wait = services.turn_rate_limit_wait(request.user)
-            if wait:
-                limit = settings.DIRECTOR_TURNS_PER_MINUTE
-                raise Throttled(
-                    wait, detail=f"Too many director turns: at most {limit} per minute."
-                )
             turn, confirmation = services.confirmation_redeem(session=session, token=data["token"])
             inline = transaction.get_connection().in_atomic_block
             relay = start_turn(turn, inline=inline, confirmation=confirmation)

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from director.models import DirectorConfirmation, DirectorMessage, DirectorSession, DirectorTurn
 from director.tools import Proposal, ToolOutcome
-from filmstudio.exceptions import ConflictError
+from filmstudio.exceptions import ConflictError, RateLimited
 from generation.providers.keypool import RateLimiter
 from projects.models import Project
 
@@ -26,14 +26,16 @@ Role = DirectorMessage.Role
 CONFIRMATION_TTL = timedelta(minutes=10)
 
 
-def turn_rate_limit_wait(user) -> float:
-    """Take one of the user's turns for this minute: 0.0, or the seconds until one frees up."""
+def _take_a_turn(user_id: int) -> None:
+    """Take one of the user's turns for this minute, or RateLimited. Called once everything
+    else about the request was accepted: a refused request (409, a bad token) spends none."""
+    limit = settings.DIRECTOR_TURNS_PER_MINUTE
     limiter = RateLimiter(
-        f"director-turns:user:{user.pk}",
-        settings.DIRECTOR_TURNS_PER_MINUTE,
-        django_rq.get_connection("default"),
+        f"director-turns:user:{user_id}", limit, django_rq.get_connection("default")
     )
-    return limiter.try_acquire()
+    wait = limiter.try_acquire()
+    if wait:
+        raise RateLimited(f"Too many director turns: at most {limit} per minute.", wait)
 
 
 def _expire_lost_turns(session: DirectorSession) -> None:
@@ -60,10 +62,12 @@ def turn_start(
     follow one writer (director.streaming.TurnEvents).
     """
     with transaction.atomic():
+        if session is not None:
+            session = _lock_idle_session(session)
+        _take_a_turn(user.pk)
         if session is None:
             session = DirectorSession.objects.create(user=user, project=project, page=page)
         else:
-            session = _lock_idle_session(session)
             project = project or session.project
             session.project, session.page = project, page
             session.save(update_fields=["project", "page", "updated_at"])
@@ -148,6 +152,7 @@ def confirmation_redeem(
         if confirmation.expires_at <= timezone.now():
             raise ConflictError("This confirmation has expired (after 10 minutes): ask again.")
         session = _lock_idle_session(session)
+        _take_a_turn(session.user_id)
         asked = confirmation.turn
         # The same call asked for twice (two turns, or the model calling it twice) is paid for
         # once: every token of this session for it is used up by this one.

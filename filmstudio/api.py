@@ -1,5 +1,6 @@
 """Shared API plumbing: errors, pagination, strict query params, slash-tolerant routes."""
 
+import math
 import re
 from collections.abc import Iterable
 
@@ -11,7 +12,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from filmstudio.exceptions import BudgetExceeded, ConflictError, LimitExceeded
+from filmstudio.exceptions import BudgetExceeded, ConflictError, LimitExceeded, RateLimited
 
 
 def exception_handler(exc, context):
@@ -21,7 +22,12 @@ def exception_handler(exc, context):
     if isinstance(exc, ConflictError):
         return Response({"detail": exc.message}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, LimitExceeded):
-        return Response({"detail": exc.message}, status=status.HTTP_429_TOO_MANY_REQUESTS)
+        headers = None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        return Response(
+            {"detail": exc.message}, status=status.HTTP_429_TOO_MANY_REQUESTS, headers=headers
+        )
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}

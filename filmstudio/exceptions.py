@@ -24,3 +24,12 @@ class BudgetExceeded(ConflictError):
 
 class LimitExceeded(DomainError):
     """A per-user limit (daily spend, active projects) would be broken (HTTP 429)."""
+
+
+class RateLimited(LimitExceeded):
+    """Too many requests of one kind in a time window; one is free again in `retry_after`
+    seconds (HTTP 429 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after

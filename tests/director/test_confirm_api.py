@@ -170,6 +170,27 @@ def test_another_user_cannot_confirm(api, other_api, film):
     assert not GenerationJob.objects.exists()
 
 
+def test_refused_confirmations_spend_no_turn(api, film, settings):
+    first = ask(api, film, "make frame 2 of scene 2 darker")
+    second = ask(api, film, "make frame 1 of scene 1 darker")
+    first_session, second_session = (asked[0].data["session_id"] for asked in (first, second))
+    token, expired = (confirm_event(asked)["token"] for asked in (first, second))
+    DirectorConfirmation.objects.filter(session_id=second_session).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    settings.DIRECTOR_TURNS_PER_MINUTE = 3  # the two questions took two: one is left
+    refusals = [
+        ({"session_id": first_session, "token": "guess"}, 400),
+        ({"session_id": second_session, "token": token}, 404),
+        ({"session_id": second_session, "token": expired}, 409),
+    ]
+    for body, status in refusals * 2:
+        assert api.post(CONFIRM, body, format="json").status_code == status
+    events = stream(api, CONFIRM, {"session_id": first_session, "token": token})
+    assert types_of(events)[-1] == "complete"
+    assert api.post(CONFIRM, refusals[0][0], format="json").status_code == 400
+
+
 def test_the_token_is_stored_only_as_a_hash_bound_to_the_call(api, film):
     asked = ask(api, film, "make frame 2 of scene 2 darker")
     token = confirm_event(asked)["token"]

@@ -93,6 +93,17 @@ def test_invalid_requests_do_not_use_up_turns(api, settings):
     assert post(api, {"message": "hi", "page": "dashboard"}).status_code == 200
 
 
+def test_a_turn_refused_with_a_409_spends_no_turn(api, user, settings):
+    settings.DIRECTOR_TURNS_PER_MINUTE = 1
+    session = DirectorSession.objects.create(user=user, page="dashboard")
+    DirectorTurn.objects.create(session=session, page="dashboard")  # still running
+    busy = {"message": "hi", "page": "dashboard", "session_id": session.pk}
+    for _ in range(3):
+        assert post(api, busy).status_code == 409
+    assert post(api, {"message": "hi", "page": "dashboard"}).status_code == 200
+    assert post(api, {"message": "hi", "page": "dashboard"}).status_code == 429
+
+
 def test_a_session_answers_one_turn_at_a_time(api, user):
     session = DirectorSession.objects.create(user=user, page="dashboard")
     DirectorTurn.objects.create(session=session, page="dashboard")
