@@ -5,12 +5,16 @@ from django.views.defaults import page_not_found, server_error
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.throttling import ScopedRateThrottle
 
 from filmstudio.api import both_slashes, json_not_found, json_server_error
 
 
 class TokenApi(ObtainAuthToken):
-    """Exchange a username and password for an API token."""
+    """Exchange a username and password for an API token (rate limited per address)."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "token"
 
 
 def healthz(request):

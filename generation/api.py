@@ -1,5 +1,6 @@
 from drf_spectacular.utils import (
     OpenApiParameter,
+    OpenApiResponse,
     extend_schema,
     extend_schema_view,
     inline_serializer,
@@ -7,20 +8,36 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from filmstudio.api import parse_id, reject_unknown_params
 from generation import services
 from generation.models import GenerationJob
-from generation.selectors import job_for_user, jobs_for_user, project_stale_report, queue_status
+from generation.rates import rate_card
+from generation.selectors import (
+    job_for_user,
+    job_quote,
+    jobs_for_user,
+    project_estimate,
+    project_spend,
+    project_stale_report,
+    queue_status,
+    spend_entries,
+)
 from generation.serializers import (
     CharacterJobRequest,
+    DryRun,
+    DryRunAnswer,
+    EstimateSerializer,
     FrameJobRequest,
     JobSerializer,
     KeyframeJobRequest,
     PortraitJobRequest,
     ProjectRef,
+    RateSerializer,
     RefreshRequest,
+    SpendEntrySerializer,
     VideoJobRequest,
 )
 from projects import selectors as project_selectors
@@ -33,60 +50,92 @@ def accepted(job: GenerationJob) -> Response:
     return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
+def quoted(project, type: str, target_type: str, target_id: int, params=None) -> Response:
+    """A request's dry run: `200 {estimate}`, nothing started."""
+    return Response({"estimate": job_quote(project, type, target_type, target_id, params)})
+
+
+Type, Target = GenerationJob.Type, GenerationJob.TargetType
+JOB_RESPONSES = {
+    202: JobSerializer,
+    200: DryRunAnswer,
+    409: OpenApiResponse(description="Refused by the pipeline's state or the budget."),
+    429: OpenApiResponse(description="A per-user limit or the request rate."),
+}
+
+
+class JobStartApi(APIView):
+    """A POST that starts (or with `dry_run`, quotes) paid work: rate limited per user."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "jobs"
+
+
 def _validated(serializer_class, request) -> dict:
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
 
-class CharacterGenerationApi(APIView):
+class CharacterGenerationApi(JobStartApi):
     @extend_schema(
-        request=CharacterJobRequest, responses={202: JobSerializer}, summary="Generate characters"
+        request=CharacterJobRequest, responses=JOB_RESPONSES, summary="Generate characters"
     )
     def post(self, request):
         data = _validated(CharacterJobRequest, request)
         project = project_selectors.project_for_user(request.user, data["project_id"])
+        if data["dry_run"]:
+            params = {"count": data["count"], "instructions": data["instructions"]}
+            return quoted(project, Type.CHARACTERS, Target.PROJECT, project.pk, params)
         job = services.start_character_generation(
             project=project, count=data["count"], instructions=data["instructions"]
         )
         return accepted(job)
 
 
-class SceneGenerationApi(APIView):
-    @extend_schema(request=ProjectRef, responses={202: JobSerializer}, summary="Generate scenes")
+class SceneGenerationApi(JobStartApi):
+    @extend_schema(request=ProjectRef, responses=JOB_RESPONSES, summary="Generate scenes")
     def post(self, request):
         data = _validated(ProjectRef, request)
         project = project_selectors.project_for_user(request.user, data["project_id"])
+        if data["dry_run"]:
+            return quoted(project, Type.SCENES, Target.PROJECT, project.pk)
         return accepted(services.start_scene_generation(project=project))
 
 
-class FrameGenerationApi(APIView):
+class FrameGenerationApi(JobStartApi):
     @extend_schema(
         request=FrameJobRequest,
-        responses={202: JobSerializer},
+        responses=JOB_RESPONSES,
         summary="Generate frames of one scene, or of every scene (a parent job)",
     )
     def post(self, request):
         data = _validated(FrameJobRequest, request)
         if "scene_id" in data:
             scene = project_selectors.scene_for_user(request.user, data["scene_id"])
+            if data["dry_run"]:
+                return quoted(scene.project, Type.FRAMES, Target.SCENE, scene.pk)
             job = services.start_frame_generation(project=scene.project, scene=scene)
         else:
             project = project_selectors.project_for_user(request.user, data["project_id"])
+            if data["dry_run"]:
+                return quoted(project, Type.FRAMES, Target.PROJECT, project.pk)
             job = services.start_frame_generation(project=project)
         return accepted(job)
 
 
-class VideoGenerationApi(APIView):
+class VideoGenerationApi(JobStartApi):
     @extend_schema(
         request=VideoJobRequest,
-        responses={202: JobSerializer},
+        responses=JOB_RESPONSES,
         summary="Generate the clip of one frame, or of every frame (a parent job)",
     )
     def post(self, request):
         data = _validated(VideoJobRequest, request)
         if "frame_id" in data:
             frame = project_selectors.frame_for_user(request.user, data["frame_id"])
+            if data["dry_run"]:
+                return quoted(frame.scene.project, Type.VIDEOS, Target.FRAME, frame.pk)
             job = services.start_video_generation(
                 project=frame.scene.project,
                 frame=frame,
@@ -94,15 +143,19 @@ class VideoGenerationApi(APIView):
             )
         else:
             project = project_selectors.project_for_user(request.user, data["project_id"])
+            if data["dry_run"]:
+                return quoted(project, Type.VIDEOS, Target.PROJECT, project.pk)
             job = services.start_video_generation(project=project)
         return accepted(job)
 
 
-class StitchApi(APIView):
-    @extend_schema(request=ProjectRef, responses={202: JobSerializer}, summary="Stitch the film")
+class StitchApi(JobStartApi):
+    @extend_schema(request=ProjectRef, responses=JOB_RESPONSES, summary="Stitch the film")
     def post(self, request):
         data = _validated(ProjectRef, request)
         project = project_selectors.project_for_user(request.user, data["project_id"])
+        if data["dry_run"]:
+            return quoted(project, Type.STITCH, Target.PROJECT, project.pk)
         return accepted(services.start_stitching(project=project))
 
 
@@ -151,10 +204,19 @@ class JobStatusApi(JobDetailApi):
     http_method_names = ["get", "head", "options"]
 
 
-class JobRetryApi(APIView):
-    @extend_schema(request=None, responses={202: JobSerializer}, summary="Retry a job")
+class JobRetryApi(JobStartApi):
+    @extend_schema(
+        request=DryRun,
+        responses=JOB_RESPONSES,
+        summary="Retry a job",
+        description="Counts an attempt: a job that used its `JOB_MAX_ATTEMPTS` is refused (409).",
+    )
     def post(self, request, job_id: int):
-        return accepted(services.job_retry(job=job_for_user(request.user, job_id)))
+        job = job_for_user(request.user, job_id)
+        data = _validated(DryRun, request) if request.data else {"dry_run": False}
+        if data["dry_run"]:
+            return quoted(job.project, job.type, job.target_type, job.target_id, job.params)
+        return accepted(services.job_retry(job=job))
 
 
 class JobListApi(GenericAPIView):
@@ -300,26 +362,26 @@ class TakeSelectApi(APIView):
         return Response(TakeSerializer(take).data)
 
 
-class PortraitGenerationApi(APIView):
-    @extend_schema(
-        request=PortraitJobRequest, responses={202: JobSerializer}, summary="Redo one portrait"
-    )
+class PortraitGenerationApi(JobStartApi):
+    @extend_schema(request=PortraitJobRequest, responses=JOB_RESPONSES, summary="Redo one portrait")
     def post(self, request):
         data = _validated(PortraitJobRequest, request)
         character = project_selectors.character_for_user(request.user, data["character_id"])
+        if data["dry_run"]:
+            return quoted(character.project, Type.PORTRAIT, Target.CHARACTER, character.pk)
         job = services.start_portrait_generation(
             character=character, instructions=data["instructions"]
         )
         return accepted(job)
 
 
-class KeyframeGenerationApi(APIView):
-    @extend_schema(
-        request=KeyframeJobRequest, responses={202: JobSerializer}, summary="Redo one keyframe"
-    )
+class KeyframeGenerationApi(JobStartApi):
+    @extend_schema(request=KeyframeJobRequest, responses=JOB_RESPONSES, summary="Redo one keyframe")
     def post(self, request):
         data = _validated(KeyframeJobRequest, request)
         frame = project_selectors.frame_for_user(request.user, data["frame_id"])
+        if data["dry_run"]:
+            return quoted(frame.scene.project, Type.KEYFRAME, Target.FRAME, frame.pk)
         job = services.start_keyframe_generation(frame=frame, instructions=data["instructions"])
         return accepted(job)
 
@@ -349,7 +411,7 @@ class ProjectStaleApi(APIView):
         )
 
 
-class ProjectRefreshApi(APIView):
+class ProjectRefreshApi(JobStartApi):
     @extend_schema(
         request=RefreshRequest,
         responses={202: JobSerializer, 200: StaleReport},
@@ -361,3 +423,65 @@ class ProjectRefreshApi(APIView):
         if data["dry_run"]:
             return Response(project_stale_report(project, plan=True))
         return accepted(services.refresh_start(project=project))
+
+
+# --- money: rates, estimates, the ledger ---------------------------------------------------
+
+
+class RatesApi(APIView):
+    @extend_schema(
+        responses=RateSerializer(many=True),
+        summary="The rate card: what each provider's model costs per unit",
+        description="Dated list prices with their source; `local` (offline) costs 0. Replaced "
+        "or extended by the file named in `RATE_CARD_FILE`.",
+    )
+    def get(self, request):
+        return Response([rate.as_dict() for rate in rate_card()])
+
+
+class ProjectEstimateApi(APIView):
+    @extend_schema(
+        responses=EstimateSerializer,
+        summary="What the pipeline would still spend from the project's current state",
+    )
+    def get(self, request, project_id: int):
+        project = project_selectors.project_for_user(request.user, project_id)
+        return Response(project_estimate(project))
+
+
+SpendReport = inline_serializer(
+    "SpendReport",
+    {
+        "spent_usd": serializers.FloatField(),
+        "budget_usd": serializers.FloatField(allow_null=True),
+        "reserved_usd": serializers.FloatField(help_text="Set aside by running jobs."),
+        "by_stage": serializers.DictField(child=serializers.FloatField()),
+        "by_provider": serializers.DictField(
+            child=serializers.FloatField(), help_text="Keyed `provider/model`."
+        ),
+        "entries": inline_serializer(
+            "SpendEntryPage",
+            {
+                "count": serializers.IntegerField(),
+                "next": serializers.URLField(allow_null=True),
+                "previous": serializers.URLField(allow_null=True),
+                "results": SpendEntrySerializer(many=True),
+            },
+        ),
+    },
+)
+
+
+class ProjectSpendApi(GenericAPIView):
+    serializer_class = SpendEntrySerializer
+
+    @extend_schema(
+        responses=SpendReport,
+        summary="The ledger: every paid provider call of the project, newest first",
+    )
+    def get(self, request, project_id: int):
+        project = project_selectors.project_for_user(request.user, project_id)
+        reject_unknown_params(request, allowed=[])
+        page = self.paginate_queryset(spend_entries(project))
+        entries = self.get_paginated_response(SpendEntrySerializer(page, many=True).data).data
+        return Response({**project_spend(project), "entries": entries})

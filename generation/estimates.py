@@ -28,7 +28,7 @@ from generation.prompts import (
 from generation.providers import billed_seconds, image_choice, text_choice, video_choice
 from generation.rates import cost
 from projects.models import Character, Frame, Project, Scene, Video
-from projects.takes import project_stale_units
+from projects.takes import refresh_plan
 
 Job = GenerationJob
 Type = Job.Type
@@ -240,10 +240,10 @@ def request(
     return _merged(items)
 
 
-def refresh(project: Project) -> list[Item]:
-    """The stale units, redone (`POST /api/projects/{id}/refresh`)."""
+def refresh(project: Project, planned: list[dict] | None = None) -> list[Item]:
+    """A refresh (`POST /api/projects/{id}/refresh`): the stale units and what follows them."""
     items: list[Item] = []
-    for unit in project_stale_units(project):
+    for unit in refresh_plan(project) if planned is None else planned:
         kind, unit_id = unit["type"], unit["id"]
         if kind == "portrait":
             items += portrait(project, Target.CHARACTER, unit_id, {})

@@ -1,11 +1,16 @@
 """Reads of jobs and queues for the API, dashboards and the director (owner-scoped)."""
 
+from datetime import timedelta
+
 import django_rq
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
+from django.db.models.functions import TruncDate
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from rq import Worker
 
-from generation.models import GenerationJob
+from generation import estimates
+from generation.models import GenerationJob, SpendEntry
 from projects.models import Project
 from projects.takes import refresh_plan
 
@@ -52,14 +57,75 @@ def project_stale_report(project: Project, *, plan: bool = False) -> dict:
     them); the estimate is always of the whole refresh."""
     planned = refresh_plan(project)
     units = planned if plan else [u for u in planned if not u.get("follows")]
-    counts: dict[str, int] = {}
-    for unit in planned:
-        counts[unit["type"]] = counts.get(unit["type"], 0) + 1
-    # Prices come with the cost work; until then the estimate counts the paid calls.
     return {
         "units": units,
-        "estimate": {
-            "total_usd": None,
-            "items": [{"stage": kind, "count": n} for kind, n in counts.items()],
+        "estimate": estimates.document(project, estimates.refresh(project, planned)),
+    }
+
+
+def project_estimate(project: Project) -> dict:
+    """`GET /api/projects/{id}/estimate`: what the pipeline would still spend from here."""
+    return estimates.document(project, estimates.project_rest(project))
+
+
+def job_quote(
+    project: Project, type: str, target_type: str, target_id: int, params: dict | None = None
+) -> dict:
+    """A job request's dry run: what it and what follows it by itself would spend."""
+    return estimates.document(
+        project, estimates.request(project, type, target_type, target_id, params)
+    )
+
+
+def _usd(value) -> float:
+    return float(value or 0)
+
+
+def project_spend(project: Project) -> dict:
+    """`GET /api/projects/{id}/spend` without its entries: the ledger's sums."""
+    entries = SpendEntry.objects.filter(project=project)
+    by_stage = entries.values("stage").annotate(usd=Sum("usd")).order_by("stage")
+    by_provider = entries.values("provider", "model").annotate(usd=Sum("usd"))
+    return {
+        "spent_usd": _usd(project.spent_usd),
+        "budget_usd": None if project.budget_usd is None else _usd(project.budget_usd),
+        "reserved_usd": _usd(project.reserved_usd),
+        "by_stage": {row["stage"]: _usd(row["usd"]) for row in by_stage},
+        "by_provider": {
+            f"{row['provider']}/{row['model']}": _usd(row["usd"])
+            for row in by_provider.order_by("provider", "model")
         },
     }
+
+
+def spend_entries(project: Project):
+    return SpendEntry.objects.filter(project=project).order_by("-created_at", "-id")
+
+
+def spend_by_user(days: int = 14) -> list[dict]:
+    """Staff dashboard: each user's spend per day over the last `days` days."""
+    since = timezone.now() - timedelta(days=days)
+    rows = (
+        SpendEntry.objects.filter(created_at__gte=since)
+        .annotate(day=TruncDate("created_at"))
+        .values("user__username", "day")
+        .annotate(usd=Sum("usd"))
+        .order_by("user__username", "day")
+    )
+    return [{"user": r["user__username"], "day": r["day"], "usd": _usd(r["usd"])} for r in rows]
+
+
+def spend_by_project(limit: int = 20) -> list[dict]:
+    """Staff dashboard: the projects that spent most, with their budgets."""
+    rows = Project.objects.filter(spent_usd__gt=0).order_by("-spent_usd")[:limit]
+    return [
+        {
+            "id": p.pk,
+            "title": p.title,
+            "owner": p.owner.username,
+            "spent_usd": _usd(p.spent_usd),
+            "budget_usd": None if p.budget_usd is None else _usd(p.budget_usd),
+            "status": p.status,
+        }
+        for p in rows.select_related("owner")
+    ]

@@ -47,7 +47,16 @@ class JobSerializer(serializers.Serializer):
         return job_payload(instance)
 
 
-class ProjectRef(StrictSerializer):
+class DryRun(StrictSerializer):
+    dry_run = StrictBooleanField(
+        required=False,
+        default=False,
+        help_text="true: answer 200 {estimate} with what this request would spend (the job and "
+        "what follows it by itself up to the next checkpoint) and start nothing.",
+    )
+
+
+class ProjectRef(DryRun):
     project_id = StrictIntegerField(min_value=1)
 
 
@@ -56,7 +65,7 @@ class CharacterJobRequest(ProjectRef):
     instructions = instructions_field()
 
 
-class ExactlyOneId(StrictSerializer):
+class ExactlyOneId(DryRun):
     """A job on one unit or a whole project: exactly one of the `*_id` fields."""
 
     def validate(self, attrs):
@@ -85,15 +94,67 @@ class VideoJobRequest(ExactlyOneId):
         return attrs
 
 
-class PortraitJobRequest(StrictSerializer):
+class PortraitJobRequest(DryRun):
     character_id = StrictIntegerField(min_value=1)
     instructions = instructions_field()
 
 
-class KeyframeJobRequest(StrictSerializer):
+class KeyframeJobRequest(DryRun):
     frame_id = StrictIntegerField(min_value=1)
     instructions = instructions_field()
 
 
 class RefreshRequest(StrictSerializer):
     dry_run = StrictBooleanField(required=False, default=False)
+
+
+# --- money -----------------------------------------------------------------------------------
+
+
+class RateSerializer(serializers.Serializer):
+    provider = serializers.CharField()
+    model = serializers.CharField(help_text="`*`: every model of the provider.")
+    unit = serializers.CharField(
+        help_text="What `usd` buys: `image`, `video_second`, `1M_input_tokens`, "
+        "`1M_output_tokens`, `1M_audio_tokens`."
+    )
+    usd = serializers.FloatField()
+    as_of = serializers.CharField(help_text="When the price was read from `source`.")
+    source = serializers.CharField()
+
+
+class EstimateItemSerializer(serializers.Serializer):
+    stage = serializers.CharField()
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    count = serializers.FloatField(help_text="How many `unit`s.")
+    unit = serializers.CharField(help_text="input_tokens, output_tokens, image, video_second")
+    usd = serializers.FloatField()
+
+
+class EstimateSerializer(serializers.Serializer):
+    total_usd = serializers.FloatField()
+    items = EstimateItemSerializer(many=True)
+    spent_usd = serializers.FloatField()
+    budget_usd = serializers.FloatField(allow_null=True)
+    remaining_usd = serializers.FloatField(allow_null=True)
+
+
+class DryRunAnswer(serializers.Serializer):
+    estimate = EstimateSerializer()
+
+
+class SpendEntrySerializer(serializers.Serializer):
+    job_id = serializers.IntegerField(allow_null=True)
+    unit = serializers.SerializerMethodField()
+    stage = serializers.CharField()
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    quantity = serializers.FloatField()
+    quantity_unit = serializers.CharField(help_text="tokens, image, video_second")
+    usage = serializers.DictField(help_text="The provider's figures as reported.")
+    usd = serializers.FloatField()
+    created_at = serializers.DateTimeField()
+
+    def get_unit(self, entry) -> dict:
+        return {"type": entry.unit_type, "id": entry.unit_id}

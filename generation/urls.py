@@ -43,6 +43,11 @@ urlpatterns = [
         api.ProjectRefreshApi.as_view(),
         "refresh",
     ),
+    *both_slashes("api/rates", api.RatesApi.as_view(), "rates"),
+    *both_slashes(
+        "api/projects/<int:project_id>/estimate", api.ProjectEstimateApi.as_view(), "estimate"
+    ),
+    *both_slashes("api/projects/<int:project_id>/spend", api.ProjectSpendApi.as_view(), "spend"),
     *both_slashes("api/jobs", api.JobListApi.as_view(), "job-list"),
     *both_slashes("api/jobs/<int:job_id>", api.JobDetailApi.as_view(), "job-detail"),
     *both_slashes("api/jobs/<int:job_id>/status", api.JobStatusApi.as_view(), "job-status"),

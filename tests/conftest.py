@@ -1,5 +1,6 @@
 import django_rq
 import pytest
+from django.core.cache import cache
 from django.db import connection as db_connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -41,6 +42,13 @@ def api(user) -> APIClient:
 @pytest.fixture
 def other_api(other_user) -> APIClient:
     return client_for(other_user)
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Request-rate windows (DRF throttles, login forms: in the Redis cache) start empty in
+    each test: every test client comes from the same address and user ids repeat."""
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

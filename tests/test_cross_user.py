@@ -49,6 +49,7 @@ COLLECTIONS = {
     ("get", "/api/jobs"),
     ("get", "/api/queues/status"),
     ("get", "/api/director/pages"),
+    ("get", "/api/rates"),  # the same public price list for everyone
 }
 
 
