@@ -72,6 +72,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "filmstudio.middleware.StreamsHoldNoConnectionMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "filmstudio.middleware.BodySizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
