@@ -1,4 +1,5 @@
-"""A log filter that masks configured secrets wherever they appear in a log line."""
+"""A log filter that masks configured secrets wherever they appear in a log line, and the
+signature of signed URLs (`?sig=`, access logs); `public_error` for messages users read."""
 
 import logging
 import re
@@ -8,6 +9,10 @@ from django.conf import settings
 
 # The password of any URL ("scheme://user:password@host"), however short.
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
+# The signature of a signed /blob URL: whoever holds the URL may read the file.
+_URL_SIGNATURE = re.compile(r"([?&]sig=)[^&#\s\"']+")
+# An absolute file path of this server (not a URL's path): it keeps only its last part.
+_SERVER_PATH = re.compile(r"(?<![\w./:~-])/(?:[^\s/'\"`:]+/)+")
 
 
 def connection_passwords() -> list[str]:
@@ -36,7 +41,14 @@ def secret_values() -> list[str]:
 def redact(text: str) -> str:
     for value in secret_values():
         text = text.replace(value, "***")
+    text = _URL_SIGNATURE.sub(r"\1***", text)
     return _URL_PASSWORD.sub(r"\1***@", text)
+
+
+def public_error(text: str) -> str:
+    """An error message as a job's owner may read it: secrets masked and server paths cut to
+    their file name ("/srv/var/media/3/frames/x.png" -> ".../x.png")."""
+    return _SERVER_PATH.sub(".../", redact(text))
 
 
 class RedactSecretsFilter(logging.Filter):

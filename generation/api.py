@@ -275,13 +275,19 @@ class WorkerSerializer(serializers.Serializer):
 
 class QueueStatusSerializer(serializers.Serializer):
     queues = QueueCountsSerializer(many=True)
-    workers = WorkerSerializer(many=True)
+    workers = WorkerSerializer(many=True, help_text="Staff only (host names, RQ job ids); else [].")
+    workers_total = serializers.IntegerField()
+    workers_busy = serializers.IntegerField()
 
 
 class QueueStatusApi(APIView):
-    @extend_schema(responses=QueueStatusSerializer, summary="RQ queues and workers")
+    @extend_schema(
+        responses=QueueStatusSerializer,
+        summary="RQ queues and workers",
+        description="Counts for everyone; each worker's name, state and current job for staff.",
+    )
     def get(self, request):
-        return Response(queue_status())
+        return Response(queue_status(workers=request.user.is_staff))
 
 
 # --- producer control: takes, one unit redone, staleness, refresh ---------------------------

@@ -95,7 +95,7 @@ def _query_without_page(params: QueryDict) -> str:
 @staff_required
 def overview(request: HttpRequest) -> HttpResponse:
     try:
-        queues, queue_error = queue_status(), ""
+        queues, queue_error = queue_status(workers=True), ""
     except RedisError as error:  # the page stays useful when Redis is down: it says so
         queues, queue_error = {"queues": [], "workers": []}, str(error)
     counts = dict(Job.objects.values_list("status").annotate(n=Count("id")).order_by())

@@ -25,7 +25,9 @@ def job_for_user(user, job_id: int) -> GenerationJob:
     return get_object_or_404(jobs_for_user(user).select_related("project"), pk=job_id)
 
 
-def queue_status() -> dict:
+def queue_status(*, workers: bool = False) -> dict:
+    """The queues' counts and how many workers are up (busy); `workers` (staff only) adds each
+    worker's host name, state and current RQ job."""
     queues = []
     for name in ("default",):
         queue = django_rq.get_queue(name)
@@ -40,7 +42,7 @@ def queue_status() -> dict:
                 "finished": queue.finished_job_registry.count,
             }
         )
-    workers = [
+    found = [
         {
             "name": worker.name,
             "state": str(worker.get_state()),
@@ -49,7 +51,12 @@ def queue_status() -> dict:
         }
         for worker in Worker.all(connection=django_rq.get_connection("default"))
     ]
-    return {"queues": queues, "workers": workers}
+    return {
+        "queues": queues,
+        "workers": found if workers else [],
+        "workers_total": len(found),
+        "workers_busy": sum(1 for worker in found if worker["state"] == "busy"),
+    }
 
 
 def project_stale_report(project: Project, *, plan: bool = False) -> dict:

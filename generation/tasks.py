@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 
+from filmstudio.logging import public_error, redact
 from generation import costs, estimates, queue, services
 from generation.jobtypes import job_type, remote_types
 from generation.models import GenerationJob
@@ -59,19 +60,22 @@ def _handle_failure(job: GenerationJob, error: Exception, *, poll: bool = False)
         connection.close()  # a broken connection stays broken: take a fresh one
         error = TransientProviderError(f"database connection lost: {error}".strip())
     job.refresh_from_db()
+    # What the job's owner reads (job.error): the message, without server paths or secrets;
+    # the traceback is for staff (the dashboard's job page).
     if isinstance(error, UnitVanished):
         logger.info("job %s: %s; ending quietly", job.pk, error)
-        services.job_end_quietly(job, str(error))
+        services.job_end_quietly(job, public_error(str(error)))
     elif isinstance(error, TransientProviderError) and job.attempts <= settings.JOB_AUTO_RETRIES:
         delay = _retry_delay(job.attempts, error.retry_after)
         if poll:
-            services.job_poll_later(job, delay=delay, reason=error.message)
+            services.job_poll_later(job, delay=delay, reason=public_error(error.message))
         else:
-            services.job_requeue(job, delay=delay, reason=error.message)
+            services.job_requeue(job, delay=delay, reason=public_error(error.message))
     elif isinstance(error, ProviderError):
-        services.job_fail(job, error.message)
+        services.job_fail(job, public_error(error.message))
     else:
-        services.job_fail(job, f"{type(error).__name__}: {error}", traceback.format_exc())
+        message = public_error(f"{type(error).__name__}: {error}")
+        services.job_fail(job, message, redact(traceback.format_exc()))
 
 
 def run_job(job_id: int) -> None:
