@@ -1,10 +1,12 @@
 // The studio page, as ES modules under studio/: api.js (the JSON API, SSE parsing), dom.js,
 // render.js (the project on the page), control.js (editing, regenerating, takes, staleness on
 // one unit), stale.js (the project's "Update stale"), project.js (selection, live updates,
-// actions) and director.js (the director panel and its UI tools). This entry wires the page's controls.
+// actions), export.js (the Export menu) and director.js (the director panel and its UI tools).
+// This entry wires the page's controls.
 import { askDirector, goTo, pagesReady } from "./studio/director.js";
 import { $ } from "./studio/dom.js";
-import { approveAll, approveStoryboard, createProject, generateCharacters, refreshStale, selectProject, showNewProject } from "./studio/project.js";
+import { exportLinks, startExport } from "./studio/export.js";
+import { approveAll, approveStoryboard, createProject, generateCharacters, refreshStale, selectProject, showNewProject, soon, state } from "./studio/project.js";
 
 $("#project-form").addEventListener("submit", createProject);
 $("#new-project-button").addEventListener("click", showNewProject);
@@ -12,6 +14,8 @@ $("#generate-characters").addEventListener("click", generateCharacters);
 $("#approve-all").addEventListener("click", approveAll);
 $("#approve-storyboard").addEventListener("click", approveStoryboard);
 $("#update-stale").addEventListener("click", refreshStale);
+$("#export-timelines").replaceChildren(...exportLinks(() => state.projectId));
+$("#export-bundle").addEventListener("click", () => startExport(state.projectId, soon));
 $("#director-form").addEventListener("submit", askDirector);
 $("#director-input").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("#director-form").requestSubmit(); }

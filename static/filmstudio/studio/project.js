@@ -2,6 +2,7 @@
 // on every event, and the actions a person takes on it. State lives on the server.
 import { api, errorText } from "./api.js";
 import { $, badge, el, notify, reconcile } from "./dom.js";
+import { renderExport } from "./export.js";
 import { render, renderJobs } from "./render.js";
 import { renderStale, updateStale } from "./stale.js";
 
@@ -121,14 +122,16 @@ async function refresh() {
     }
     state.project = data;
     render(data, actions);
-    const [jobs, stale, refreshes] = await Promise.all([
+    const [jobs, stale, refreshes, exports] = await Promise.all([
       api("GET", `/api/jobs?project_id=${id}&page_size=8`),
       api("GET", `/api/projects/${id}/stale`),
       api("GET", `/api/jobs?project_id=${id}&type=refresh&page_size=1`),
+      api("GET", `/api/jobs?project_id=${id}&type=export&page_size=1`),
     ]);
     if (id !== state.projectId) return;
     if (jobs.ok) renderJobs(jobs.data.results, actions);
     if (stale.ok) renderStale(stale.data, refreshes.ok ? refreshes.data.results[0] || null : null);
+    if (exports.ok) renderExport(data, exports.data.results[0] || null);
   } finally {
     state.busy = false;
     if (state.again) { state.again = false; soon(); }
