@@ -22,7 +22,9 @@ from director.pages import PAGES, page_system_prompt
 from director.selectors import session_history
 from director.streaming import TurnEvents, TurnRelay
 from director.tools import Proposal, ToolContext, ToolOutcome, execute, page_tools
+from generation import costs
 from generation.providers.base import ProviderError
+from generation.usage import Meter
 
 logger = logging.getLogger(__name__)
 
@@ -118,13 +120,16 @@ def run_turn(
     turn, provider = None, ""
     try:
         turn = DirectorTurn.objects.select_related("session__user").get(pk=turn_id)
-        if confirmation_id is not None:
-            provider = "confirm"
-            text = carry_out(turn, DirectorConfirmation.objects.get(pk=confirmation_id), events)
-        else:
-            director = director_for_settings(paced=paced)
-            provider = director.name
-            text = converse(turn, director, events)
+        # What the model's calls cost goes into the ledger as the user's (and the project's).
+        with costs.metered(turn_meter(turn)):
+            if confirmation_id is not None:
+                provider = "confirm"
+                confirmation = DirectorConfirmation.objects.get(pk=confirmation_id)
+                text = carry_out(turn, confirmation, events)
+            else:
+                director = director_for_settings(paced=paced)
+                provider = director.name
+                text = converse(turn, director, events)
         services.turn_complete(turn=turn, provider=provider)
     except (ProviderError, ImproperlyConfigured) as error:
         message = error.message if isinstance(error, ProviderError) else str(error)
@@ -136,6 +141,15 @@ def run_turn(
         events.emit("complete", {"text": text})
     finally:
         events.close()
+
+
+def turn_meter(turn: DirectorTurn) -> Meter:
+    return Meter(
+        user_id=turn.session.user_id,
+        project_id=turn.project_id,
+        stage="director",
+        unit=("session", turn.session_id),
+    )
 
 
 def _fail(turn: DirectorTurn | None, provider: str, events: TurnEvents, message: str) -> None:

@@ -61,6 +61,8 @@ def report(usage: Usage) -> None:
     """A provider made a paid call: it goes into the running step's meter."""
     meter = _meter.get()
     if meter is None:
+        if usage.provider == "local":
+            return  # free, and the offline provider also serves as a generator (benches)
         # A call outside any step or turn (a shell, a script): it cannot reach the ledger.
         logger.warning("unmetered %s %s call: %s", usage.provider, usage.model, usage.parts)
         return

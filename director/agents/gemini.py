@@ -17,8 +17,14 @@ from director.agents.base import Call, Step, TurnInput
 from director.models import DirectorMessage
 from director.tools import Tool, ToolOutcome
 from filmstudio.logging import redact
+from generation import usage
 from generation.providers.base import PermanentProviderError
-from generation.providers.gemini import TRANSPORT_ERRORS, GeminiModel, raise_if_blocked
+from generation.providers.gemini import (
+    TRANSPORT_ERRORS,
+    GeminiModel,
+    raise_if_blocked,
+    response_usage,
+)
 
 Role = DirectorMessage.Role
 # What the model is told a UI tool returned: the app carries it out, nothing comes back.
@@ -152,11 +158,14 @@ class GeminiDirector:
 
         def request(client: genai.Client) -> Step:
             collector = _StepCollector(on_delta)
+            last: types.GenerateContentResponse | None = None  # the usage comes with the last
             try:
                 stream = client.models.generate_content_stream(
                     model=model, contents=contents, config=config
                 )
                 for chunk in stream:
+                    if chunk.usage_metadata is not None:
+                        last = chunk
                     raise_if_blocked(model, chunk)
                     candidate = (chunk.candidates or [None])[0]
                     content = candidate.content if candidate else None
@@ -169,6 +178,9 @@ class GeminiDirector:
                         redact(f"gemini {model}: the answer broke off: {error}")
                     ) from error
                 raise
+            finally:
+                if last is not None:  # billed, whether or not the answer was usable
+                    usage.report(response_usage(model, last))
             return collector.step()
 
         return self.gemini.call(request)

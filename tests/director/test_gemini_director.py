@@ -4,7 +4,7 @@ import pytest
 
 from director.models import DirectorTurn
 from director.pages import PAGES
-from generation.models import GenerationJob
+from generation.models import GenerationJob, SpendEntry
 from projects.models import Character
 from tests.director.helpers import aread_events, async_client_for, turn_events, types_of
 from tests.factories import CharacterFactory, FrameFactory, ProjectFactory, SceneFactory
@@ -296,3 +296,16 @@ async def _confirm(client, body):
     )
     assert response.status_code == 200, response.content
     return await aread_events(response.streaming_content)
+
+
+def test_a_turn_is_paid_for_in_the_ledger_as_the_users_and_the_projects(run, fake, user, project):
+    fake.script_turn(["Your cast ", "is waiting."])
+    ask(run, user, message="hi", page="characters", project_id=project.pk)
+    (entry,) = SpendEntry.objects.all()
+    billed = fake.billed_usage()[-1]
+    assert (entry.user_id, entry.project_id, entry.stage) == (user.pk, project.pk, "director")
+    assert entry.unit_type == "session" and entry.model == "gemini-2.5-flash"
+    assert entry.usage["input_tokens"] == billed["promptTokenCount"] > 0
+    assert entry.usd > 0
+    project.refresh_from_db()
+    assert project.spent_usd == entry.usd

@@ -258,7 +258,8 @@ class FakeFal(FakeServer):
         elif kind == "status":
             exchange.send_json(200, self._status_body(job))
         elif kind == "cancel":
-            job.cancelled = True
+            # Billing follows output: a request cancelled before it finished made none.
+            job.cancelled = job.cancelled or time.monotonic() < job.finish_at
             exchange.send_json(202, {"status": "CANCELLATION_REQUESTED"})
         else:
             self._result(exchange, job)
@@ -356,6 +357,17 @@ class FakeFal(FakeServer):
                 body["error"] = job.error
                 body["error_type"] = "app_error"
         return body
+
+    def billed_seconds(self) -> dict[str, float]:
+        """What fal bills: the clip length asked for, of every request that completed without
+        an error and was not cancelled first."""
+        now = time.monotonic()
+        with self.lock:
+            return {
+                job.request_id: float(str((job.arguments or {}).get("duration", "5")).rstrip("s"))
+                for job in self.jobs.values()
+                if not job.cancelled and not job.error and now >= job.finish_at
+            }
 
     def result_payload(self, job: _Job) -> dict[str, Any]:
         return {

@@ -210,6 +210,7 @@ class FakeGemini(FakeServer):
         self._blocks: list[_Block] = []
         self._canned: deque[tuple[str | None, dict]] = deque()
         self._turns: deque[list[Any]] = deque()
+        self.billed: list[dict] = []  # usageMetadata of every answer, as returned
 
     # ------------------------------------------------------------------ scripting
 
@@ -250,8 +251,27 @@ class FakeGemini(FakeServer):
             self._canned.clear()
             self._turns.clear()
             self.requests.clear()
+            self.billed.clear()
 
     # ------------------------------------------------------------------ inspection
+
+    def _bill(self, model: str, body: dict, response: dict) -> dict:
+        """Usage figures as Gemini reports them (a token is about four characters; an inline
+        image sent costs 258 tokens, one made 1290; 2.5 Flash thinks about half as much as it
+        writes), recorded in `billed` as what this call costs."""
+        meta = response.get("usageMetadata")
+        if meta is None:
+            return response
+        if meta == _usage():  # not a canned figure: measure this call
+            meta = _measured(model, body, response)
+            response = {**response, "usageMetadata": meta}
+        with self.lock:
+            self.billed.append({"model": model, **meta})
+        return response
+
+    def billed_usage(self) -> list[dict]:
+        with self.lock:
+            return list(self.billed)
 
     def key_counts(self) -> Counter[str]:
         with self.lock:
@@ -282,7 +302,7 @@ class FakeGemini(FakeServer):
         if kind == "stream":
             self._stream(exchange, model, body, block)
         else:
-            exchange.send_json(200, self._answer(kind, model, body, block))
+            exchange.send_json(200, self._bill(model, body, self._answer(kind, model, body, block)))
 
     def _take_failure(self, key: str) -> tuple[int, str | None, str | None] | None:
         with self.lock:
@@ -336,7 +356,8 @@ class FakeGemini(FakeServer):
             if index:
                 self.pause("stream_chunk")
             last = index == len(chunks) - 1
-            _write_event(exchange, _chunk_response(_part(chunk), model, last=last))
+            response = _chunk_response(_part(chunk), model, last=last)
+            _write_event(exchange, self._bill(model, body, response) if last else response)
 
 
 # ------------------------------------------------------------------ response bodies
@@ -383,6 +404,35 @@ def _distinct(item: Any, index: int) -> Any:
     if isinstance(item, dict):
         return {k: f"{v} {index + 1}" if isinstance(v, str) else v for k, v in item.items()}
     return item
+
+
+def _measured(model: str, body: dict, response: dict) -> dict:
+    images_in = sum(
+        1
+        for content in body.get("contents") or []
+        for part in content.get("parts") or []
+        if "inlineData" in part
+    )
+    prompt = -(-len(_prompt_text(body)) // 4) + 258 * images_in
+    parts = [
+        part
+        for candidate in response.get("candidates") or []
+        for part in (candidate.get("content") or {}).get("parts") or []
+    ]
+    if not parts:  # blocked: the prompt is billed, nothing was written
+        return {"promptTokenCount": prompt, "totalTokenCount": prompt}
+    written = sum(
+        1290 if "inlineData" in part else -(-len(json.dumps(part)) // 4) for part in parts
+    )
+    thoughts = 0 if "image" in model else written // 2
+    meta = {
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": written,
+        "totalTokenCount": prompt + written + thoughts,
+    }
+    if thoughts:
+        meta["thoughtsTokenCount"] = thoughts
+    return meta
 
 
 def _usage() -> dict:
