@@ -17,6 +17,7 @@ token, and the call runs only when the person confirms it (`execute(..., agreed=
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -37,7 +38,7 @@ from filmstudio.exceptions import ConflictError
 from generation import services as generation
 from generation.models import GenerationJob
 from generation.pipeline import cast_problem, keyframes_problem, stitch_problem
-from generation.selectors import job_for_user, project_stale_report
+from generation.selectors import job_for_user, job_quote, project_stale_report
 from generation.serializers import (
     CharacterJobRequest,
     KeyframeJobRequest,
@@ -53,6 +54,8 @@ from projects.serializers import (
     SceneUpdateSerializer,
 )
 from projects.takes import current_take_ids
+
+Type, Target = GenerationJob.Type, GenerationJob.TargetType
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +79,9 @@ class Proposal:
     """What a call needing confirmation would do, for the person to decide on."""
 
     summary: str
-    estimate: dict  # counts of paid calls (rates come with the cost work), e.g. {"images": 1}
+    # The paid calls and their price, e.g. {"images": 1, "total_usd": 0.039}; `total_usd` is the
+    # same quote as a job request's dry run.
+    estimate: dict
 
 
 @dataclass(frozen=True)
@@ -260,11 +265,26 @@ def cancel_job(ctx: ToolContext, args: dict) -> Result:
 def retry_job_proposal(ctx: ToolContext, args: dict) -> Proposal:
     job = job_for_user(ctx.user, _int_arg(args, "job_id"))
     return Proposal(
-        f"Retry job #{job.pk} ({job.type}): its paid calls are made again.", {"jobs": 1}
+        f"Retry job #{job.pk} ({job.type}): its paid calls are made again.",
+        _priced({"jobs": 1}, job.project, job.type, job.target_type, job.target_id, job.params),
     )
 
 
 # ------------------------------------------------------------------ what a start would cost
+
+
+def _priced(counts: dict, project: Project, type: str, target_type: str, ids, params=None) -> dict:
+    """The paid calls a person is asked to agree to, and their price (the same quote as a job
+    request's dry run; summed over `ids`, the units it is asked for)."""
+    ids = ids if isinstance(ids, list | tuple) else [ids]
+    total = sum(
+        (
+            Decimal(str(job_quote(project, type, target_type, pk, params)["total_usd"]))
+            for pk in ids
+        ),
+        Decimal(0),
+    )
+    return {**counts, "total_usd": float(total)}
 
 
 def _frames_of(project: Project) -> int:
@@ -286,11 +306,17 @@ def start_generation_proposal(ctx: ToolContext, args: dict) -> Proposal:
         return Proposal(
             f"Rewrite the shot list of scene {scene.order} ({scene.title}) and draw its "
             f"{shots} keyframes: its current shots and clips are replaced.",
-            {"text_calls": 1, "images": shots, **_clips_after_keyframes(scene.project, shots)},
-        )
+            _priced(
+                {"text_calls": 1, "images": shots, **_clips_after_keyframes(scene.project, shots)},
+                scene.project, Type.FRAMES, Target.SCENE, scene.pk,
+            ),
+        )  # fmt: skip
     if kind == "videos" and "frame_id" in args:
         frame = selectors.frame_for_user(ctx.user, _int_arg(args, "frame_id"))
-        return Proposal(f"Make the clip of {_frame_label(frame)} again.", {"clips": 1})
+        return Proposal(
+            f"Make the clip of {_frame_label(frame)} again.",
+            _priced({"clips": 1}, frame.scene.project, Type.VIDEOS, Target.FRAME, frame.pk),
+        )
     project = _project(ctx, args)
     scenes, shots = project.num_scenes, project.frames_per_scene
     if kind == "characters":
@@ -303,8 +329,12 @@ def start_generation_proposal(ctx: ToolContext, args: dict) -> Proposal:
         )
         return Proposal(
             f"Generate {data['count']} characters with portraits for “{project.title}”.",
-            {"text_calls": 1, "images": data["count"]},
-        )
+            _priced(
+                {"text_calls": 1, "images": data["count"]},
+                project, Type.CHARACTERS, Target.PROJECT, project.pk,
+                {"count": data["count"], "instructions": data["instructions"]},
+            ),
+        )  # fmt: skip
     if kind == "scenes":
         if problem := cast_problem(project):
             raise ToolError(f"Cannot generate scenes: {problem}")
@@ -314,12 +344,15 @@ def start_generation_proposal(ctx: ToolContext, args: dict) -> Proposal:
         return Proposal(
             f"Write the {scenes} scenes of “{project.title}”, then their shots and keyframes."
             + replaced,
-            {
-                "text_calls": 1 + scenes,
-                "images": scenes * shots,
-                **_clips_after_keyframes(project, scenes * shots),
-            },
-        )
+            _priced(
+                {
+                    "text_calls": 1 + scenes,
+                    "images": scenes * shots,
+                    **_clips_after_keyframes(project, scenes * shots),
+                },
+                project, Type.SCENES, Target.PROJECT, project.pk,
+            ),
+        )  # fmt: skip
     if kind == "frames":
         count = project.scenes.count()
         if not count:
@@ -327,17 +360,23 @@ def start_generation_proposal(ctx: ToolContext, args: dict) -> Proposal:
         return Proposal(
             f"Rewrite the shot lists of all {count} scenes and draw every keyframe: every "
             "current shot and clip is replaced.",
-            {
-                "text_calls": count,
-                "images": count * shots,
-                **_clips_after_keyframes(project, count * shots),
-            },
-        )
+            _priced(
+                {
+                    "text_calls": count,
+                    "images": count * shots,
+                    **_clips_after_keyframes(project, count * shots),
+                },
+                project, Type.FRAMES, Target.PROJECT, project.pk,
+            ),
+        )  # fmt: skip
     if kind == "videos":
         frames = _frames_of(project)
         if not frames:
             raise ToolError("Cannot generate videos: the project has no frames yet.")
-        return Proposal(f"Make the clips of all {frames} frames.", {"clips": frames})
+        return Proposal(
+            f"Make the clips of all {frames} frames.",
+            _priced({"clips": frames}, project, Type.VIDEOS, Target.PROJECT, project.pk),
+        )
     if problem := stitch_problem(project):
         raise ToolError(f"Cannot stitch: {problem}")
     return Proposal(f"Stitch the final film of “{project.title}”.", {"stitches": 1})
@@ -399,7 +438,7 @@ def regenerate_portrait_proposal(ctx: ToolContext, args: dict) -> Proposal:
     return Proposal(
         f"Draw the portrait of {character.name} again{_with(instructions)}; the current one "
         "stays as an older take.",
-        {"images": 1},
+        _priced({"images": 1}, character.project, Type.PORTRAIT, Target.CHARACTER, character.pk),
     )
 
 
@@ -424,7 +463,7 @@ def regenerate_keyframe_proposal(ctx: ToolContext, args: dict) -> Proposal:
     return Proposal(
         f"Draw the keyframe of {_frame_label(frame)} again{_with(instructions)}; its shot text "
         "stays and the current image stays as an older take.",
-        {"images": 1},
+        _priced({"images": 1}, frame.scene.project, Type.KEYFRAME, Target.FRAME, frame.pk),
     )
 
 
@@ -453,7 +492,7 @@ def regenerate_clip_proposal(ctx: ToolContext, args: dict) -> Proposal:
     return Proposal(
         f"Make the clip of {_frame_label(frame)} again{_with(instructions)}; the current clip "
         "stays as an older take.",
-        {"clips": 1},
+        _priced({"clips": 1}, frame.scene.project, Type.VIDEOS, Target.FRAME, frame.pk),
     )
 
 
@@ -502,15 +541,20 @@ def regenerate_scene_proposal(ctx: ToolContext, args: dict) -> Proposal:
             f"Draw the {len(frames)} keyframes of scene {scene.order} ({scene.title}) again"
             f"{_with(instructions)}; the shot text stays and the current images stay as older "
             "takes.",
-            {"images": len(frames)},
-        )
+            _priced(
+                {"images": len(frames)},
+                scene.project, Type.KEYFRAME, Target.FRAME, [f.pk for f in frames],
+            ),
+        )  # fmt: skip
     missing = [f.order for f in frames if not f.image]
     if missing:
         raise ToolError(f"Frame(s) {missing} of scene {scene.order} have no keyframe yet.")
     return Proposal(
         f"Make the {len(frames)} clips of scene {scene.order} ({scene.title}) again"
         f"{_with(instructions)}; the current clips stay as older takes.",
-        {"clips": len(frames)},
+        _priced(
+            {"clips": len(frames)}, scene.project, Type.VIDEOS, Target.FRAME, [f.pk for f in frames]
+        ),
     )
 
 
@@ -596,7 +640,7 @@ def approve_storyboard_proposal(ctx: ToolContext, args: dict) -> Proposal:
     frames = _frames_of(project)
     return Proposal(
         f"Approve the storyboard of “{project.title}” and make the clips of all {frames} frames.",
-        {"clips": frames},
+        _priced({"clips": frames}, project, Type.VIDEOS, Target.PROJECT, project.pk),
     )
 
 

@@ -58,3 +58,9 @@ async def turn_events(client: AsyncClient, **body) -> list[Event]:
     assert response.status_code == 200, response.content
     assert response["Content-Type"].startswith("text/event-stream")
     return await aread_events(response.streaming_content)
+
+
+def counts_of(estimate: dict) -> dict:
+    """A confirmation's paid calls, without their price (asserted on its own)."""
+    assert estimate["total_usd"] >= 0
+    return {key: value for key, value in estimate.items() if key != "total_usd"}

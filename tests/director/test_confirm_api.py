@@ -10,7 +10,7 @@ from director.services import call_hash
 from filmstudio.support import read_events
 from generation.models import GenerationJob
 from projects.models import Project
-from tests.director.helpers import types_of
+from tests.director.helpers import counts_of, types_of
 from tests.factories import CharacterFactory, FrameFactory, ProjectFactory, SceneFactory
 
 pytestmark = pytest.mark.django_db
@@ -59,7 +59,7 @@ def test_the_reported_case_asks_first_then_redraws_only_that_scene(api, film):
         "kind": "keyframes",
         "instructions": "more tense",
     }
-    assert confirm["estimate"] == {"images": 3}
+    assert counts_of(confirm["estimate"]) == {"images": 3}
     assert "scene 2" in confirm["summary"]
     call = next(
         e.data for e in asked if e.type == "function_call" and e.data["name"] == "regenerate_scene"
@@ -208,7 +208,7 @@ def test_the_token_is_stored_only_as_a_hash_bound_to_the_call(api, film):
 
 def test_a_confirmed_call_that_would_now_do_something_else_does_nothing(api, film):
     asked = ask(api, film)  # scene 2's three keyframes: {"images": 3}
-    assert confirm_event(asked)["estimate"] == {"images": 3}
+    assert counts_of(confirm_event(asked)["estimate"]) == {"images": 3}
     film.scenes.get(order=2).frames.get(order=3).delete()  # meanwhile, the scene changed
     body = {"session_id": asked[0].data["session_id"], "token": confirm_event(asked)["token"]}
     events = stream(api, CONFIRM, body)

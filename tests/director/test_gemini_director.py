@@ -6,7 +6,13 @@ from director.models import DirectorTurn
 from director.pages import PAGES
 from generation.models import GenerationJob, SpendEntry
 from projects.models import Character
-from tests.director.helpers import aread_events, async_client_for, turn_events, types_of
+from tests.director.helpers import (
+    aread_events,
+    async_client_for,
+    counts_of,
+    turn_events,
+    types_of,
+)
 from tests.factories import CharacterFactory, FrameFactory, ProjectFactory, SceneFactory
 from tests.fakes.gemini_server import FakeGemini
 
@@ -263,7 +269,7 @@ def test_a_paid_call_asks_first_and_starts_nothing_until_confirmed(run, fake, us
     assert held["name"] == "regenerate_keyframe"
     assert held["result"]["confirmation_required"] is True
     confirm = events[2].data
-    assert confirm["estimate"] == {"images": 1}
+    assert counts_of(confirm["estimate"]) == {"images": 1}
     assert "frame 1 of scene 1" in confirm["summary"]
     assert not GenerationJob.objects.exists()
     # The model hears that nothing was done yet (and never sees the token).

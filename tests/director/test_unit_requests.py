@@ -10,6 +10,7 @@ import pytest
 from filmstudio.support import read_events
 from generation.models import GenerationJob
 from projects.models import Project, Scene, Take
+from tests.director.helpers import counts_of
 from tests.factories import CharacterFactory, FrameFactory, ProjectFactory, SceneFactory
 
 pytestmark = pytest.mark.django_db
@@ -276,7 +277,7 @@ def test_paid_calls_only_ask_and_edits_act(api, film):
     calls = ask(api, film, "make frame 2 of scene 2 darker", S)
     redo = calls[-1]["result"]
     assert redo["confirmation_required"] is True
-    assert redo["estimate"] == {"images": 1}
+    assert counts_of(redo["estimate"]) == {"images": 1}
     assert "frame 2 of scene 2" in redo["summary"]
 
     calls = ask(api, film, "set the mood of scene 2 to tense", "scenes")
