@@ -12,11 +12,12 @@ from django.core.cache import cache
 from django.db import connection
 from rest_framework.throttling import ScopedRateThrottle
 
+from filmstudio.support import wait_for
 from generation import costs, estimates, services
 from generation.models import GenerationJob, SpendEntry, UserLimit
 from projects.models import Project, Take
-from tests.factories import ProjectFactory
-from tests.pipeline import drain
+from tests.factories import FrameFactory, ProjectFactory, SceneFactory
+from tests.pipeline import Workers, drain, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Job = GenerationJob
@@ -349,3 +350,30 @@ def test_token_logins_and_login_forms_are_rate_limited(client, settings, user, m
         codes = [client.post(path, {"username": "x", "password": "y"}) for _ in range(4)]
         assert [c.status_code for c in codes[:3]] == [200, 200, 200]
         assert codes[3].status_code == 429 and int(codes[3]["Retry-After"]) > 0
+
+
+def test_a_real_worker_pair_spends_the_last_dollar_once(priced, user, settings):
+    """Two rq worker processes take one keyframe each at once; the budget holds one image."""
+    project = ProjectFactory(owner=user, budget_usd=Decimal("0.05"))
+    scene = SceneFactory(project=project)
+    frames = [FrameFactory(scene=scene, order=n) for n in (1, 2)]
+    jobs = [services.start_keyframe_generation(frame=f) for f in frames]  # each fits alone
+    env = subprocess_env(settings, RATE_CARD_FILE=str(priced), TEXT_PROVIDER="local")
+    env.update(IMAGE_PROVIDER="local", VIDEO_PROVIDER="local")
+    with Workers(env, count=2):
+        wait_for(
+            lambda: all(
+                Job.objects.get(pk=j.pk).status in (Job.Status.SUCCEEDED, Job.Status.PAUSED)
+                for j in jobs
+            ),
+            timeout=60,
+        )
+    statuses = sorted(
+        Job.objects.filter(pk__in=[j.pk for j in jobs]).values_list("status", flat=True)
+    )
+    assert statuses == [Job.Status.PAUSED, Job.Status.SUCCEEDED]
+    project.refresh_from_db()
+    images = SpendEntry.objects.filter(project=project, quantity_unit="image")
+    assert images.count() == 1
+    assert project.spent_usd == images.get().usd <= project.budget_usd
+    assert project.reserved_usd == 0 and project.status == Project.Status.PAUSED_BUDGET
