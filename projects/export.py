@@ -351,15 +351,25 @@ def edl_rate(fps: int) -> int:
     )
 
 
-def timeline_text(cut: Cut, fmt: str, locate: Locate) -> str:
-    """The cut as `fmt` (a key of `FORMATS`)."""
-    built = timeline(cut, locate)
+def _write(cut: Cut, built: otio.schema.Timeline, fmt: str) -> str:
     if fmt == "fcpxml":
         return _fcpx_text(cut, built)
     if fmt == "edl":
         built.name = " ".join(built.name.split())  # the TITLE line is one line
         return otio.adapters.write_to_string(built, "cmx_3600", rate=edl_rate(cut.fps))
     return otio.adapters.write_to_string(built, FORMATS[fmt].adapter)
+
+
+def timeline_text(cut: Cut, fmt: str, locate: Locate) -> str:
+    """The cut as `fmt` (a key of `FORMATS`)."""
+    return _write(cut, timeline(cut, locate), fmt)
+
+
+def timeline_texts(cut: Cut, locate: Locate) -> dict[str, str]:
+    """The cut in every format, from one timeline (building it is most of the work). The EDL
+    goes last: its writer may adjust the timeline it is given."""
+    built = timeline(cut, locate)
+    return {fmt: _write(cut, built, fmt) for fmt in ("otio", "fcpxml", "edl")}
 
 
 # --- subtitles -------------------------------------------------------------------------------
@@ -466,10 +476,12 @@ def bundle_entries(cut: Cut) -> list[Entry]:
     def relative(media: Media) -> str:
         return media.path
 
-    timelines = [f"timeline{spec.suffix}" for spec in FORMATS.values()]
+    texts = timeline_texts(cut, relative)
+    timelines = [f"timeline{FORMATS[fmt].suffix}" for fmt in texts]
     entries = [Entry("README.txt", text=_readme(cut, timelines))]
-    for path, fmt in zip(timelines, FORMATS, strict=True):
-        entries.append(Entry(path, text=timeline_text(cut, fmt, relative)))
+    entries += [
+        Entry(path, text=text) for path, text in zip(timelines, texts.values(), strict=True)
+    ]
     entries += [
         Entry("subtitles.srt", text=srt_text(cut)),
         Entry("subtitles.vtt", text=vtt_text(cut)),
