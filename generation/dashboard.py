@@ -1,4 +1,5 @@
-"""Staff dashboards: queues, projects, jobs. Retry and Cancel call the same services as the API.
+"""Staff dashboards: queues, projects, jobs, spend. Retry and Cancel call the same services as
+the API.
 
 Pages render on the server; static/filmstudio/live.js refreshes their `[data-live-part]` regions
 in place when the project's eventstream reports a change (or, where no single project is in view,
@@ -6,6 +7,7 @@ every few seconds).
 """
 
 import json
+import math
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
@@ -27,7 +29,7 @@ from filmstudio.support import WORKER_SHELL_COMMAND
 from generation import events, services
 from generation.jobtypes import generating_statuses
 from generation.models import GenerationJob
-from generation.selectors import queue_status
+from generation.selectors import queue_status, spend_by_project, spend_by_user, spend_users
 from media.signing import blob_url
 from projects.models import Project
 from projects.selectors import project_hierarchy
@@ -272,3 +274,113 @@ def job_retry(request: HttpRequest, job_id: int) -> HttpResponseRedirect:
 @staff_required
 def job_cancel(request: HttpRequest, job_id: int) -> HttpResponseRedirect:
     return _job_action(request, job_id, services.job_cancel, "cancelled")
+
+
+# --- spend ---------------------------------------------------------------------------------
+
+CHART_DAYS = 14
+CHART_SIZE = (720, 240)  # the SVG's viewBox, in its own units
+CHART_PAD = {"left": 60, "right": 24, "top": 12, "bottom": 30}
+CHART_STEPS = 5  # gridlines above zero: a nice top divides into clean labels
+PALETTE = ["#3454d1", "#d9480f", "#2b8a3e", "#862e9c", "#c92a2a", "#0b7285", "#5c940d", "#a61e4d"]
+
+
+def _nice_ceiling(value: float) -> float:
+    """The chart's top: 1, 2 or 5 times a power of ten, at least the largest day."""
+    if value <= 0:
+        return 1.0
+    step = 10 ** math.floor(math.log10(value))
+    return next(m * step for m in (1, 2, 5, 10) if m * step >= value)
+
+
+def _y_ticks(top: float, bottom: float) -> list[dict]:
+    step = top / CHART_STEPS
+    decimals = max(2, -math.floor(math.log10(step)))
+    span = bottom - CHART_PAD["top"]
+    return [
+        {"label": f"${step * k:.{decimals}f}", "y": round(bottom - k * span / CHART_STEPS, 1)}
+        for k in range(CHART_STEPS + 1)
+    ]
+
+
+def _day_points(days: list, values: list[float], top: float) -> list[tuple[float, float]]:
+    width, height = CHART_SIZE
+    left, bottom = CHART_PAD["left"], height - CHART_PAD["bottom"]
+    span_x = width - left - CHART_PAD["right"]
+    span_y = bottom - CHART_PAD["top"]
+    gap = span_x / max(len(days) - 1, 1)
+    return [
+        (round(left + i * gap, 1), round(bottom - (v / top) * span_y, 1))
+        for i, v in enumerate(values)
+    ]
+
+
+def spend_chart(rows: list[dict], days: int = CHART_DAYS) -> dict:
+    """`spend_by_user` rows as a line chart drawn by the template as SVG: one series per user
+    (a polyline and a dot per day), the y axis in dollars, the last `days` days on x."""
+    today = timezone.localdate()
+    axis = [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
+    per_user: dict[str, dict] = {}
+    for row in rows:
+        if row["day"] in axis:
+            per_user.setdefault(row["user"], {})[row["day"]] = row["usd"]
+    top = _nice_ceiling(max((v for u in per_user.values() for v in u.values()), default=0))
+    series = []
+    for n, (user, by_day) in enumerate(sorted(per_user.items())):
+        values = [by_day.get(day, 0.0) for day in axis]
+        points = _day_points(axis, values, top)
+        series.append(
+            {
+                "user": user,
+                "color": PALETTE[n % len(PALETTE)],
+                "total": sum(values),
+                "points": " ".join(f"{x},{y}" for x, y in points),
+                "dots": [
+                    {"x": x, "y": y, "day": day, "usd": v}
+                    for (x, y), day, v in zip(points, axis, values, strict=True)
+                ],
+            }
+        )
+    width, height = CHART_SIZE
+    bottom = height - CHART_PAD["bottom"]
+    base = _day_points(axis, [0.0] * len(axis), top)
+    return {
+        "width": width,
+        "height": height,
+        "left": CHART_PAD["left"],
+        "right": width - CHART_PAD["right"],
+        "bottom": bottom,
+        "series": series,
+        "y_ticks": _y_ticks(top, bottom),
+        # every other day labelled, counting back from today
+        "x_ticks": [
+            {"x": x, "day": day}
+            for i, ((x, _), day) in enumerate(zip(base, axis, strict=True))
+            if (len(axis) - 1 - i) % 2 == 0
+        ],
+        "days": days,
+    }
+
+
+@require_GET
+@staff_required
+def spend(request: HttpRequest) -> HttpResponse:
+    """Spend per project (spent against budget) and per user, with a chart of each user's spend
+    per day over the last two weeks (server-rendered SVG)."""
+    rows = spend_by_user(CHART_DAYS)
+    chart = spend_chart(rows)
+    user_ids = {row["user"]: row["user_id"] for row in rows}
+    limits = spend_users(list(user_ids.values()))
+    users = [
+        {"user": s["user"], "color": s["color"], "total": s["total"], **limits[user_ids[s["user"]]]}
+        for s in chart["series"]
+    ]
+    projects = spend_by_project(limit=30)
+    for project in projects:
+        budget, spent = project["budget_usd"], project["spent_usd"]
+        if budget is None:
+            project["share"] = None
+        else:
+            project["share"] = min(100, round(100 * spent / budget)) if budget else 100
+    context = {"nav": "spend", "chart": chart, "users": users, "projects": projects}
+    return _render(request, "dashboard/spend.html", context)

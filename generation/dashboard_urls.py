@@ -13,4 +13,5 @@ urlpatterns = [
     path("jobs/<int:job_id>/", dashboard.job_detail, name="job"),
     path("jobs/<int:job_id>/retry", dashboard.job_retry, name="job-retry"),
     path("jobs/<int:job_id>/cancel", dashboard.job_cancel, name="job-cancel"),
+    path("spend/", dashboard.spend, name="spend"),
 ]

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from rq import Worker
 
-from generation import estimates
+from generation import costs, estimates
 from generation.models import GenerationJob, SpendEntry
 from projects.models import Project
 from projects.takes import refresh_plan
@@ -115,11 +115,19 @@ def spend_by_user(days: int = 14) -> list[dict]:
     rows = (
         SpendEntry.objects.filter(created_at__gte=since)
         .annotate(day=TruncDate("created_at"))
-        .values("user__username", "day")
+        .values("user_id", "user__username", "day")
         .annotate(usd=Sum("usd"))
         .order_by("user__username", "day")
     )
-    return [{"user": r["user__username"], "day": r["day"], "usd": _usd(r["usd"])} for r in rows]
+    return [
+        {
+            "user": r["user__username"],
+            "user_id": r["user_id"],
+            "day": r["day"],
+            "usd": _usd(r["usd"]),
+        }
+        for r in rows
+    ]
 
 
 def spend_by_project(limit: int = 20) -> list[dict]:
@@ -136,3 +144,23 @@ def spend_by_project(limit: int = 20) -> list[dict]:
         }
         for p in rows.select_related("owner")
     ]
+
+
+def spend_users(user_ids: list[int]) -> dict[int, dict]:
+    """Staff dashboard: each user's spend (or reservation) over the last 24 hours beside their
+    effective limits (the admin's `UserLimit`, else the settings' defaults)."""
+    found = {}
+    for user_id in user_ids:
+        limits = costs.limits_for(user_id)
+        found[user_id] = {
+            "spent_24h_usd": _usd(costs.spent_today(user_id)),
+            "daily_spend_usd": _usd(limits.daily_spend_usd),
+            "max_active_projects": limits.max_active_projects,
+            "active_projects": len(costs.active_projects(user_id)),
+        }
+    return found
+
+
+def user_limits(user_id: int) -> costs.Limits:
+    """The limits that hold for a user now (the admin shows them beside what staff set)."""
+    return costs.limits_for(user_id)
