@@ -1,7 +1,9 @@
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Q
 
-from generation.models import GenerationJob
+from generation.models import GenerationJob, SpendEntry, UserLimit
+from generation.selectors import spend_users, user_limits
 
 ACTIVE = GenerationJob.ACTIVE
 
@@ -36,3 +38,94 @@ class GenerationJobAdmin(admin.ModelAdmin):
             self.message_user(
                 request, f"Kept {len(kept)} active job(s): cancel them first.", messages.WARNING
             )
+
+
+@admin.register(UserLimit)
+class UserLimitAdmin(admin.ModelAdmin):
+    """A user's daily spend cap and cap on concurrently active projects; blank is the default
+    (settings USER_DAILY_SPEND_USD, USER_MAX_ACTIVE_PROJECTS), and the page shows what holds."""
+
+    list_display = [
+        "user",
+        "daily_spend_usd",
+        "effective_daily_spend",
+        "max_active_projects",
+        "effective_max_active",
+        "updated_at",
+    ]
+    search_fields = ["user__username", "user__email"]
+    list_select_related = ["user"]
+    autocomplete_fields = ["user"]
+    fields = [
+        "user",
+        "daily_spend_usd",
+        "max_active_projects",
+        "effective_daily_spend",
+        "effective_max_active",
+        "spent_last_24h",
+        "updated_at",
+    ]
+    readonly_fields = [
+        "effective_daily_spend",
+        "effective_max_active",
+        "spent_last_24h",
+        "updated_at",
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        # the user of an existing row stays (another user gets a row of their own)
+        return [*self.readonly_fields, "user"] if obj else self.readonly_fields
+
+    @admin.display(description="Daily cap in force")
+    def effective_daily_spend(self, obj: UserLimit) -> str:
+        if not obj.user_id:
+            return f"${settings.USER_DAILY_SPEND_USD:.2f} (default)"
+        limits = user_limits(obj.user_id)
+        default = " (default)" if obj.daily_spend_usd is None else ""
+        return f"${limits.daily_spend_usd:.2f}{default}"
+
+    @admin.display(description="Active projects in force")
+    def effective_max_active(self, obj: UserLimit) -> str:
+        if not obj.user_id:
+            return f"{settings.USER_MAX_ACTIVE_PROJECTS} (default)"
+        limits = user_limits(obj.user_id)
+        default = " (default)" if obj.max_active_projects is None else ""
+        return f"{limits.max_active_projects}{default}"
+
+    @admin.display(description="Spent or reserved, last 24 h")
+    def spent_last_24h(self, obj: UserLimit) -> str:
+        if not obj.user_id:
+            return "—"
+        return f"${spend_users([obj.user_id])[obj.user_id]['spent_24h_usd']:.2f}"
+
+
+@admin.register(SpendEntry)
+class SpendEntryAdmin(admin.ModelAdmin):
+    """The ledger, read only: rows are written by the pipeline with what the calls made."""
+
+    list_display = [
+        "created_at",
+        "project",
+        "user",
+        "stage",
+        "provider",
+        "model",
+        "quantity",
+        "quantity_unit",
+        "usd",
+        "job_id",
+    ]
+    list_filter = ["provider", "stage", "quantity_unit"]
+    search_fields = ["project__title", "user__username", "model", "call_id"]
+    list_select_related = ["project", "user"]
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in SpendEntry._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,4 +1,7 @@
+from decimal import Decimal
+
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -72,6 +75,14 @@ class SceneInline(ReadOnly, admin.TabularInline):
 class ProjectAdminForm(forms.ModelForm):
     refusal: str | None = None  # why project_update refused this change, on the second pass
 
+    def clean_budget_usd(self):
+        """As the API: none, or 0 to MAX_BUDGET_USD dollars."""
+        budget = self.cleaned_data.get("budget_usd")
+        ceiling = Decimal(str(settings.MAX_BUDGET_USD))
+        if budget is not None and not 0 <= budget <= ceiling:
+            raise forms.ValidationError(f"A budget is between $0 and ${ceiling:,.2f}.")
+        return budget
+
     def clean_checkpoints(self):
         try:
             return services.checkpoints_clean(self.cleaned_data.get("checkpoints"))
@@ -104,11 +115,30 @@ def approve_storyboard(modeladmin, request, queryset):
 class ProjectAdmin(admin.ModelAdmin):
     form = ProjectAdminForm
     actions = [approve_storyboard]
-    list_display = ["title", "owner", "status", "progress", "aspect_ratio", "created_at"]
+    list_display = [
+        "title",
+        "owner",
+        "status",
+        "progress",
+        "spent_usd",
+        "budget_usd",
+        "aspect_ratio",
+        "created_at",
+    ]
     list_filter = ["status", "aspect_ratio", "genre"]
     search_fields = ["title", "logline", "owner__username"]
     list_select_related = ["owner"]
-    readonly_fields = ["status", "progress", "final_film", "final_duration", "created_at"]
+    # budget_usd is edited here through project_update, as by the API: raising it resumes a
+    # project paused for its budget. What the ledger holds and running jobs reserved only show.
+    readonly_fields = [
+        "status",
+        "progress",
+        "spent_usd",
+        "reserved_usd",
+        "final_film",
+        "final_duration",
+        "created_at",
+    ]
     inlines = [CharacterInline, SceneInline]
     autocomplete_fields = ["owner"]
 
