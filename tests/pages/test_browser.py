@@ -59,6 +59,7 @@ def test_a_user_makes_a_film_in_the_studio(page, stack):
 
     page.fill("#character-count", "2")
     page.click("#generate-characters")
+    page.click("#confirm-go")  # after its quote (tests/pages/test_studio_money.py)
     # Portraits arrive over the eventstream: no reload, no click.
     page.wait_for_selector(".character .approve >> nth=1")
     assert page.get_attribute("body", "data-live") == "on"
@@ -68,6 +69,8 @@ def test_a_user_makes_a_film_in_the_studio(page, stack):
     page.locator(".character .approve").first.click()
     page.wait_for_selector(".character .badge.s-approved")
     page.click("#approve-all")
+    page.wait_for_selector("#confirm[open] #confirm-title:text('start the scenes')")
+    page.click("#confirm-go")  # the last approval starts the paid work: its quote first
     page.wait_for_function(
         "() => { const v = document.querySelector('#final-film');"
         " return v && !v.hidden && v.readyState >= 1 && isFinite(v.duration) && v.duration > 0; }",

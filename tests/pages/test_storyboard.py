@@ -32,8 +32,10 @@ def test_a_producer_approves_the_storyboard_in_the_studio(page, stack):
 
     page.fill("#character-count", "2")
     page.click("#generate-characters")
+    page.click("#confirm-go")  # each paid step after its quote (tests/pages/test_studio_money.py)
     page.wait_for_selector(".character .approve >> nth=1")
     page.click("#approve-all")
+    page.click("#confirm-go")
     # The keyframes are drawn, then the pipeline stops: the button asks for the approval.
     page.wait_for_selector("#storyboard-approval:not([hidden]) #approve-storyboard", timeout=60_000)
     assert page.locator("#frame-list img").count() == 2
@@ -46,6 +48,9 @@ def test_a_producer_approves_the_storyboard_in_the_studio(page, stack):
     screenshot(page, "20-studio-storyboard-approval")
 
     page.click("#approve-storyboard")
+    page.wait_for_selector("#confirm[open] .quote-items tr[data-stage='clips']")
+    assert not project.jobs.filter(type=GenerationJob.Type.VIDEOS).exists()  # only quoted
+    page.click("#confirm-go")
     page.wait_for_selector("text=Storyboard approved")
     page.wait_for_function(
         "() => { const v = document.querySelector('#final-film');"

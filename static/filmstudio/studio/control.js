@@ -3,27 +3,10 @@
 // stale badge with its reasons. Each control marks itself [data-editing] while open, so the
 // card around it is not rebuilt under the producer's hands (dom.js reconcile).
 import { api, errorText } from "./api.js";
-import { $, el, notify } from "./dom.js";
+import { confirmDialog, el, notify } from "./dom.js";
+import { askToSpend } from "./money.js";
 
-// --- the confirmation dialog ------------------------------------------------------------------
-
-// Resolves true only when the producer presses `go`; Escape, Cancel and Close are a no.
-// With `go` null the dialog only shows (one Close button).
-export function confirmDialog(title, body, go = "Go") {
-  const dialog = $("#confirm");
-  $("#confirm-title").textContent = title;
-  $("#confirm-body").replaceChildren(...[].concat(body).filter(Boolean));
-  const button = $("#confirm-go");
-  button.hidden = !go;
-  button.textContent = go || "";
-  $("#confirm-cancel").textContent = go ? "Cancel" : "Close";
-  dialog.returnValue = "";
-  dialog.showModal();
-  (go ? button : $("#confirm-cancel")).focus();
-  return new Promise((resolve) => {
-    dialog.addEventListener("close", () => resolve(dialog.returnValue === "go"), { once: true });
-  });
-}
+export { confirmDialog };
 
 // --- text edited in place -----------------------------------------------------------------------
 
@@ -95,8 +78,8 @@ export function editable({ url, field, value, name, multiline = false, label = n
 
 // --- regenerating one unit -------------------------------------------------------------------------
 
-// A "Regenerate" button opening an instructions box; going ahead asks first, because it calls
-// the image or video model. `body` is the job request without `instructions`.
+// A "Regenerate" button opening an instructions box; going ahead shows the quote first (the
+// same request as a dry run), because it calls the image or video model. `body` is the job request without `instructions`.
 export function regenerate({ what, model, url, body, disabled = false, onStarted }) {
   const wrap = el("div", { class: "regenerate" });
   const open = el("button", { class: "btn small regen-open", type: "button", text: "Regenerate…", disabled,
@@ -111,13 +94,13 @@ export function regenerate({ what, model, url, body, disabled = false, onStarted
     const form = el("form", { class: "regen-form", onsubmit: async (event) => {
       event.preventDefault();
       const text = instructions.value.trim();
-      const yes = await confirmDialog(`Regenerate the ${what}?`, [
+      go.disabled = true;
+      const yes = await askToSpend({ title: `Regenerate the ${what}?`, url, body: { ...body, instructions: text }, go: "Confirm", intro: [
         el("p", { text: `This will call the ${model} model once and add a new take. The current take is kept: you can go back to it in the take strip.` }),
         text ? el("p", { class: "quote" }, el("span", { class: "muted", text: "Instructions: " }), text) : el("p", { class: "muted", text: "No instructions: the same prompt, a new seed." }),
         el("p", { class: "muted small", text: "What depends on it becomes stale; nothing else is redone." }),
-      ], "Yes, regenerate");
-      if (!yes) return;
-      go.disabled = true;
+      ] });
+      if (!yes) { go.disabled = false; return; }
       const { ok, data } = await api("POST", url, { ...body, instructions: text });
       go.disabled = false;
       if (!ok) { error.hidden = false; error.textContent = errorText(data, "Could not start the job."); return; }

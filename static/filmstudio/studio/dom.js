@@ -1,4 +1,5 @@
-// Small DOM helpers: build elements, badges, the notice bar, keyed reconciliation.
+// Small DOM helpers: build elements, badges, the notice bar, keyed reconciliation, the
+// confirmation dialog.
 
 export const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -56,4 +57,24 @@ export function reconcile(container, items, key, signature, build) {
 export function flash(node, ms = 2500) {
   node.classList.add("highlighted");
   setTimeout(() => node.classList.remove("highlighted"), ms);
+}
+
+// --- the confirmation dialog ------------------------------------------------------------------
+
+// Resolves true only when the producer presses `go`; Escape, Cancel and Close are a no.
+// With `go` null the dialog only shows (one Close button).
+export function confirmDialog(title, body, go = "Go") {
+  const dialog = $("#confirm");
+  $("#confirm-title").textContent = title;
+  $("#confirm-body").replaceChildren(...[].concat(body).filter(Boolean));
+  const button = $("#confirm-go");
+  button.hidden = !go;
+  button.textContent = go || "";
+  $("#confirm-cancel").textContent = go ? "Cancel" : "Close";
+  dialog.returnValue = "";
+  dialog.showModal();
+  (go ? button : $("#confirm-cancel")).focus();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "go"), { once: true });
+  });
 }

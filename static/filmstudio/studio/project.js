@@ -3,6 +3,7 @@
 import { api, errorText } from "./api.js";
 import { $, badge, el, notify, reconcile } from "./dom.js";
 import { renderExport } from "./export.js";
+import { askToSpend } from "./money.js";
 import { render, renderJobs } from "./render.js";
 import { renderStale, updateStale } from "./stale.js";
 
@@ -140,8 +141,23 @@ async function refresh() {
 
 // --- actions ---------------------------------------------------------------------------------
 
+// The decision that settles the cast starts the scenes (and what follows them by itself):
+// it shows their quote first. `deciding` are the characters decided now.
+function settlesCast(deciding, approving) {
+  const cast = state.project?.characters || [];
+  const ids = new Set(deciding.map((c) => c.id));
+  const pending = cast.filter((x) => x.status === "pending" && !ids.has(x.id));
+  return !pending.length && (approving || cast.some((x) => x.status === "approved" && !ids.has(x.id)));
+}
+
+function quoteScenes(what) {
+  return askToSpend({ title: `${what} and start the scenes?`, url: "/api/jobs/scene-generation", body: { project_id: state.projectId },
+    intro: el("p", { text: "This settles the cast: the scenes are written, then each scene's shots and keyframes are drawn (and the clips, unless the project stops for storyboard approval)." }) });
+}
+
 export async function decide(c, action, body) {
   document.activeElement?.blur();  // a focused reason field would keep the card from updating
+  if (settlesCast([c], action === "approve") && !(await quoteScenes(`${action === "approve" ? "Approve" : "Reject"} ${c.name}`))) return;
   const { ok, data } = await api("POST", `/api/characters/${c.id}/${action}`, body);
   if (!ok) notify(errorText(data, `Could not ${action} ${c.name}.`), "error");
   else notify(`${c.name} ${action === "approve" ? "approved" : "rejected"}.`);
@@ -150,6 +166,7 @@ export async function decide(c, action, body) {
 
 export async function approveAll() {
   const pending = (state.project?.characters || []).filter((c) => c.status === "pending");
+  if (pending.length && settlesCast(pending, true) && !(await quoteScenes(`Approve ${pending.length} character(s)`))) return;
   for (const c of pending) {
     const { ok, data } = await api("POST", `/api/characters/${c.id}/approve`);
     if (!ok) { notify(errorText(data, `Could not approve ${c.name}.`), "error"); soon(); return; }
@@ -159,6 +176,7 @@ export async function approveAll() {
 }
 
 export async function retryJob(id) {
+  if (!(await askToSpend({ title: `Retry job #${id}?`, url: `/api/jobs/${id}/retry`, body: {}, intro: el("p", { text: "The job runs again from where it stopped." }) }))) return;
   const { ok, data } = await api("POST", `/api/jobs/${id}/retry`);
   notify(ok ? `Job #${id} queued again.` : errorText(data, "Could not retry the job."), ok ? "info" : "error");
   soon();
@@ -167,6 +185,9 @@ export async function retryJob(id) {
 export async function approveStoryboard() {
   const button = $("#approve-storyboard");
   button.disabled = true;
+  const yes = await askToSpend({ title: "Approve the storyboard and make the clips?", url: "/api/jobs/video-generation", body: { project_id: state.projectId },
+    intro: el("p", { text: "Every keyframe becomes a clip (the video model, billed by the second), then the film is cut." }) });
+  if (!yes) { button.disabled = false; return; }
   const { ok, data } = await api("POST", `/api/projects/${state.projectId}/storyboard/approve`);
   button.disabled = false;
   notify(ok ? "Storyboard approved: the clips are being generated." : errorText(data, "Could not approve the storyboard."), ok ? "info" : "error");
@@ -181,6 +202,9 @@ export async function generateCharacters() {
   const count = Number($("#character-count").value || 4);
   const button = $("#generate-characters");
   button.disabled = true;
+  const yes = await askToSpend({ title: `Generate ${count} character(s)?`, url: "/api/jobs/character-generation", body: { project_id: state.projectId, count },
+    intro: el("p", { text: "The text model writes the cast, then the image model draws each portrait. You approve the cast before anything else is made." }) });
+  if (!yes) { button.disabled = false; return; }
   const { ok, data } = await api("POST", "/api/jobs/character-generation", { project_id: state.projectId, count });
   if (!ok) { notify(errorText(data, "Could not start character generation."), "error"); button.disabled = false; return; }
   notify("Character generation started: portraits appear below as they are drawn.");

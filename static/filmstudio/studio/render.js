@@ -1,9 +1,11 @@
-// The project on the page: header, stepper, cast, scenes, storyboard, clips and jobs. Each part
-// is reconciled by key, so images and playing videos are not rebuilt needlessly. `actions` are
-// the project's actions ({decide, retryJob, soon}), from project.js.
+// The project on the page: header, stepper, spent / budget (money.js), cast, scenes,
+// storyboard, clips and jobs. Each part is reconciled by key, so images and playing videos are
+// not rebuilt needlessly. `actions` are the project's actions ({decide, retryJob, soon}), from
+// project.js.
 import { api, errorText } from "./api.js";
 import { $, badge, el, label, notify, reconcile } from "./dom.js";
 import { editable, regenerate, staleBadge, staleNote, takeStrip } from "./control.js";
+import { renderMoney } from "./money.js";
 
 const STEPS = [
   ["Characters", ["generating_characters"]],
@@ -27,6 +29,7 @@ export function render(p, actions) {
   $("#project-shape").textContent = `${p.num_scenes} scene(s) × ${p.frames_per_scene} frame(s) · ${p.clip_seconds} s clips · ${p.aspect_ratio}`;
   document.body.dataset.projectStatus = p.status;
   renderStepper(p);
+  renderMoney(p, actions.soon);
   const link = $("#dashboard-link");
   link.hidden = document.body.dataset.staff !== "true";
   link.href = `/dashboard/projects/${p.id}/`;
@@ -52,6 +55,7 @@ function renderStepper(p) {
     return el("li", { class: cls, text: name });
   });
   if (["failed", "cancelled"].includes(status)) items.push(el("li", { class: "bad", text: label(status) }));
+  if (status === "paused_budget") items.push(el("li", { class: "bad", text: "Paused: budget" }));
   $("#stepper").replaceChildren(...items);
 }
 

@@ -1,8 +1,8 @@
 // What is out of date in the project and the one "Update stale (n)" button: it shows the dry run
-// (exactly what will be redone) and only then starts the refresh, whose job progress shows here.
+// (exactly what will be redone, and its quote) and only then starts the refresh, whose job progress shows here.
 import { api, errorText } from "./api.js";
-import { $, badge, el, notify } from "./dom.js";
-import { confirmDialog } from "./control.js";
+import { $, badge, confirmDialog, el, notify } from "./dom.js";
+import { quoteBlock } from "./money.js";
 
 const NOUN = { portrait: "portrait", keyframe: "keyframe", clip: "clip", line: "spoken line", film: "final film" };
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
@@ -55,8 +55,7 @@ function summary(units) {
 
 function estimateText(estimate) {
   const items = (estimate?.items || []).map((i) => plural(i.count, NOUN[i.stage] || i.stage));
-  const cost = typeof estimate?.total_usd === "number" ? ` · about $${estimate.total_usd.toFixed(2)}` : "";
-  return items.length ? `Model calls: ${items.join(", ")}${cost}.` : "";
+  return items.length ? `Model calls: ${items.join(", ")}.` : "";
 }
 
 export async function updateStale(projectId, p, soon) {
@@ -75,6 +74,7 @@ export async function updateStale(projectId, p, soon) {
     el("p", { text: "The stale units, and what is made from them (marked “follows”), are regenerated in dependency order. Nothing else is redone." }),
     list,
     el("p", { class: "small", text: estimateText(dry.data.estimate) }),
+    quoteBlock(dry.data.estimate),
   ], `Update ${plural(units.length, "unit")}`);
   if (!yes) return;
   button.disabled = true;
