@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -273,22 +274,34 @@ def _schema_of(body: dict) -> dict:
     return config.get("responseJsonSchema") or config.get("responseSchema") or {}
 
 
+# How many items the pipeline's prompts ask for (generation.prompts), by plan: the last match,
+# since the project's own text (a synopsis) comes first.
+_COUNTS = {
+    "characters": re.compile(r"Create (\d{1,3}) new characters"),
+    "scenes": re.compile(r"exactly (\d{1,3}) scenes"),
+    "frames": re.compile(r"exactly (\d{1,3}) shots"),
+}
+
+
 class StoryGemini(FakeGemini):
     """FakeGemini whose structured text has the size the prompt asks for.
 
     The stock fake answers a minimal instance of the response schema (a couple of items per
     array). The pipeline checks that it got the number of characters, scenes and shots it asked
-    for, so this subclass writes them the way the offline provider does: it reads the count
-    (and the cast's names) from the prompt (generation.providers.local.LocalText).
+    for, so this subclass reads that number in the prompt, as a model would, and writes the
+    plan the way the offline provider does (generation.providers.local.LocalText, which takes
+    the number from the plan's size and the cast's names from the prompt).
     """
 
     def _answer(self, kind: str, model: str, body: dict, block: Any) -> dict:
         if kind == "text" and block is None:
             properties = set((_schema_of(body).get("properties") or {}).keys())
-            plan_name = next((_PLANS[p] for p in properties if p in _PLANS), None)
-            if plan_name is not None:
-                plan = getattr(schemas, plan_name)
-                document = LocalText().generate_json(prompt=_prompt_text(body), schema=plan)
+            field_name = next((p for p in properties if p in _PLANS), None)
+            if field_name is not None:
+                prompt = _prompt_text(body)
+                asked = _COUNTS[field_name].findall(prompt)
+                plan = getattr(schemas, _PLANS[field_name]).sized(int(asked[-1]) if asked else 3)
+                document = LocalText().generate_json(prompt=prompt, schema=plan)
                 return _text_response(document.model_dump_json(), model)
         return super()._answer(kind, model, body, block)
 

@@ -1,39 +1,91 @@
-"""Structured outputs asked of the text model (Pydantic: sent as the response schema)."""
+"""Structured outputs asked of the text model (Pydantic: sent as the response schema).
 
-from pydantic import BaseModel, Field
+Text saved into a character column carries that column's length as `maxLength`, and what comes
+back longer is cut to it (a logline asking for 300-character titles made every run fail with a
+DataError). How many items a plan holds comes from the project, by `Plan.sized(n)`, never from
+the prompt's text."""
+
+from functools import cache
+from typing import Annotated, Any, ClassVar, Self
+
+from pydantic import BaseModel, BeforeValidator, Field
+
+from projects.models import Character, Frame, Scene
+
+
+def _cut(limit: int):
+    def cut(value: Any) -> Any:
+        return value.strip()[:limit] if isinstance(value, str) else value
+
+    return BeforeValidator(cut)
+
+
+def _column(model, field: str) -> int:
+    return model._meta.get_field(field).max_length
+
+
+NAME_LENGTH = _column(Character, "name")
+ROLE_LENGTH = _column(Character, "role")
+TITLE_LENGTH = _column(Scene, "title")
+LOCATION_LENGTH = _column(Scene, "location")
+MOOD_LENGTH = _column(Scene, "mood")
+CAMERA_LENGTH = _column(Frame, "camera")
+Name = Annotated[str, _cut(NAME_LENGTH), Field(max_length=NAME_LENGTH)]
+Role = Annotated[str, _cut(ROLE_LENGTH), Field(max_length=ROLE_LENGTH)]
+Title = Annotated[str, _cut(TITLE_LENGTH), Field(max_length=TITLE_LENGTH)]
+Location = Annotated[str, _cut(LOCATION_LENGTH), Field(max_length=LOCATION_LENGTH)]
+Mood = Annotated[str, _cut(MOOD_LENGTH), Field(max_length=MOOD_LENGTH)]
+Camera = Annotated[str, _cut(CAMERA_LENGTH), Field(max_length=CAMERA_LENGTH)]
+
+
+class Plan(BaseModel):
+    """A list the text model writes. `size`, how many items the project asks for, is read by
+    the offline provider; it is no part of the schema a model is sent."""
+
+    size: ClassVar[int | None] = None
+
+    @classmethod
+    def sized(cls, size: int) -> type[Self]:
+        return _sized(cls, size)
+
+
+@cache
+def _sized(plan: type[Plan], size: int) -> type[Plan]:
+    # The same name: the same JSON schema as `plan`.
+    return type(plan.__name__, (plan,), {"size": size, "__module__": plan.__module__})
 
 
 class CharacterDraft(BaseModel):
-    name: str = Field(description="Full name, unique in the cast")
-    role: str = Field(description="Role in the story, e.g. protagonist, mentor")
+    name: Name = Field(description="Full name, unique in the cast")
+    role: Role = Field(description="Role in the story, e.g. protagonist, mentor")
     description: str = Field(description="Who they are and what they want, 1-3 sentences")
     appearance: str = Field(description="Visual description for a portrait: face, age, clothes")
     personality: str = Field(description="Temperament and manner of speaking")
 
 
-class CastPlan(BaseModel):
+class CastPlan(Plan):
     characters: list[CharacterDraft]
 
 
 class SceneDraft(BaseModel):
-    title: str
+    title: Title
     concise_plot: str = Field(description="One sentence")
     detailed_plot: str = Field(description="A paragraph: what happens, beat by beat")
     dialogue: str = Field(description="Key lines, 'Name: line' per line")
-    location: str
-    mood: str
-    characters: list[str] = Field(description="Names of the cast members present")
+    location: Location
+    mood: Mood
+    characters: list[Name] = Field(description="Names of the cast members present")
 
 
-class ScenePlan(BaseModel):
+class ScenePlan(Plan):
     scenes: list[SceneDraft]
 
 
 class FrameDraft(BaseModel):
     prompt: str = Field(description="Image-to-video prompt: subject, action, setting, light")
-    camera: str = Field(description="Shot size and camera movement")
+    camera: Camera = Field(description="Shot size and camera movement")
     dialogue: str = Field(description="Line spoken during this shot, or empty")
 
 
-class FramePlan(BaseModel):
+class FramePlan(Plan):
     frames: list[FrameDraft]

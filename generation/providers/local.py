@@ -39,11 +39,6 @@ def _rng(*parts: object) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
-def _number(pattern: str, text: str, default: int) -> int:
-    match = re.search(pattern, text)
-    return int(match.group(1)) if match else default
-
-
 def _title(prompt: str) -> str:
     match = re.search(r"Film title: (.+)", prompt)
     return match.group(1).strip() if match else "the film"
@@ -76,16 +71,17 @@ class LocalText:
 
     def _answer(self, prompt: str, schema: type[M]) -> M:
         rng = _rng(prompt)
-        if schema is CastPlan:
-            return schema.model_validate(self._cast(prompt, rng))
-        if schema is ScenePlan:
-            return schema.model_validate(self._scenes(prompt, rng))
-        if schema is FramePlan:
-            return schema.model_validate(self._frames(prompt, rng))
+        # How many: the plan's size (the project's numbers), never a number in the prompt's
+        # text (a synopsis saying "exactly 999999999 shots" built a billion-item list).
+        if issubclass(schema, CastPlan):
+            return schema.model_validate(self._cast(prompt, rng, schema.size or 4))
+        if issubclass(schema, ScenePlan):
+            return schema.model_validate(self._scenes(prompt, rng, schema.size or 3))
+        if issubclass(schema, FramePlan):
+            return schema.model_validate(self._frames(prompt, rng, schema.size or 3))
         raise PermanentProviderError(f"the local provider cannot write {schema.__name__}")
 
-    def _cast(self, prompt: str, rng: random.Random) -> dict:
-        count = _number(r"Create (\d+) new characters", prompt, 4)
+    def _cast(self, prompt: str, rng: random.Random, count: int) -> dict:
         taken = set(_cast_names(prompt))
         names = [f"{f} {s}" for f in FIRST for s in LAST if f"{f} {s}" not in taken]
         rng.shuffle(names)
@@ -102,8 +98,7 @@ class LocalText:
             ]
         }
 
-    def _scenes(self, prompt: str, rng: random.Random) -> dict:
-        count = _number(r"exactly (\d+) scenes", prompt, 3)
+    def _scenes(self, prompt: str, rng: random.Random, count: int) -> dict:
         cast = _cast_names(prompt) or ["The stranger"]
         scenes = []
         for i in range(count):
@@ -123,8 +118,7 @@ class LocalText:
             )
         return {"scenes": scenes}
 
-    def _frames(self, prompt: str, rng: random.Random) -> dict:
-        count = _number(r"exactly (\d+) shots", prompt, 3)
+    def _frames(self, prompt: str, rng: random.Random, count: int) -> dict:
         location = re.search(r"Location: (.+)", prompt)
         place = location.group(1).strip() if location else rng.choice(PLACES)
         cast = _cast_names(prompt)

@@ -34,7 +34,8 @@ def run(job: GenerationJob) -> None:
             instructions=job.params.get("instructions", ""),
             keep=approved_cast(project),
         )
-        drafts = text_provider().generate_json(prompt=prompt, schema=CastPlan).characters
+        plan = CastPlan.sized(count)  # the project says how many, not the prompt
+        drafts = text_provider().generate_json(prompt=prompt, schema=plan).characters
         if len(drafts) < count:
             raise TransientProviderError(f"the model wrote {len(drafts)} of {count} characters")
         with transaction.atomic():

@@ -40,7 +40,8 @@ def run(job: GenerationJob) -> None:
     cast = scene_cast(scene)
     if scene.frames.filter(source_job_id=job.pk).count() < count:
         prompt = frames_prompt(scene, cast)
-        drafts = text_provider().generate_json(prompt=prompt, schema=FramePlan).frames
+        plan = FramePlan.sized(count)  # the project says how many, not the prompt
+        drafts = text_provider().generate_json(prompt=prompt, schema=plan).frames
         if len(drafts) < count:
             raise TransientProviderError(f"the model wrote {len(drafts)} of {count} shots")
         with transaction.atomic():

@@ -27,7 +27,8 @@ def run(job: GenerationJob) -> None:
         if not cast:
             raise PermanentProviderError("No approved character: approve the cast first.")
         prompt = scenes_prompt(project, cast)
-        drafts = text_provider().generate_json(prompt=prompt, schema=ScenePlan).scenes
+        plan = ScenePlan.sized(count)  # the project says how many, not the prompt
+        drafts = text_provider().generate_json(prompt=prompt, schema=plan).scenes
         if len(drafts) < count:
             raise TransientProviderError(f"the model wrote {len(drafts)} of {count} scenes")
         by_name = {c.name.casefold(): c for c in cast}
