@@ -78,6 +78,17 @@ class _ChunkReader(io.RawIOBase):
         return count
 
 
+def save_whole(name: str, content: File) -> str:
+    """Store `content` under `name`, or nothing: a write that fails part-way (a full disk)
+    leaves no truncated file behind to take the space a retry needs. Returns the name."""
+    name = default_storage.get_available_name(name)
+    try:
+        return default_storage.save(name, content)
+    except BaseException:
+        default_storage.delete(name)  # what was written before the failure
+        raise
+
+
 def save_stream(name: str, chunks: Iterable[bytes]) -> str:
     """Store what `chunks` yields under `name` (local or S3) as it comes: never whole in memory.
     Returns the name the storage chose."""

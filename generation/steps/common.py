@@ -15,7 +15,7 @@ from generation import costs, services
 from generation.jobs import job_still_active, jobs_cancel, lock_project
 from generation.models import GenerationJob
 from media import ffmpeg
-from media.storage import delete_name, media_name
+from media.storage import delete_name, media_name, save_whole
 from projects.models import Project, Take
 from projects.takes import take_record
 
@@ -34,14 +34,12 @@ def read_media(name: str) -> bytes:
 
 
 def store_bytes(project_id: int, media_type: str, stem: str, data: bytes, suffix: str) -> str:
-    return default_storage.save(media_name(project_id, media_type, stem, suffix), ContentFile(data))
+    return save_whole(media_name(project_id, media_type, stem, suffix), ContentFile(data))
 
 
 def store_file(project_id: int, media_type: str, stem: str, path: Path) -> str:
     with path.open("rb") as handle:
-        return default_storage.save(
-            media_name(project_id, media_type, stem, path.suffix), File(handle)
-        )
+        return save_whole(media_name(project_id, media_type, stem, path.suffix), File(handle))
 
 
 def delete_after_commit(*names: str) -> None:
