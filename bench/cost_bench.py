@@ -1,4 +1,4 @@
-"""Bench 8: the quote against the bill. A 3x3 and a 6x4 film through the fake Gemini and fal
+"""Bench 9: the quote against the bill. A 3x3 and a 6x4 film through the fake Gemini and fal
 servers (real SDKs, 2 real workers): the estimate before anything ran, the ledger after, and
 what the fakes billed (they record the usage they reported and the seconds they rendered)."""
 
@@ -102,7 +102,7 @@ def run(ctx: Context) -> Result:
         ratio = float(estimate / ledger) if ledger else None
         rows.append(
             Row(
-                f"8{suffix}",
+                f"9{suffix}",
                 f"Cost {scenes}×{frames}: estimate ÷ ledger",
                 f"${estimate:.4f}",
                 f"ledger ${ledger:.4f}",
@@ -117,7 +117,7 @@ def run(ctx: Context) -> Result:
             "billed_usd": float(bill),
         }
         notes.append(
-            f"Bench 8{suffix}: {scenes}×{frames}, 4 characters, 5 s clips on "
+            f"Bench 9{suffix}: {scenes}×{frames}, 4 characters, 5 s clips on "
             f"{FAL_MODEL}: estimate ${estimate:.4f}, ledger ${ledger:.4f}, the fakes billed "
             f"${bill:.4f} (ledger {'=' if ledger == bill else '≠'} bill)."
         )
