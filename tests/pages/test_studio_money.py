@@ -219,4 +219,29 @@ def paused_then_raised(page, stack, project, character, spent) -> None:
     page.click("#budget-save")
     page.wait_for_selector(f"#money-spent:text('Spent ${now:.2f} of $3.00')")
     assert Project.objects.get(pk=project.pk).budget_usd == Decimal("3.00")
+    too_little_left(page, project, now)
+
+
+def too_little_left(page, project, spent) -> None:
+    """A quote that does not fit what is left says so; confirmed anyway, the server refuses
+    (409, the page shows why) and nothing changes."""
+    tight = (spent + Decimal("0.01")).quantize(Decimal("0.01"))
+    page.click("#budget-open")
+    page.fill("#budget-input", str(tight))
+    page.click("#budget-save")
+    page.wait_for_selector(f"#money-spent:text('of ${tight}')")
+    character = project.characters.get()
+    page.locator(f"#character-{character.pk} .approve").click()  # settles the cast: scenes next
+    page.wait_for_selector("#confirm[open] #confirm-title:text('start the scenes')")
+    page.wait_for_selector("#confirm .quote-box.over .quote-over")
+    assert "it would be refused" in page.text_content("#confirm .quote-over")
+    assert float(page.get_attribute("#confirm .quote-box", "data-quote-total")) > 0.01
+    page.click("#confirm-go")
+    page.wait_for_selector("#notice.error:text('Cannot')")
+    assert "budget" in page.text_content("#notice")
+    page.console_errors.clear()  # Chromium logs the refused POST (409)
+    character.refresh_from_db()
+    assert character.status == Character.Status.PENDING
+    assert not Job.objects.filter(project=project, type=Job.Type.SCENES).exists()
+    assert Project.objects.get(pk=project.pk).spent_usd == spent
     assert not page.console_errors, page.console_errors
