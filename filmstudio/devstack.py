@@ -78,7 +78,19 @@ def _manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, check=True)
 
 
+def check_tools(env: dict[str, str]) -> None:
+    """Say what is missing before anything needs it (the offline voices need espeak-ng)."""
+    espeak = env.get("ESPEAK_BINARY") or "espeak-ng"
+    if shutil.which(espeak, path=env.get("PATH")) is None:
+        _say(
+            f"{espeak} is not installed: the offline voices cannot speak lines, so audio jobs "
+            "will fail. Install it (Debian/Ubuntu: apt-get install espeak-ng) or configure "
+            "Gemini speech (GEMINI_API_KEYS, SPEECH_PROVIDER=gemini)."
+        )
+
+
 def run_stack(env: dict[str, str]) -> int:
+    check_tools(env)
     _manage(env, "migrate", "--noinput", "-v", "0")
     _manage(env, "ensure_admin")
     port = env.get("PORT", "5000")

@@ -288,10 +288,15 @@ TEXT_PROVIDER = env_choice("TEXT_PROVIDER", "auto", _gemini_kinds)
 IMAGE_PROVIDER = env_choice("IMAGE_PROVIDER", "auto", _gemini_kinds)
 VIDEO_PROVIDER = env_choice("VIDEO_PROVIDER", "auto", {"auto", "local", "fal"})
 DIRECTOR_PROVIDER = env_choice("DIRECTOR_PROVIDER", "auto", _gemini_kinds)
+# Who speaks the dialogue: Gemini's TTS, or the offline eSpeak NG stand-in (`local`).
+SPEECH_PROVIDER = env_choice("SPEECH_PROVIDER", "auto", _gemini_kinds)
 
 GEMINI_TEXT_MODEL = env_str("GEMINI_TEXT_MODEL", "gemini-2.5-flash")
 GEMINI_IMAGE_MODEL = env_str("GEMINI_IMAGE_MODEL", "gemini-2.5-flash-image")
 GEMINI_DIRECTOR_MODEL = env_str("GEMINI_DIRECTOR_MODEL", "gemini-2.5-flash")
+# The 2.5 preview TTS models shut down on 2026-12-18; 3.8 Flash-Lite TTS is their GA successor.
+GEMINI_SPEECH_MODEL = env_str("GEMINI_SPEECH_MODEL", "gemini-3.8-flash-lite-tts")
+ESPEAK_BINARY = env_str("ESPEAK_BINARY", "espeak-ng")
 # Only for tests and proxies: where the google-genai SDK sends requests.
 GEMINI_BASE_URL = env_str("GEMINI_BASE_URL")
 # Quotas are per Google Cloud project and model: keys add capacity only across projects.

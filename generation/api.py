@@ -26,6 +26,7 @@ from generation.selectors import (
     spend_entries,
 )
 from generation.serializers import (
+    AudioJobRequest,
     CharacterJobRequest,
     DryRun,
     DryRunAnswer,
@@ -39,7 +40,9 @@ from generation.serializers import (
     RefreshRequest,
     SpendEntrySerializer,
     VideoJobRequest,
+    VoiceSerializer,
 )
+from generation.voices import offered as voices_offered
 from projects import selectors as project_selectors
 from projects.models import Take
 from projects.serializers import TakeSerializer
@@ -491,3 +494,44 @@ class ProjectSpendApi(GenericAPIView):
         page = self.paginate_queryset(spend_entries(project))
         entries = self.get_paginated_response(SpendEntrySerializer(page, many=True).data).data
         return Response({**project_spend(project), "entries": entries})
+
+
+# --- sound -----------------------------------------------------------------------------------
+
+
+class AudioGenerationApi(JobStartApi):
+    @extend_schema(
+        request=AudioJobRequest,
+        responses=JOB_RESPONSES,
+        summary="Speak the dialogue: one frame's line again, or every missing or stale line",
+        description="`{frame_id}` speaks that frame's dialogue again (a new `line` take, "
+        "current); `{project_id}` speaks every line that has no take yet or whose text, speaker "
+        "or voice changed since. Each line is said by its speaker's `voice` (the narrator's "
+        "when the frame has no speaker). `409` without dialogue to speak or while lines of the "
+        "project are being spoken.",
+    )
+    def post(self, request):
+        data = _validated(AudioJobRequest, request)
+        if "frame_id" in data:
+            frame = project_selectors.frame_for_user(request.user, data["frame_id"])
+            if data["dry_run"]:
+                return quoted(frame.scene.project, Type.AUDIO, Target.FRAME, frame.pk)
+            job = services.start_audio_generation(project=frame.scene.project, frame=frame)
+        else:
+            project = project_selectors.project_for_user(request.user, data["project_id"])
+            if data["dry_run"]:
+                return quoted(project, Type.AUDIO, Target.PROJECT, project.pk)
+            job = services.start_audio_generation(project=project)
+        return accepted(job)
+
+
+class VoicesApi(APIView):
+    @extend_schema(
+        responses=VoiceSerializer(many=True),
+        summary="The voices of the configured speech provider",
+        description="Gemini's prebuilt voices, or offline the eSpeak NG stand-ins (robotic, "
+        "each its own variant, pitch and pace). A character's `voice` is one of these ids.",
+    )
+    def get(self, request):
+        reject_unknown_params(request, allowed=[])
+        return Response(VoiceSerializer(voices_offered(), many=True).data)

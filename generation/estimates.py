@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 
+from generation import providers
 from generation.costs import ZERO, remaining
 from generation.jobtypes import job_type
 from generation.models import GenerationJob
@@ -100,6 +101,27 @@ def clips(stage: str, durations: list[float]) -> list[Item]:
     ]  # fmt: skip
 
 
+# A spoken line: about 150 words a minute, and Gemini's TTS bills 25 audio tokens a second.
+WORDS_PER_SECOND = 2.5
+AUDIO_TOKENS_PER_SECOND = 25
+UNWRITTEN_LINE = "x" * 60  # a line of a shot not written yet
+
+
+def speech(stage: str, lines: list[str]) -> list[Item]:
+    if not lines:
+        return []
+    provider, model = providers.speech_choice()
+    prompt_tokens = sum(tokens(line) for line in lines)
+    seconds = sum(0.5 + len(line.split()) / WORDS_PER_SECOND for line in lines)
+    audio = round(seconds * AUDIO_TOKENS_PER_SECOND)
+    return [
+        Item(stage, provider, model, prompt_tokens, "input_tokens",
+             cost(provider, model, {"input_tokens": prompt_tokens})),
+        Item(stage, provider, model, audio, "audio_tokens",
+             cost(provider, model, {"audio_tokens": audio})),
+    ]  # fmt: skip
+
+
 def total(items: list[Item]) -> Decimal:
     return sum((i.usd for i in items), ZERO)
 
@@ -173,6 +195,16 @@ def videos(project: Project, target_type: str, target_id: int, params: dict) -> 
     return clips("clips", list(shots.values_list("duration", flat=True)))
 
 
+def lines(project: Project, target_type: str, target_id: int, params: dict) -> list[Item]:
+    """The dialogue spoken: every line of the project (or scene, or one frame)."""
+    shots = Frame.objects.filter(scene__project=project).exclude(dialogue="")
+    if target_type == Target.FRAME:
+        shots = shots.filter(pk=target_id)
+    elif target_type == Target.SCENE:
+        shots = shots.filter(scene_id=target_id)
+    return speech("lines", list(shots.values_list("dialogue", flat=True)))
+
+
 def free(project: Project, target_type: str, target_id: int, params: dict) -> list[Item]:
     """Stitching, refresh containers: no provider call of their own."""
     return []
@@ -233,10 +265,12 @@ def request(
         items += _downstream_of_scenes(project)
         if to_clips:
             items += clips("clips", _expected_clips(project))
+            items += speech("lines", [UNWRITTEN_LINE] * len(_expected_clips(project)))
     elif type == Type.FRAMES and to_clips:
         shots = project.frames_per_scene
         scene_count = 1 if target_type == Target.SCENE else project.scenes.count()
         items += clips("clips", [float(project.clip_seconds)] * (shots * scene_count))
+        items += speech("lines", [UNWRITTEN_LINE] * (shots * scene_count))
     return _merged(items)
 
 
@@ -251,6 +285,8 @@ def refresh(project: Project, planned: list[dict] | None = None) -> list[Item]:
             items += keyframe(project, Target.FRAME, unit_id, {})
         elif kind == "clip":
             items += videos(project, Target.FRAME, unit_id, {})
+        elif kind == "line":
+            items += lines(project, Target.FRAME, unit_id, {})
     return _merged(items)
 
 
@@ -269,6 +305,7 @@ def project_rest(project: Project) -> list[Item]:
         items += scenes(project, Target.PROJECT, project.pk, {})
         items += _downstream_of_scenes(project)
         items += clips("clips", _expected_clips(project))
+        items += speech("lines", [UNWRITTEN_LINE] * len(_expected_clips(project)))
         return _merged(items)
     for scene in scene_list:
         if not scene.frames.exists():
@@ -281,6 +318,9 @@ def project_rest(project: Project) -> list[Item]:
     durations = list(clipless.values_list("duration", flat=True))
     unwritten = sum(project.frames_per_scene for s in scene_list if not s.frames.exists())
     items += clips("clips", durations + [float(project.clip_seconds)] * unwritten)
+    unspoken = shots.exclude(dialogue="").filter(line_take__isnull=True)
+    spoken = list(unspoken.values_list("dialogue", flat=True))
+    items += speech("lines", spoken + [UNWRITTEN_LINE] * unwritten)
     return _merged(items)
 
 

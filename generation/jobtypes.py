@@ -138,6 +138,15 @@ JOB_TYPES: dict[str, JobType] = {
             after=f"{_PIPELINE}.after_unit",
         ),
         JobType(
+            name=Type.AUDIO,
+            step="generation.steps.lines.run",
+            targets=(Target.PROJECT, Target.SCENE, Target.FRAME),
+            project_status="",
+            mark_failed=f"{_PIPELINE}.nothing_to_mark",
+            after=f"{_PIPELINE}.after_lines",
+            estimate=f"{_ESTIMATES}.lines",
+        ),
+        JobType(
             name=Type.EXPORT,
             step="generation.steps.export.run",
             targets=(Target.PROJECT,),

@@ -18,6 +18,7 @@ class GenerationJob(models.Model):
         KEYFRAME = "keyframe-generation"
         REFRESH = "refresh"
         EXPORT = "export"
+        AUDIO = "audio-generation"
 
     class Status(models.TextChoices):
         QUEUED = "queued"

@@ -1,6 +1,7 @@
 """The pipeline's stages: what each needs before it starts, what starts after it, and how far
 the whole project has come. Characters → (approval) → scenes → frames (one job per scene) →
-videos (one job per frame) → stitching (once every clip is ready) → complete."""
+videos (one job per frame) and spoken lines (one job per scene) → stitching (once every clip
+is ready and no line is being spoken) → complete."""
 
 import logging
 
@@ -348,7 +349,62 @@ def stitch_problem(project: Project) -> str | None:
     ready = frames.filter(video__status=Video.Status.READY).count()
     if ready < total:
         return f"{total - ready} of {total} clips are not ready."
+    if active(project.jobs.filter(type=Job.Type.AUDIO)):
+        return "lines are still being spoken."
     return None
+
+
+# --- spoken lines --------------------------------------------------------------------------
+
+
+def _has_dialogue(frames) -> bool:
+    return frames.exclude(dialogue="").exists()
+
+
+def lines_job(project: Project, target_type: str, target_id: int) -> Job:
+    return job_create(
+        project=project, type=Job.Type.AUDIO, target_type=target_type, target_id=target_id
+    )
+
+
+def start_audio_generation(*, project: Project, frame: Frame | None = None) -> Job:
+    """Speak the dialogue: one frame's line again, or every line that is missing or stale."""
+    with transaction.atomic():
+        project = lock_project(project)
+        running = busy_targets(project, [Job.Type.AUDIO], Job.TargetType.PROJECT)
+        if frame is not None:
+            frame = Frame.objects.select_related("scene").get(pk=frame.pk)  # as it is now
+            if not frame.dialogue.strip():
+                raise ConflictError(f"Frame {frame.pk} has no dialogue to speak.")
+            refuse_while_busy(
+                project, f"frame {frame.pk}'s line", scene_id=frame.scene_id, frame_id=frame.pk
+            )
+            target_type, target_id, what = (
+                Job.TargetType.FRAME,
+                frame.pk,
+                f"frame {frame.pk}'s line",
+            )
+        else:
+            if not _has_dialogue(Frame.objects.filter(scene__project=project)):
+                raise ConflictError("No frame of this project has dialogue to speak.")
+            if running or active(project.jobs.filter(type=Job.Type.AUDIO)):
+                raise ConflictError("Lines of this project are already being spoken.")
+            target_type, target_id, what = Job.TargetType.PROJECT, project.pk, "the lines"
+        admit_start(project, Job.Type.AUDIO, target_type, target_id, what=what)
+        return lines_job(project, target_type, target_id)
+
+
+def speak_scene(project: Project, scene_id: int) -> None:
+    """The pipeline's lines of one scene, beside its clips."""
+    if _has_dialogue(Frame.objects.filter(scene_id=scene_id)):
+        lines_job(project, Job.TargetType.SCENE, scene_id)
+
+
+def speak_project(project: Project) -> None:
+    if _has_dialogue(Frame.objects.filter(scene__project=project)) and not active(
+        project.jobs.filter(type=Job.Type.AUDIO)
+    ):
+        lines_job(project, Job.TargetType.PROJECT, project.pk)
 
 
 def start_stitching(*, project: Project) -> Job:
@@ -404,6 +460,7 @@ def after_frames(job: Job, project: Project) -> None:
         return
     for frame in Frame.objects.filter(scene_id=job.target_id).order_by("order"):
         _video_job(project, frame)
+    speak_scene(project, job.target_id)
     show_stage(project, Job.Type.VIDEOS)
 
 
@@ -416,6 +473,11 @@ def after_video(job: Job, project: Project) -> None:
         return
     if stitch_problem(project) is None and not active(project.jobs.filter(type=Job.Type.STITCH)):
         _start_stage(project, Job.Type.STITCH)
+
+
+def after_lines(job: Job, project: Project) -> None:
+    """Lines spoken: the film is cut once the clips are ready too (the same fan-in)."""
+    after_video(job, project)
 
 
 def after_unit(job: Job, project: Project) -> None:

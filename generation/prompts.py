@@ -72,7 +72,9 @@ def frames_prompt(scene: Scene, cast: list[Character]) -> str:
             f"Mood: {scene.mood}\nPlot: {scene.detailed_plot or scene.concise_plot}\n"
             f"Dialogue:\n{scene.dialogue}",
             f"Break this scene into exactly {project.frames_per_scene} shots of "
-            f"{project.clip_seconds} seconds each, in order.",
+            f"{project.clip_seconds} seconds each, in order. Give each shot at most one line of "
+            "dialogue, short enough to say in the shot, and name its speaker (a character of "
+            "this scene, exactly as written above; empty for the narrator).",
         ]
     )
 

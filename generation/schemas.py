@@ -85,6 +85,11 @@ class FrameDraft(BaseModel):
     prompt: str = Field(description="Image-to-video prompt: subject, action, setting, light")
     camera: Camera = Field(description="Shot size and camera movement")
     dialogue: str = Field(description="Line spoken during this shot, or empty")
+    speaker: str = Field(
+        default="",
+        description="Exact name of the character in this scene who speaks the line; empty for "
+        "the narrator or when there is no line",
+    )
 
 
 class FramePlan(Plan):

@@ -158,3 +158,18 @@ class SpendEntrySerializer(serializers.Serializer):
 
     def get_unit(self, entry) -> dict:
         return {"type": entry.unit_type, "id": entry.unit_id}
+
+
+# --- sound -----------------------------------------------------------------------------------
+
+
+class AudioJobRequest(ExactlyOneId):
+    project_id = StrictIntegerField(min_value=1, required=False)
+    frame_id = StrictIntegerField(min_value=1, required=False)
+
+
+class VoiceSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="What a character's `voice` takes.")
+    provider = serializers.CharField(help_text="`gemini` or `local` (eSpeak NG, offline).")
+    name = serializers.CharField()
+    description = serializers.CharField()

@@ -44,6 +44,8 @@ from generation.pipeline import (
     project_progress,
     scene_generation_started,
     set_status,
+    speak_project,
+    start_audio_generation,
     start_character_generation,
     start_export,
     start_frame_generation,
@@ -54,7 +56,9 @@ from generation.pipeline import (
     start_video_generation,
     status_while_running,
 )
+from generation.voices import check_voice
 from media.storage import delete_project_files
+from projects import services as project_services
 from projects.events import publish_entity
 from projects.models import Character, Frame, Project, Scene, Take
 from projects.services import (
@@ -70,6 +74,7 @@ __all__ = [
     "cast_decided",
     "character_approve",
     "character_reject",
+    "character_update",
     "frame_update",
     "job_cancel",
     "job_claim",
@@ -93,6 +98,7 @@ __all__ = [
     "refresh_start",
     "scene_generation_started",
     "scene_update",
+    "start_audio_generation",
     "start_character_generation",
     "start_export",
     "start_frame_generation",
@@ -327,6 +333,8 @@ def project_update(*, project: Project, **fields) -> Project:
         project = lock_project(project)
         if "checkpoints" in fields:
             fields["checkpoints"] = checkpoints_clean(fields["checkpoints"])
+        if "music" in fields:
+            project_services.music_clean(project, fields["music"])
         changed = [k for k in PROJECT_FIELDS if k in fields and getattr(project, k) != fields[k]]
         shape = [k for k in changed if k in PROJECT_SHAPE_FIELDS]
         if shape and project_has_active_jobs(project):
@@ -435,6 +443,7 @@ def storyboard_approve(*, project: Project) -> Job:
         if problem:
             raise ConflictError(f"Cannot approve the storyboard: {problem}")
         job = start_video_generation(project=project)
+        speak_project(project)  # the lines beside the clips
     logger.info("storyboard of project %s approved: video job %s", project.pk, job.pk)
     return job
 
@@ -483,3 +492,11 @@ def character_approve(*, character: Character) -> Character:
 
 def character_reject(*, character: Character, reason: str = "") -> Character:
     return _decide(character, Character.Status.REJECTED, reason)
+
+
+def character_update(*, character: Character, **fields) -> Character:
+    """Edit a character; `voice` must be one the speech provider offers (its lines then become
+    stale)."""
+    if "voice" in fields:
+        check_voice(fields["voice"])
+    return project_services.character_update(character=character, **fields)

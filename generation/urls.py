@@ -48,6 +48,8 @@ urlpatterns = [
         "api/projects/<int:project_id>/estimate", api.ProjectEstimateApi.as_view(), "estimate"
     ),
     *both_slashes("api/projects/<int:project_id>/spend", api.ProjectSpendApi.as_view(), "spend"),
+    *both_slashes("api/jobs/audio-generation", api.AudioGenerationApi.as_view(), "job-audio"),
+    *both_slashes("api/voices", api.VoicesApi.as_view(), "voices"),
     *both_slashes("api/jobs", api.JobListApi.as_view(), "job-list"),
     *both_slashes("api/jobs/<int:job_id>", api.JobDetailApi.as_view(), "job-detail"),
     *both_slashes("api/jobs/<int:job_id>/status", api.JobStatusApi.as_view(), "job-status"),

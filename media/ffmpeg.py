@@ -8,6 +8,7 @@ through ``subprocess.run`` so that every call has a timeout and a readable error
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import os
@@ -679,3 +680,344 @@ def poster(video: StrPath, dst: StrPath, *, at: float | None = None, timeout: fl
             options["q:v"] = 2
         out = ffmpeg.output(frame, str(tmp), **options)
         _run_graph(out, purpose=f"poster frame of {video.name}", timeout=_remaining(deadline))
+
+
+# --------------------------------------------------------------------------- sound
+
+# The mix: dialogue at DIALOGUE_LUFS (peaks held DIALOGUE_PEAK_DB above it, so the final gain
+# stays linear), music DIALOGUE_LUFS - MUSIC_UNDER_DB under it and ducked further while a line
+# is spoken, the clips' own sound kept at CLIP_SOUND_DB; then two-pass loudnorm to the target.
+TARGET_LUFS = -14.0
+TARGET_TRUE_PEAK = -1.0
+# loudnorm aims a little lower than the limit: AAC encoding adds a few tenths of a dB of peak.
+LOUDNORM_TRUE_PEAK = -2.0
+DIALOGUE_LUFS = -20.0
+DIALOGUE_PEAK_DB = 9.0
+MUSIC_UNDER_DB = 8.0
+CLIP_SOUND_DB = -6.0
+MUSIC_FADE_IN = 2.0
+MUSIC_FADE_OUT = 3.0
+# Below this a stem is silence (ebur128 reports -70 LUFS for digital silence).
+SILENT_LUFS = -69.0
+
+_EBU_I = re.compile(r"Integrated loudness:\s*\n\s*I:\s*(-?[\d.]+|-inf) LUFS")
+_EBU_LRA = re.compile(r"Loudness range:\s*\n\s*LRA:\s*(-?[\d.]+) LU")
+_EBU_PEAK = re.compile(r"True peak:\s*\n\s*Peak:\s*(-?[\d.]+|-inf) dBFS")
+
+
+@dataclass(frozen=True)
+class Loudness:
+    integrated: float  # LUFS
+    true_peak: float  # dBTP
+    lra: float  # LU
+
+
+@dataclass(frozen=True)
+class PlacedLine:
+    path: Path  # an audio file
+    start: float  # seconds into the film
+
+
+@dataclass(frozen=True)
+class MixResult:
+    loudness: Loudness  # of the mix as written
+    normalization: str  # loudnorm's: "linear" or "dynamic" ("none" for silence)
+    gain_db: float  # what loudnorm's second pass added (linear), applied to the stems too
+
+
+def _number(text: str) -> float:
+    return -math.inf if text == "-inf" else float(text)
+
+
+def loudness(src: StrPath, *, start: float | None = None, end: float | None = None,
+             timeout: float = 120) -> Loudness:  # fmt: skip
+    """EBU R128 figures of a file's audio (or of [start, end) seconds of it): integrated
+    loudness, true peak and loudness range, as `ebur128` measures them."""
+    args = [ffmpeg_binary(), *_GLOBAL_ARGS]
+    if start is not None:
+        args += ["-ss", f"{start:.3f}"]
+    if end is not None:
+        args += ["-to", f"{end:.3f}"]
+    args += ["-i", str(src), "-vn", "-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-"]
+    stderr = _run(args, purpose=f"measure loudness of {Path(src).name}", timeout=timeout)
+    summary = stderr.rsplit("Summary:", 1)[-1]
+    found = _EBU_I.search(summary), _EBU_PEAK.search(summary), _EBU_LRA.search(summary)
+    if not all(found):
+        raise FFmpegError(
+            f"measure loudness of {Path(src).name}: no ebur128 summary", _tail(stderr)
+        )
+    i, peak, lra = (_number(m.group(1)) for m in found if m)
+    return Loudness(i, peak, lra)
+
+
+def _gain_to(measured: float, target: float) -> float:
+    return 0.0 if measured <= SILENT_LUFS else target - measured
+
+
+def _stereo(label: str) -> str:
+    return (
+        f"{label}aformat=sample_fmts=fltp:sample_rates={AUDIO_RATE}:channel_layouts={AUDIO_LAYOUT}"
+    )
+
+
+def _dialogue_stem(lines: Sequence[PlacedLine], dst: Path, duration: float, timeout: float) -> None:
+    """Every line placed at its start on one stereo track `duration` long."""
+    args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-y"]
+    parts = []
+    for index, line in enumerate(lines):
+        args += ["-i", str(line.path)]
+        delay = max(0, round(line.start * 1000))
+        parts.append(f"{_stereo(f'[{index}:a]')},adelay=delays={delay}:all=1[l{index}]")
+    labels = "".join(f"[l{i}]" for i in range(len(lines)))
+    mixed = f"{labels}amix=inputs={len(lines)}:normalize=0:dropout_transition=0"
+    parts.append(f"{mixed},apad,atrim=0:{duration:.6f}[out]")
+    args += ["-filter_complex", ";".join(parts), "-map", "[out]", "-c:a", "pcm_f32le", str(dst)]
+    _run(args, purpose=f"place {len(lines)} lines", timeout=timeout)
+
+
+def _music_stem(music: Path, dst: Path, duration: float, timeout: float) -> None:
+    """The music looped or cut to `duration`, faded in and out."""
+    fade_out = max(0.0, duration - MUSIC_FADE_OUT)
+    chain = (
+        f"{_stereo('[0:a]')},atrim=0:{duration:.6f},asetpts=PTS-STARTPTS,"
+        f"afade=t=in:d={min(MUSIC_FADE_IN, duration / 3):.3f},"
+        f"afade=t=out:st={fade_out:.3f}:d={min(MUSIC_FADE_OUT, duration):.3f}[out]"
+    )
+    args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-y", "-stream_loop", "-1", "-i", str(music)]
+    args += ["-filter_complex", chain, "-map", "[out]", "-t", f"{duration:.6f}"]
+    args += ["-c:a", "pcm_f32le", str(dst)]
+    _run(args, purpose=f"lay the music {music.name}", timeout=timeout)
+
+
+def music_bed(dst: StrPath, *, duration: float, seed: int = 0, timeout: float = 120) -> Path:
+    """An offline stand-in for a score: a slow synthesized chord pad (sine partials with a
+    gentle swell), the same for the same seed. Honest filler, not music anyone composed."""
+    roots = (110.0, 130.81, 146.83, 98.0, 123.47)
+    root = roots[seed % len(roots)]
+    partials = [(root, 0.22), (root * 1.5, 0.12), (root * 2, 0.10), (root * 2.52, 0.06)]
+    swell = "(0.65+0.35*sin(2*PI*t/8))"
+    voice = "+".join(f"{amp}*sin(2*PI*{freq:.2f}*t)" for freq, amp in partials)
+    detuned = "+".join(f"{amp}*sin(2*PI*{freq * 1.003:.2f}*t)" for freq, amp in partials)
+    source = (
+        f"aevalsrc=exprs='{swell}*({voice})|{swell}*({detuned})':s={AUDIO_RATE}:d={duration:.3f}"
+    )
+    dst = Path(dst)
+    args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-y", "-f", "lavfi", "-i", source]
+    args += ["-af", "lowpass=f=1800", "-c:a", "pcm_s16le", str(dst)]
+    _run(args, purpose="synthesize a music bed", timeout=timeout)
+    return dst
+
+
+_LOUDNORM_JSON = re.compile(r"\{[^{}]*\"input_i\"[^{}]*\}", re.S)
+
+
+def _loudnorm_measure(src: Path, timeout: float) -> dict[str, str]:
+    args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-i", str(src), "-af"]
+    args += [f"loudnorm=I={TARGET_LUFS}:TP={LOUDNORM_TRUE_PEAK}:LRA=20:print_format=json"]
+    args += ["-f", "null", "-"]
+    stderr = _run(args, purpose="measure the mix (loudnorm, first pass)", timeout=timeout)
+    found = _LOUDNORM_JSON.findall(stderr)
+    if not found:
+        raise FFmpegError("measure the mix: loudnorm printed no figures", _tail(stderr))
+    return json.loads(found[-1])
+
+
+def _premix(
+    *, dialogue: Path | None, music: Path | None, bed: Path | None, gains: dict[str, float],
+    dst: Path, duration: float, stems: Path | None, timeout: float,
+) -> None:  # fmt: skip
+    """Dialogue over the ducked music and the clips' own (ducked) sound, before loudnorm. With
+    `stems`, also the music and the dialogue as they sit in the mix (music.wav, dialogue.wav)."""
+    args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-y"]
+    parts, mix, outputs = [], [], []
+    inputs = {name: path for name, path in (("d", dialogue), ("m", music), ("b", bed)) if path}
+    index = {}
+    for position, (name, path) in enumerate(inputs.items()):
+        args += ["-i", str(path)]
+        index[name] = position
+    keys = int(music is not None) + int(bed is not None)
+    if dialogue is not None:
+        peak = 10 ** ((DIALOGUE_LUFS + DIALOGUE_PEAK_DB) / 20)
+        source = f"[{index['d']}:a]"
+        chain = (
+            f"{_stereo(source)},volume={gains['d']:.2f}dB,"
+            f"alimiter=limit={peak:.4f}:level=0:attack=5:release=60"
+        )
+        splits = 1 + keys + int(stems is not None)
+        parts.append(f"{chain},asplit={splits}" + "".join(f"[d{i}]" for i in range(splits)))
+        mix.append("[d0]")
+        if stems is not None:
+            outputs.append((f"[d{splits - 1}]", stems / "dialogue.wav"))
+    key = 1
+
+    def ducked(name: str, level: float, label: str) -> str:
+        nonlocal key
+        source = f"[{index[name]}:a]"
+        chain = f"{_stereo(source)},volume={level:.2f}dB"
+        if dialogue is None:
+            parts.append(f"{chain}[{label}]")
+        else:
+            parts.append(f"{chain}[{label}raw]")
+            parts.append(
+                f"[{label}raw][d{key}]sidechaincompress=threshold=0.03:ratio=10:attack=20:"
+                f"release=400:makeup=1[{label}]"
+            )
+            key += 1
+        return f"[{label}]"
+
+    if music is not None:
+        label = ducked("m", gains["m"], "mu")
+        if stems is not None:
+            parts.append(f"{label}asplit=2[mu0][mu1]")
+            mix.append("[mu0]")
+            outputs.append(("[mu1]", stems / "music.wav"))
+        else:
+            mix.append(label)
+    if bed is not None:
+        mix.append(ducked("b", CLIP_SOUND_DB, "bd"))
+    if not mix:
+        parts.append(f"anullsrc=r={AUDIO_RATE}:cl={AUDIO_LAYOUT}[silence]")
+        mix.append("[silence]")
+    joined = "".join(mix)
+    combined = f"{joined}amix=inputs={len(mix)}:normalize=0:dropout_transition=0,"
+    parts.append(f"{combined}atrim=0:{duration:.6f}[mix]")
+    args += ["-filter_complex", ";".join(parts), "-map", "[mix]", "-c:a", "pcm_f32le", str(dst)]
+    for label, path in outputs:
+        args += ["-map", label, "-c:a", "pcm_f32le", str(path)]
+    _run(args, purpose="mix the sound", timeout=timeout)
+
+
+def mix_sound(
+    video: StrPath,
+    dst: StrPath,
+    *,
+    lines: Sequence[PlacedLine],
+    music: StrPath | None = None,
+    stems: StrPath | None = None,
+    timeout: float = 600,
+) -> MixResult:
+    """`video` (its own sound kept under the dialogue) with `lines` and `music` mixed in and
+    normalized to TARGET_LUFS integrated, true peak at most TARGET_TRUE_PEAK: the picture is
+    stream-copied, only the sound is made.
+
+    The dialogue is brought to DIALOGUE_LUFS with its peaks limited, the music to
+    MUSIC_UNDER_DB below it and ducked by the dialogue (sidechaincompress), faded in and out;
+    then a two-pass loudnorm sets the level. With `stems` (a folder), the dialogue and music
+    as they sit in the mix are written there too (dialogue.wav, music.wav)."""
+    video, dst = Path(video), Path(dst)
+    deadline = time.monotonic() + timeout
+    info = probe(video, timeout=min(30, timeout))
+    duration = info.duration
+    with tempfile.TemporaryDirectory(prefix="mix-", dir=dst.parent) as workdir:
+        folder = Path(workdir)
+        dialogue = folder / "dialogue.wav" if lines else None
+        laid = folder / "music.wav" if music is not None else None
+        jobs = []
+        if dialogue is not None:
+            jobs.append(lambda: _dialogue_stem(lines, dialogue, duration, _remaining(deadline)))
+        if laid is not None and music is not None:
+            source = Path(music)
+            jobs.append(lambda: _music_stem(source, laid, duration, _remaining(deadline)))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(lambda job: job(), jobs))
+            measured = dict(
+                zip(
+                    ["d", "m"],
+                    pool.map(
+                        lambda p: loudness(p, timeout=_remaining(deadline)) if p else None,
+                        [dialogue, laid],
+                    ),
+                    strict=True,
+                )
+            )
+        gains = {}
+        if measured["d"] is not None:
+            gains["d"] = _gain_to(measured["d"].integrated, DIALOGUE_LUFS)
+        if measured["m"] is not None:
+            under = DIALOGUE_LUFS - MUSIC_UNDER_DB if lines else DIALOGUE_LUFS
+            gains["m"] = _gain_to(measured["m"].integrated, under)
+        premix = folder / "premix.wav"
+        raw_stems = folder / "stems" if stems else None
+        if raw_stems is not None:
+            raw_stems.mkdir()
+        _premix(
+            dialogue=dialogue, music=laid, bed=video if info.has_audio else None, gains=gains,
+            dst=premix, duration=duration, stems=raw_stems, timeout=_remaining(deadline),
+        )  # fmt: skip
+        figures = _loudnorm_measure(premix, _remaining(deadline))
+        normalization = _normalize_into(video, premix, figures, dst, _remaining(deadline))
+        gain = 0.0
+        if normalization == "linear":
+            gain = TARGET_LUFS - _number(figures["input_i"]) + _number(figures["target_offset"])
+        if raw_stems is not None and stems is not None:
+            _level_stems(raw_stems, Path(stems), gain, _remaining(deadline))
+    return MixResult(loudness(dst, timeout=max(1.0, _remaining(deadline))), normalization, gain)
+
+
+def _level_stems(source: Path, target: Path, gain: float, timeout: float) -> None:
+    """The stems at the level they have in the normalized mix."""
+    target.mkdir(parents=True, exist_ok=True)
+    for stem in sorted(source.glob("*.wav")):
+        args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-y", "-i", str(stem), "-af"]
+        args += [f"volume={gain:.3f}dB", "-c:a", "pcm_s16le", str(target / stem.name)]
+        _run(args, purpose=f"level the {stem.stem} stem", timeout=timeout)
+
+
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_./-]+")
+
+
+def _filter_path(path: Path) -> str:
+    """A file name inside a filtergraph: only plain characters, so no escaping is needed."""
+    text = str(path.resolve())
+    if not _PLAIN_PATH.fullmatch(text):
+        raise FFmpegError(f"cannot name {text!r} in a filtergraph: set TMPDIR to a plain path")
+    return text
+
+
+def burn_subtitles(
+    src: StrPath, dst: StrPath, *, subtitles: StrPath, fmt: CanonicalFormat, timeout: float = 600
+) -> MediaInfo:
+    """The picture re-encoded with `subtitles` (an .srt file) drawn on it; the sound copied."""
+    src, dst = Path(src), Path(dst)
+    deadline = time.monotonic() + timeout
+    fontsize = max(10, round(fmt.height / 22))
+    style = f"FontName=DejaVu Sans,FontSize={fontsize},Outline=1,Shadow=0,MarginV={fontsize}"
+    with tempfile.TemporaryDirectory(prefix="subs-") as workdir:
+        # A plain name in a folder of our own: nothing in the path needs filtergraph escaping.
+        cues = Path(workdir) / "cues.srt"
+        shutil.copyfile(subtitles, cues)
+        vf = f"subtitles=filename={_filter_path(cues)}:charenc=UTF-8:force_style='{style}'"
+        with _atomic_output(dst) as tmp:
+            args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-y", "-i", str(src), "-vf", vf]
+            kwargs = _encode_kwargs(fmt)
+            args += ["-map", "0:v", "-map", "0:a?", "-c:a", "copy"]
+            for key in ("c:v", "preset", "crf", "profile:v", "pix_fmt", "g", "movflags"):
+                args += [f"-{key}", str(kwargs[key])]
+            args += ["-map_metadata", "-1", str(tmp)]
+            _run(args, purpose="burn in the subtitles", timeout=_remaining(deadline))
+    return probe(dst, timeout=max(1.0, min(30, _remaining(deadline))))
+
+
+def _normalize_into(
+    video: Path, premix: Path, figures: dict[str, str], dst: Path, timeout: float
+) -> str:
+    """loudnorm's second pass, muxed with the picture copied: one AAC track the film's length."""
+    silent = _number(figures["input_i"]) <= SILENT_LUFS
+    loudnorm = (
+        f"loudnorm=I={TARGET_LUFS}:TP={LOUDNORM_TRUE_PEAK}:LRA=20:"
+        f"measured_I={figures['input_i']}:measured_TP={figures['input_tp']}:"
+        f"measured_LRA={figures['input_lra']}:measured_thresh={figures['input_thresh']}:"
+        f"offset={figures['target_offset']}:linear=true:print_format=json"
+    )
+    chain = "anull" if silent else loudnorm
+    with _atomic_output(dst) as tmp:
+        args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-y", "-i", str(video), "-i", str(premix)]
+        args += ["-filter_complex", f"[1:a]{chain},aresample={AUDIO_RATE}[a]"]
+        args += ["-map", "0:v", "-map", "[a]", "-c:v", "copy", "-c:a", AUDIO_CODEC]
+        args += ["-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", str(AUDIO_CHANNELS)]
+        args += ["-shortest", "-movflags", "+faststart", "-map_metadata", "-1", str(tmp)]
+        stderr = _run(args, purpose="normalize the mix (loudnorm, second pass)", timeout=timeout)
+    found = _LOUDNORM_JSON.findall(stderr)
+    if silent or not found:
+        return "none"
+    return str(json.loads(found[-1]).get("normalization_type", ""))

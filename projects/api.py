@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from filmstudio.api import reject_unknown_params
 from generation import services as pipeline
+from generation import sound
 from media.signing import blob_url
 from projects import selectors, services
 from projects.export import FORMATS, project_cut, timeline_text
@@ -119,7 +120,7 @@ class CharacterDetailApi(APIView):
         character = selectors.character_for_user(request.user, character_id)
         serializer = CharacterSerializer(character, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        character = services.character_update(character=character, **serializer.validated_data)
+        character = pipeline.character_update(character=character, **serializer.validated_data)
         return Response(CharacterSerializer(character).data)
 
 
@@ -234,3 +235,31 @@ class ProjectExportApi(APIView):
         filename = f"{slugify(project.title) or f'project-{project.pk}'}{spec.suffix}"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
+
+
+# --- sound -----------------------------------------------------------------------------------
+
+
+class SubtitlesApi(APIView):
+    fmt = "srt"
+    content_types = {"srt": "application/x-subrip", "vtt": "text/vtt"}
+
+    @extend_schema(
+        responses={(200, "text/plain"): OpenApiTypes.STR},
+        summary="The film's subtitles: each line with its speaker, timed to the spoken audio",
+        description="One cue per spoken line, from where the stitch placed it in the mix to "
+        "where it ends (`.srt` SubRip or `.vtt` WebVTT). Before a film is cut, where the "
+        "current clips and lines would put them.",
+    )
+    def get(self, request, project_id: int):
+        project = selectors.project_for_user(request.user, project_id)
+        reject_unknown_params(request, allowed=[])
+        text = sound.subtitles(project, self.fmt)
+        response = HttpResponse(text, content_type=f"{self.content_types[self.fmt]}; charset=utf-8")
+        filename = f"{slugify(project.title) or f'project-{project.pk}'}.{self.fmt}"
+        response["Content-Disposition"] = f'inline; filename="{filename}"'
+        return response
+
+
+class SubtitlesVttApi(SubtitlesApi):
+    fmt = "vtt"

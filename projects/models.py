@@ -39,6 +39,11 @@ class Project(Timestamped):
         TALL = "9:16"
         SQUARE = "1:1"
 
+    class Music(models.TextChoices):
+        NONE = "none"
+        GENERATED = "generated"  # an offline stand-in bed, made at stitch time
+        UPLOAD = "upload"  # `music_file`, uploaded by the producer
+
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="projects"
     )
@@ -69,6 +74,10 @@ class Project(Timestamped):
     )
     # Where the pipeline stops for the producer: "cast" always, "storyboard" before any clip.
     checkpoints = models.JSONField(default=default_checkpoints, blank=True)
+    # Sound: the music under the film, and whether the subtitles are burnt into the picture.
+    music = models.CharField(max_length=16, choices=Music.choices, default=Music.NONE)
+    music_file = models.CharField(max_length=300, blank=True, editable=False)
+    burn_subtitles = models.BooleanField(default=False)
     # Money (generation.costs): the producer's limit (None = none), what the ledger holds, and
     # what running jobs have reserved but not settled yet. Kept beside the rows they sum, in the
     # transactions that change them, under this row's lock.
@@ -120,6 +129,8 @@ class Character(Timestamped):
     description = models.TextField(blank=True, max_length=5000)
     appearance = models.TextField(blank=True, max_length=5000)
     personality = models.TextField(blank=True, max_length=5000)
+    # A voice id of the speech provider (`GET /api/voices`); given at character generation.
+    voice = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.GENERATING)
     rejection_reason = models.TextField(blank=True, max_length=2000)
     image = models.CharField(max_length=300, blank=True, editable=False)
@@ -193,6 +204,10 @@ class Frame(Timestamped):
     status = models.CharField(max_length=16, choices=UnitStatus.choices, default=UnitStatus.PENDING)
     image = models.CharField(max_length=300, blank=True, editable=False)
     keyframe_take = models.ForeignKey(
+        "Take", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    # Its dialogue spoken: the current `line` take (a WAV file).
+    line_take = models.ForeignKey(
         "Take", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
     )
     source_job_id = models.BigIntegerField(null=True, blank=True, editable=False)

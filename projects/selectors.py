@@ -16,7 +16,7 @@ def projects_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Projec
 
 def project_hierarchy(queryset: QuerySet[Project]) -> QuerySet[Project]:
     """The whole tree in five queries, whatever the project's size."""
-    frames = Frame.objects.select_related("video").order_by("order")
+    frames = Frame.objects.select_related("video", "line_take", "speaker").order_by("order")
     cast = Character.objects.only("id", "name", "status", "take_id").order_by("id")
     scenes = Scene.objects.order_by("order").prefetch_related(
         Prefetch("characters", queryset=cast),
@@ -71,7 +71,9 @@ def hierarchy_take_states(project: Project) -> dict:
 
 def scene_with_frames(scene_id: int) -> tuple[Scene, dict]:
     """A scene with its shots and their takes, for a response about the scene."""
-    frames = Frame.objects.select_related("video", "scene__project").order_by("order")
+    frames = Frame.objects.select_related(
+        "video", "scene__project", "line_take", "speaker"
+    ).order_by("order")
     scene = (
         Scene.objects.select_related("project")
         .prefetch_related("characters", Prefetch("frames", queryset=frames))

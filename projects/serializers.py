@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from filmstudio.serializers import (
@@ -59,6 +60,7 @@ class CharacterSerializer(TakeStateFields, StrictModelSerializer):
             "id",
             "project_id",
             *services.CHARACTER_FIELDS,
+            "voice",
             "status",
             "rejection_reason",
             "image_url",
@@ -84,10 +86,22 @@ class VideoSerializer(TakeStateFields, serializers.ModelSerializer):
         return blob_url(obj.file)
 
 
+class LineSerializer(serializers.Serializer):
+    """A frame's dialogue as spoken: its current `line` take."""
+
+    take_id = serializers.IntegerField()
+    url = serializers.CharField()
+    duration = serializers.FloatField(allow_null=True)
+    takes_count = serializers.IntegerField()
+    stale = serializers.BooleanField()
+    stale_reasons = serializers.ListField(child=serializers.CharField())
+
+
 class FrameSerializer(TakeStateFields, serializers.ModelSerializer):
     take_kind = Take.Kind.KEYFRAME
     image_url = serializers.SerializerMethodField()
     speaker_id = serializers.IntegerField(read_only=True, allow_null=True)
+    line = serializers.SerializerMethodField()
     video = VideoSerializer(read_only=True, allow_null=True)
 
     class Meta:
@@ -103,11 +117,29 @@ class FrameSerializer(TakeStateFields, serializers.ModelSerializer):
             "status",
             "image_url",
             *TakeStateFields.TAKE_FIELDS,
+            "line",
             "video",
         ]
 
     def get_image_url(self, obj: Frame) -> str | None:
         return blob_url(obj.image)
+
+    @extend_schema_field(LineSerializer(allow_null=True))
+    def get_line(self, obj: Frame) -> dict | None:
+        take = obj.line_take
+        if take is None:
+            return None
+        states = self.context.get("take_states")
+        key = (Take.Kind.LINE, obj.pk)
+        state = states.get(key, NO_TAKES) if states is not None else unit_takes(key[0], obj)
+        return {
+            "take_id": take.pk,
+            "url": blob_url(take.file),
+            "duration": take.duration,
+            "takes_count": state.takes_count,
+            "stale": state.stale,
+            "stale_reasons": state.reasons,
+        }
 
 
 class SceneSerializer(serializers.ModelSerializer):

@@ -26,6 +26,8 @@ PROJECT_FIELDS = (
     "aspect_ratio",
     "checkpoints",
     "budget_usd",
+    "music",
+    "burn_subtitles",
 )
 # Changing these while the pipeline works would leave half-built content of the old shape.
 PROJECT_SHAPE_FIELDS = ("num_scenes", "frames_per_scene", "clip_seconds", "aspect_ratio")
@@ -51,10 +53,21 @@ def checkpoints_clean(values: Iterable[str] | None) -> list[str]:
     return [c for c in CHECKPOINTS if c == "cast" or c in values]
 
 
+def music_clean(project: Project, music: str) -> str:
+    """`upload` only once a track is uploaded (`POST /api/projects/{id}/music` sets it)."""
+    if music == Project.Music.UPLOAD and not project.music_file:
+        raise ValidationError(
+            {"music": ["No track is uploaded yet: POST /api/projects/{id}/music sets one."]}
+        )
+    return music
+
+
 def project_create(*, owner, **fields) -> Project:
     fields = {k: v for k, v in fields.items() if k in PROJECT_FIELDS}
     if "checkpoints" in fields:
         fields["checkpoints"] = checkpoints_clean(fields["checkpoints"])
+    if "music" in fields:
+        music_clean(Project(), fields["music"])
     project = Project(owner=owner, **fields)
     project.full_clean()
     project.save()
@@ -65,7 +78,11 @@ def project_create(*, owner, **fields) -> Project:
 def character_update(*, character: Character, **fields) -> Character:
     if character.status == Character.Status.GENERATING:
         raise ConflictError("This character is still being generated; edit it once it is ready.")
-    character, updated = model_update(instance=character, fields=CHARACTER_FIELDS, data=fields)
+    # `voice` is checked against the speech provider's voices one layer up
+    # (`generation.services.character_update`).
+    character, updated = model_update(
+        instance=character, fields=[*CHARACTER_FIELDS, "voice"], data=fields
+    )
     if updated:
         publish_entity(character)
     return character

@@ -71,12 +71,32 @@ def clip_inputs(frame: Frame) -> dict[str, Any]:
     }
 
 
+def line_inputs(frame: Frame) -> dict[str, Any]:
+    """A spoken line: its text, who says it and in which voice (the narrator's has none here:
+    it is the provider's, `generation.voices.narrator_voice`)."""
+    speaker = frame.speaker
+    return {
+        "line": {"dialogue": frame.dialogue, "speaker": frame.speaker_id},
+        "voice": speaker.voice if speaker is not None else "",
+    }
+
+
 def film_inputs(project: Project, frames: list[Frame]) -> dict[str, Any]:
     clips = []
     for frame in frames:
         video = getattr(frame, "video", None)
         clips.append([frame.pk, video.take_id if video is not None else None])
-    return {"clips": clips}
+    document: dict[str, Any] = {"clips": clips}
+    # Sound joins the document only once there is some: a silent film cut before sound
+    # existed stays fresh.
+    lines = [[f.pk, f.line_take_id] for f in frames if f.line_take_id and f.dialogue.strip()]
+    if lines:
+        document["lines"] = lines
+    if project.music != Project.Music.NONE:
+        document["music"] = [project.music, project.music_file]
+    if project.burn_subtitles:
+        document["burn_subtitles"] = True
+    return document
 
 
 # --- reasons -------------------------------------------------------------------------------
@@ -92,6 +112,12 @@ _LABELS = {
     ("project", "aspect_ratio"): "aspect ratio changed",
     ("keyframe", None): "keyframe changed",
     ("clip_seconds", None): "clip length changed",
+    ("line", "dialogue"): "dialogue edited",
+    ("line", "speaker"): "speaker changed",
+    ("voice", None): "voice changed",
+    ("lines", None): "a spoken line changed",
+    ("music", None): "music changed",
+    ("burn_subtitles", None): "subtitle burn-in changed",
 }
 
 
@@ -168,7 +194,7 @@ def staleness(take: Take | None, now: dict[str, Any]) -> Staleness:
 def _unit_of(take: Take) -> Character | Frame | Video | Project:
     if take.kind == Kind.PORTRAIT:
         return take.character
-    if take.kind == Kind.KEYFRAME:
+    if take.kind in (Kind.KEYFRAME, Kind.LINE):
         return take.frame
     if take.kind == Kind.CLIP:
         return Video.objects.get_or_create(frame_id=take.frame_id)[0]
@@ -182,6 +208,9 @@ def make_current(take: Take) -> None:
     if isinstance(unit, Character):
         unit.take, unit.image = take, take.file
         unit.save(update_fields=["take", "image", "updated_at"])
+    elif isinstance(unit, Frame) and take.kind == Kind.LINE:
+        unit.line_take = take
+        unit.save(update_fields=["line_take", "updated_at"])
     elif isinstance(unit, Frame):
         unit.keyframe_take, unit.image = take, take.file
         unit.save(update_fields=["keyframe_take", "image", "updated_at"])
@@ -240,6 +269,7 @@ def take_record(
 _POINTERS = (
     (Character, "take_id"),
     (Frame, "keyframe_take_id"),
+    (Frame, "line_take_id"),
     (Video, "take_id"),
     (Project, "film_take_id"),
 )
@@ -276,7 +306,8 @@ def take_states(
     project: Project, characters: list[Character], frames: list[Frame]
 ) -> dict[tuple[str, int], UnitTakes]:
     """The takes of every unit, keyed ("portrait", character id), ("keyframe", frame id),
-    ("clip", frame id), ("film", project id): two queries, whatever the project's size.
+    ("clip", frame id), ("line", frame id: frames with dialogue or a line), ("film", project
+    id): two queries, whatever the project's size.
 
     `frames` come in film order with their scene (its project and characters loaded) and
     video; `characters` with their project."""
@@ -285,6 +316,7 @@ def take_states(
         ("keyframe", f.pk): f.keyframe_take_id for f in frames
     }
     current |= {("clip", pk): v.take_id if v else None for pk, v in videos.items()}
+    current |= {("line", f.pk): f.line_take_id for f in frames if f.line_take_id or f.dialogue}
     current[("film", project.pk)] = project.film_take_id
     takes = Take.objects.filter(pk__in=[pk for pk in current.values() if pk]).only(
         "id", "inputs", "inputs_hash"
@@ -302,6 +334,8 @@ def take_states(
     for frame in frames:
         inputs_now[("keyframe", frame.pk)] = keyframe_inputs(frame)
         inputs_now[("clip", frame.pk)] = clip_inputs(frame)
+        if ("line", frame.pk) in current:
+            inputs_now[("line", frame.pk)] = line_inputs(frame)
     inputs_now[("film", project.pk)] = film_inputs(project, frames)
     states = {}
     for key, take_id in current.items():
@@ -313,13 +347,13 @@ def take_states(
 def hierarchy_frames(project: Project) -> list[Frame]:
     return list(
         Frame.objects.filter(scene__project=project)
-        .select_related("scene__project", "video")
+        .select_related("scene__project", "video", "speaker")
         .prefetch_related("scene__characters")
         .order_by("scene__order", "order")
     )
 
 
-STAGE_ORDER = ("portrait", "keyframe", "clip", "film")
+STAGE_ORDER = ("portrait", "keyframe", "clip", "line", "film")
 
 
 def project_stale_units(project: Project) -> list[dict[str, Any]]:
@@ -362,6 +396,8 @@ def refresh_plan(project: Project) -> list[dict[str, Any]]:
             follow("clip", frame.pk, "its keyframe is redone")
     if project.film_take_id and any(kind == "clip" for kind, _ in planned):
         follow("film", project.pk, "a clip is redone")
+    if project.film_take_id and any(kind == "line" for kind, _ in planned):
+        follow("film", project.pk, "a spoken line is redone")
     units.sort(key=lambda u: STAGE_ORDER.index(u["type"]))
     return units
 
@@ -375,7 +411,7 @@ def unit_takes(kind: str, unit: Character | Frame | Video | Project) -> UnitTake
         unit = unit.frame
     if isinstance(unit, Frame):
         frame = (
-            Frame.objects.select_related("scene__project", "video")
+            Frame.objects.select_related("scene__project", "video", "speaker")
             .prefetch_related("scene__characters")
             .get(pk=unit.pk)
         )

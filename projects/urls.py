@@ -27,6 +27,14 @@ urlpatterns = [
     *both_slashes(
         "api/projects/<int:project_id>/export", api.ProjectExportApi.as_view(), "project-export"
     ),
+    *both_slashes(
+        "api/projects/<int:project_id>/subtitles.srt", api.SubtitlesApi.as_view(), "subtitles-srt"
+    ),
+    *both_slashes(
+        "api/projects/<int:project_id>/subtitles.vtt",
+        api.SubtitlesVttApi.as_view(),
+        "subtitles-vtt",
+    ),
     *both_slashes("api/scenes/<int:scene_id>", api.SceneDetailApi.as_view(), "scene-detail"),
     *both_slashes("api/frames/<int:frame_id>", api.FrameDetailApi.as_view(), "frame-detail"),
 ]

@@ -30,6 +30,7 @@ BODY_IDS = {
     ("post", "/api/jobs/export"): [["project_id"]],
     ("post", "/api/jobs/portrait-generation"): [["character_id"]],
     ("post", "/api/jobs/keyframe-generation"): [["frame_id"]],
+    ("post", "/api/jobs/audio-generation"): [["project_id"], ["frame_id"]],
     ("post", "/api/director/stream"): [["project_id"], ["session_id"]],
     ("post", "/api/director/confirm"): [["session_id"]],
 }
@@ -50,6 +51,7 @@ COLLECTIONS = {
     ("get", "/api/queues/status"),
     ("get", "/api/director/pages"),
     ("get", "/api/rates"),  # the same public price list for everyone
+    ("get", "/api/voices"),  # the speech provider's voices, the same for everyone
 }
 
 

@@ -3,12 +3,22 @@
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from generation.providers.base import ImageProvider, TextProvider, VideoProvider, fal_duration
+from generation.providers.base import (
+    ImageProvider,
+    SpeechProvider,
+    TextProvider,
+    VideoProvider,
+    Voice,
+    fal_duration,
+)
 from generation.providers.local import (
     LOCAL_IMAGE,
+    LOCAL_SPEECH,
     LOCAL_TEXT,
     LOCAL_VIDEO,
+    LOCAL_VOICES,
     LocalImage,
+    LocalSpeech,
     LocalText,
     LocalVideo,
 )
@@ -38,6 +48,10 @@ def _video_kind() -> str:
     return _choice("VIDEO_PROVIDER", remote="fal", available=bool(settings.FAL_KEY))
 
 
+def _speech_kind() -> str:
+    return _choice("SPEECH_PROVIDER", remote="gemini", available=bool(settings.GEMINI_API_KEYS))
+
+
 # Which provider and model each kind of work goes to, without building the client (estimates).
 
 
@@ -51,6 +65,19 @@ def image_choice() -> tuple[str, str]:
 
 def video_choice() -> tuple[str, str]:
     return ("fal", settings.FAL_MODEL) if _video_kind() == "fal" else LOCAL_VIDEO
+
+
+def speech_choice() -> tuple[str, str]:
+    return ("gemini", settings.GEMINI_SPEECH_MODEL) if _speech_kind() == "gemini" else LOCAL_SPEECH
+
+
+def speech_voices() -> list[Voice]:
+    """The voices of the configured speech provider (no client built, no call made)."""
+    if _speech_kind() == "gemini":
+        from generation.providers.gemini import GEMINI_VOICES  # noqa: PLC0415 (SDK only when chosen)
+
+        return list(GEMINI_VOICES)
+    return list(LOCAL_VOICES)
 
 
 def billed_seconds(duration: float) -> float:
@@ -84,3 +111,11 @@ def video_provider() -> VideoProvider:
 
         return FalVideo()
     return LocalVideo()
+
+
+def speech_provider() -> SpeechProvider:
+    if _speech_kind() == "gemini":
+        from generation.providers.gemini import GeminiSpeech  # noqa: PLC0415 (SDK only when chosen)
+
+        return GeminiSpeech()
+    return LocalSpeech()

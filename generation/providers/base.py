@@ -56,6 +56,41 @@ class TextProvider(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Voice:
+    """A voice a speech provider offers. `traits` guide the choice of a voice for a character
+    (feminine, masculine, young, mature, low, high, warm, bright...)."""
+
+    id: str
+    provider: str
+    name: str
+    description: str
+    traits: frozenset[str] = frozenset()
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "id": self.id,
+            "provider": self.provider,
+            "name": self.name,
+            "description": self.description,
+        }
+
+
+class SpeechProvider(Protocol):
+    name: str
+
+    @property
+    def model(self) -> str: ...
+
+    def voices(self) -> list[Voice]:
+        """Every voice `speak` accepts, in a stable order."""
+        ...
+
+    def speak(self, *, text: str, voice: str, seed: int) -> bytes:
+        """The text spoken in `voice` (one of `voices()`' ids), as a WAV file."""
+        ...
+
+
 class ImageProvider(Protocol):
     name: str
 

@@ -1,4 +1,4 @@
-"""Gemini (google-genai): structured text and images.
+"""Gemini (google-genai): structured text, images and speech.
 
 Every call goes through the model's key pool (a 429 cools that key for the server's retry delay
 and moves on to the next key), the model's requests-per-minute limit, and our retry policy.
@@ -6,7 +6,10 @@ The SDK's own retries are off so that policy is the only one.
 """
 
 import functools
+import io
 import logging
+import re
+import wave
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -22,7 +25,7 @@ from redis import Redis
 
 from filmstudio.logging import redact
 from generation import usage
-from generation.providers.base import M, PermanentProviderError, TransientProviderError
+from generation.providers.base import M, PermanentProviderError, TransientProviderError, Voice
 from generation.providers.keypool import KeyPool, RateLimiter, key_fingerprint
 from generation.providers.retry import call_with_retries
 
@@ -310,3 +313,119 @@ def _reference_parts(references: Iterable[bytes]) -> list[types.Part]:
     return [
         types.Part.from_bytes(data=data, mime_type=image_mime_type(data)) for data in references
     ]
+
+
+# Gemini's prebuilt voices (the speech guide's list: a name and the quality it is described
+# by), with the voice's register as Google's voice list gives it.
+_PREBUILT_VOICES = (
+    ("Zephyr", "Bright", "feminine"), ("Puck", "Upbeat", "masculine"),
+    ("Charon", "Informative", "masculine"), ("Kore", "Firm", "feminine"),
+    ("Fenrir", "Excitable", "masculine"), ("Leda", "Youthful", "feminine"),
+    ("Orus", "Firm", "masculine"), ("Aoede", "Breezy", "feminine"),
+    ("Callirrhoe", "Easy-going", "feminine"), ("Autonoe", "Bright", "feminine"),
+    ("Enceladus", "Breathy", "masculine"), ("Iapetus", "Clear", "masculine"),
+    ("Umbriel", "Easy-going", "masculine"), ("Algieba", "Smooth", "masculine"),
+    ("Despina", "Smooth", "feminine"), ("Erinome", "Clear", "feminine"),
+    ("Algenib", "Gravelly", "masculine"), ("Rasalgethi", "Informative", "masculine"),
+    ("Laomedeia", "Upbeat", "feminine"), ("Achernar", "Soft", "feminine"),
+    ("Alnilam", "Firm", "masculine"), ("Schedar", "Even", "masculine"),
+    ("Gacrux", "Mature", "feminine"), ("Pulcherrima", "Forward", "feminine"),
+    ("Achird", "Friendly", "masculine"), ("Zubenelgenubi", "Casual", "masculine"),
+    ("Vindemiatrix", "Gentle", "feminine"), ("Sadachbia", "Lively", "masculine"),
+    ("Sadaltager", "Knowledgeable", "masculine"), ("Sulafat", "Warm", "feminine"),
+)  # fmt: skip
+_QUALITY_TRAITS = {
+    "Youthful": "young", "Upbeat": "young", "Lively": "young", "Excitable": "young",
+    "Mature": "mature", "Knowledgeable": "mature", "Gravelly": "low", "Even": "mature",
+    "Warm": "warm", "Gentle": "warm", "Soft": "warm", "Bright": "bright", "Forward": "bright",
+}  # fmt: skip
+GEMINI_VOICES = [
+    Voice(
+        name,
+        "gemini",
+        name,
+        f"{quality} ({register} register), a Gemini prebuilt voice",
+        frozenset({register, *([_QUALITY_TRAITS[quality]] if quality in _QUALITY_TRAITS else [])}),
+    )
+    for name, quality, register in _PREBUILT_VOICES
+]
+_PCM_RATE = re.compile(r"rate=(\d+)")
+
+
+def wav_from_pcm(data: bytes, rate: int, *, channels: int = 1) -> bytes:
+    """Raw little-endian 16-bit PCM (what the earlier TTS models return) in a WAV file."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as writer:
+        writer.setnchannels(channels)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(data)
+    return out.getvalue()
+
+
+def _first_audio(model: str, response: types.GenerateContentResponse) -> bytes:
+    """The response's audio as a WAV file: the 3.8 models send WAV, the earlier ones raw PCM
+    (`audio/L16;codec=pcm;rate=24000`), which gets its header here."""
+    raise_if_blocked(model, response)
+    for candidate in response.candidates or []:
+        for part in (candidate.content.parts if candidate.content else None) or []:
+            blob = part.inline_data
+            mime = (blob.mime_type or "") if blob else ""
+            if not (blob and blob.data and mime.startswith("audio/")):
+                continue
+            if blob.data[:4] == b"RIFF":
+                return blob.data
+            if "l16" in mime.lower() or "pcm" in mime.lower():
+                found = _PCM_RATE.search(mime)
+                return wav_from_pcm(blob.data, int(found.group(1)) if found else 24000)
+            raise PermanentProviderError(f"gemini {model}: unexpected audio type {mime}")
+    raise PermanentProviderError(
+        f"gemini {model}: no audio in the response ({_finish_text(response)})"
+    )
+
+
+def speech_usage(model: str, response: types.GenerateContentResponse) -> usage.Usage:
+    """TTS bills the text in and the audio out, each as tokens."""
+    meta = response.usage_metadata
+    prompt = (meta.prompt_token_count or 0) if meta else 0
+    audio = (meta.candidates_token_count or 0) if meta else 0
+    parts = {"input_tokens": prompt, "audio_tokens": audio}
+    return usage.Usage("gemini", model, prompt + audio, "tokens", parts)
+
+
+class GeminiSpeech:
+    """SpeechProvider: one line of dialogue in a prebuilt voice."""
+
+    name = "gemini"
+
+    def __init__(
+        self, *, model: str | None = None, redis: Redis | None = None, rate_window: float = 60.0
+    ):
+        self.gemini = GeminiModel(
+            model or settings.GEMINI_SPEECH_MODEL, redis=redis, rate_window=rate_window
+        )
+
+    @property
+    def model(self) -> str:
+        return self.gemini.model
+
+    def voices(self) -> list[Voice]:
+        return list(GEMINI_VOICES)
+
+    def speak(self, *, text: str, voice: str, seed: int) -> bytes:
+        model = self.gemini.model
+        config = types.GenerateContentConfig(
+            response_modalities=["AUDIO"],
+            speech_config=types.SpeechConfig(
+                voice_config=types.VoiceConfig(
+                    prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name=voice)
+                )
+            ),
+        )
+
+        def request(client: genai.Client) -> bytes:
+            response = client.models.generate_content(model=model, contents=text, config=config)
+            usage.report(speech_usage(model, response))
+            return _first_audio(model, response)
+
+        return self.gemini.call(request)

@@ -9,15 +9,18 @@ import hashlib
 import io
 import random
 import re
+import shutil
+import subprocess
 import tempfile
 import textwrap
+import wave
 from pathlib import Path
 
 from django.conf import settings
 from PIL import Image, ImageDraw, ImageFont
 
 from generation import usage
-from generation.providers.base import M, PermanentProviderError, VideoPoll
+from generation.providers.base import M, PermanentProviderError, VideoPoll, Voice
 from generation.schemas import CastPlan, FramePlan, ScenePlan
 from media import ffmpeg
 
@@ -51,6 +54,7 @@ def _cast_names(prompt: str) -> list[str]:
 LOCAL_TEXT = ("local", "local-text")
 LOCAL_IMAGE = ("local", "local-image")
 LOCAL_VIDEO = ("local", "local-video")
+LOCAL_SPEECH = ("local", "espeak-ng")
 
 
 def _tokens(text: str) -> int:
@@ -129,6 +133,7 @@ class LocalText:
                     f"{cast[i % len(cast)] if cast else 'the sea'} in the wind.",
                     "camera": CAMERAS[i % len(CAMERAS)],
                     "dialogue": f"{cast[i % len(cast)]}: Shot {i + 1}." if cast else "",
+                    "speaker": cast[i % len(cast)] if cast else "",
                 }
                 for i in range(count)
             ]
@@ -233,3 +238,84 @@ class LocalVideo:
         data = path.read_bytes()
         path.unlink(missing_ok=True)
         return VideoPoll("done", video=data, progress=100)
+
+
+# eSpeak NG voices: a language, a variant (its timbre), a pitch (0-99) and a speed (words per
+# minute). A formant synthesizer: clear, robotic, nothing like an actor. It only stands in
+# for a real speech model so that lines, their timing and the mix can be made offline.
+_ESPEAK_VOICES: tuple[tuple[str, str, str, int, int, str, frozenset[str]], ...] = (
+    ("espeak-ash", "Ash", "en-us+m3", 38, 155, "low, steady man's voice",
+     frozenset({"masculine", "low", "mature"})),
+    ("espeak-bea", "Bea", "en-gb+f3", 62, 165, "bright British woman's voice",
+     frozenset({"feminine", "bright", "young"})),
+    ("espeak-cole", "Cole", "en-us+m1", 52, 175, "quick, light man's voice",
+     frozenset({"masculine", "young", "bright"})),
+    ("espeak-dora", "Dora", "en-us+f2", 45, 150, "warm, unhurried woman's voice",
+     frozenset({"feminine", "warm", "mature"})),
+    ("espeak-eli", "Eli", "en-gb-scotland+m2", 47, 160, "Scottish man's voice",
+     frozenset({"masculine", "warm"})),
+    ("espeak-fay", "Fay", "en-us+f4", 70, 170, "high, quick woman's voice",
+     frozenset({"feminine", "high", "young"})),
+    ("espeak-gus", "Gus", "en-gb-x-rp+m7", 30, 140, "deep, slow British man's voice",
+     frozenset({"masculine", "low", "mature"})),
+    ("espeak-hana", "Hana", "en-gb-x-rp+f5", 55, 155, "even, clear British woman's voice",
+     frozenset({"feminine", "mature"})),
+    ("espeak-ivo", "Ivo", "en-us+klatt", 50, 160, "plain synthetic voice",
+     frozenset({"neutral"})),
+    ("espeak-juno", "Juno", "en-us+f1", 58, 160, "clear woman's voice",
+     frozenset({"feminine"})),
+)  # fmt: skip
+ESPEAK_SETTINGS = {v[0]: (v[2], v[3], v[4]) for v in _ESPEAK_VOICES}
+LOCAL_VOICES = [
+    Voice(vid, "local", name, f"{description} (eSpeak NG, robotic: an offline stand-in)", traits)
+    for vid, name, _, _, _, description, traits in _ESPEAK_VOICES
+]
+# Gemini's TTS bills audio output as tokens; the stand-in reports its lines the same way.
+AUDIO_TOKENS_PER_SECOND = 25
+
+
+def espeak_binary() -> str | None:
+    return shutil.which(settings.ESPEAK_BINARY)
+
+
+def wav_seconds(data: bytes) -> float:
+    with wave.open(io.BytesIO(data)) as reader:
+        return reader.getnframes() / float(reader.getframerate() or 1)
+
+
+class LocalSpeech:
+    """Speech from Debian's eSpeak NG, each voice its own variant, pitch and pace."""
+
+    name, model = LOCAL_SPEECH
+
+    def voices(self) -> list[Voice]:
+        return list(LOCAL_VOICES)
+
+    def speak(self, *, text: str, voice: str, seed: int) -> bytes:
+        binary = espeak_binary()
+        if binary is None:
+            raise PermanentProviderError(
+                f"{settings.ESPEAK_BINARY} is not installed: the offline voices need Debian's "
+                "espeak-ng (apt-get install espeak-ng), or configure Gemini speech."
+            )
+        if voice not in ESPEAK_SETTINGS:
+            raise PermanentProviderError(f"the offline provider has no voice {voice!r}")
+        variant, pitch, speed = ESPEAK_SETTINGS[voice]
+        with tempfile.TemporaryDirectory(prefix="espeak-") as tmp:
+            # The text goes in a file: nothing in it can be taken for an option.
+            source, target = Path(tmp) / "line.txt", Path(tmp) / "line.wav"
+            source.write_text(text, encoding="utf-8")
+            args = [binary, "-b", "1", "-v", variant, "-p", str(pitch), "-s", str(speed)]
+            args += ["-w", str(target), "-f", str(source)]
+            try:
+                done = subprocess.run(args, capture_output=True, timeout=60, check=False)
+            except (OSError, subprocess.TimeoutExpired) as error:
+                raise PermanentProviderError(f"espeak-ng failed: {error}") from error
+            if done.returncode != 0 or not target.exists():
+                message = done.stderr.decode("utf-8", "replace").strip()[-300:]
+                raise PermanentProviderError(f"espeak-ng exited {done.returncode}: {message}")
+            data = target.read_bytes()
+        audio = round(wav_seconds(data) * AUDIO_TOKENS_PER_SECOND)
+        parts = {"input_tokens": _tokens(text), "audio_tokens": audio}
+        usage.report(usage.Usage(self.name, self.model, sum(parts.values()), "tokens", parts))
+        return data

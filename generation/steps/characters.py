@@ -16,6 +16,7 @@ from generation.steps.common import (
     store_bytes,
     take_seed,
 )
+from generation.voices import cast_voices, pick_voice
 from projects.models import Character, Take
 from projects.services import CHARACTER_FIELDS
 from projects.takes import portrait_inputs
@@ -41,14 +42,21 @@ def run(job: GenerationJob) -> None:
         with transaction.atomic():
             lock_if_still_wanted(job)
             costs.record_unit(job.target_type, job.target_id)
+            # Each a voice of its own that fits it (a re-run picks the same ones again).
+            mine = Character.objects.filter(source_job_id=job.pk).values_list("pk", flat=True)
+            taken = cast_voices(project.pk, exclude=mine)
             for slot, draft in enumerate(drafts[:count]):
+                fields = draft.model_dump(include=set(CHARACTER_FIELDS))
+                voice = pick_voice(Character(**fields), taken)
+                taken.append(voice)
                 character, _ = Character.objects.update_or_create(
                     source_job_id=job.pk,
                     slot=slot,
                     defaults={
                         "project": project,
                         "status": Character.Status.GENERATING,
-                        **draft.model_dump(include=set(CHARACTER_FIELDS)),
+                        "voice": voice,
+                        **fields,
                     },
                 )
                 services.publish_entity(character)

@@ -50,7 +50,11 @@ def run(job: GenerationJob) -> None:
             old = Frame.objects.filter(scene=scene)
             cancel_jobs(
                 project,
-                types=[GenerationJob.Type.VIDEOS, GenerationJob.Type.KEYFRAME],
+                types=[
+                    GenerationJob.Type.VIDEOS,
+                    GenerationJob.Type.KEYFRAME,
+                    GenerationJob.Type.AUDIO,
+                ],
                 frame_ids=list(old.values_list("pk", flat=True)),
             )
             # A new shot list: the kept rows' takes stay as their history; the clips' rows go
@@ -62,12 +66,15 @@ def run(job: GenerationJob) -> None:
                 *dropped.values_list("image", flat=True),
             )
             dropped.delete()
+            speakers = {c.name.strip().lower(): c.pk for c in cast}
             for order, draft in enumerate(drafts[:count], start=1):
                 frame, _ = Frame.objects.update_or_create(
                     scene=scene,
                     order=order,
                     defaults={
-                        **draft.model_dump(),
+                        **draft.model_dump(exclude={"speaker"}),
+                        # A name the scene does not know is the narrator's line.
+                        "speaker_id": speakers.get(draft.speaker.strip().lower()),
                         "duration": float(project.clip_seconds),
                         "status": Frame.Status.GENERATING,
                         "image": "",

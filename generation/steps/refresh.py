@@ -1,6 +1,7 @@
 """Refresh: regenerate exactly the stale units, stage by stage in dependency order (portraits,
-then keyframes, then clips), then re-cut the film. The job runs once per stage: it starts that
-stage's unit jobs as its children, waits (no worker held), and runs again when they are done."""
+then keyframes, then clips, then spoken lines), then re-cut the film. The job runs once per
+stage: it starts that stage's unit jobs as its children, waits (no worker held), and runs
+again when they are done."""
 
 from django.db import transaction
 
@@ -17,6 +18,7 @@ STAGES = (
     ("portrait", Job.Type.PORTRAIT, Job.TargetType.CHARACTER),
     ("keyframe", Job.Type.KEYFRAME, Job.TargetType.FRAME),
     ("clip", Job.Type.VIDEOS, Job.TargetType.FRAME),
+    ("line", Job.Type.AUDIO, Job.TargetType.FRAME),
     ("film", Job.Type.STITCH, Job.TargetType.PROJECT),
 )
 

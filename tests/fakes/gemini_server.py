@@ -14,6 +14,8 @@ Knobs:
   `google.rpc.RetryInfo` when `retry_delay` is set.
 - `fail_ratio` / `fail_status`: random failures (seeded by `seed`).
 - `block_next(n, reason="SAFETY", stage="prompt"|"candidate")`: safety blocks.
+- `speech_as_wav`: TTS requests (`responseModalities: ["AUDIO"]`) answer raw 16-bit PCM
+  (`audio/L16;codec=pcm;rate=24000`) by default, a WAV file when True.
 - `respond_json(doc, model=None)` / `respond_raw(response, model=None)`: canned answers
   for the next (non-streaming) request, else a minimal instance of the request's response
   schema for text, a small real PNG (in the requested aspect ratio) for images.
@@ -29,9 +31,12 @@ import base64
 import hashlib
 import io
 import json
+import math
 import random
 import re
+import struct
 import uuid
+import wave
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -210,6 +215,7 @@ class FakeGemini(FakeServer):
         self._blocks: list[_Block] = []
         self._canned: deque[tuple[str | None, dict]] = deque()
         self._turns: deque[list[Any]] = deque()
+        self.speech_as_wav = False  # True: TTS answers a WAV file (audio/wav), not raw PCM
         self.billed: list[dict] = []  # usageMetadata of every answer, as returned
 
     # ------------------------------------------------------------------ scripting
@@ -340,6 +346,8 @@ class FakeGemini(FakeServer):
             config = body.get("generationConfig") or {}
             ratio = (config.get("imageConfig") or {}).get("aspectRatio")
             return _image_response(tiny_png(ratio, seed=_prompt_text(body)), model)
+        if kind == "audio":
+            return _audio_response(_prompt_text(body), model, wav=self.speech_as_wav)
         return _text_response(_text_for(body), model)
 
     def _stream(self, exchange: Exchange, model: str, body: dict, block: _Block | None) -> None:
@@ -365,9 +373,60 @@ class FakeGemini(FakeServer):
 
 def _kind(model: str, body: dict) -> str:
     modalities = (body.get("generationConfig") or {}).get("responseModalities") or []
+    if "AUDIO" in [str(m).upper() for m in modalities] or "tts" in model:
+        return "audio"
     if "IMAGE" in [str(m).upper() for m in modalities] or "image" in model:
         return "image"
     return "text"
+
+
+# Speech as the TTS models answer it: 16-bit mono PCM at 24 kHz, billed 25 tokens a second.
+SPEECH_RATE = 24_000
+SPEECH_TOKENS_PER_SECOND = 25
+
+
+def spoken_seconds(text: str) -> float:
+    return round(0.4 + len(text.split()) / 2.5, 2)
+
+
+def speech_pcm(text: str) -> bytes:
+    """A tone the length the words would take to say (louder in the middle of each word)."""
+    count = int(spoken_seconds(text) * SPEECH_RATE)
+    pitch = 140 + int(hashlib.sha256(text.encode()).digest()[0])
+    samples = (
+        int(
+            9000
+            * math.sin(2 * math.pi * pitch * i / SPEECH_RATE)
+            * abs(math.sin(math.pi * i / 9600))
+        )
+        for i in range(count)
+    )
+    return b"".join(struct.pack("<h", v) for v in samples)
+
+
+def _audio_response(text: str, model: str, *, wav: bool) -> dict:
+    """Raw PCM (`audio/L16;codec=pcm;rate=24000`), as the 2.5 TTS models send it; or with
+    `wav`, a whole WAV file (`audio/wav`)."""
+    pcm, mime = speech_pcm(text), "audio/L16;codec=pcm;rate=24000"
+    if wav:
+        out = io.BytesIO()
+        with wave.open(out, "wb") as writer:
+            writer.setnchannels(1)
+            writer.setsampwidth(2)
+            writer.setframerate(SPEECH_RATE)
+            writer.writeframes(pcm)
+        pcm, mime = out.getvalue(), "audio/wav"
+    data = base64.b64encode(pcm).decode("ascii")
+    response = _response([{"inlineData": {"mimeType": mime, "data": data}}], model)
+    prompt = -(-len(text) // 4)
+    audio = round(spoken_seconds(text) * SPEECH_TOKENS_PER_SECOND)
+    response["usageMetadata"] = {
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": audio,
+        "totalTokenCount": prompt + audio,
+        "candidatesTokensDetails": [{"modality": "AUDIO", "tokenCount": audio}],
+    }
+    return response
 
 
 def _prompt_text(body: dict) -> str:

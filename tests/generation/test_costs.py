@@ -27,12 +27,14 @@ PRICED = [
     ("1M_output_tokens", "2.50"),
     ("image", "0.039"),
     ("video_second", "0.056"),
+    ("1M_audio_tokens", "6.00"),
 ]
 
 
 @pytest.fixture(autouse=True)
 def offline(settings):
     settings.TEXT_PROVIDER = settings.IMAGE_PROVIDER = settings.VIDEO_PROVIDER = "local"
+    settings.SPEECH_PROVIDER = "local"
 
 
 @pytest.fixture
@@ -119,7 +121,7 @@ def test_the_quote_before_spending_matches_the_ledger_and_every_take_knows_its_c
     pid = make_project(api)
     quote = api.get(f"/api/projects/{pid}/estimate").json()
     stages = {item["stage"] for item in quote["items"]}
-    assert stages == {"characters", "portraits", "scenes", "frames", "keyframes", "clips"}
+    assert stages == {"characters", "portraits", "scenes", "frames", "keyframes", "clips", "lines"}
     run_film(api, pid, count=4)  # the quote assumes the default cast of 4
     project = api.get(f"/api/projects/{pid}").json()
     assert project["status"] == "complete"
@@ -130,8 +132,8 @@ def test_the_quote_before_spending_matches_the_ledger_and_every_take_knows_its_c
     assert spend["spent_usd"] == float(ledger)
     assert spend["entries"]["count"] == entries.count()
     # one ledger row per paid call: 1 cast + 4 portraits + 1 scenes + 2 shot lists + 4 keyframes
-    # + 4 clips
-    assert entries.count() == 1 + 4 + 1 + 2 + 4 + 4
+    # + 4 clips + 4 spoken lines
+    assert entries.count() == 1 + 4 + 1 + 2 + 4 + 4 + 4
     clips = entries.filter(quantity_unit="video_second")
     assert sum(e.quantity for e in clips) == 4 * 5
     assert sum(spend["by_stage"].values()) == pytest.approx(float(ledger))

@@ -46,7 +46,7 @@ def test_every_generated_file_is_a_current_take(api, film):
         "portrait": 2,
         "keyframe": 9,
         "clip": 9,
-        "line": 0,
+        "line": 9,
         "film": 1,
         "reference": 0,
     }

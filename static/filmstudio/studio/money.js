@@ -73,8 +73,11 @@ export function renderMoney(p, soon) {
   const box = $("#money");
   if (!box) return;
   const sig = JSON.stringify([p.id, p.spent_usd, p.budget_usd, p.status]);
-  if (box.dataset.sig === sig || box.querySelector("[data-editing]")) return;
+  // an open budget editor stays while it is this project's
+  const editing = box.querySelector("[data-editing]") && box.dataset.project === String(p.id);
+  if (box.dataset.sig === sig || editing) return;
   box.dataset.sig = sig;
+  box.dataset.project = String(p.id);
   const spent = Number(p.spent_usd) || 0;
   const budget = p.budget_usd === null || p.budget_usd === undefined ? null : Number(p.budget_usd);
   const paused = p.status === "paused_budget";
