@@ -15,7 +15,7 @@ LOGIN_PATHS = ("/accounts/login/", "/admin/login/")
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
-    """"10/min" -> (10 requests, 60 s), as DRF reads its rates."""
+    """A rate such as `10/min` as (10 requests, 60 s), read the way DRF reads its rates."""
     count, seconds = SimpleRateThrottle.parse_rate(None, rate)  # type: ignore[arg-type]
     return int(count or 0), int(seconds or 0)
 

@@ -179,16 +179,19 @@ class ExportApi(APIView):
         return accepted(services.start_export(project=project))
 
 
-class StoryboardApproveApi(APIView):
+class StoryboardApproveApi(JobStartApi):
     @extend_schema(
-        request=None,
-        responses={202: JobSerializer},
+        request=DryRun,
+        responses=JOB_RESPONSES,
         summary="Approve the storyboard: start the clips (a project-wide video job)",
         description="Only while the project is `awaiting_storyboard_approval` with every "
-        "keyframe ready; otherwise 409 says why.",
+        "keyframe ready; otherwise 409 says why. `dry_run: true` quotes the clips.",
     )
     def post(self, request, project_id: int):
         project = project_selectors.project_for_user(request.user, project_id)
+        data = _validated(DryRun, request) if request.data else {"dry_run": False}
+        if data["dry_run"]:
+            return quoted(project, Type.VIDEOS, Target.PROJECT, project.pk)
         return accepted(services.storyboard_approve(project=project))
 
 

@@ -161,6 +161,8 @@ def test_a_dry_run_on_every_job_request_quotes_and_starts_nothing(api, priced):
         "portrait-generation": {"character_id": character.pk},
         "keyframe-generation": {"frame_id": frame.pk},
     }
+    approve = api.post(f"/api/projects/{pid}/storyboard/approve", {"dry_run": True}, format="json")
+    assert approve.status_code == 200 and approve.json()["estimate"]["total_usd"] > 0
     jobs = Job.objects.count()
     for path, body in requests.items():
         response = api.post(f"/api/jobs/{path}", {**body, "dry_run": True}, format="json")
