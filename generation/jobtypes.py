@@ -39,6 +39,9 @@ class JobType:
     # "module.function": (project, target type, target id, params) -> estimate items of one
     # job of this type, its children included (generation.estimates).
     estimate: str = "generation.estimates.free"
+    # "module.function": (job, locked project) -> None; ConflictError when a retry of the job
+    # would be refused as its start is (what it needs is missing, or the same work is running).
+    retry_check: str = "generation.pipeline.retry_unless_twin"
 
     def run(self, job: GenerationJob) -> None:
         _resolve(self.step)(job)
@@ -48,6 +51,9 @@ class JobType:
 
     def fire_successors(self, job: GenerationJob, project: Project) -> None:
         _resolve(self.after)(job, project)
+
+    def check_retry(self, job: GenerationJob, project: Project) -> None:
+        _resolve(self.retry_check)(job, project)
 
     def estimate_items(self, project: Project, target_type: str, target_id: int, params: dict):
         return _resolve(self.estimate)(project, target_type, target_id, params)
@@ -67,6 +73,7 @@ JOB_TYPES: dict[str, JobType] = {
         JobType(
             name=Type.CHARACTERS,
             step="generation.steps.characters.run",
+            retry_check=f"{_PIPELINE}.retry_characters",
             targets=(Target.PROJECT,),
             project_status=Status.GENERATING_CHARACTERS,
             mark_failed=f"{_PIPELINE}.characters_failed",
@@ -76,6 +83,7 @@ JOB_TYPES: dict[str, JobType] = {
         JobType(
             name=Type.SCENES,
             step="generation.steps.scenes.run",
+            retry_check=f"{_PIPELINE}.retry_scenes",
             targets=(Target.PROJECT,),
             project_status=Status.GENERATING_SCENES,
             mark_failed=f"{_PIPELINE}.scenes_failed",
@@ -85,6 +93,7 @@ JOB_TYPES: dict[str, JobType] = {
         JobType(
             name=Type.FRAMES,
             step="generation.steps.frames.run",
+            retry_check=f"{_PIPELINE}.retry_frames",
             targets=(Target.PROJECT, Target.SCENE),
             project_status=Status.GENERATING_FRAMES,
             mark_failed=f"{_PIPELINE}.frames_failed",
@@ -94,6 +103,7 @@ JOB_TYPES: dict[str, JobType] = {
         JobType(
             name=Type.VIDEOS,
             step="generation.steps.videos.run",
+            retry_check=f"{_PIPELINE}.retry_videos",
             targets=(Target.PROJECT, Target.FRAME),
             project_status=Status.GENERATING_VIDEOS,
             mark_failed=f"{_PIPELINE}.video_failed",
@@ -105,6 +115,7 @@ JOB_TYPES: dict[str, JobType] = {
         JobType(
             name=Type.STITCH,
             step="generation.steps.stitch.run",
+            retry_check=f"{_PIPELINE}.retry_stitch",
             targets=(Target.PROJECT,),
             project_status=Status.STITCHING,
             mark_failed=f"{_PIPELINE}.nothing_to_mark",
@@ -113,6 +124,7 @@ JOB_TYPES: dict[str, JobType] = {
         JobType(
             name=Type.PORTRAIT,
             step="generation.steps.characters.portrait_run",
+            retry_check=f"{_PIPELINE}.retry_portrait",
             targets=(Target.CHARACTER,),
             project_status="",
             mark_failed=f"{_PIPELINE}.nothing_to_mark",
@@ -122,6 +134,7 @@ JOB_TYPES: dict[str, JobType] = {
         JobType(
             name=Type.KEYFRAME,
             step="generation.steps.frames.keyframe_run",
+            retry_check=f"{_PIPELINE}.retry_keyframe",
             targets=(Target.FRAME,),
             project_status="",
             mark_failed=f"{_PIPELINE}.nothing_to_mark",
@@ -131,6 +144,7 @@ JOB_TYPES: dict[str, JobType] = {
         JobType(
             name=Type.REFRESH,
             step="generation.steps.refresh.run",
+            retry_check=f"{_PIPELINE}.retry_refresh",
             targets=(Target.PROJECT,),
             project_status="",
             resumes_after_children=True,
@@ -149,6 +163,7 @@ JOB_TYPES: dict[str, JobType] = {
         JobType(
             name=Type.EXPORT,
             step="generation.steps.export.run",
+            retry_check=f"{_PIPELINE}.retry_export",
             targets=(Target.PROJECT,),
             project_status="",
             mark_failed=f"{_PIPELINE}.nothing_to_mark",
@@ -170,7 +185,7 @@ def generating_statuses() -> frozenset[str]:
 def load_job_types() -> None:
     """Import every step and hook now (workers, before forking; a test checks every path)."""
     for jt in JOB_TYPES.values():
-        for path in (jt.step, jt.mark_failed, jt.after, jt.estimate):
+        for path in (jt.step, jt.mark_failed, jt.after, jt.estimate, jt.retry_check):
             if path:
                 _resolve(path)
 

@@ -437,6 +437,108 @@ def start_export(*, project: Project) -> Job:
         return _project_job(project, Job.Type.EXPORT)
 
 
+# --- retries (the `retry_check` of each job type; project row locked) ---------------------
+# A retry answers to the checks its start does: retrying a cancelled cast job once scenes
+# existed added characters nobody could decide any more, and the project stuck.
+
+
+def _refuse_twin(job: Job, what: str) -> None:
+    """Another active job does the same work (same type and unit, or a whole-project container
+    beside its kind's): the retry would do it twice."""
+    twins = Job.objects.filter(project_id=job.project_id, type=job.type, status__in=Job.ACTIVE)
+    twins = twins.exclude(pk=job.pk).exclude(parent_id=job.pk)
+    if job.target_type != Job.TargetType.PROJECT:
+        twins = twins.filter(target_type=job.target_type, target_id=job.target_id)
+    twin = twins.order_by("pk").first()
+    if twin is not None:
+        raise ConflictError(f"{what} is {twin.status} in job #{twin.pk}: retry once it ends.")
+
+
+def retry_unless_twin(job: Job, project: Project) -> None:
+    _refuse_twin(job, f"The same {job.type}")
+
+
+def retry_characters(job: Job, project: Project) -> None:
+    if scene_generation_started(project):
+        raise ConflictError("Scene generation has started: the cast can no longer change.")
+    _refuse_twin(job, "Character generation")
+
+
+def retry_scenes(job: Job, project: Project) -> None:
+    problem = cast_problem(project)
+    if problem:
+        raise ConflictError(f"Cannot generate scenes: {problem}")
+    _refuse_twin(job, "Scene generation")
+
+
+def _unit(model, job: Job, what: str):
+    unit = model.objects.filter(pk=job.target_id).first()
+    if unit is None:
+        raise ConflictError(f"{what} {job.target_id} no longer exists: nothing to retry.")
+    return unit
+
+
+def retry_frames(job: Job, project: Project) -> None:
+    if job.target_type == Job.TargetType.SCENE:
+        scene = _unit(Scene, job, "Scene")
+        refuse_while_busy(project, f"scene {scene.order}'s frames", scene_id=scene.pk)
+    elif not project.scenes.exists():
+        raise ConflictError("Cannot generate frames: the project has no scenes yet.")
+    _refuse_twin(job, "Frame generation")
+
+
+def retry_videos(job: Job, project: Project) -> None:
+    if job.target_type == Job.TargetType.FRAME:
+        frame = _unit(Frame, job, "Frame")
+        if not frame.image:
+            raise ConflictError(f"Frame {frame.pk} has no keyframe yet.")
+        refuse_while_busy(
+            project, f"frame {frame.pk}'s clip", scene_id=frame.scene_id, frame_id=frame.pk
+        )
+    else:
+        missing = Frame.objects.filter(scene__project=project, image="").count()
+        if missing:
+            raise ConflictError(f"Cannot generate videos: {missing} frame(s) have no keyframe.")
+    _refuse_twin(job, "Video generation")
+
+
+def retry_stitch(job: Job, project: Project) -> None:
+    problem = stitch_problem(project)
+    if problem:
+        raise ConflictError(f"Cannot stitch: {problem}")
+    _refuse_twin(job, "Stitching")
+
+
+def retry_portrait(job: Job, project: Project) -> None:
+    character = _unit(Character, job, "Character")
+    if character.status in (Character.Status.GENERATING, Character.Status.REJECTED):
+        raise ConflictError(f"This character is {character.status}: no portrait to redo.")
+    refuse_while_busy(project, f"the portrait of {character.name}", character_id=character.pk)
+
+
+def retry_keyframe(job: Job, project: Project) -> None:
+    frame = _unit(Frame, job, "Frame")
+    if not frame.prompt:
+        raise ConflictError(f"Frame {frame.pk} has no shot text yet.")
+    refuse_while_busy(
+        project, f"frame {frame.pk}'s keyframe", scene_id=frame.scene_id, frame_id=frame.pk
+    )
+
+
+def retry_refresh(job: Job, project: Project) -> None:
+    _refuse_twin(job, "A refresh of this project")
+    others = project.jobs.filter(status__in=Job.ACTIVE).exclude(pk=job.pk).exclude(parent=job)
+    if others.exists():
+        raise ConflictError("Jobs of this project are still running; refresh once they end.")
+
+
+def retry_export(job: Job, project: Project) -> None:
+    problem = cut_problem(project)
+    if problem:
+        raise ConflictError(f"Cannot export: {problem}")
+    _refuse_twin(job, "An export of this project")
+
+
 # --- successors (the `after` of each job type; project row locked) -------------------------
 
 

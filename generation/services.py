@@ -206,6 +206,7 @@ def job_retry(*, job: Job) -> Job:
                 f"This job has used its {settings.JOB_MAX_ATTEMPTS} attempts "
                 "(JOB_MAX_ATTEMPTS); start the work again as a new job."
             )
+        job_type(job.type).check_retry(job, project)  # the checks its start makes
         admit_start(project, job.type, job.target_type, job.target_id, job.params, what="the retry")
         if job.children.exists() and not job_type(job.type).resumes_after_children:
             for child in job.children.filter(status__in=[Job.Status.FAILED, Job.Status.CANCELLED]):
