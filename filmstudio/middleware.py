@@ -1,9 +1,14 @@
+import re
 from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
 from django.http import JsonResponse
+
+# The one upload: a project's music track (`POST /api/projects/{id}/music`).
+MUSIC_UPLOAD = re.compile(r"/api/projects/[0-9]+/music/?")
+MULTIPART_OVERHEAD = 64 * 1024
 
 
 class BodySizeLimitMiddleware:
@@ -15,6 +20,8 @@ class BodySizeLimitMiddleware:
     def __call__(self, request):
         length = request.META.get("CONTENT_LENGTH") or "0"
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if request.method == "POST" and MUSIC_UPLOAD.fullmatch(request.path):
+            limit = settings.MUSIC_MAX_BYTES + MULTIPART_OVERHEAD  # an audio file, 20 MB
         try:
             too_big = int(length) > limit
         except ValueError:

@@ -297,6 +297,9 @@ GEMINI_DIRECTOR_MODEL = env_str("GEMINI_DIRECTOR_MODEL", "gemini-2.5-flash")
 # The 2.5 preview TTS models shut down on 2026-12-18; 3.8 Flash-Lite TTS is their GA successor.
 GEMINI_SPEECH_MODEL = env_str("GEMINI_SPEECH_MODEL", "gemini-3.8-flash-lite-tts")
 ESPEAK_BINARY = env_str("ESPEAK_BINARY", "espeak-ng")
+# An uploaded music track: at most this many bytes and seconds.
+MUSIC_MAX_BYTES = env_int("MUSIC_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)
+MUSIC_MAX_SECONDS = env_int("MUSIC_MAX_SECONDS", 600, minimum=1)
 # Only for tests and proxies: where the google-genai SDK sends requests.
 GEMINI_BASE_URL = env_str("GEMINI_BASE_URL")
 # Quotas are per Google Cloud project and model: keys add capacity only across projects.

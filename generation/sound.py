@@ -1,9 +1,18 @@
-"""Reads and writes of sound that the API shares: the subtitles of a project's film."""
+"""Reads and writes of sound that the API shares: a project's subtitles and its music."""
+
+import tempfile
+from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
 
+from generation.jobs import lock_project
 from generation.models import GenerationJob
+from generation.steps.common import delete_after_commit, store_file
 from generation.steps.stitch import cues, film_frames, timeline
+from media import ffmpeg
+from projects.events import publish_entity
 from projects.models import Project
 from projects.sound import Cue, srt_text, vtt_text
 
@@ -24,3 +33,43 @@ def film_cues(project: Project) -> list[Cue]:
 def subtitles(project: Project, fmt: str) -> str:
     timed = film_cues(project)
     return srt_text(timed) if fmt == "srt" else vtt_text(timed)
+
+
+MUSIC_SUFFIXES = {".mp3", ".wav", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".flac"}
+
+
+def music_upload(*, project: Project, upload) -> Project:
+    """Set an uploaded track as the project's music: it must be audio ffmpeg can read (probed,
+    not trusted by its name or type), at most MUSIC_MAX_SECONDS long; else a ValidationError
+    and nothing is stored. The film becomes stale (its music changed)."""
+    suffix = Path(upload.name or "").suffix.lower()
+    with tempfile.TemporaryDirectory(prefix="music-") as tmp:
+        path = Path(tmp) / f"upload{suffix if suffix in MUSIC_SUFFIXES else '.audio'}"
+        with path.open("wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+        try:
+            info = ffmpeg.probe(path, timeout=30)
+        except ffmpeg.FFmpegError:
+            info = None
+        if info is None or not info.has_audio:
+            raise ValidationError({"file": ["Not an audio file ffmpeg can read."]})
+        if info.width or info.height:
+            raise ValidationError({"file": ["A video, not an audio file: upload the sound."]})
+        if info.duration > settings.MUSIC_MAX_SECONDS:
+            raise ValidationError(
+                {
+                    "file": [
+                        f"The track lasts {info.duration:.0f} s: at most "
+                        f"{settings.MUSIC_MAX_SECONDS} s."
+                    ]
+                }
+            )
+        name = store_file(project.pk, "music", "upload", path)
+    with transaction.atomic():
+        locked = lock_project(project)
+        delete_after_commit(locked.music_file)  # older cuts have it mixed in already
+        locked.music_file, locked.music = name, Project.Music.UPLOAD
+        locked.save(update_fields=["music_file", "music", "updated_at"])
+        publish_entity(locked)
+    return locked

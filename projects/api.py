@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.text import slugify
@@ -10,6 +11,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import generics, serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -263,3 +265,36 @@ class SubtitlesApi(APIView):
 
 class SubtitlesVttApi(SubtitlesApi):
     fmt = "vtt"
+
+
+class MusicUploadApi(APIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        request={
+            "multipart/form-data": inline_serializer(
+                "MusicUpload", {"file": serializers.FileField(help_text="An audio file.")}
+            )
+        },
+        responses={
+            200: ProjectSerializer,
+            400: OpenApiResponse(Error, description="Not audio, or longer than allowed."),
+            413: OpenApiResponse(Error, description="Larger than 20 MB."),
+        },
+        summary="Upload the project's music (it becomes `music: upload`)",
+        description="An audio file (probed by ffmpeg, not judged by its name) of at most "
+        "20 MB and 10 minutes. Under the film it is looped or cut to length, faded in and out "
+        "and ducked under the dialogue. A refused upload stores nothing.",
+    )
+    def post(self, request, project_id: int):
+        project = selectors.project_for_user(request.user, project_id)
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise serializers.ValidationError({"file": ["Send the track as multipart `file`."]})
+        if upload.size > settings.MUSIC_MAX_BYTES:
+            return Response(
+                {"detail": f"The track is larger than {settings.MUSIC_MAX_BYTES} bytes."},
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        project = sound.music_upload(project=project, upload=upload)
+        return Response(ProjectSerializer(project).data)

@@ -28,6 +28,9 @@ urlpatterns = [
         "api/projects/<int:project_id>/export", api.ProjectExportApi.as_view(), "project-export"
     ),
     *both_slashes(
+        "api/projects/<int:project_id>/music", api.MusicUploadApi.as_view(), "project-music"
+    ),
+    *both_slashes(
         "api/projects/<int:project_id>/subtitles.srt", api.SubtitlesApi.as_view(), "subtitles-srt"
     ),
     *both_slashes(

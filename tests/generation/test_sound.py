@@ -262,3 +262,62 @@ def test_gemini_speech_comes_back_as_a_wav_file(gemini, as_wav):
     request = gemini.requests[-1]
     assert request.kind == "audio"
     assert gemini.billed_usage()[-1]["candidatesTokenCount"] == round((0.4 + 5 / 2.5) * 25)
+
+
+# --- music upload ------------------------------------------------------------------------
+
+
+def upload(api, pid: int, name: str, data: bytes):
+    from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: PLC0415 (uploads only)
+
+    return api.post(
+        f"/api/projects/{pid}/music", {"file": SimpleUploadedFile(name, data)}, format="multipart"
+    )
+
+
+def stored_music(project: Project) -> list[str]:
+    folder = f"{project.pk}/music"
+    return default_storage.listdir(folder)[1] if default_storage.exists(folder) else []
+
+
+def test_an_uploaded_track_becomes_the_music_and_bad_ones_store_nothing(
+    api, user, settings, tmp_path
+):
+    project = ProjectFactory(owner=user)
+    refused = api.patch(f"/api/projects/{project.pk}", {"music": "upload"}, format="json")
+    assert refused.status_code == 400 and "music" in refused.json()
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 2000
+    assert upload(api, project.pk, "song.mp3", png).status_code == 400
+    assert upload(api, project.pk, "notes.txt", b"la la la").status_code == 400
+    still = tmp_path / "still.png"
+    from PIL import Image  # noqa: PLC0415 (only this test draws)
+
+    Image.new("RGB", (64, 36)).save(still)
+    clip = tmp_path / "clip.mp4"
+    ffmpeg.still_to_clip(still, clip, fmt=ffmpeg.CanonicalFormat(64, 36, 12), duration=1)
+    video = upload(api, project.pk, "clip.mp4", clip.read_bytes())
+    assert video.status_code == 400 and "video" in video.json()["file"][0]
+    bed = ffmpeg.music_bed(tmp_path / "bed.wav", duration=3, seed=1).read_bytes()
+    settings.MUSIC_MAX_SECONDS = 2
+    long = upload(api, project.pk, "long.wav", bed)
+    assert long.status_code == 400 and "at most 2 s" in long.json()["file"][0]
+    settings.MUSIC_MAX_SECONDS = 600
+    settings.MUSIC_MAX_BYTES = len(bed) - 1  # the view's own check
+    assert upload(api, project.pk, "bed.wav", bed).status_code == 413
+    settings.MUSIC_MAX_BYTES = len(bed) // 4  # the body itself is refused before it is read
+    too_big = upload(api, project.pk, "bed.wav", bed)
+    assert too_big.status_code == 413 and "detail" in too_big.json()
+    project.refresh_from_db()
+    assert project.music == "none" and project.music_file == "" and stored_music(project) == []
+
+    settings.MUSIC_MAX_BYTES = 20 * 1024 * 1024
+    ok = upload(api, project.pk, "bed.wav", bed)
+    assert ok.status_code == 200, ok.json()
+    assert ok.json()["music"] == "upload"
+    project.refresh_from_db()
+    assert len(stored_music(project)) == 1
+    with default_storage.open(project.music_file, "rb") as handle:
+        assert handle.read() == bed
+    again = upload(api, project.pk, "bed2.wav", bed)
+    assert again.status_code == 200
+    assert len(stored_music(project)) == 1  # the previous track went
