@@ -313,6 +313,13 @@ FAL_MODEL = env_str("FAL_MODEL", "fal-ai/kling-video/v2.1/standard/image-to-vide
 FAL_QUEUE_URL_FORMAT = env_str("FAL_QUEUE_URL_FORMAT")
 FAL_JWKS_URL = env_str("FAL_JWKS_URL", "https://rest.alpha.fal.ai/.well-known/jwks.json")
 FAL_TIMEOUT = env_float("FAL_TIMEOUT", 60.0, minimum=1.0)
+# Webhooks are accepted only when signed for this fal account (the X-Fal-Webhook-User-Id of
+# fal's deliveries); unset, any fal account's signed webhook is.
+FAL_WEBHOOK_USER_ID = env_str("FAL_WEBHOOK_USER_ID")
+# Clips are fetched only over https from these hosts ("*." for any under one), never following
+# a redirect, and refused beyond FAL_MAX_DOWNLOAD_BYTES.
+FAL_MEDIA_HOSTS = env_list("FAL_MEDIA_HOSTS", ["fal.media", "*.fal.media"])
+FAL_MAX_DOWNLOAD_BYTES = env_int("FAL_MAX_DOWNLOAD_BYTES", 200 * 1024 * 1024, minimum=1024)
 # Public base URL of this site; when set, fal calls back to /api/webhooks/fal instead of polling.
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
 VIDEO_POLL_INTERVAL = env_float("VIDEO_POLL_INTERVAL", 5.0, minimum=0.05)

@@ -53,6 +53,21 @@ KEN_BURNS_ZOOM = 0.15
 _GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-nostats")
 
 
+def _input_options(input_format: str | None) -> dict[str, str]:
+    """How a file is opened: through the file protocol only (a playlist cannot make ffmpeg
+    fetch a URL), and with `input_format` as the only demuxer tried when given (an HLS
+    playlist named clip.mp4 could otherwise read any local file into the film)."""
+    options = {"protocol_whitelist": "file"}
+    if input_format:
+        options["f"] = input_format
+    return options
+
+
+def _input_args(input_format: str | None) -> list[str]:
+    options = _input_options(input_format).items()
+    return [arg for key, value in options for arg in (f"-{key}", value)]
+
+
 class FFmpegError(RuntimeError):
     """An ffmpeg invocation failed or timed out; carries the tail of its stderr."""
 
@@ -288,19 +303,21 @@ def _parse_audio(desc: str) -> _AudioStream:
     return _AudioStream(codec=parts[0].split()[0], rate=rate, channels=channels)
 
 
-def _decoded_duration(path: Path, timeout: float) -> float:
+def _decoded_duration(path: Path, timeout: float, input_format: str | None = None) -> float:
     # Last resort for containers without a usable header: decode everything and read the
     # final progress time (hence no -nostats here).
-    args = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path), "-f", "null", "-"]
+    args = [ffmpeg_binary(), "-hide_banner", "-nostdin", *_input_args(input_format)]
+    args += ["-i", str(path), "-f", "null", "-"]
     stderr = _run(args, purpose=f"measure duration of {path.name}", timeout=timeout)
     times = [_hms(m) for m in _TIME_RE.finditer(stderr)]
     return times[-1] if times else 0.0
 
 
-def _probe(path: StrPath, timeout: float) -> _Probe:
+def _probe(path: StrPath, timeout: float, input_format: str | None = None) -> _Probe:
     path = Path(path)
     deadline = time.monotonic() + timeout
-    args = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path)]
+    args = [ffmpeg_binary(), "-hide_banner", "-nostdin", *_input_args(input_format)]
+    args += ["-i", str(path)]
     # Exit status is always 1 ("At least one output file must be specified"): judge by output.
     stderr = _run(args, purpose=f"probe {path}", timeout=timeout, check=False)
     header = stderr.split("\nOutput #", 1)[0]
@@ -315,7 +332,7 @@ def _probe(path: StrPath, timeout: float) -> _Probe:
     audio = next((_parse_audio(d) for kind, d in streams if kind == "Audio"), None)
     duration = _hms(m) if (m := _DURATION_RE.search(header)) else 0.0
     if duration <= 0:
-        duration = _decoded_duration(path, _remaining(deadline))
+        duration = _decoded_duration(path, _remaining(deadline), input_format)
 
     info = MediaInfo(
         duration=duration,
@@ -332,8 +349,8 @@ def _probe(path: StrPath, timeout: float) -> _Probe:
     return _Probe(info=info, video_profile=video.profile)
 
 
-def probe(path: StrPath, *, timeout: float = 30) -> MediaInfo:
-    return _probe(path, timeout).info
+def probe(path: StrPath, *, timeout: float = 30, input_format: str | None = None) -> MediaInfo:
+    return _probe(path, timeout, input_format).info
 
 
 # --------------------------------------------------------------------------- formats
@@ -416,16 +433,18 @@ def normalize_clip(
     fmt: CanonicalFormat,
     duration: float,
     timeout: float = 300,
+    input_format: str | None = None,
 ) -> MediaInfo:
     """Re-encode ``src`` to the canonical format, ``duration`` seconds long.
 
     The length is rounded to whole frames (at most half a frame off), for both tracks.
+    ``src`` comes from outside (a provider's clip): it is read as ``input_format`` when given.
     """
     frames = _frame_count(duration, fmt.fps)
     src, dst = Path(src), Path(dst)
     deadline = time.monotonic() + timeout
-    source = probe(src, timeout=min(30, timeout))
-    inp = ffmpeg.input(str(src))
+    source = probe(src, timeout=min(30, timeout), input_format=input_format)
+    inp = ffmpeg.input(str(src), **_input_options(input_format))
     # tpad/apad make short sources long enough; the output -t then cuts everything exactly.
     video = (
         _fit_video(inp.video, fmt)

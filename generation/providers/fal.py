@@ -2,12 +2,16 @@
 
 import base64
 import hashlib
+import hmac
+import ipaddress
 import json
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import fal_client
 import fal_client.client as fal_http
@@ -41,6 +45,8 @@ WEBHOOK_TOLERANCE = 300  # seconds either side of now (fal's documented replay w
 JWKS_MAX_AGE = 24 * 3600
 # After a failed verification, fetch the JWKS again (fal rotates keys), but not more often.
 JWKS_MIN_REFRESH = 300
+# After a fetch of the JWKS failed (or found no key), none again for this long.
+JWKS_RETRY_AFTER = 60
 
 
 def configure_fal_client() -> None:
@@ -94,16 +100,77 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 _FAL_ERRORS = (fal_client.FalClientHTTPError, httpx.HTTPError)
 
 
-def download_video(url: str) -> bytes:
+def _host_allowed(host: str, patterns: list[str]) -> bool:
+    """`host` is one of `patterns` ("fal.media") or under one ("*.fal.media")."""
+    for pattern in patterns:
+        pattern = pattern.lower().rstrip(".")
+        if pattern.startswith("*."):
+            if host.endswith(pattern[1:]):
+                return True
+        elif host == pattern:
+            return True
+    return False
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
     try:
-        response = httpx.get(url, timeout=settings.FAL_TIMEOUT, follow_redirects=True)
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def download_allowed(url: str) -> bool:
+    """Clips come over https from fal's media hosts (FAL_MEDIA_HOSTS), and from the configured
+    fake queue's own origin when it is on loopback (tests): from nowhere else."""
+    try:
+        parts = urlsplit(url)
+        origin = (parts.scheme, parts.hostname, parts.port)
+        queue = urlsplit(settings.FAL_QUEUE_URL_FORMAT or "")
+        fake = (queue.scheme, queue.hostname, queue.port)
+    except ValueError:  # a port that is no number
+        return False
+    if parts.scheme == "https" and _host_allowed(parts.hostname or "", settings.FAL_MEDIA_HOSTS):
+        return True
+    return bool(settings.FAL_QUEUE_URL_FORMAT) and _is_loopback(fake[1]) and origin == fake
+
+
+def download_video(url: str) -> bytes:
+    """The clip at `url`, if fal's (`download_allowed`); no redirect is followed, and it is
+    streamed to a temporary file that may not grow past FAL_MAX_DOWNLOAD_BYTES."""
+    if not download_allowed(url):
+        parts = urlsplit(url)
+        hosts = ", ".join(settings.FAL_MEDIA_HOSTS)
+        raise PermanentProviderError(
+            f"fal download: {parts.scheme}://{parts.hostname or ''} not fetched: clips come "
+            f"only over https from {hosts} (FAL_MEDIA_HOSTS)"
+        )
+    cap = settings.FAL_MAX_DOWNLOAD_BYTES
+    too_big = f"fal download: the clip is larger than {cap} bytes (FAL_MAX_DOWNLOAD_BYTES)"
+    try:
+        with httpx.stream("GET", url, timeout=settings.FAL_TIMEOUT) as response:
+            status = response.status_code
+            if status >= 500 or status in _RETRYABLE_STATUS:
+                raise TransientProviderError(f"fal download: HTTP {status}")
+            if 300 <= status < 400:
+                raise PermanentProviderError(f"fal download: HTTP {status} (not followed)")
+            if status != 200:
+                raise PermanentProviderError(f"fal download: HTTP {status}")
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > cap:
+                raise PermanentProviderError(too_big)
+            with tempfile.TemporaryFile(prefix="fal-clip-") as spool:
+                size = 0
+                for chunk in response.iter_bytes(1 << 20):
+                    size += len(chunk)
+                    if size > cap:
+                        raise PermanentProviderError(too_big)
+                    spool.write(chunk)
+                spool.seek(0)
+                return spool.read()
     except httpx.HTTPError as error:
         raise TransientProviderError(f"fal download: {type(error).__name__}: {error}") from error
-    if response.status_code >= 500 or response.status_code in _RETRYABLE_STATUS:
-        raise TransientProviderError(f"fal download: HTTP {response.status_code}")
-    if response.status_code != 200:
-        raise PermanentProviderError(f"fal download: HTTP {response.status_code}")
-    return response.content
 
 
 def _video_url(result: Any) -> str | None:
@@ -219,25 +286,51 @@ def _is_auth_error(error: BaseException | None) -> bool:
 
 
 class _JwksCache:
-    """fal's public webhook keys, per JWKS URL, kept in-process for a day."""
+    """fal's public webhook keys, per JWKS URL, kept in-process for a day. One fetch at a time
+    (the others wait for it and use what it got), and none for JWKS_RETRY_AFTER seconds after
+    one failed: unauthenticated POSTs cannot make the server fetch keys over and over."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the entries
+        self._fetching = threading.Lock()  # single flight
         self._entries: dict[str, tuple[float, list[Ed25519PublicKey]]] = {}
+        self._failed_at: dict[str, float] = {}
 
-    def keys(self, url: str, *, refresh_older_than: float = JWKS_MAX_AGE) -> list[Ed25519PublicKey]:
+    def _fresh(self, url: str, max_age: float) -> list[Ed25519PublicKey] | None:
         with self._lock:
             fetched_at, keys = self._entries.get(url, (0.0, []))
-        if time.monotonic() - fetched_at < refresh_older_than and keys:
+        return keys if keys and time.monotonic() - fetched_at < max_age else None
+
+    def keys(self, url: str, *, refresh_older_than: float = JWKS_MAX_AGE) -> list[Ed25519PublicKey]:
+        keys = self._fresh(url, refresh_older_than)
+        if keys is not None:
             return keys
-        keys = _fetch_jwks(url)
-        with self._lock:
-            self._entries[url] = (time.monotonic(), keys)
-        return keys
+        with self._fetching:
+            keys = self._fresh(url, refresh_older_than)  # fetched while this one waited
+            if keys is not None:
+                return keys
+            with self._lock:
+                failed_at = self._failed_at.get(url)
+                known = self._entries.get(url, (0.0, []))[1]
+            if failed_at is not None and time.monotonic() - failed_at < JWKS_RETRY_AFTER:
+                return known
+            try:
+                keys = _fetch_jwks(url)
+            except (httpx.HTTPError, ValueError) as error:
+                keys = []
+                logger.warning("fal webhook: cannot load signing keys: %s", error)
+            with self._lock:
+                if keys:
+                    self._entries[url] = (time.monotonic(), keys)
+                    self._failed_at.pop(url, None)
+                else:
+                    self._failed_at[url] = time.monotonic()
+            return keys or known
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._failed_at.clear()
 
 
 def _fetch_jwks(url: str) -> list[Ed25519PublicKey]:
@@ -282,6 +375,10 @@ def verify_fal_webhook(body: bytes, headers: Mapping[str, str]) -> bool:
     request_id, user_id, timestamp, signature_hex = fields
     if not all(fields):
         return False
+    expected_user = settings.FAL_WEBHOOK_USER_ID
+    if expected_user and not hmac.compare_digest(user_id.encode(), expected_user.encode()):
+        logger.warning("fal webhook for another fal account (%s): refused", user_id[:64])
+        return False
     try:
         if abs(time.time() - int(timestamp)) > WEBHOOK_TOLERANCE:
             return False
@@ -289,37 +386,7 @@ def verify_fal_webhook(body: bytes, headers: Mapping[str, str]) -> bool:
     except ValueError:
         return False
     message = "\n".join([request_id, user_id, timestamp, hashlib.sha256(body).hexdigest()])
-    try:
-        if _verifies(jwks_cache.keys(settings.FAL_JWKS_URL), signature, message.encode()):
-            return True
-        refreshed = jwks_cache.keys(settings.FAL_JWKS_URL, refresh_older_than=JWKS_MIN_REFRESH)
-    except (httpx.HTTPError, ValueError) as error:
-        logger.warning("fal webhook: cannot load signing keys: %s", error)
-        return False
+    if _verifies(jwks_cache.keys(settings.FAL_JWKS_URL), signature, message.encode()):
+        return True
+    refreshed = jwks_cache.keys(settings.FAL_JWKS_URL, refresh_older_than=JWKS_MIN_REFRESH)
     return _verifies(refreshed, signature, message.encode())
-
-
-def parse_fal_webhook(body: bytes) -> tuple[str, VideoPoll | None]:
-    """A verified webhook body as (request_id, outcome). The outcome is None when the
-    payload does not tell (fal sends `payload: null` when it could not serialize it):
-    poll the request instead."""
-    try:
-        data = json.loads(body)
-        request_id = str(data["request_id"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise PermanentProviderError(f"fal webhook: malformed body: {error}") from error
-    status = data.get("status")
-    payload = data.get("payload")
-    if status == "ERROR":
-        detail = payload.get("detail") if isinstance(payload, dict) else None
-        message = str(data.get("error") or "request failed")
-        if detail:
-            message = f"{message}: {_detail_text(detail)}"
-        return request_id, VideoPoll("failed", error=f"fal: {message}")
-    url = _video_url(payload)
-    if status != "OK" or url is None:
-        return request_id, None
-    try:
-        return request_id, VideoPoll("done", video=download_video(url))
-    except PermanentProviderError as error:
-        return request_id, VideoPoll("failed", error=error.message)

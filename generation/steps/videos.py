@@ -100,8 +100,14 @@ def deliver(job: GenerationJob, data: bytes) -> bool:
     with tempfile.TemporaryDirectory() as tmp:
         raw, clip = Path(tmp) / "raw.mp4", Path(tmp) / f"frame-{frame.pk}.mp4"
         raw.write_bytes(data)
+        # Read as MP4 only, what every video provider delivers: nothing else is tried on it.
         info = ffmpeg.normalize_clip(
-            raw, clip, fmt=fmt, duration=frame.duration, timeout=settings.FFMPEG_TIMEOUT
+            raw,
+            clip,
+            fmt=fmt,
+            duration=frame.duration,
+            timeout=settings.FFMPEG_TIMEOUT,
+            input_format="mp4",
         )
         name = store_file(frame.scene.project_id, "videos", f"frame-{frame.pk}", clip)
     provider = video_provider()
