@@ -57,6 +57,18 @@ def make_clips(workdir: Path, clips: int, seconds: float, height: int) -> list[P
     return paths
 
 
+def make_lines(workdir: Path, count: int, seconds: float) -> list[mf.PlacedLine]:
+    """A spoken line per clip (eSpeak NG), each at its clip's start."""
+    espeak = shutil.which("espeak-ng") or "espeak-ng"
+    lines = []
+    for index in range(count):
+        wav = workdir / f"line-{index:03d}.wav"
+        text = f"Shot {index + 1}: we hold on until the morning comes."
+        subprocess.run([espeak, "-w", str(wav), text], check=True, timeout=60)
+        lines.append(mf.PlacedLine(wav, index * seconds + 0.1))
+    return lines
+
+
 def run(clips: int = 24, seconds: float = 5, height: int = 720) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="stitch-bench-") as tmp:
         workdir = Path(tmp)
@@ -84,6 +96,19 @@ def run(clips: int = 24, seconds: float = 5, height: int = 720) -> dict[str, obj
             lambda: subprocess.run([cp, str(blob), str(workdir / "blob-cp.bin")], check=True),
             repeat=3,
         )
+        # With sound: the same stream copy, then a line per clip and a music bed mixed in,
+        # normalized (two-pass loudnorm) and muxed with the picture copied.
+        lines = make_lines(workdir, clips, seconds)
+        bed = mf.music_bed(workdir / "bed.wav", duration=clips * seconds, seed=1)
+        mixed: dict[str, mf.MixResult] = {}
+
+        def stitch_with_sound() -> None:
+            stitch("copy", False)
+            mixed["mix"] = mf.mix_sound(
+                workdir / "copy.mp4", workdir / "sound.mp4", lines=lines, music=bed
+            )
+
+        sound_s = _timed(stitch_with_sound, repeat=2)
         assert results["copy"].method == "copy", results["copy"]
         assert results["reencode"].method == "reencode", results["reencode"]
 
@@ -107,6 +132,12 @@ def run(clips: int = 24, seconds: float = 5, height: int = 720) -> dict[str, obj
             "copy_x_realtime": total_seconds / copy_s,
             "reencode_x_realtime": total_seconds / reencode_s,
             "copy_output_duration": results["copy"].info.duration,
+            "sound_s": sound_s,
+            "sound_over_copy": sound_s / copy_s,
+            "sound_lufs": mixed["mix"].loudness.integrated,
+            "sound_true_peak": mixed["mix"].loudness.true_peak,
+            "sound_normalization": mixed["mix"].normalization,
+            "sound_output_duration": mf.probe(workdir / "sound.mp4").duration,
             "reencode_output_duration": results["reencode"].info.duration,
         }
 

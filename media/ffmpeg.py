@@ -703,23 +703,30 @@ def poster(video: StrPath, dst: StrPath, *, at: float | None = None, timeout: fl
 
 # --------------------------------------------------------------------------- sound
 
-# The mix: dialogue at DIALOGUE_LUFS (peaks held DIALOGUE_PEAK_DB above it, so the final gain
-# stays linear), music DIALOGUE_LUFS - MUSIC_UNDER_DB under it and ducked further while a line
-# is spoken, the clips' own sound kept at CLIP_SOUND_DB; then two-pass loudnorm to the target.
+# The mix: dialogue at DIALOGUE_LUFS (its peaks limited DIALOGUE_PEAK_DB above that), music and
+# the clips' own sound UNDER_DB below it and ducked further while a line is spoken
+# (sidechaincompress), the sum limited MIX_PEAK_DB above the dialogue, so that the final gain
+# of the two-pass loudnorm stays linear; then loudnorm to TARGET_LUFS.
 TARGET_LUFS = -14.0
 TARGET_TRUE_PEAK = -1.0
 # loudnorm aims a little lower than the limit: AAC encoding adds a few tenths of a dB of peak.
 LOUDNORM_TRUE_PEAK = -2.0
+# A sample-peak limiter lets true peaks through by up to about this much.
+PEAK_MARGIN_DB = 0.5
 DIALOGUE_LUFS = -20.0
 DIALOGUE_PEAK_DB = 9.0
-MUSIC_UNDER_DB = 8.0
-CLIP_SOUND_DB = -6.0
+MIX_PEAK_DB = 10.0
+UNDER_DB = 8.0
 MUSIC_FADE_IN = 2.0
 MUSIC_FADE_OUT = 3.0
+# The generated bed loops this long (its partials complete whole cycles in it).
+BED_LOOP_SECONDS = 16
 # Below this a stem is silence (ebur128 reports -70 LUFS for digital silence).
 SILENT_LUFS = -69.0
 
-_EBU_I = re.compile(r"Integrated loudness:\s*\n\s*I:\s*(-?[\d.]+|-inf) LUFS")
+_EBU_I = re.compile(
+    r"Integrated loudness:\s*\n\s*I:\s*(-?[\d.]+|-inf) LUFS\s*\n\s*Threshold:\s*(-?[\d.]+|-inf)"
+)
 _EBU_LRA = re.compile(r"Loudness range:\s*\n\s*LRA:\s*(-?[\d.]+) LU")
 _EBU_PEAK = re.compile(r"True peak:\s*\n\s*Peak:\s*(-?[\d.]+|-inf) dBFS")
 
@@ -727,8 +734,9 @@ _EBU_PEAK = re.compile(r"True peak:\s*\n\s*Peak:\s*(-?[\d.]+|-inf) dBFS")
 @dataclass(frozen=True)
 class Loudness:
     integrated: float  # LUFS
-    true_peak: float  # dBTP
+    true_peak: float  # dBTP (-inf when not measured)
     lra: float  # LU
+    threshold: float = -70.0  # the relative gate ebur128 used, LUFS
 
 
 @dataclass(frozen=True)
@@ -739,17 +747,35 @@ class PlacedLine:
 
 @dataclass(frozen=True)
 class MixResult:
-    loudness: Loudness  # of the mix as written
+    loudness: Loudness  # of the mix as written (decoded from the AAC track)
     normalization: str  # loudnorm's: "linear" or "dynamic" ("none" for silence)
-    gain_db: float  # what loudnorm's second pass added (linear), applied to the stems too
+    gain_db: float  # what the second pass added (linear), applied to the stems too
 
 
 def _number(text: str) -> float:
     return -math.inf if text == "-inf" else float(text)
 
 
-def loudness(src: StrPath, *, start: float | None = None, end: float | None = None,
-             timeout: float = 120) -> Loudness:  # fmt: skip
+def _ebur128_summary(stderr: str, what: str) -> Loudness:
+    summary = stderr.rsplit("Summary:", 1)[-1]
+    found_i, found_lra = _EBU_I.search(summary), _EBU_LRA.search(summary)
+    if found_i is None or found_lra is None:
+        raise FFmpegError(f"measure loudness of {what}: no ebur128 summary", _tail(stderr))
+    found_peak = _EBU_PEAK.search(summary)
+    peak = _number(found_peak.group(1)) if found_peak else -math.inf
+    return Loudness(
+        _number(found_i.group(1)), peak, _number(found_lra.group(1)), _number(found_i.group(2))
+    )
+
+
+def loudness(
+    src: StrPath,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    peak: bool = True,
+    timeout: float = 120,
+) -> Loudness:
     """EBU R128 figures of a file's audio (or of [start, end) seconds of it): integrated
     loudness, true peak and loudness range, as `ebur128` measures them."""
     args = [ffmpeg_binary(), *_GLOBAL_ARGS]
@@ -757,16 +783,10 @@ def loudness(src: StrPath, *, start: float | None = None, end: float | None = No
         args += ["-ss", f"{start:.3f}"]
     if end is not None:
         args += ["-to", f"{end:.3f}"]
-    args += ["-i", str(src), "-vn", "-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-"]
+    meter = f"ebur128=peak={'true' if peak else 'none'}:framelog=verbose"
+    args += ["-i", str(src), "-vn", "-af", meter, "-f", "null", "-"]
     stderr = _run(args, purpose=f"measure loudness of {Path(src).name}", timeout=timeout)
-    summary = stderr.rsplit("Summary:", 1)[-1]
-    found = _EBU_I.search(summary), _EBU_PEAK.search(summary), _EBU_LRA.search(summary)
-    if not all(found):
-        raise FFmpegError(
-            f"measure loudness of {Path(src).name}: no ebur128 summary", _tail(stderr)
-        )
-    i, peak, lra = (_number(m.group(1)) for m in found if m)
-    return Loudness(i, peak, lra)
+    return _ebur128_summary(stderr, Path(src).name)
 
 
 def _gain_to(measured: float, target: float) -> float:
@@ -779,81 +799,95 @@ def _stereo(label: str) -> str:
     )
 
 
-def _dialogue_stem(lines: Sequence[PlacedLine], dst: Path, duration: float, timeout: float) -> None:
-    """Every line placed at its start on one stereo track `duration` long."""
-    args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-y"]
-    parts = []
+def _render_measured(
+    inputs: list[str], graph: str, dst: Path, *, peak: bool, purpose: str, timeout: float,
+    extra_outputs: Sequence[tuple[str, Path]] = (),
+) -> Loudness:  # fmt: skip
+    """Run `graph` (its result labelled [out]) into `dst` (float WAV) and measure it in the same
+    pass (ebur128 on a split of [out])."""
+    meter = f"ebur128=peak={'true' if peak else 'none'}:framelog=verbose"
+    graph += f";[out]asplit=2[keep][gauge];[gauge]{meter}[gauged]"
+    args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-y", *inputs, "-filter_complex", graph]
+    args += ["-map", "[keep]", "-c:a", "pcm_f32le", str(dst)]
+    for label, path in extra_outputs:
+        args += ["-map", label, "-c:a", "pcm_f32le", str(path)]
+    args += ["-map", "[gauged]", "-f", "null", "-"]
+    return _ebur128_summary(_run(args, purpose=purpose, timeout=timeout), dst.name)
+
+
+def _dialogue_stem(
+    lines: Sequence[PlacedLine], dst: Path, duration: float, timeout: float
+) -> Loudness:
+    """Every line placed at its start on one stereo track `duration` long, measured."""
+    inputs, parts = [], []
     for index, line in enumerate(lines):
-        args += ["-i", str(line.path)]
+        inputs += ["-i", str(line.path)]
         delay = max(0, round(line.start * 1000))
         parts.append(f"{_stereo(f'[{index}:a]')},adelay=delays={delay}:all=1[l{index}]")
     labels = "".join(f"[l{i}]" for i in range(len(lines)))
     mixed = f"{labels}amix=inputs={len(lines)}:normalize=0:dropout_transition=0"
     parts.append(f"{mixed},apad,atrim=0:{duration:.6f}[out]")
-    args += ["-filter_complex", ";".join(parts), "-map", "[out]", "-c:a", "pcm_f32le", str(dst)]
-    _run(args, purpose=f"place {len(lines)} lines", timeout=timeout)
+    return _render_measured(
+        inputs, ";".join(parts), dst, peak=False, purpose=f"place {len(lines)} lines",
+        timeout=timeout,
+    )  # fmt: skip
 
 
-def _music_stem(music: Path, dst: Path, duration: float, timeout: float) -> None:
-    """The music looped or cut to `duration`, faded in and out."""
+def _music_stem(music: Path, dst: Path, duration: float, timeout: float) -> Loudness:
+    """The music looped or cut to `duration`, faded in and out, measured."""
     fade_out = max(0.0, duration - MUSIC_FADE_OUT)
-    chain = (
+    graph = (
         f"{_stereo('[0:a]')},atrim=0:{duration:.6f},asetpts=PTS-STARTPTS,"
         f"afade=t=in:d={min(MUSIC_FADE_IN, duration / 3):.3f},"
         f"afade=t=out:st={fade_out:.3f}:d={min(MUSIC_FADE_OUT, duration):.3f}[out]"
     )
-    args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-y", "-stream_loop", "-1", "-i", str(music)]
-    args += ["-filter_complex", chain, "-map", "[out]", "-t", f"{duration:.6f}"]
-    args += ["-c:a", "pcm_f32le", str(dst)]
-    _run(args, purpose=f"lay the music {music.name}", timeout=timeout)
+    inputs = ["-stream_loop", "-1", "-i", str(music)]
+    return _render_measured(
+        inputs, graph, dst, peak=False, purpose=f"lay the music {music.name}", timeout=timeout
+    )
 
 
 def music_bed(dst: StrPath, *, duration: float, seed: int = 0, timeout: float = 120) -> Path:
     """An offline stand-in for a score: a slow synthesized chord pad (sine partials with a
-    gentle swell), the same for the same seed. Honest filler, not music anyone composed."""
-    roots = (110.0, 130.81, 146.83, 98.0, 123.47)
+    gentle swell), the same for the same seed. Honest filler, not music anyone composed.
+
+    At most BED_LOOP_SECONDS are made: every partial completes whole cycles in that time, so
+    the bed loops without a click (the mix loops it to the film's length)."""
+    roots = (110.0, 130.8125, 146.8125, 98.0, 123.5)
     root = roots[seed % len(roots)]
+    step = 1 / BED_LOOP_SECONDS
+
+    def whole(freq: float) -> float:  # a frequency with a whole number of cycles per loop
+        return round(freq / step) * step
+
     partials = [(root, 0.22), (root * 1.5, 0.12), (root * 2, 0.10), (root * 2.52, 0.06)]
-    swell = "(0.65+0.35*sin(2*PI*t/8))"
-    voice = "+".join(f"{amp}*sin(2*PI*{freq:.2f}*t)" for freq, amp in partials)
-    detuned = "+".join(f"{amp}*sin(2*PI*{freq * 1.003:.2f}*t)" for freq, amp in partials)
-    source = (
-        f"aevalsrc=exprs='{swell}*({voice})|{swell}*({detuned})':s={AUDIO_RATE}:d={duration:.3f}"
-    )
+    swell = f"(0.65+0.35*sin(2*PI*t/{BED_LOOP_SECONDS / 2}))"
+    left = "+".join(f"{amp}*sin(2*PI*{whole(freq):.4f}*t)" for freq, amp in partials)
+    right = "+".join(f"{amp}*sin(2*PI*{whole(freq * 1.003):.4f}*t)" for freq, amp in partials)
+    length = min(float(duration), BED_LOOP_SECONDS)
+    source = f"aevalsrc=exprs='{swell}*({left})|{swell}*({right})':s={AUDIO_RATE}:d={length:.3f}"
     dst = Path(dst)
     args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-y", "-f", "lavfi", "-i", source]
-    args += ["-af", "lowpass=f=1800", "-c:a", "pcm_s16le", str(dst)]
+    args += ["-c:a", "pcm_s16le", str(dst)]
     _run(args, purpose="synthesize a music bed", timeout=timeout)
     return dst
-
-
-_LOUDNORM_JSON = re.compile(r"\{[^{}]*\"input_i\"[^{}]*\}", re.S)
-
-
-def _loudnorm_measure(src: Path, timeout: float) -> dict[str, str]:
-    args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-i", str(src), "-af"]
-    args += [f"loudnorm=I={TARGET_LUFS}:TP={LOUDNORM_TRUE_PEAK}:LRA=20:print_format=json"]
-    args += ["-f", "null", "-"]
-    stderr = _run(args, purpose="measure the mix (loudnorm, first pass)", timeout=timeout)
-    found = _LOUDNORM_JSON.findall(stderr)
-    if not found:
-        raise FFmpegError("measure the mix: loudnorm printed no figures", _tail(stderr))
-    return json.loads(found[-1])
 
 
 def _premix(
     *, dialogue: Path | None, music: Path | None, bed: Path | None, gains: dict[str, float],
     dst: Path, duration: float, stems: Path | None, timeout: float,
-) -> None:  # fmt: skip
-    """Dialogue over the ducked music and the clips' own (ducked) sound, before loudnorm. With
-    `stems`, also the music and the dialogue as they sit in the mix (music.wav, dialogue.wav)."""
-    args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-y"]
-    parts, mix, outputs = [], [], []
-    inputs = {name: path for name, path in (("d", dialogue), ("m", music), ("b", bed)) if path}
+) -> Loudness:  # fmt: skip
+    """Dialogue over the ducked music and the clips' own (ducked) sound, limited, measured
+    (true peak too) for loudnorm's second pass. With `stems`, also the music and the dialogue
+    as they sit in the mix (music.wav, dialogue.wav)."""
+    inputs: list[str] = []
+    parts, mix = [], []
+    outputs: list[tuple[str, Path]] = []
     index = {}
-    for position, (name, path) in enumerate(inputs.items()):
-        args += ["-i", str(path)]
-        index[name] = position
+    for name, path in (("d", dialogue), ("m", music), ("b", bed)):
+        if path is not None:
+            index[name] = len(index)
+            inputs += ["-i", str(path)]
     keys = int(music is not None) + int(bed is not None)
     if dialogue is not None:
         peak = 10 ** ((DIALOGUE_LUFS + DIALOGUE_PEAK_DB) / 20)
@@ -869,10 +903,10 @@ def _premix(
             outputs.append((f"[d{splits - 1}]", stems / "dialogue.wav"))
     key = 1
 
-    def ducked(name: str, level: float, label: str) -> str:
+    def ducked(name: str, label: str) -> str:
         nonlocal key
         source = f"[{index[name]}:a]"
-        chain = f"{_stereo(source)},volume={level:.2f}dB"
+        chain = f"{_stereo(source)},volume={gains[name]:.2f}dB"
         if dialogue is None:
             parts.append(f"{chain}[{label}]")
         else:
@@ -885,7 +919,7 @@ def _premix(
         return f"[{label}]"
 
     if music is not None:
-        label = ducked("m", gains["m"], "mu")
+        label = ducked("m", "mu")
         if stems is not None:
             parts.append(f"{label}asplit=2[mu0][mu1]")
             mix.append("[mu0]")
@@ -893,17 +927,52 @@ def _premix(
         else:
             mix.append(label)
     if bed is not None:
-        mix.append(ducked("b", CLIP_SOUND_DB, "bd"))
+        mix.append(ducked("b", "bd"))
     if not mix:
         parts.append(f"anullsrc=r={AUDIO_RATE}:cl={AUDIO_LAYOUT}[silence]")
         mix.append("[silence]")
-    joined = "".join(mix)
-    combined = f"{joined}amix=inputs={len(mix)}:normalize=0:dropout_transition=0,"
-    parts.append(f"{combined}atrim=0:{duration:.6f}[mix]")
-    args += ["-filter_complex", ";".join(parts), "-map", "[mix]", "-c:a", "pcm_f32le", str(dst)]
-    for label, path in outputs:
-        args += ["-map", label, "-c:a", "pcm_f32le", str(path)]
-    _run(args, purpose="mix the sound", timeout=timeout)
+    limit = 10 ** ((DIALOGUE_LUFS + MIX_PEAK_DB) / 20)
+    combined = f"{''.join(mix)}amix=inputs={len(mix)}:normalize=0:dropout_transition=0"
+    parts.append(
+        f"{combined},alimiter=limit={limit:.4f}:level=0:attack=5:release=60,"
+        f"atrim=0:{duration:.6f}[out]"
+    )
+    return _render_measured(
+        inputs, ";".join(parts), dst, peak=True, purpose="mix the sound", timeout=timeout,
+        extra_outputs=outputs,
+    )  # fmt: skip
+
+
+def _levels(
+    lines: Sequence[PlacedLine], music: Path | None, video: Path, has_audio: bool,
+    folder: Path, duration: float, deadline: float,
+) -> tuple[dict[str, Path | None], dict[str, float]]:  # fmt: skip
+    """The dialogue and music stems made and measured, the clips' own sound measured (side by
+    side), and the gain each needs."""
+    stems: dict[str, Path | None] = {
+        "d": folder / "dialogue.wav" if lines else None,
+        "m": folder / "music.wav" if music is not None else None,
+        "b": video if has_audio else None,
+    }
+    work = {}
+    if stems["d"] is not None:
+        work["d"] = lambda: _dialogue_stem(lines, folder / "dialogue.wav", duration,
+                                           _remaining(deadline))  # fmt: skip
+    if music is not None:
+        work["m"] = lambda: _music_stem(music, folder / "music.wav", duration, _remaining(deadline))
+    if has_audio:
+        work["b"] = lambda: loudness(video, peak=False, timeout=_remaining(deadline))
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        measured = dict(zip(work, pool.map(lambda job: job(), work.values()), strict=True))
+    # Under the dialogue when there is some; at its level when they are all there is.
+    under = DIALOGUE_LUFS - UNDER_DB if lines else DIALOGUE_LUFS
+    gains = {"d": _gain_to(measured["d"].integrated, DIALOGUE_LUFS)} if "d" in measured else {}
+    for name in ("m", "b"):
+        if name in measured:
+            gains[name] = _gain_to(measured[name].integrated, under)
+    if "b" in measured and measured["b"].integrated <= SILENT_LUFS:
+        stems["b"] = None  # silent clips (the offline provider's): nothing to mix
+    return stems, gains
 
 
 def mix_sound(
@@ -919,55 +988,29 @@ def mix_sound(
     normalized to TARGET_LUFS integrated, true peak at most TARGET_TRUE_PEAK: the picture is
     stream-copied, only the sound is made.
 
-    The dialogue is brought to DIALOGUE_LUFS with its peaks limited, the music to
-    MUSIC_UNDER_DB below it and ducked by the dialogue (sidechaincompress), faded in and out;
-    then a two-pass loudnorm sets the level. With `stems` (a folder), the dialogue and music
-    as they sit in the mix are written there too (dialogue.wav, music.wav)."""
+    The dialogue is brought to DIALOGUE_LUFS with its peaks limited, the music and the clips'
+    sound UNDER_DB below it and ducked by it (sidechaincompress), the music faded in and out;
+    the sum is limited and measured, and loudnorm's second pass (linear) sets the level. With
+    `stems` (a folder), the dialogue and music as they sit in the final mix are written there
+    too (dialogue.wav, music.wav)."""
     video, dst = Path(video), Path(dst)
     deadline = time.monotonic() + timeout
     info = probe(video, timeout=min(30, timeout))
-    duration = info.duration
     with tempfile.TemporaryDirectory(prefix="mix-", dir=dst.parent) as workdir:
         folder = Path(workdir)
-        dialogue = folder / "dialogue.wav" if lines else None
-        laid = folder / "music.wav" if music is not None else None
-        jobs = []
-        if dialogue is not None:
-            jobs.append(lambda: _dialogue_stem(lines, dialogue, duration, _remaining(deadline)))
-        if laid is not None and music is not None:
-            source = Path(music)
-            jobs.append(lambda: _music_stem(source, laid, duration, _remaining(deadline)))
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            list(pool.map(lambda job: job(), jobs))
-            measured = dict(
-                zip(
-                    ["d", "m"],
-                    pool.map(
-                        lambda p: loudness(p, timeout=_remaining(deadline)) if p else None,
-                        [dialogue, laid],
-                    ),
-                    strict=True,
-                )
-            )
-        gains = {}
-        if measured["d"] is not None:
-            gains["d"] = _gain_to(measured["d"].integrated, DIALOGUE_LUFS)
-        if measured["m"] is not None:
-            under = DIALOGUE_LUFS - MUSIC_UNDER_DB if lines else DIALOGUE_LUFS
-            gains["m"] = _gain_to(measured["m"].integrated, under)
+        source = Path(music) if music is not None else None
+        parts, gains = _levels(
+            lines, source, video, info.has_audio, folder, info.duration, deadline
+        )
         premix = folder / "premix.wav"
         raw_stems = folder / "stems" if stems else None
         if raw_stems is not None:
             raw_stems.mkdir()
-        _premix(
-            dialogue=dialogue, music=laid, bed=video if info.has_audio else None, gains=gains,
-            dst=premix, duration=duration, stems=raw_stems, timeout=_remaining(deadline),
+        measured = _premix(
+            dialogue=parts["d"], music=parts["m"], bed=parts["b"], gains=gains, dst=premix,
+            duration=info.duration, stems=raw_stems, timeout=_remaining(deadline),
         )  # fmt: skip
-        figures = _loudnorm_measure(premix, _remaining(deadline))
-        normalization = _normalize_into(video, premix, figures, dst, _remaining(deadline))
-        gain = 0.0
-        if normalization == "linear":
-            gain = TARGET_LUFS - _number(figures["input_i"]) + _number(figures["target_offset"])
+        normalization, gain = _normalize_into(video, premix, measured, dst, _remaining(deadline))
         if raw_stems is not None and stems is not None:
             _level_stems(raw_stems, Path(stems), gain, _remaining(deadline))
     return MixResult(loudness(dst, timeout=max(1.0, _remaining(deadline))), normalization, gain)
@@ -980,6 +1023,47 @@ def _level_stems(source: Path, target: Path, gain: float, timeout: float) -> Non
         args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-y", "-i", str(stem), "-af"]
         args += [f"volume={gain:.3f}dB", "-c:a", "pcm_s16le", str(target / stem.name)]
         _run(args, purpose=f"level the {stem.stem} stem", timeout=timeout)
+
+
+_LOUDNORM_JSON = re.compile(r"\{[^{}]*\"input_i\"[^{}]*\}", re.S)
+
+
+def _normalize_into(
+    video: Path, premix: Path, measured: Loudness, dst: Path, timeout: float
+) -> tuple[str, float]:
+    """loudnorm's second pass with the premix's measured figures, muxed with the picture
+    copied: one AAC track the film's length. Returns loudnorm's mode and the gain it applied."""
+    silent = measured.integrated <= SILENT_LUFS
+    gain = TARGET_LUFS - measured.integrated
+    # Peaks the gain would push over the target are limited first (by a fraction of a dB in
+    # practice), so that loudnorm stays linear: one gain for the whole film.
+    ceiling = LOUDNORM_TRUE_PEAK - PEAK_MARGIN_DB - gain
+    limiter = ""
+    peak = measured.true_peak
+    if peak > ceiling:
+        limiter = (
+            f"alimiter=limit={max(0.0625, 10 ** (ceiling / 20)):.5f}:level=0:attack=2:release=50,"
+        )
+        peak = ceiling
+    loudnorm = (
+        f"{limiter}loudnorm=I={TARGET_LUFS}:TP={LOUDNORM_TRUE_PEAK}:LRA=20:"
+        f"measured_I={measured.integrated:.2f}:measured_TP={peak:.2f}:"
+        f"measured_LRA={measured.lra:.2f}:measured_thresh={measured.threshold:.2f}:"
+        f"offset=0:linear=true:print_format=json"
+    )
+    chain = "anull" if silent else loudnorm
+    with _atomic_output(dst) as tmp:
+        args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-y", "-i", str(video), "-i", str(premix)]
+        args += ["-filter_complex", f"[1:a]{chain},aresample={AUDIO_RATE}[a]"]
+        args += ["-map", "0:v", "-map", "[a]", "-c:v", "copy", "-c:a", AUDIO_CODEC]
+        args += ["-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", str(AUDIO_CHANNELS)]
+        args += ["-shortest", "-movflags", "+faststart", "-map_metadata", "-1", str(tmp)]
+        stderr = _run(args, purpose="normalize the mix (loudnorm, second pass)", timeout=timeout)
+    found = _LOUDNORM_JSON.findall(stderr)
+    if silent or not found:
+        return "none", 0.0
+    mode = str(json.loads(found[-1]).get("normalization_type", ""))
+    return mode, gain if mode == "linear" else 0.0
 
 
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_./-]+")
@@ -1015,28 +1099,3 @@ def burn_subtitles(
             args += ["-map_metadata", "-1", str(tmp)]
             _run(args, purpose="burn in the subtitles", timeout=_remaining(deadline))
     return probe(dst, timeout=max(1.0, min(30, _remaining(deadline))))
-
-
-def _normalize_into(
-    video: Path, premix: Path, figures: dict[str, str], dst: Path, timeout: float
-) -> str:
-    """loudnorm's second pass, muxed with the picture copied: one AAC track the film's length."""
-    silent = _number(figures["input_i"]) <= SILENT_LUFS
-    loudnorm = (
-        f"loudnorm=I={TARGET_LUFS}:TP={LOUDNORM_TRUE_PEAK}:LRA=20:"
-        f"measured_I={figures['input_i']}:measured_TP={figures['input_tp']}:"
-        f"measured_LRA={figures['input_lra']}:measured_thresh={figures['input_thresh']}:"
-        f"offset={figures['target_offset']}:linear=true:print_format=json"
-    )
-    chain = "anull" if silent else loudnorm
-    with _atomic_output(dst) as tmp:
-        args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-y", "-i", str(video), "-i", str(premix)]
-        args += ["-filter_complex", f"[1:a]{chain},aresample={AUDIO_RATE}[a]"]
-        args += ["-map", "0:v", "-map", "[a]", "-c:v", "copy", "-c:a", AUDIO_CODEC]
-        args += ["-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", str(AUDIO_CHANNELS)]
-        args += ["-shortest", "-movflags", "+faststart", "-map_metadata", "-1", str(tmp)]
-        stderr = _run(args, purpose="normalize the mix (loudnorm, second pass)", timeout=timeout)
-    found = _LOUDNORM_JSON.findall(stderr)
-    if silent or not found:
-        return "none"
-    return str(json.loads(found[-1]).get("normalization_type", ""))
