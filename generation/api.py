@@ -1,3 +1,5 @@
+from django.http import Http404, HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -12,7 +14,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from filmstudio.api import parse_id, reject_unknown_params
-from generation import services
+from generation import services, sound
 from generation.models import GenerationJob
 from generation.rates import rate_card
 from generation.selectors import (
@@ -538,3 +540,17 @@ class VoicesApi(APIView):
     def get(self, request):
         reject_unknown_params(request, allowed=[])
         return Response(VoiceSerializer(voices_offered(), many=True).data)
+
+
+class VoiceSampleApi(APIView):
+    @extend_schema(
+        responses={(200, "audio/wav"): OpenApiTypes.BINARY},
+        summary="Hear a voice: a short WAV of it saying one sentence",
+    )
+    def get(self, request, voice_id: str):
+        reject_unknown_params(request, allowed=[])
+        if voice_id not in {v.id for v in voices_offered()}:
+            raise Http404("No such voice.")
+        response = HttpResponse(sound.voice_sample(voice_id), content_type="audio/wav")
+        response["Cache-Control"] = "private, max-age=86400"
+        return response

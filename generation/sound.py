@@ -9,8 +9,10 @@ from django.db import transaction
 
 from generation.jobs import lock_project
 from generation.models import GenerationJob
+from generation.providers import speech_provider
 from generation.steps.common import delete_after_commit, store_file
 from generation.steps.stitch import cues, film_frames, timeline
+from generation.voices import check_voice
 from media import ffmpeg
 from projects.events import publish_entity
 from projects.models import Project
@@ -73,3 +75,22 @@ def music_upload(*, project: Project, upload) -> Project:
         locked.save(update_fields=["music_file", "music", "updated_at"])
         publish_entity(locked)
     return locked
+
+
+SAMPLE_TEXT = "Hello. This is how I sound in your film."
+
+
+def voice_sample(voice: str) -> bytes:
+    """A short WAV of `voice` saying SAMPLE_TEXT, made once per provider, model and voice and
+    kept under VAR_DIR (a Gemini sample is one small paid call, outside any project's ledger)."""
+    check_voice(voice)
+    provider = speech_provider()
+    folder = Path(settings.VAR_DIR) / "voice-samples"
+    path = folder / f"{provider.name}-{provider.model}-{voice}.wav"
+    if not path.exists():
+        data = provider.speak(text=SAMPLE_TEXT, voice=voice, seed=0)
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".part")
+        partial.write_bytes(data)
+        partial.replace(path)
+    return path.read_bytes()

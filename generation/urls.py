@@ -50,6 +50,7 @@ urlpatterns = [
     *both_slashes("api/projects/<int:project_id>/spend", api.ProjectSpendApi.as_view(), "spend"),
     *both_slashes("api/jobs/audio-generation", api.AudioGenerationApi.as_view(), "job-audio"),
     *both_slashes("api/voices", api.VoicesApi.as_view(), "voices"),
+    *both_slashes("api/voices/<str:voice_id>/sample", api.VoiceSampleApi.as_view(), "voice-sample"),
     *both_slashes("api/jobs", api.JobListApi.as_view(), "job-list"),
     *both_slashes("api/jobs/<int:job_id>", api.JobDetailApi.as_view(), "job-detail"),
     *both_slashes("api/jobs/<int:job_id>/status", api.JobStatusApi.as_view(), "job-status"),

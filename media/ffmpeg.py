@@ -1083,8 +1083,9 @@ def burn_subtitles(
     """The picture re-encoded with `subtitles` (an .srt file) drawn on it; the sound copied."""
     src, dst = Path(src), Path(dst)
     deadline = time.monotonic() + timeout
-    fontsize = max(10, round(fmt.height / 22))
-    style = f"FontName=DejaVu Sans,FontSize={fontsize},Outline=1,Shadow=0,MarginV={fontsize}"
+    # libass lays SubRip out on a 288-line canvas scaled to the picture: sizes are in its lines
+    # (40 up: clear of the caption the offline clips carry).
+    style = "FontName=DejaVu Sans,FontSize=16,Outline=1.5,Shadow=0,MarginV=40"
     with tempfile.TemporaryDirectory(prefix="subs-") as workdir:
         # A plain name in a folder of our own: nothing in the path needs filtergraph escaping.
         cues = Path(workdir) / "cues.srt"

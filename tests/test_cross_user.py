@@ -52,6 +52,7 @@ COLLECTIONS = {
     ("get", "/api/director/pages"),
     ("get", "/api/rates"),  # the same public price list for everyone
     ("get", "/api/voices"),  # the speech provider's voices, the same for everyone
+    ("get", "/api/voices/{voice_id}/sample"),
 }
 
 

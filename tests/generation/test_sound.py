@@ -321,3 +321,55 @@ def test_an_uploaded_track_becomes_the_music_and_bad_ones_store_nothing(
     again = upload(api, project.pk, "bed2.wav", bed)
     assert again.status_code == 200
     assert len(stored_music(project)) == 1  # the previous track went
+
+
+def test_a_voice_sample_is_that_voice_speaking(api):
+    first = api.get("/api/voices/espeak-ash/sample")
+    assert first.status_code == 200 and first["Content-Type"] == "audio/wav"
+    other = api.get("/api/voices/espeak-bea/sample")
+    assert wav_seconds(first.content) > 1 and first.content != other.content
+    assert api.get("/api/voices/espeak-ash/sample").content == first.content  # kept
+    assert api.get("/api/voices/Kore/sample").status_code == 404  # not the offline provider's
+
+
+def frame_at(path: Path, seconds: float, out: Path):
+    from PIL import Image  # noqa: PLC0415 (only these tests read pixels)
+
+    ffmpeg.poster(path, out, at=seconds)
+    return Image.open(out).convert("L")
+
+
+def test_burnt_subtitles_and_an_uploaded_track_make_the_cut(api, user, tmp_path):
+    project = make_film(api, user, burn_subtitles=True)
+    burnt_job = project.jobs.filter(type=Job.Type.STITCH).latest("pk")
+    assert burnt_job.result["method"] == "copy+mix+subtitles"
+    burnt = tmp_path / "burnt.mp4"
+    burnt.write_bytes(film_path(project).read_bytes())
+    start, end, _ = burnt_job.result["cues"][0]
+
+    bed = ffmpeg.music_bed(tmp_path / "bed.wav", duration=3, seed=2).read_bytes()
+    assert upload(api, project.pk, "theme.wav", bed).status_code == 200
+    body = {"burn_subtitles": False}
+    assert api.patch(f"/api/projects/{project.pk}", body, format="json").status_code == 200
+    project.refresh_from_db()
+    stale = project_stale_units(project)
+    assert [u["type"] for u in stale] == ["film"]
+    assert set(stale[0]["reasons"]) == {"music changed", "subtitle burn-in changed"}
+    assert api.post("/api/jobs/video-stitching", {"project_id": project.pk}, format="json").json()
+    drain()
+    job = project.jobs.filter(type=Job.Type.STITCH).latest("pk")
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.result["method"] == "copy+mix" and job.result["music"] == "upload"
+    plain = film_path(project)
+    measured = ffmpeg.loudness(plain)
+    assert measured.integrated == pytest.approx(-14, abs=1.0) and measured.true_peak <= -1.0
+    # the burnt cut differs from the plain one where the subtitle is, while its line is heard
+    middle = (start + end) / 2
+    a, b = frame_at(burnt, middle, tmp_path / "a.png"), frame_at(plain, middle, tmp_path / "b.png")
+    from PIL import ImageChops  # noqa: PLC0415 (only these tests read pixels)
+
+    width, height = a.size
+    lower = (0, height * 2 // 3, width, height)
+    changed = ImageChops.difference(a.crop(lower), b.crop(lower)).point(lambda v: v > 60)
+    assert changed.getbbox() is not None and sum(changed.getdata()) > 100
+    assert abs(ffmpeg.probe(burnt).duration - ffmpeg.probe(plain).duration) <= 1 / FPS
