@@ -13,7 +13,6 @@ from generation import costs, estimates, events
 from generation.jobs import active, busy_targets, job_create, lock_project, refuse_while_busy
 from generation.jobtypes import job_type
 from generation.models import GenerationJob
-from projects.export import cut_problem
 from projects.models import Character, Frame, Project, Scene, Video
 
 logger = logging.getLogger(__name__)
@@ -339,6 +338,30 @@ def start_video_generation(
 
 
 # --- the film ------------------------------------------------------------------------------
+
+
+def _where(frame: Frame) -> str:
+    return f"scene {frame.scene.order} shot {frame.order}"
+
+
+def cut_problem(project: Project, frames: list[Frame] | None = None) -> str | None:
+    """What is missing for a finished cut to export (the current clip of every shot and the
+    film cut from them), or None. `frames` in film order with their scene and video."""
+    if frames is None:
+        frames = list(
+            Frame.objects.filter(scene__project=project)
+            .select_related("scene", "video")
+            .order_by("scene__order", "order")
+        )
+    if not frames:
+        return "the project has no shots yet."
+    missing = [f for f in frames if not (v := getattr(f, "video", None)) or not v.take_id]
+    if missing:
+        named = ", ".join(_where(f) for f in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        return f"{len(missing)} of {len(frames)} shots have no clip yet ({named})."
+    if project.film_take_id is None:
+        return "the film has not been cut yet: stitch it first (POST /api/jobs/video-stitching)."
+    return None
 
 
 def stitch_problem(project: Project) -> str | None:

@@ -18,9 +18,9 @@ from rest_framework.views import APIView
 from filmstudio.api import reject_unknown_params
 from generation import services as pipeline
 from generation import sound
+from generation.export import FORMATS, project_cut, timeline_text
 from media.signing import blob_url
 from projects import selectors, services
-from projects.export import FORMATS, project_cut, timeline_text
 from projects.models import Project
 from projects.serializers import (
     CharacterSerializer,

@@ -4,6 +4,7 @@ paths, and bad input. A real offline film: real RQ jobs, PostgreSQL and ffmpeg."
 
 import io
 import re
+import subprocess
 import xml.etree.ElementTree as ET
 import zipfile
 from fractions import Fraction
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 Job = GenerationJob
 FPS = 12  # tests/conftest.py: MEDIA_FPS (not one of the FCP X adapter's broadcast rates)
 EDL_RATE = 24  # SMPTE timecode has no 12 fps: the EDL counts at 24, two per frame
+LEAD_IN = 0.1  # generation.steps.stitch.LINE_LEAD_IN: a line starts this long into its shot
 
 
 @pytest.fixture
@@ -51,7 +53,7 @@ def film(api, user):
 def shots(project) -> list[Frame]:
     return list(
         Frame.objects.filter(scene__project=project)
-        .select_related("scene", "video__take")
+        .select_related("scene", "video__take", "line_take")
         .order_by("scene__order", "order")
     )
 
@@ -272,6 +274,97 @@ def test_after_selecting_an_older_take_of_one_clip_every_export_references_that_
         assert not any(f"take{redone}" in n for n in names)
 
 
+def test_a_shot_held_for_its_long_line_is_a_hold_after_its_clip_in_every_timeline(api, film):
+    frame = shots(film)[2]
+    words = "The storm will not wait for us, so we climb the stairs and light the lamp. " * 2
+    response = api.patch(f"/api/frames/{frame.pk}", {"dialogue": words}, format="json")
+    assert response.status_code == 200
+    response = api.post("/api/jobs/audio-generation", {"frame_id": frame.pk}, format="json")
+    assert response.status_code == 202
+    drain()
+    response = api.post("/api/jobs/video-stitching", {"project_id": film.pk}, format="json")
+    assert response.status_code == 202
+    drain()
+    hold = film_frames(film) - 6 * 2 * FPS  # the film holds shot 3 while its line is spoken
+    assert hold > FPS
+
+    timeline = read_back(export(api, film, "otio").content.decode(), "otio")
+    [video] = [t for t in timeline.tracks if t.kind == otio.schema.TrackKind.Video]
+    items = list(video)
+    assert [type(i).__name__ for i in items] == ["Clip"] * 3 + ["Gap"] + ["Clip"] * 3
+    assert items[3].name == "Hold Scene 1 shot 3"
+    assert items[3].duration() == RationalTime(hold, FPS)
+    assert items[2].duration() == RationalTime(2 * FPS, FPS)  # the clip itself, not stretched
+    assert timeline.duration() == RationalTime(film_frames(film), FPS)
+    [dialogue] = [t for t in timeline.tracks if t.name == "Dialogue"]
+    [line] = [c for c in dialogue.find_clips() if c.metadata["filmstudio"]["frame_id"] == frame.pk]
+    assert line.range_in_parent().start_time == RationalTime(2 * 2 * FPS + 1, FPS)  # lead-in
+    assert line.range_in_parent().end_time_exclusive() <= RationalTime(3 * 2 * FPS + hold, FPS)
+
+    events = EVENT.findall(export(api, film, "edl").content.decode())
+    assert len(events) == 6
+    after = from_timecode(events[3][4], EDL_RATE) - from_timecode(events[2][5], EDL_RATE)
+    assert after == RationalTime(hold, FPS)  # the hold is the one gap between two events
+    root = ET.fromstring(export(api, film, "fcpxml").content)
+    spine = list(root.find("./project/sequence/spine"))
+    assert [e.tag for e in spine] == ["clip"] * 3 + ["gap"] + ["clip"] * 3
+    assert fcpx_seconds(spine[3].get("duration")) == Fraction(hold, FPS)
+
+
+def test_uploaded_music_is_the_music_track_under_the_whole_film(api, film, tmp_path):
+    track = tmp_path / "score.wav"
+    command = [ffmpeg.ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-f", "lavfi"]
+    command += ["-i", "sine=frequency=220:duration=3", str(track)]
+    subprocess.run(command, check=True, timeout=60)
+    with track.open("rb") as handle:
+        response = api.post(f"/api/projects/{film.pk}/music", {"file": handle}, format="multipart")
+    assert response.status_code == 200, response.content
+    film.refresh_from_db()
+    assert film.music == Project.Music.UPLOAD
+
+    timeline = read_back(export(api, film, "otio").content.decode(), "otio")
+    [music] = [t for t in timeline.tracks if t.name == "Music"]
+    [clip] = list(music.find_clips())
+    assert clip.range_in_parent() == otio.opentime.TimeRange(
+        RationalTime(0, FPS), RationalTime(film_frames(film), FPS)
+    )
+    assert blob_bytes(api, clip.media_reference.target_url) == stored(film.music_file)
+
+    response = api.post("/api/jobs/export", {"project_id": film.pk}, format="json")
+    assert response.status_code == 202
+    drain()
+    job = api.get(f"/api/jobs/{response.json()['id']}").json()
+    assert job["result"]["music"] is True
+    with zipfile.ZipFile(io.BytesIO(blob_bytes(api, job["result"]["url"]))) as bundle:
+        inside = read_back(bundle.read("timeline.otio").decode(), "otio")
+        [music] = [t for t in inside.tracks if t.name == "Music"]
+        path = music.find_clips()[0].media_reference.target_url
+        assert path.startswith("music/") and bundle.read(path) == stored(film.music_file)
+
+
+def test_a_generated_music_bed_is_rendered_into_the_zip(api, film, tmp_path):
+    response = api.patch(f"/api/projects/{film.pk}", {"music": "generated"}, format="json")
+    assert response.status_code == 200, response.content
+    # Not kept by the stitch, so not in a timeline downloaded on its own: its track is empty.
+    timeline = read_back(export(api, film, "otio").content.decode(), "otio")
+    assert [len(t) for t in timeline.tracks if t.name == "Music"] == [0]
+
+    response = api.post("/api/jobs/export", {"project_id": film.pk}, format="json")
+    assert response.status_code == 202
+    drain()
+    job = api.get(f"/api/jobs/{response.json()['id']}").json()
+    assert job["status"] == "succeeded", job["error"]
+    with zipfile.ZipFile(io.BytesIO(blob_bytes(api, job["result"]["url"]))) as bundle:
+        inside = read_back(bundle.read("timeline.otio").decode(), "otio")
+        [music] = [t for t in inside.tracks if t.name == "Music"]
+        [clip] = list(music.find_clips())
+        assert clip.media_reference.target_url == "music/generated-bed.wav"
+        assert clip.duration() == RationalTime(film_frames(film), FPS)
+        bundle.extract("music/generated-bed.wav", tmp_path)
+    bed = ffmpeg.probe(tmp_path / "music" / "generated-bed.wav")
+    assert bed.has_audio and bed.duration == pytest.approx(film_frames(film) / FPS, abs=0.05)
+
+
 # --- the hand-off zip ------------------------------------------------------------------------
 
 
@@ -339,19 +432,35 @@ def test_the_export_job_zips_the_timelines_with_relative_paths_that_resolve_insi
         probed = ffmpeg.probe(tmp_path / "film.mp4")
         assert probed.duration == pytest.approx(film_frames(film) / FPS, abs=0.1)
 
-        cues = list(srt.parse(bundle.read("subtitles.srt").decode()))
-        spoken = [f for f in frames if f.dialogue.strip()]
-        assert len(cues) == len(spoken) > 0
-        for cue, frame in zip(cues, spoken, strict=True):
-            position = frames.index(frame) * 2  # each shot lasts 2 s: a cue starts with its shot
-            assert cue.start.total_seconds() == position
-            assert position < cue.end.total_seconds() <= position + 2  # its line, or its shot
-            assert cue.content == frame.dialogue.strip()
-        vtt = webvtt.from_string(bundle.read("subtitles.vtt").decode())
-        assert [c.text for c in vtt.captions] == [c.content for c in cues]
-        assert vtt.captions[1].start == "00:00:02.000"
+        check_the_sound(api, film, bundle, timeline, frames)
         readme = bundle.read("README.txt").decode()
         assert f"6 shots, {6 * 2 * FPS} frames at {FPS} fps" in readme
+
+
+def check_the_sound(api, film, bundle, timeline, frames) -> None:
+    # The subtitles are the film's (timed to where its mix has each line), as the API gives
+    # them; each cue and its line on the dialogue track start with the same shot.
+    subtitles = bundle.read("subtitles.srt").decode()
+    assert subtitles == api.get(f"/api/projects/{film.pk}/subtitles.srt").content.decode()
+    cues = list(srt.parse(subtitles))
+    spoken = [f for f in frames if f.line_take_id]
+    assert len(cues) == len(spoken) > 0
+    [dialogue] = [t for t in timeline.tracks if t.name == "Dialogue"]
+    lines = list(dialogue.find_clips())
+    assert len(lines) == len(spoken)
+    for cue, frame, line in zip(cues, spoken, lines, strict=True):
+        position = frames.index(frame) * 2  # each shot lasts 2 s
+        assert cue.start.total_seconds() == pytest.approx(position + LEAD_IN)
+        assert line.metadata["filmstudio"] == {
+            "frame_id": frame.pk,
+            "take_id": frame.line_take_id,
+        }
+        placed = line.range_in_parent()
+        assert placed.start_time == RationalTime(round((position + LEAD_IN) * FPS), FPS)
+        assert placed.duration == RationalTime(round(frame.line_take.duration * FPS), FPS)
+        assert bundle.read(line.media_reference.target_url) == stored(frame.line_take.file)
+    vtt = webvtt.from_string(bundle.read("subtitles.vtt").decode())
+    assert [c.text for c in vtt.captions] == [c.content for c in cues]
 
 
 def test_a_new_export_retires_the_previous_zip(api, film):

@@ -1,26 +1,29 @@
 """Hand-off to an editor: the film's current takes as an editable timeline.
 
-One video track with a clip per frame in film order, each as long as its current clip take (in
-whole frames at `MEDIA_FPS`: rational time, never float seconds added up), a dialogue and a
-music track, a marker per scene on its first shot, and the frame, take and prompt in each
-clip's metadata. Written by OpenTimelineIO and its adapters as OTIO JSON, Final Cut Pro X XML
-and a CMX 3600 EDL. Media references are whatever `locate` makes of a file: signed URLs for a
-timeline downloaded on its own, paths relative to the timeline inside the hand-off zip."""
+One video track with a clip per frame in film order, placed where the stitch puts it (in whole
+frames at `MEDIA_FPS`: rational time, never float seconds added up; a shot whose line outlasts
+its clip is held on its last frame in the film, which the timeline shows as a gap after the
+clip), a dialogue track with each spoken line where the mix has it, a music track, a marker per
+scene on its first shot, and the frame, take and prompt in each clip's metadata. Written by
+OpenTimelineIO and its adapters as OTIO JSON, Final Cut Pro X XML and a CMX 3600 EDL. Media
+references are whatever `locate` makes of a file: signed URLs for a timeline downloaded on its
+own, paths relative to the timeline inside the hand-off zip."""
 
-import datetime
 import posixpath
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import opentimelineio as otio
-import srt
-import webvtt
 from django.conf import settings
 from opentimelineio.opentime import RationalTime, TimeRange
 
 from filmstudio.exceptions import ConflictError
+from generation.pipeline import cut_problem
+from generation.sound import subtitles
+from generation.steps.stitch import LINE_LEAD_IN, film_frames
+from generation.steps.stitch import timeline as stitch_timeline
 from media.ffmpeg import canonical_size
 from projects.models import Frame, Project, Scene, Take
 
@@ -41,21 +44,25 @@ FORMATS: dict[str, TimelineFormat] = {
 
 @dataclass(frozen=True)
 class Media:
-    """A stored file (`name`) and where it sits in the hand-off zip (`path`)."""
+    """A stored file (`name`), or a file on this machine made for the zip (`local`), and where
+    it sits in the hand-off zip (`path`)."""
 
     name: str
     path: str
+    local: str = ""
 
 
 @dataclass(frozen=True)
 class Shot:
-    """A frame's current clip on the video track: `start` and `length` in frames."""
+    """A frame's current clip on the video track, in frames: it starts at `start`, its clip
+    lasts `length`, and the film holds its last frame for `hold` more."""
 
     scene: Scene
     frame: Frame
-    take: Take
+    take_id: int
     start: int
     length: int
+    hold: int
     media: Media
 
     @property
@@ -89,44 +96,14 @@ class Cut:
 
     @property
     def length(self) -> int:
-        return sum(shot.length for shot in self.shots)
+        return sum(shot.length + shot.hold for shot in self.shots)
 
 
 Locate = Callable[[Media], str]
+MUSIC_BED_PATH = "music/generated-bed.wav"
 
 
 # --- reading the current takes ---------------------------------------------------------------
-
-
-def _frames(project: Project) -> list[Frame]:
-    return list(
-        Frame.objects.filter(scene__project=project)
-        .select_related("scene", "speaker", "video__take")
-        .order_by("scene__order", "order")
-    )
-
-
-def _clip_take(frame: Frame) -> Take | None:
-    video = getattr(frame, "video", None)
-    return video.take if video is not None else None
-
-
-def _where(frame: Frame) -> str:
-    return f"scene {frame.scene.order} shot {frame.order}"
-
-
-def cut_problem(project: Project, frames: list[Frame] | None = None) -> str | None:
-    """What is missing for a finished cut to export, or None."""
-    frames = _frames(project) if frames is None else frames
-    if not frames:
-        return "the project has no shots yet."
-    missing = [f for f in frames if _clip_take(f) is None]
-    if missing:
-        named = ", ".join(_where(f) for f in missing[:5]) + (", ..." if len(missing) > 5 else "")
-        return f"{len(missing)} of {len(frames)} shots have no clip yet ({named})."
-    if project.film_take_id is None:
-        return "the film has not been cut yet: stitch it first (POST /api/jobs/video-stitching)."
-    return None
 
 
 def _frame_count(seconds: float | None, fps: int) -> int:
@@ -139,15 +116,6 @@ def _suffix(name: str, default: str) -> str:
 
 def _stem(frame: Frame) -> str:
     return f"s{frame.scene.order:02d}-f{frame.order:02d}"
-
-
-def _current_lines(frames: list[Frame]) -> dict[int, Take]:
-    """Each frame's spoken line: its newest `line` take (sound makes them; none until then)."""
-    lines: dict[int, Take] = {}
-    takes = Take.objects.filter(kind=Take.Kind.LINE, frame__in=frames).order_by("created_at", "id")
-    for take in takes:
-        lines[take.frame_id] = take  # type: ignore[index]
-    return lines
 
 
 def _placed(sounds: list[Sound], end: int) -> list[Sound]:
@@ -163,49 +131,75 @@ def _placed(sounds: list[Sound], end: int) -> list[Sound]:
     return placed
 
 
+def _music(project: Project, length: int, bed: Media | None = None) -> list[Sound]:
+    """The music under the whole film, as the mix lays it (looped or cut to the film, faded):
+    the uploaded track, or the generated bed when the caller rendered one (`bed`)."""
+    if project.music == Project.Music.UPLOAD and project.music_file:
+        name = project.music_file
+        media = Media(name, f"music/{posixpath.basename(name)}")
+    elif project.music == Project.Music.GENERATED and bed is not None:
+        media = bed
+    else:
+        return []
+    laid = {"music": project.music, "laid": "looped or cut to the film, faded in and out"}
+    return [Sound("Music", 0, length, media, laid)]
+
+
 def project_cut(project: Project) -> Cut:
-    """The current takes of a finished film, placed in frames; `ConflictError` naming what is
-    missing when there is no finished cut."""
-    frames = _frames(project)
+    """The current takes of a finished film, placed in frames as the stitch places them;
+    `ConflictError` naming what is missing when there is no finished cut."""
+    frames = film_frames(project)
     problem = cut_problem(project, frames)
     if problem:
         raise ConflictError(f"No finished cut to export: {problem}")
     fps = int(settings.MEDIA_FPS)
-    shots, start = [], 0
-    for frame in frames:
-        take = _clip_take(frame)
-        assert take is not None  # cut_problem checked
-        length = _frame_count(take.duration, fps)
-        path = f"clips/{_stem(frame)}-take{take.pk}{_suffix(take.file, '.mp4')}"
-        shots.append(Shot(frame.scene, frame, take, start, length, Media(take.file, path)))
-        start += length
-    lines = []
-    spoken = _current_lines(frames)
-    for shot in shots:
-        line = spoken.get(shot.frame.pk)
-        if line is not None:
-            path = f"lines/{_stem(shot.frame)}-take{line.pk}{_suffix(line.file, '.wav')}"
+    shots, lines = [], []
+    for placed in stitch_timeline(frames, fps):
+        frame, video = placed.frame, placed.frame.video
+        take_id = video.take_id
+        assert take_id is not None  # cut_problem checked
+        start, length = round(placed.start * fps), _frame_count(placed.clip, fps)
+        path = f"clips/{_stem(frame)}-take{take_id}{_suffix(video.file, '.mp4')}"
+        hold = round(placed.length * fps) - length
+        shot = Shot(frame.scene, frame, take_id, start, length, hold, Media(video.file, path))
+        shots.append(shot)
+        line = placed.line
+        if line is not None and line.duration:
+            path = f"lines/{_stem(frame)}-take{line.pk}{_suffix(line.file, '.wav')}"
             lines.append(
                 Sound(
                     f"Line {shot.name}",
-                    shot.start,
+                    start + round(LINE_LEAD_IN * fps),
                     _frame_count(line.duration, fps),
                     Media(line.file, path),
-                    {"frame_id": shot.frame.pk, "take_id": line.pk},
+                    {"frame_id": frame.pk, "take_id": line.pk},
                 )
             )
     width, height = canonical_size(project.aspect_ratio, settings.MEDIA_BASE_HEIGHT)
-    film = Take.objects.get(pk=project.film_take_id)
+    end = sum(s.length + s.hold for s in shots)
+    film = project.film_take
+    assert film is not None  # cut_problem checked
     return Cut(
         project=project,
         fps=fps,
         width=width,
         height=height,
         shots=shots,
-        lines=_placed(lines, start),
-        music=[],  # the music track is there for the editor; sound fills it
+        lines=_placed(lines, end),
+        music=_music(project, end),
         film=film,
     )
+
+
+def wants_music_bed(cut: Cut) -> bool:
+    """The film's music is the generated bed, which the stitch makes and does not keep."""
+    return cut.project.music == Project.Music.GENERATED and not cut.music
+
+
+def with_music_bed(cut: Cut, local: str) -> Cut:
+    """`cut` with the generated bed (rendered to `local` for the zip) on its music track."""
+    bed = Media("", MUSIC_BED_PATH, local=local)
+    return replace(cut, music=_music(cut.project, cut.length, bed))
 
 
 # --- the timeline ----------------------------------------------------------------------------
@@ -216,7 +210,7 @@ def _range(start: int, length: int, fps: int) -> TimeRange:
 
 
 def _shot_clip(shot: Shot, cut: Cut, locate: Locate) -> otio.schema.Clip:
-    frame, take = shot.frame, shot.take
+    frame, take_id = shot.frame, shot.take_id
     reference = otio.schema.ExternalReference(
         target_url=locate(shot.media), available_range=_range(0, shot.length, cut.fps)
     )
@@ -224,7 +218,7 @@ def _shot_clip(shot: Shot, cut: Cut, locate: Locate) -> otio.schema.Clip:
         "note": frame.prompt,
         "metadata": [
             {"com.filmstudio.frame-id": str(frame.pk)},
-            {"com.filmstudio.take-id": str(take.pk)},
+            {"com.filmstudio.take-id": str(take_id)},
         ],
     }
     clip = otio.schema.Clip(
@@ -234,7 +228,7 @@ def _shot_clip(shot: Shot, cut: Cut, locate: Locate) -> otio.schema.Clip:
         metadata={
             "filmstudio": {
                 "frame_id": frame.pk,
-                "take_id": take.pk,
+                "take_id": take_id,
                 "keyframe_take_id": frame.keyframe_take_id,
                 "scene_id": shot.scene.pk,
                 "scene_order": shot.scene.order,
@@ -246,7 +240,7 @@ def _shot_clip(shot: Shot, cut: Cut, locate: Locate) -> otio.schema.Clip:
             # The EDL's reel (8 characters) and comment lines under the event.
             "cmx_3600": {
                 "reel": f"S{shot.scene.order:02d}F{frame.order:02d}",
-                "comments": [f"FRAME ID: {frame.pk}", f"TAKE ID: {take.pk}"],
+                "comments": [f"FRAME ID: {frame.pk}", f"TAKE ID: {take_id}"],
             },
         },
     )
@@ -293,6 +287,11 @@ def timeline(cut: Cut, locate: Locate) -> otio.schema.Timeline:
             marked.add(shot.scene.pk)
             clip.markers.append(_scene_marker(shot.scene, cut.fps))
         video.append(clip)
+        if shot.hold:  # the film holds the clip's last frame while its line is spoken
+            hold = otio.schema.Gap(source_range=_range(0, shot.hold, cut.fps))
+            hold.name = f"Hold {shot.name}"
+            hold.metadata["filmstudio"] = {"hold_of_frame_id": shot.frame.pk, "frames": shot.hold}
+            video.append(hold)
     result = otio.schema.Timeline(
         name=project.title,
         metadata={
@@ -372,79 +371,16 @@ def timeline_texts(cut: Cut, locate: Locate) -> dict[str, str]:
     return {fmt: _write(cut, built, fmt) for fmt in ("otio", "fcpxml", "edl")}
 
 
-# --- subtitles -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Cue:
-    start: int  # frames
-    end: int
-    text: str
-
-
-def _line_text(frame: Frame) -> str:
-    text = frame.dialogue.strip()
-    speaker = frame.speaker
-    if speaker is not None and not text.startswith(f"{speaker.name}:"):
-        text = f"{speaker.name}: {text}"
-    return text
-
-
-def cues(cut: Cut) -> list[Cue]:
-    """A cue per shot with dialogue, from the shot's start for as long as its line is spoken
-    (the shot's length while no line is recorded), never into the next cue."""
-    spoken = {sound.metadata["frame_id"]: sound for sound in cut.lines}
-    found = []
-    for shot in cut.shots:
-        if not shot.frame.dialogue.strip():
-            continue
-        line = spoken.get(shot.frame.pk)
-        found.append((shot.start, line.length if line else shot.length, _line_text(shot.frame)))
-    result = []
-    for index, (start, length, text) in enumerate(found):
-        limit = found[index + 1][0] if index + 1 < len(found) else cut.length
-        result.append(Cue(start, min(start + length, limit), text))
-    return result
-
-
-def _delta(frames: int, fps: int) -> datetime.timedelta:
-    return datetime.timedelta(microseconds=round(frames * 1_000_000 / fps))
-
-
-def srt_text(cut: Cut) -> str:
-    subtitles = [
-        srt.Subtitle(i, _delta(c.start, cut.fps), _delta(c.end, cut.fps), c.text)
-        for i, c in enumerate(cues(cut), start=1)
-    ]
-    return srt.compose(subtitles)
-
-
-def _vtt_time(frames: int, fps: int) -> str:
-    micro = _delta(frames, fps) // datetime.timedelta(microseconds=1)
-    seconds, micro = divmod(micro, 1_000_000)
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours:02d}:{minutes:02d}:{seconds:02d}.{micro // 1000:03d}"
-
-
-def vtt_text(cut: Cut) -> str:
-    document = webvtt.WebVTT()
-    for c in cues(cut):
-        document.captions.append(
-            webvtt.Caption(_vtt_time(c.start, cut.fps), _vtt_time(c.end, cut.fps), c.text)
-        )
-    return document.content
-
-
 # --- the hand-off zip ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One file of the zip: a stored file (`name`) or generated text."""
+    """One file of the zip: a stored file (`name`), a local file (`local`) or generated text."""
 
     path: str
     name: str = ""
+    local: str = ""
     text: str = ""
 
 
@@ -483,10 +419,12 @@ def bundle_entries(cut: Cut) -> list[Entry]:
         Entry(path, text=text) for path, text in zip(timelines, texts.values(), strict=True)
     ]
     entries += [
-        Entry("subtitles.srt", text=srt_text(cut)),
-        Entry("subtitles.vtt", text=vtt_text(cut)),
+        Entry(f"subtitles.{fmt}", text=subtitles(cut.project, fmt)) for fmt in ("srt", "vtt")
     ]
     entries.append(Entry(f"film{_suffix(cut.film.file, '.mp4')}", name=cut.film.file))
     entries += [Entry(shot.media.path, name=shot.media.name) for shot in cut.shots]
-    entries += [Entry(s.media.path, name=s.media.name) for s in [*cut.lines, *cut.music]]
+    entries += [
+        Entry(s.media.path, name=s.media.name, local=s.media.local)
+        for s in [*cut.lines, *cut.music]
+    ]
     return entries
