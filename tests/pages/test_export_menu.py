@@ -7,6 +7,7 @@ import zipfile
 
 import opentimelineio as otio
 import pytest
+import srt
 from django.contrib.auth import get_user_model
 
 from generation import services as generation
@@ -66,7 +67,7 @@ def test_the_export_menu_downloads_each_timeline_and_the_zip(page, stack, film, 
     login(page, "ines", next_url=f"/studio/?project={film.pk}")
     page.wait_for_selector("#export-menu[data-ready='true']:not([hidden])")
     page.click("#export-menu summary")
-    assert page.locator("#export-timelines button").count() == 3
+    assert page.locator("#export-timelines button").count() == 5
 
     saved = download(page, "#export-timelines [data-format='otio']", tmp_path)
     assert saved.name == "salt-wind.otio"
@@ -83,6 +84,11 @@ def test_the_export_menu_downloads_each_timeline_and_the_zip(page, stack, film, 
     edl = download(page, "#export-timelines [data-format='edl']", tmp_path).read_text()
     assert len(re.findall(r"^\d{3} ", edl, re.MULTILINE)) == 2
     page.wait_for_selector("#notice:text('Timeline downloaded')")
+    subtitles = download(page, "#export-timelines [data-format='srt']", tmp_path)
+    assert subtitles.name == "salt-wind.srt"
+    assert len(list(srt.parse(subtitles.read_text()))) == 2  # both shots have a line
+    vtt = download(page, "#export-timelines [data-format='vtt']", tmp_path).read_text()
+    assert vtt.startswith("WEBVTT")
 
     page.click("#export-bundle")
     page.wait_for_selector("#export-state span:text('Export #')")

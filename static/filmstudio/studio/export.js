@@ -1,14 +1,17 @@
 // The Export menu: the film's timeline for an editor (OTIO, FCP X XML, CMX 3600 EDL, each
-// downloaded from GET /api/projects/{id}/export with signed media URLs), and the hand-off zip
-// built by an export job (POST /api/jobs/export) whose progress shows here until its signed
-// `result.url` is ready.
+// downloaded from GET /api/projects/{id}/export with signed media URLs), its subtitles (.srt,
+// .vtt), and the hand-off zip built by an export job (POST /api/jobs/export) whose progress
+// shows here until its signed `result.url` is ready.
 import { api, errorText } from "./api.js";
 import { $, badge, el, notify } from "./dom.js";
 
-export const TIMELINES = [
-  ["otio", "OpenTimelineIO (.otio)", "DaVinci Resolve, Premiere (with the OTIO plugin), Avid"],
-  ["fcpxml", "Final Cut Pro X XML (.fcpxml)", "Final Cut Pro, Resolve"],
-  ["edl", "CMX 3600 EDL (.edl)", "any editor: picture cuts only"],
+// [what, its URL under /api/projects/{id}/, label, who opens it]
+export const DOWNLOADS = [
+  ["otio", "export?format=otio", "OpenTimelineIO (.otio)", "DaVinci Resolve, Premiere (with the OTIO plugin), Avid"],
+  ["fcpxml", "export?format=fcpxml", "Final Cut Pro X XML (.fcpxml)", "Final Cut Pro, Resolve"],
+  ["edl", "export?format=edl", "CMX 3600 EDL (.edl)", "any editor: picture cuts only"],
+  ["srt", "subtitles.srt", "Subtitles (.srt)", "timed to the spoken lines"],
+  ["vtt", "subtitles.vtt", "Subtitles (.vtt)", "for the web"],
 ];
 const ACTIVE = ["queued", "running", "waiting"];
 
@@ -18,20 +21,22 @@ function filename(response, fallback) {
 }
 
 // Fetched rather than linked, so a refusal (409: no finished cut yet) is a notice, not a page.
-export async function downloadTimeline(projectId, format) {
-  const response = await fetch(`/api/projects/${projectId}/export?format=${format}`, { credentials: "same-origin" });
+export async function download(projectId, what, path) {
+  const response = await fetch(`/api/projects/${projectId}/${path}`, { credentials: "same-origin" });
   if (!response.ok) {
     const data = await response.json().catch(() => null);
-    notify(errorText(data, `Could not export the ${format} timeline.`), "error");
+    notify(errorText(data, `Could not export the ${what}.`), "error");
     return;
   }
   const blob = await response.blob();
-  const link = el("a", { href: URL.createObjectURL(blob), download: filename(response, `timeline.${format}`), hidden: true });
+  const link = el("a", { href: URL.createObjectURL(blob), download: filename(response, `film.${what}`), hidden: true });
   document.body.append(link);
   link.click();
   link.remove();
   setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
-  notify(`Timeline downloaded (${format}). Its media links are signed and expire; the zip carries the media itself.`);
+  const timeline = path.startsWith("export");
+  notify(timeline ? `Timeline downloaded (${what}). Its media links are signed and expire; the zip carries the media itself.`
+    : `Subtitles downloaded (${what}).`);
 }
 
 // `p` is the project JSON, `job` the project's latest export job (or null).
@@ -80,8 +85,8 @@ export async function startExport(projectId, soon) {
 }
 
 export function exportLinks(projectId) {
-  return TIMELINES.map(([format, title, hint]) =>
+  return DOWNLOADS.map(([what, path, title, hint]) =>
     el("li", {},
-      el("button", { class: "linkish", type: "button", "data-format": format, text: title, onclick: () => downloadTimeline(projectId(), format) }),
+      el("button", { class: "linkish", type: "button", "data-format": what, text: title, onclick: () => download(projectId(), what, path) }),
       el("span", { class: "small muted", text: ` ${hint}` })));
 }
