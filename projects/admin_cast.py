@@ -15,8 +15,8 @@ from django.template.response import TemplateResponse
 from filmstudio.api import ID
 from filmstudio.exceptions import ConflictError
 from generation import services as pipeline
+from generation.voices import offered as voices_offered
 from media.signing import blob_url
-from projects import services
 from projects.models import Character, Project
 
 
@@ -63,9 +63,15 @@ def _chosen(post: QueryDict) -> tuple[str, list[str]]:
 def _decide(request: HttpRequest, character: Character, action: str) -> None:
     post = request.POST
     if action == "approve":
+        edits = {}
         description = post.get(f"description-{character.pk}")
         if description is not None and description != character.description:
-            services.character_update(character=character, description=description)
+            edits["description"] = description
+        voice = post.get(f"voice-{character.pk}")
+        if voice is not None and voice != character.voice:
+            edits["voice"] = voice  # checked against the speech provider's voices
+        if edits:
+            pipeline.character_update(character=character, **edits)
         pipeline.character_approve(character=character)
     else:
         reason = post.get(f"reason-{character.pk}", "").strip() or post.get("reason", "").strip()
@@ -112,6 +118,7 @@ def cast_approval_view(request: HttpRequest, model_admin: admin.ModelAdmin) -> H
         "title": "Cast approval",
         "opts": model_admin.model._meta,
         "groups": _groups(_pending()),
+        "voices": voices_offered(),
         "awaiting": Project.objects.filter(status=Project.Status.AWAITING_APPROVAL).count(),
     }
     return TemplateResponse(request, "admin/projects/character/cast_approval.html", context)

@@ -373,3 +373,23 @@ def test_burnt_subtitles_and_an_uploaded_track_make_the_cut(api, user, tmp_path)
     changed = ImageChops.difference(a.crop(lower), b.crop(lower)).point(lambda v: v > 60)
     assert changed.getbbox() is not None and sum(changed.getdata()) > 100
     assert abs(ffmpeg.probe(burnt).duration - ffmpeg.probe(plain).duration) <= 1 / FPS
+
+
+def test_the_admin_cast_approval_picks_a_voice_with_a_sample(admin_client):
+    project = ProjectFactory(status=Project.Status.AWAITING_APPROVAL)
+    character = Character.objects.create(
+        project=project, name="Aune", status=Character.Status.PENDING, voice="espeak-ash"
+    )
+    url = "/admin/projects/character/cast-approval/"
+    page = admin_client.get(url).content.decode()
+    assert f'name="voice-{character.pk}"' in page and "/api/voices/espeak-ash/sample" in page
+    assert page.count("<option") >= 10
+    refused = admin_client.post(
+        url, {"approve": character.pk, f"voice-{character.pk}": "no-such-voice"}, follow=True
+    )
+    assert "Unknown voice" in refused.content.decode()
+    character.refresh_from_db()
+    assert (character.status, character.voice) == ("pending", "espeak-ash")
+    admin_client.post(url, {"approve": character.pk, f"voice-{character.pk}": "espeak-dora"})
+    character.refresh_from_db()
+    assert (character.status, character.voice) == ("approved", "espeak-dora")

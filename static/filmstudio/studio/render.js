@@ -6,6 +6,7 @@ import { api, errorText } from "./api.js";
 import { $, badge, el, label, notify, reconcile } from "./dom.js";
 import { editable, regenerate, staleBadge, staleNote, takeStrip } from "./control.js";
 import { renderMoney } from "./money.js";
+import { linePlayer, renderSound, voicePicker } from "./sound.js";
 
 const STEPS = [
   ["Characters", ["generating_characters"]],
@@ -40,6 +41,7 @@ export function render(p, actions) {
   renderCharacters(p, actions);
   renderScenes(p, actions);
   renderStoryboard(p, actions);
+  renderSound(p, actions);
   renderVideos(p, actions);
 }
 
@@ -68,7 +70,7 @@ const strip = (u, url, kind, what, actions) =>
 function renderCharacters(p, actions) {
   const deciding = p.status === "awaiting_approval" && p.scenes.length === 0;
   reconcile($("#character-list"), p.characters, (c) => `character-${c.id}`,
-    (c) => JSON.stringify([c.name, c.role, c.description, c.status, c.image_url, deciding, takeState(c)]),
+    (c) => JSON.stringify([c.name, c.role, c.description, c.status, c.image_url, c.voice, deciding, takeState(c)]),
     (c) => characterCard(c, deciding, actions));
   $("#characters-empty").hidden = p.characters.length > 0;
   $("#approve-all").hidden = !(deciding && p.characters.some((c) => c.status === "pending"));
@@ -83,7 +85,8 @@ function characterCard(c, deciding, actions) {
     el("h3", {}, c.name, " ", badge(c.status), " ", staleBadge(c)),
     staleNote(c),
     el("div", { class: "role", text: c.role }),
-    description);
+    description,
+    c.status === "generating" || c.status === "rejected" ? null : voicePicker(c, actions.soon));
   if (deciding && ["pending", "approved", "rejected"].includes(c.status)) {
     const buttons = el("div", { class: "actions" });
     if (c.status !== "approved") buttons.append(el("button", { class: "btn ok small approve", type: "button", text: "Approve", onclick: () => actions.decide(c, "approve") }));
@@ -149,19 +152,21 @@ function renderScenes(p, actions) {
 // regenerating one shot leaves its neighbours live.
 function renderStoryboard(p, actions) {
   const withFrames = p.scenes.filter((s) => s.frames.length);
+  const speakers = new Map(p.characters.map((c) => [c.id, c.name]));
   const boards = $("#frame-list");
   reconcile(boards, withFrames, (s) => `board-${s.id}`, (s) => JSON.stringify([s.order, s.title]),
     (s) => el("div", { class: "board", "data-board": s.id }, el("h3", { text: `Scene ${s.order}: ${s.title || "Untitled"}` }), el("div", { class: "frames" })));
   withFrames.forEach((s, i) => {
     reconcile(boards.children[i].querySelector(".frames"), s.frames, (f) => `frame-${f.id}`,
-      (f) => JSON.stringify([f.order, f.status, f.image_url, f.prompt, f.camera, f.dialogue, takeState(f)]),
-      (f) => frameCard(s, f, actions));
+      (f) => JSON.stringify([f.order, f.status, f.image_url, f.prompt, f.camera, f.dialogue, takeState(f),
+        f.speaker_id, speakers.get(f.speaker_id), f.line && [f.line.take_id, f.line.stale]]),
+      (f) => frameCard(s, f, actions, speakers));
   });
   $("#storyboard-empty").hidden = withFrames.length > 0;
   $("#storyboard-approval").hidden = p.status !== "awaiting_storyboard_approval";
 }
 
-function frameCard(s, f, actions) {
+function frameCard(s, f, actions, speakers) {
   const url = `/api/frames/${f.id}`;
   const where = `scene ${s.order}, frame ${f.order}`;
   const field = (name, label, opts = {}) => editable({ url, field: name, value: f[name], name: `${label.toLowerCase()} of ${where}`, label, onSaved: actions.soon, ...opts });
@@ -173,6 +178,7 @@ function frameCard(s, f, actions) {
     field("prompt", "Prompt", { multiline: true }),
     field("camera", "Camera", { maxlength: 500 }),
     field("dialogue", "Dialogue", { multiline: true }),
+    linePlayer(f, speakers),
     f.image_url || f.status === "failed"
       ? regenerate({ what: `keyframe of ${where}`, model: "image", url: "/api/jobs/keyframe-generation",
         body: { frame_id: f.id }, disabled: BUSY.includes(f.status), onStarted: actions.soon }) : null);
