@@ -72,6 +72,17 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_path_sizes(name: str) -> list[tuple[str, int]]:
+    """`/path/prefix=bytes` pairs, comma-separated; `*` stands for one path segment."""
+    pairs = []
+    for item in env_list(name):
+        prefix, _, size = item.rpartition("=")
+        if not prefix.startswith("/") or not size.isdigit() or int(size) < 1:
+            raise ImproperlyConfigured(f"{name} takes /path/prefix=bytes pairs, got {item!r}")
+        pairs.append((prefix, int(size)))
+    return pairs
+
+
 def env_choice(name: str, default: str, choices: set[str]) -> str:
     value = env_str(name, default).strip().lower()
     if value not in choices:

@@ -13,6 +13,7 @@ from filmstudio.env import (
     env_float,
     env_int,
     env_list,
+    env_path_sizes,
     env_str,
     read_dotenv,
     redis_connection_kwargs,
@@ -217,8 +218,12 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# Request bodies over this size get a JSON 413 (filmstudio.middleware).
+# Request bodies over this size get a JSON 413 (filmstudio.middleware), refused at the ASGI
+# layer before they are read. Paths that take more say so: `/path/prefix=bytes` pairs, `*` for
+# one segment, e.g. "/api/projects/*/music=20971520" (the music upload has its own allowance,
+# MUSIC_MAX_BYTES).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+MAX_BODY_BYTES_BY_PATH = env_path_sizes("MAX_BODY_BYTES_BY_PATH")
 
 REST_FRAMEWORK = {
     # Token first: otherwise an anonymous request is answered 403 instead of 401.
