@@ -28,6 +28,7 @@ from generation.prompts import (
 )
 from generation.providers import billed_seconds, image_choice, text_choice, video_choice
 from generation.rates import cost
+from projects.cast import shot_cast
 from projects.models import Character, Frame, Project, Scene, Video
 from projects.takes import refresh_plan
 
@@ -64,6 +65,14 @@ class Item:
         }
 
 
+def priced(
+    stage: str, provider: str, model: str, count: float, unit: str, parts: dict | None = None
+) -> Item:
+    """`count` of `unit` on the rate card (priced by `parts` when the card prices it otherwise:
+    an image by its tokens)."""
+    return Item(stage, provider, model, count, unit, cost(provider, model, parts or {unit: count}))
+
+
 def tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
@@ -74,20 +83,18 @@ def text_call(stage: str, prompt: str, *, answer_items: int, per_item: str) -> l
     output = round(answer * (1 + THINKING_SHARE))
     prompt_tokens = tokens(prompt)
     return [
-        Item(stage, provider, model, prompt_tokens, "input_tokens",
-             cost(provider, model, {"input_tokens": prompt_tokens})),
-        Item(stage, provider, model, output, "output_tokens",
-             cost(provider, model, {"output_tokens": output})),
-    ]  # fmt: skip
+        priced(stage, provider, model, prompt_tokens, "input_tokens"),
+        priced(stage, provider, model, output, "output_tokens"),
+    ]
 
 
-def images(stage: str, prompts: list[str], *, references: int = 0) -> list[Item]:
+def images(stage: str, prompts: list[str], *, references: float = 0) -> list[Item]:
     if not prompts:
         return []
     provider, model = image_choice()
-    prompt_tokens = sum(tokens(p) + references * REFERENCE_TOKENS for p in prompts)
+    prompt_tokens = round(sum(tokens(p) + references * REFERENCE_TOKENS for p in prompts))
     parts = {"input_tokens": prompt_tokens, "output_tokens": IMAGE_OUTPUT_TOKENS * len(prompts)}
-    return [Item(stage, provider, model, len(prompts), "image", cost(provider, model, parts))]
+    return [priced(stage, provider, model, len(prompts), "image", parts)]
 
 
 def clips(stage: str, durations: list[float]) -> list[Item]:
@@ -95,10 +102,7 @@ def clips(stage: str, durations: list[float]) -> list[Item]:
         return []
     provider, model = video_choice()
     seconds = sum(billed_seconds(d) for d in durations)
-    return [
-        Item(stage, provider, model, seconds, "video_second",
-             cost(provider, model, {"video_second": seconds}))
-    ]  # fmt: skip
+    return [priced(stage, provider, model, seconds, "video_second")]
 
 
 # A spoken line: about 150 words a minute, and Gemini's TTS bills 25 audio tokens a second.
@@ -160,7 +164,8 @@ def _scene_frames(project: Project, scene: Scene | None) -> list[Item]:
     cast = approved_cast(project) if scene is None else list(scene.characters.all())
     shots = project.frames_per_scene
     prompt = frames_prompt(scene, cast) if scene is not None else _unwritten_frames_prompt(project)
-    references = sum(1 for c in cast if c.image)
+    # the scene's portraits (a shot may show fewer) and, after the first, an earlier shot
+    references = sum(1 for c in cast if c.image) + (shots - 1) / shots
     return [
         *text_call("frames", prompt, answer_items=shots, per_item="frame"),
         *images("keyframes", ["x" * UNWRITTEN_PROMPT_CHARS] * shots, references=references),
@@ -183,9 +188,10 @@ def keyframe(project: Project, target_type: str, target_id: int, params: dict) -
     frame = Frame.objects.select_related("scene").filter(pk=target_id).first()
     if frame is None:
         return []
-    cast = list(frame.scene.characters.all())
-    references = sum(1 for c in cast if c.image)
-    return images("keyframes", [keyframe_prompt(frame, cast)], references=references)
+    cast = shot_cast(frame)
+    continuity = frame.order > 1  # an earlier shot of the scene comes as a reference too
+    prompt = keyframe_prompt(frame, cast, continuity=continuity)
+    return images("keyframes", [prompt], references=len(cast) + continuity)
 
 
 def videos(project: Project, target_type: str, target_id: int, params: dict) -> list[Item]:
@@ -239,8 +245,8 @@ def _downstream_of_scenes(project: Project) -> list[Item]:
     """Scenes not written yet: their shot lists, keyframes and (without a storyboard stop)
     clips, from the project's shape."""
     cast = approved_cast(project)
-    references = sum(1 for c in cast if c.image)
     shots = project.frames_per_scene
+    references = sum(1 for c in cast if c.image) + (shots - 1) / shots  # and continuity
     items = []
     for _ in range(project.num_scenes):
         items += text_call(

@@ -62,6 +62,19 @@ def scenes_prompt(project: Project, cast: list[Character]) -> str:
     )
 
 
+def scene_cast_prompt(draft, cast: list[Character]) -> str:
+    """The corrective question for a scene that named none of the cast (`steps.scenes`)."""
+    return "\n\n".join(
+        [
+            "Cast (answer with these exact names only):\n" + cast_sheet(cast),
+            f"Scene: {draft.title}\nPlot: {draft.detailed_plot or draft.concise_plot}\n"
+            f"Dialogue:\n{draft.dialogue}",
+            "The scene above named none of its characters. Which cast members are present in "
+            "it? Give their exact names as listed.",
+        ]
+    )
+
+
 def frames_prompt(scene: Scene, cast: list[Character]) -> str:
     project = scene.project
     return "\n\n".join(
@@ -79,15 +92,28 @@ def frames_prompt(scene: Scene, cast: list[Character]) -> str:
     )
 
 
-def keyframe_prompt(frame: Frame, cast: list[Character]) -> str:
+def keyframe_prompt(frame: Frame, cast: list[Character], *, continuity: bool = False) -> str:
+    """The keyframe's prompt; `cast` are the characters in the shot, whose portraits come as
+    the first reference images, in this order; with `continuity`, the last reference image is
+    an earlier shot of the same scene."""
     scene = frame.scene
     project = scene.project
-    names = ", ".join(c.name for c in cast) or "no characters"
     style = project.style or "cinematic"
+    if cast:
+        portraits = "; ".join(f"reference image {i} is {c.name}" for i, c in enumerate(cast, 1))
+        people = f"Characters in the shot: {portraits}: keep their faces, hair and clothes."
+    else:
+        people = "No character is in this shot."
+    earlier = (
+        " The last reference image is an earlier shot of this scene: keep its setting, light "
+        "and wardrobe, not its framing."
+        if continuity
+        else ""
+    )
     return (
         f"Keyframe for shot {frame.order} of scene '{scene.title}' in '{project.title}'. "
         f"{frame.prompt} Camera: {frame.camera}. Location: {scene.location}. "
-        f"Mood: {scene.mood}. Characters: {names} (match the reference portraits). "
+        f"Mood: {scene.mood}. {people}{earlier} "
         f"Style: {style}. Aspect ratio {project.aspect_ratio}."
     )
 

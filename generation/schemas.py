@@ -6,9 +6,9 @@ DataError). How many items a plan holds comes from the project, by `Plan.sized(n
 the prompt's text."""
 
 from functools import cache
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, create_model
 
 from projects.models import Character, Frame, Scene
 
@@ -80,9 +80,28 @@ class SceneDraft(BaseModel):
 class ScenePlan(Plan):
     scenes: list[SceneDraft]
 
+    @classmethod
+    def for_cast(cls, names: list[str]) -> type["ScenePlan"]:
+        """The plan whose scenes name their characters from the approved cast only (an enum
+        in the response schema: a nickname or a surname alone is refused by the schema)."""
+        return _scene_plan(tuple(names))
+
+
+class CastList(BaseModel):
+    """Who is in one scene (the corrective question when a scene named nobody)."""
+
+    characters: list[Name] = Field(description="Names of the cast members present")
+
+    @classmethod
+    def for_cast(cls, names: list[str]) -> type["CastList"]:
+        return _with_cast(cls, tuple(names), "Exact names of the cast members present")
+
 
 class FrameDraft(BaseModel):
     prompt: str = Field(description="Image-to-video prompt: subject, action, setting, light")
+    characters: list[Name] = Field(
+        default_factory=list, description="Names of the characters seen in this shot"
+    )
     camera: Camera = Field(description="Shot size and camera movement")
     dialogue: str = Field(description="Line spoken during this shot, or empty")
     speaker: str = Field(
@@ -94,3 +113,43 @@ class FrameDraft(BaseModel):
 
 class FramePlan(Plan):
     frames: list[FrameDraft]
+
+    @classmethod
+    def for_cast(cls, names: list[str]) -> type["FramePlan"]:
+        """The plan whose shots name who is in each, from the scene's cast."""
+        return _frame_plan(tuple(names))
+
+
+def _names(names: tuple[str, ...]) -> Any:
+    # An enum even for one name (a one-value Literal would be a `const`, which response
+    # schemas do not take).
+    schema = {"type": "string", "enum": list(names)}
+    return Annotated[Literal[names], WithJsonSchema(schema)]  # type: ignore[valid-type]
+
+
+@cache
+def _with_cast(model: type[BaseModel], names: tuple[str, ...], description: str) -> Any:
+    if not names:
+        return model
+    field = (list[_names(names)], Field(description=description))  # type: ignore[misc]
+    return create_model(
+        model.__name__, __base__=model, __module__=model.__module__, characters=field
+    )
+
+
+@cache
+def _scene_plan(names: tuple[str, ...]) -> Any:
+    draft = _with_cast(SceneDraft, names, "Exact names of the cast members present")
+    return create_model(
+        "ScenePlan", __base__=ScenePlan, __module__=ScenePlan.__module__, scenes=(list[draft], ...)
+    )
+
+
+@cache
+def _frame_plan(names: tuple[str, ...]) -> Any:
+    draft = _with_cast(
+        FrameDraft, names, "Exact names of the characters seen in this shot (of this scene)"
+    )
+    return create_model(
+        "FramePlan", __base__=FramePlan, __module__=FramePlan.__module__, frames=(list[draft], ...)
+    )

@@ -385,8 +385,8 @@ def scene_update(*, scene: Scene, **fields: Any) -> Scene:
             scene.characters.values_list("pk", flat=True)
         ):
             scene.characters.set(cast)
-            if not updated:
-                scene.save(update_fields=["updated_at"])
+            scene.cast_fallback = False  # the producer said who is in it
+            scene.save(update_fields=["cast_fallback", "updated_at"])
             updated = True
         if updated:
             publish_entity(scene)

@@ -176,6 +176,9 @@ class Scene(Timestamped):
     mood = models.CharField(max_length=100, blank=True)
     status = models.CharField(max_length=16, choices=UnitStatus.choices, default=UnitStatus.PENDING)
     characters = models.ManyToManyField(Character, related_name="scenes", blank=True)
+    # The model named none of the cast although the scene's text speaks of them: the whole
+    # approved cast was put in instead (so every keyframe still gets their portraits).
+    cast_fallback = models.BooleanField(default=False, editable=False)
     source_job_id = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
@@ -201,6 +204,9 @@ class Frame(Timestamped):
     speaker = models.ForeignKey(
         Character, null=True, blank=True, on_delete=models.SET_NULL, related_name="lines"
     )
+    # Who is in the shot (some of its scene's cast): the keyframe gets exactly their portraits.
+    # None named: the scene's cast (`projects.cast.shot_cast`).
+    characters = models.ManyToManyField(Character, related_name="shots", blank=True)
     status = models.CharField(max_length=16, choices=UnitStatus.choices, default=UnitStatus.PENDING)
     image = models.CharField(max_length=300, blank=True, editable=False)
     keyframe_take = models.ForeignKey(

@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from filmstudio.serializers import (
+    StrictBooleanField,
     StrictCharField,
     StrictIntegerField,
     StrictModelSerializer,
@@ -101,6 +102,10 @@ class FrameSerializer(TakeStateFields, serializers.ModelSerializer):
     take_kind = Take.Kind.KEYFRAME
     image_url = serializers.SerializerMethodField()
     speaker_id = serializers.IntegerField(read_only=True, allow_null=True)
+    character_ids = serializers.SerializerMethodField(
+        help_text="Who is in the shot (its keyframe gets exactly their portraits); empty: the "
+        "shot list named nobody and the scene's whole cast is used."
+    )
     line = serializers.SerializerMethodField()
     video = VideoSerializer(read_only=True, allow_null=True)
 
@@ -113,6 +118,7 @@ class FrameSerializer(TakeStateFields, serializers.ModelSerializer):
             "camera",
             "dialogue",
             "speaker_id",
+            "character_ids",
             "duration",
             "status",
             "image_url",
@@ -123,6 +129,9 @@ class FrameSerializer(TakeStateFields, serializers.ModelSerializer):
 
     def get_image_url(self, obj: Frame) -> str | None:
         return blob_url(obj.image)
+
+    def get_character_ids(self, obj: Frame) -> list[int]:
+        return sorted(c.id for c in obj.characters.all())
 
     @extend_schema_field(LineSerializer(allow_null=True))
     def get_line(self, obj: Frame) -> dict | None:
@@ -159,11 +168,18 @@ class SceneSerializer(serializers.ModelSerializer):
             "mood",
             "status",
             "character_ids",
+            "cast_fallback",
             "frames",
         ]
 
     def get_character_ids(self, obj: Scene) -> list[int]:
         return [c.id for c in obj.characters.all()]
+
+    cast_fallback = serializers.BooleanField(
+        read_only=True,
+        help_text="The model named none of the cast though the scene speaks of them: the whole "
+        "approved cast was put in (edit `character_ids` to correct it).",
+    )
 
 
 class BudgetField(serializers.DecimalField):
@@ -202,6 +218,10 @@ class ProjectSerializer(StrictModelSerializer):
     )
 
     budget_usd = BudgetField()
+    burn_subtitles = StrictBooleanField(
+        required=False,
+        help_text="true: the subtitles are burnt into the picture of the next cut.",
+    )
     spent_usd = serializers.DecimalField(
         max_digits=14, decimal_places=6, coerce_to_string=False, read_only=True,
         help_text="What the ledger holds for this project (`GET /api/projects/{id}/spend`).",

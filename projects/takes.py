@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import models
 
+from projects.cast import shot_cast
 from projects.events import publish_entity
 from projects.models import Character, Frame, Project, Take, Video
 
@@ -42,10 +43,7 @@ def portrait_inputs(character: Character) -> dict[str, Any]:
 
 
 def _portraits_of(frame: Frame) -> dict[str, dict[str, Any]]:
-    cast = [c for c in frame.scene.characters.all() if c.status == Character.Status.APPROVED]
-    return {
-        str(c.pk): {"name": c.name, "take": c.take_id} for c in sorted(cast, key=lambda c: c.pk)
-    }
+    return {str(c.pk): {"name": c.name, "take": c.take_id} for c in shot_cast(frame)}
 
 
 def keyframe_inputs(frame: Frame) -> dict[str, Any]:
@@ -348,7 +346,7 @@ def hierarchy_frames(project: Project) -> list[Frame]:
     return list(
         Frame.objects.filter(scene__project=project)
         .select_related("scene__project", "video", "speaker")
-        .prefetch_related("scene__characters")
+        .prefetch_related("scene__characters", "characters")
         .order_by("scene__order", "order")
     )
 
@@ -412,7 +410,7 @@ def unit_takes(kind: str, unit: Character | Frame | Video | Project) -> UnitTake
     if isinstance(unit, Frame):
         frame = (
             Frame.objects.select_related("scene__project", "video", "speaker")
-            .prefetch_related("scene__characters")
+            .prefetch_related("scene__characters", "characters")
             .get(pk=unit.pk)
         )
         return take_states(frame.scene.project, [], [frame]).get((kind, frame.pk), NO_TAKES)

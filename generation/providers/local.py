@@ -134,6 +134,7 @@ class LocalText:
                     "camera": CAMERAS[i % len(CAMERAS)],
                     "dialogue": f"{cast[i % len(cast)]}: Shot {i + 1}." if cast else "",
                     "speaker": cast[i % len(cast)] if cast else "",
+                    "characters": [cast[i % len(cast)]] if cast else [],
                 }
                 for i in range(count)
             ]

@@ -13,6 +13,7 @@ from generation.steps.common import (
     cancel_jobs,
     delete_after_commit,
     finish_with_outcomes,
+    first_error,
     gather,
     image_suffix,
     lock_if_still_wanted,
@@ -21,14 +22,11 @@ from generation.steps.common import (
     store_bytes,
     take_seed,
 )
+from projects.cast import match_names, scene_cast, shot_cast
 from projects.models import Character, Frame, Scene, Take, Video
 from projects.takes import keyframe_inputs
 
 UNIT = GenerationJob.TargetType.FRAME
-
-
-def scene_cast(scene: Scene) -> list[Character]:
-    return list(scene.characters.filter(status=Character.Status.APPROVED).order_by("id"))
 
 
 def run(job: GenerationJob) -> None:
@@ -40,7 +38,8 @@ def run(job: GenerationJob) -> None:
     cast = scene_cast(scene)
     if scene.frames.filter(source_job_id=job.pk).count() < count:
         prompt = frames_prompt(scene, cast)
-        plan = FramePlan.sized(count)  # the project says how many, not the prompt
+        # The project says how many, not the prompt; who is in each shot, from the scene's cast.
+        plan = FramePlan.for_cast([c.name for c in cast]).sized(count)
         drafts = text_provider().generate_json(prompt=prompt, schema=plan).frames
         if len(drafts) < count:
             raise TransientProviderError(f"the model wrote {len(drafts)} of {count} shots")
@@ -72,7 +71,7 @@ def run(job: GenerationJob) -> None:
                     scene=scene,
                     order=order,
                     defaults={
-                        **draft.model_dump(exclude={"speaker"}),
+                        **draft.model_dump(exclude={"speaker", "characters"}),
                         # A name the scene does not know is the narrator's line.
                         "speaker_id": speakers.get(draft.speaker.strip().lower()),
                         "duration": float(project.clip_seconds),
@@ -82,11 +81,15 @@ def run(job: GenerationJob) -> None:
                         "source_job_id": job.pk,
                     },
                 )
+                in_shot = match_names(draft.characters, cast)
+                if frame.speaker_id and frame.speaker_id not in {c.pk for c in in_shot}:
+                    in_shot += [c for c in cast if c.pk == frame.speaker_id]  # who speaks is seen
+                frame.characters.set(in_shot)
                 services.publish_entity(frame)
     services.job_progress(job, 30)
     frames = list(scene.frames.order_by("order"))
     missing = [f for f in frames if not f.image]
-    draw_keyframes(job, missing, cast, result={"frame_ids": [f.pk for f in frames]})
+    draw_keyframes(job, missing, result={"frame_ids": [f.pk for f in frames]})
 
 
 def keyframe_run(job: GenerationJob) -> None:
@@ -97,35 +100,62 @@ def keyframe_run(job: GenerationJob) -> None:
     if not frame.prompt:
         raise PermanentProviderError(f"Frame {frame.pk} has no shot text to draw from.")
     draw_keyframes(
-        job,
-        [frame],
-        scene_cast(frame.scene),
-        result={"frame_id": frame.pk},
-        instructions=job.params.get("instructions", ""),
+        job, [frame], result={"frame_id": frame.pk}, instructions=job.params.get("instructions", "")
     )
 
 
-def draw_keyframes(
-    job: GenerationJob,
-    frames: list[Frame],
-    cast: list[Character],
-    *,
-    result: dict,
-    instructions: str = "",
-) -> None:
-    """Draw keyframes side by side with the cast's current portraits as references; each becomes
-    its frame's current take, and the job finishes (`finish_with_outcomes`). The inputs are
-    taken with the prompt: an edit made while the model draws makes the new take stale."""
-    project = job.project
-    references = [read_media(c.image) for c in cast if c.image]
-    todo = [
-        (f.pk, with_instructions(keyframe_prompt(f, cast), instructions), keyframe_inputs(f))
-        for f in frames
-    ]
-    provider = image_provider()
+def _portraits(frame: Frame) -> tuple[list[Character], list[bytes]]:
+    """Who is in the shot and their current portraits: every one of them, or the step fails
+    (a keyframe of a character drawn without their portrait is how characters drift)."""
+    cast = shot_cast(frame)
+    missing = [c.name for c in cast if not c.image]
+    if missing:
+        raise PermanentProviderError(
+            f"Frame {frame.pk}: no portrait of {', '.join(missing)} to draw the keyframe with."
+        )
+    return cast, [read_media(c.image) for c in cast]
 
-    def draw(item: tuple[int, str, dict]) -> str:
-        pk, prompt, _ = item
+
+def _earlier_shot(frame: Frame, drawn: dict[int, str]) -> str:
+    """The nearest earlier shot of the scene with a keyframe: drawn in this step (`drawn`, by
+    order) or before; its image is the continuity reference."""
+    for order in range(frame.order - 1, 0, -1):
+        if order in drawn:
+            return drawn[order]
+        earlier = Frame.objects.filter(scene_id=frame.scene_id, order=order).first()
+        if earlier is not None and earlier.image:
+            return earlier.image
+    return ""
+
+
+def draw_keyframes(
+    job: GenerationJob, frames: list[Frame], *, result: dict, instructions: str = ""
+) -> None:
+    """Draw keyframes with the current portraits of the characters in each shot as references,
+    and an earlier shot of the scene as a continuity reference (setting, light, wardrobe); each
+    becomes its frame's current take, and the job finishes (`finish_with_outcomes`).
+
+    Shots whose previous shot is drawn here too wait for it: the first wave draws those that
+    can start now, side by side; the rest follow with the nearest earlier shot drawn. The inputs
+    are taken with the prompt (an edit made while the model draws makes the new take stale);
+    the continuity reference is not one of them: redoing a shot does not make the next stale."""
+    project = job.project
+    provider = image_provider()
+    batch = {(f.scene_id, f.order) for f in frames}
+    first = [f for f in frames if (f.scene_id, f.order - 1) not in batch]
+    rest = [f for f in frames if (f.scene_id, f.order - 1) in batch]
+    drawn: dict[int, dict[int, str]] = {}  # scene -> order -> stored file
+
+    def todo(frame: Frame) -> tuple[int, str, dict, list[bytes]]:
+        cast, references = _portraits(frame)
+        earlier = _earlier_shot(frame, drawn.get(frame.scene_id, {}))
+        if earlier:
+            references = [*references, read_media(earlier)]
+        prompt = keyframe_prompt(frame, cast, continuity=bool(earlier))
+        return frame.pk, with_instructions(prompt, instructions), keyframe_inputs(frame), references
+
+    def draw(item: tuple[int, str, dict, list[bytes]]) -> str:
+        pk, prompt, _, references = item
         with usage.for_unit(UNIT, pk):
             data = provider.generate_image(
                 prompt=prompt,
@@ -135,8 +165,17 @@ def draw_keyframes(
             )
         return store_bytes(project.pk, "frames", f"frame-{pk}", data, image_suffix(data))
 
-    def store(item: tuple[int, str, dict], name: str) -> int | None:
-        pk, prompt, inputs = item
+    order_of = {f.pk: (f.scene_id, f.order) for f in frames}
+    outcomes = gather(draw, [todo(f) for f in first])
+    for item, name in outcomes:
+        if isinstance(name, str):
+            scene_id, order = order_of[item[0]]
+            drawn.setdefault(scene_id, {})[order] = name
+    if rest and not first_error(outcomes):
+        outcomes += gather(draw, [todo(f) for f in rest])
+
+    def store(item: tuple[int, str, dict, list[bytes]], name: str) -> int | None:
+        pk, prompt, inputs, _ = item
         frame = Frame.objects.select_related("scene__project").filter(pk=pk).first()
         if frame is None:
             return None
@@ -157,4 +196,4 @@ def draw_keyframes(
         )
         return take.pk
 
-    finish_with_outcomes(job, gather(draw, todo), store, result=result)
+    finish_with_outcomes(job, outcomes, store, result=result)

@@ -1,13 +1,18 @@
+import logging
+
 from django.db import transaction
 
 from generation import costs, services
 from generation.models import GenerationJob
-from generation.prompts import approved_cast, scenes_prompt
+from generation.prompts import approved_cast, scene_cast_prompt, scenes_prompt
 from generation.providers import text_provider
-from generation.providers.base import PermanentProviderError, TransientProviderError
-from generation.schemas import ScenePlan
+from generation.providers.base import PermanentProviderError, TextProvider, TransientProviderError
+from generation.schemas import CastList, SceneDraft, ScenePlan
 from generation.steps.common import cancel_jobs, delete_after_commit, lock_if_still_wanted
-from projects.models import Frame, Scene, Take, Video
+from projects.cast import match_names, mentioned
+from projects.models import Character, Frame, Scene, Take, Video
+
+logger = logging.getLogger(__name__)
 
 # New scenes replace every shot: whatever works on the shots, their clips or the cut goes.
 DOWNSTREAM = [
@@ -19,6 +24,25 @@ DOWNSTREAM = [
 ]
 
 
+def present_cast(
+    provider: TextProvider, draft: SceneDraft, cast: list[Character]
+) -> tuple[list[Character], bool]:
+    """Who is in a drafted scene, and whether that is the fallback. A scene that names nobody
+    while its text speaks of cast members is asked about once more (who is present, from the
+    cast's names); if it still names nobody, the whole approved cast is in it, and it says so."""
+    present = match_names(draft.characters, cast)
+    text = f"{draft.concise_plot}\n{draft.detailed_plot}\n{draft.dialogue}"
+    if present or not mentioned(text, cast):
+        return present, False
+    schema = CastList.for_cast([c.name for c in cast])
+    answer = provider.generate_json(prompt=scene_cast_prompt(draft, cast), schema=schema)
+    present = match_names(answer.characters, cast)
+    if present:
+        return present, False
+    logger.warning("scene %r names none of the cast: the whole cast is in it", draft.title)
+    return list(cast), True
+
+
 def run(job: GenerationJob) -> None:
     project = job.project
     count = project.num_scenes
@@ -27,11 +51,13 @@ def run(job: GenerationJob) -> None:
         if not cast:
             raise PermanentProviderError("No approved character: approve the cast first.")
         prompt = scenes_prompt(project, cast)
-        plan = ScenePlan.sized(count)  # the project says how many, not the prompt
-        drafts = text_provider().generate_json(prompt=prompt, schema=plan).scenes
+        # The project says how many, not the prompt; the cast is named from an enum of it.
+        plan = ScenePlan.for_cast([c.name for c in cast]).sized(count)
+        provider = text_provider()
+        drafts = provider.generate_json(prompt=prompt, schema=plan).scenes[:count]
         if len(drafts) < count:
             raise TransientProviderError(f"the model wrote {len(drafts)} of {count} scenes")
-        by_name = {c.name.casefold(): c for c in cast}
+        casts = [present_cast(provider, draft, cast) for draft in drafts]
         with transaction.atomic():
             lock_if_still_wanted(job)
             costs.record_unit(job.target_type, job.target_id)
@@ -46,16 +72,20 @@ def run(job: GenerationJob) -> None:
             )
             old_frames.delete()
             project.scenes.filter(order__gt=count).delete()
-            for order, draft in enumerate(drafts[:count], start=1):
+            for order, (draft, (present, fallback)) in enumerate(
+                zip(drafts, casts, strict=True), start=1
+            ):
                 fields = draft.model_dump(exclude={"characters"})
                 scene, _ = Scene.objects.update_or_create(
                     project=project,
                     order=order,
-                    defaults={**fields, "status": Scene.Status.READY, "source_job_id": job.pk},
+                    defaults={
+                        **fields,
+                        "status": Scene.Status.READY,
+                        "source_job_id": job.pk,
+                        "cast_fallback": fallback,
+                    },
                 )
-                present = [
-                    by_name[n.casefold()] for n in draft.characters if n.casefold() in by_name
-                ]
                 scene.characters.set(present)
                 services.publish_entity(scene)
     scene_ids = list(project.scenes.order_by("order").values_list("pk", flat=True))

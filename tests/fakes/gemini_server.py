@@ -452,10 +452,31 @@ def _text_for(body: dict) -> str:
             for key, value in document.items():
                 if isinstance(value, list) and value:
                     document[key] = [_distinct(value[0], i) for i in range(int(asked.group(1)))]
+        _name_the_cast(document, _prompt_text(body))
         return json.dumps(document)
     if config.get("responseMimeType") == "application/json":
         return "{}"
     return "A fake answer from the fake Gemini."
+
+
+_CAST_LINE = re.compile(r"^- (.+?) \(", re.MULTILINE)
+
+
+def _name_the_cast(document: Any, prompt: str) -> None:
+    """Who is present, as a model answers: from an enum of names it picks names the schema
+    allows (a different pair per item); given free strings it writes what it likes, here the
+    first name alone ("Mara" for "Mara Vance"), the way models shorten and paraphrase."""
+    cast = _CAST_LINE.findall(prompt)
+    if not cast:
+        return
+    items = document.get("scenes") or document.get("frames") or [document]
+    for index, item in enumerate(i for i in items if isinstance(i, dict)):
+        names = item.get("characters")
+        if not isinstance(names, list) or not names:
+            continue
+        allowed = [n for n in cast if n in names] or None  # the enum's values came back
+        pool = cast if allowed is not None else [n.split()[0] for n in cast]
+        item["characters"] = [pool[(index + k) % len(pool)] for k in range(min(2, len(pool)))]
 
 
 def _distinct(item: Any, index: int) -> Any:

@@ -70,8 +70,9 @@ def test_edit_one_frame_prompt_then_refresh_redoes_one_keyframe_one_clip_one_cut
     # the dry run also names what follows (the film, once its clip is redone): the whole bill
     follows = {"type": "film", "id": film.pk, "reasons": ["a clip is redone"], "follows": True}
     assert dry.json()["units"] == [*stale, follows]
-    items = {i["stage"]: i["count"] for i in dry.json()["estimate"]["items"]}
-    assert items == {"keyframe": 1, "clip": 1, "film": 1}
+    items = {i["stage"]: (i["count"], i["unit"]) for i in dry.json()["estimate"]["items"]}
+    # one image and one 2-second clip (the film's re-cut is free)
+    assert items == {"keyframes": (1, "image"), "clips": (2, "video_second")}
     assert Job.objects.count() == jobs_before  # a dry run starts nothing
 
     response = api.post(f"/api/projects/{film.pk}/refresh", {}, format="json")
@@ -219,10 +220,13 @@ def test_the_project_document_shows_takes_and_what_is_stale(api, film):
     first = next(f for f in shots if f["id"] == frame.pk)
     assert first["stale"] is True and "camera edited" in first["stale_reasons"]
     assert first["video"]["stale"] is True and first["video"]["takes_count"] == 1
-    in_scene = {c.pk for c in frame.scene.characters.all()}
-    for shot in shots:
-        if shot["id"] != frame.pk and character.pk in in_scene:
-            assert f"portrait of {character.name} changed" in shot["stale_reasons"]
+    for scene in doc["scenes"]:
+        for shot in scene["frames"]:
+            # the shots that show the character (or name nobody, in a scene with them)
+            shows = shot["character_ids"] or scene["character_ids"]
+            changed = f"portrait of {character.name} changed" in shot["stale_reasons"]
+            if shot["id"] != frame.pk:
+                assert changed == (character.pk in shows), shot
     # the film is made of clips: it goes stale once a clip changes, not before
     assert doc["takes_count"] == 1 and doc["stale"] is False and doc["take_id"] == film.film_take_id
     listed = api.get(f"/api/projects/{film.pk}/characters").json()

@@ -191,8 +191,8 @@ def test_detail_uses_a_constant_number_of_queries(
     project = ProjectFactory(owner=user)
     _build(project, scenes, frames, characters)
     # token lookup + project + characters + scenes + scene characters + frames/videos
-    # + the current takes' inputs + the take counts (staleness of every unit)
-    with django_assert_max_num_queries(8):
+    # + who is in each shot + the current takes' inputs + the take counts (staleness)
+    with django_assert_max_num_queries(9):
         response = api.get(f"/api/projects/{project.pk}")
     assert response.status_code == 200
     assert sum(len(s["frames"]) for s in response.json()["scenes"]) == scenes * frames
