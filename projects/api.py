@@ -242,29 +242,35 @@ class ProjectExportApi(APIView):
 # --- sound -----------------------------------------------------------------------------------
 
 
-class SubtitlesApi(APIView):
-    fmt = "srt"
-    content_types = {"srt": "application/x-subrip", "vtt": "text/vtt"}
-
-    @extend_schema(
-        responses={(200, "text/plain"): OpenApiTypes.STR},
-        summary="The film's subtitles: each line with its speaker, timed to the spoken audio",
+def _subtitles_schema(fmt: str, content_type: str):
+    return extend_schema(
+        responses={(200, content_type): OpenApiTypes.STR},
+        summary=f"The film's subtitles (.{fmt}): each line with its speaker, timed to the audio",
         description="One cue per spoken line, from where the stitch placed it in the mix to "
-        "where it ends (`.srt` SubRip or `.vtt` WebVTT). Before a film is cut, where the "
-        "current clips and lines would put them.",
+        "where it ends. Before a film is cut, where the current clips and lines would put them.",
     )
+
+
+class SubtitlesApi(APIView):
+    fmt, content_type = "srt", "application/x-subrip"
+
+    @_subtitles_schema("srt", "application/x-subrip")
     def get(self, request, project_id: int):
         project = selectors.project_for_user(request.user, project_id)
         reject_unknown_params(request, allowed=[])
         text = sound.subtitles(project, self.fmt)
-        response = HttpResponse(text, content_type=f"{self.content_types[self.fmt]}; charset=utf-8")
+        response = HttpResponse(text, content_type=f"{self.content_type}; charset=utf-8")
         filename = f"{slugify(project.title) or f'project-{project.pk}'}.{self.fmt}"
         response["Content-Disposition"] = f'inline; filename="{filename}"'
         return response
 
 
 class SubtitlesVttApi(SubtitlesApi):
-    fmt = "vtt"
+    fmt, content_type = "vtt", "text/vtt"
+
+    @_subtitles_schema("vtt", "text/vtt")
+    def get(self, request, project_id: int):
+        return super().get(request, project_id)
 
 
 class MusicUploadApi(APIView):
