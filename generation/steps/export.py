@@ -83,7 +83,7 @@ def _store_zip(job: Job, cut: Cut) -> tuple[str, int]:
     sizes = {e.path: _size(e) for e in entries if e.name or e.local}
     services.job_progress(job, 5)
     progress = _Progress(job, sum(sizes.values()))
-    name = media_name(cut.project.pk, "final", "export", ".zip")
+    name = media_name(cut.project.pk, "exports", "export", ".zip")
     return save_stream(name, _zip(entries, sizes, progress)), len(entries)
 
 

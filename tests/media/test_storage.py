@@ -10,7 +10,7 @@ from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 
 from media.storage import delete_project_files, media_name, stored_project_ids
-from projects.models import Project
+from projects.models import Frame, Project, Take
 from tests.factories import (
     CharacterFactory,
     FrameFactory,
@@ -127,3 +127,21 @@ def test_sweep_with_an_empty_media_root_deletes_nothing(media_root):
 def test_sweep_rejects_a_negative_min_age(media_root):
     with pytest.raises(CommandError):
         sweep("--min-age", "-1")
+
+
+def test_sweep_keeps_every_take_the_music_and_a_live_projects_export(referenced):
+    project, kept = referenced
+    frame = Frame.objects.get(scene__project=project)
+    older_clip = Take.objects.create(
+        project=project, kind="clip", frame=frame, file=store(project.pk, "videos")
+    )
+    line = Take.objects.create(
+        project=project, kind="line", frame=frame, file=store(project.pk, "lines")
+    )
+    project.music_file = store(project.pk, "music")
+    project.save(update_fields=["music_file"])
+    export = store(project.pk, "exports")
+    gone = store(project.pk + 1000, "exports")  # of a project that no longer exists
+    assert sweep() == [gone, "Deleted 1 unreferenced media files."]
+    for name in [*kept, older_clip.file, line.file, project.music_file, export]:
+        assert default_storage.exists(name), name

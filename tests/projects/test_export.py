@@ -397,7 +397,7 @@ def test_the_export_job_zips_the_timelines_with_relative_paths_that_resolve_insi
     job = api.get(f"/api/jobs/{body['id']}").json()
     assert (job["status"], job["progress"]) == ("succeeded", 100), job["error"]
     url = job["result"]["url"]
-    assert url.startswith(f"/blob/{film.pk}/final/export-") and "sig=" in url
+    assert url.startswith(f"/blob/{film.pk}/exports/export-") and "sig=" in url
     assert Project.objects.get(pk=film.pk).status == Project.Status.COMPLETE
 
     data = blob_bytes(api, url)
@@ -473,8 +473,8 @@ def test_a_new_export_retires_the_previous_zip(api, film):
     first, second = (Job.objects.get(pk=j.pk) for j in jobs)
     assert first.result["file"] == "" and first.result["replaced_by"] == second.pk
     assert api.get(f"/api/jobs/{first.pk}").json()["result"]["url"] is None
-    zips = [n for n in default_storage.listdir(f"{film.pk}/final")[1] if n.startswith("export-")]
-    assert [f"{film.pk}/final/{n}" for n in zips] == [second.result["file"]]
+    zips = default_storage.listdir(f"{film.pk}/exports")[1]
+    assert [f"{film.pk}/exports/{n}" for n in zips] == [second.result["file"]]
 
 
 def test_an_export_while_one_runs_is_409(api, film):

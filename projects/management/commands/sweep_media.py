@@ -7,15 +7,24 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from media.storage import project_file_names, stored_project_ids
-from projects.models import Character, Frame, Project, Video
+from projects.models import Character, Frame, Project, Take, Video
 
 _REFERENCES = (
     (Project, "final_video"),
     (Project, "final_poster"),
+    (Project, "music_file"),
     (Character, "image"),
     (Frame, "image"),
     (Video, "file"),
+    (Take, "file"),  # every take is kept until its project goes (rollback), current or not
 )
+# Hand-off zips are named in their export job's result (a layer above): each export retires
+# the one before it, and the project's deletion removes the last, so a live project's are kept.
+_KEPT_FOLDERS = ("exports",)
+
+
+def _kept(name: str) -> bool:
+    return name.split("/")[1] in _KEPT_FOLDERS
 
 
 def referenced_names() -> set[str]:
@@ -35,7 +44,7 @@ def unreferenced_names() -> list[str]:
         name
         for pid, names in stored.items()
         for name in names
-        if pid not in live or name not in referenced
+        if pid not in live or (name not in referenced and not _kept(name))
     ]
 
 
