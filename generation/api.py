@@ -164,20 +164,22 @@ class StitchApi(JobStartApi):
         return accepted(services.start_stitching(project=project))
 
 
-class ExportApi(APIView):
+class ExportApi(JobStartApi):
     @extend_schema(
         request=ProjectRef,
-        responses={202: JobSerializer},
+        responses=JOB_RESPONSES,
         summary="Build the hand-off zip for an editor",
         description="A job builds a zip of the current clips, line and music stems, the final "
         "film, `subtitles.srt`/`.vtt` and `timeline.otio`/`.fcpxml`/`.edl` whose media paths are "
         "relative and resolve inside the zip. When it succeeds, `result.url` is the zip's "
         "signed URL. `409` without a finished cut (saying what is missing) or while an export "
-        "of the project is running.",
+        "of the project is running. No provider is called: `dry_run` quotes nothing to pay.",
     )
     def post(self, request):
         data = _validated(ProjectRef, request)
         project = project_selectors.project_for_user(request.user, data["project_id"])
+        if data["dry_run"]:
+            return quoted(project, Type.EXPORT, Target.PROJECT, project.pk)
         return accepted(services.start_export(project=project))
 
 

@@ -477,6 +477,13 @@ def test_a_new_export_retires_the_previous_zip(api, film):
     assert [f"{film.pk}/exports/{n}" for n in zips] == [second.result["file"]]
 
 
+def test_a_dry_run_quotes_nothing_to_pay_and_starts_nothing(api, film):
+    response = api.post("/api/jobs/export", {"project_id": film.pk, "dry_run": True}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["estimate"]["total_usd"] == 0
+    assert not Job.objects.filter(type=Job.Type.EXPORT).exists()
+
+
 def test_an_export_while_one_runs_is_409(api, film):
     assert api.post("/api/jobs/export", {"project_id": film.pk}, format="json").status_code == 202
     response = api.post("/api/jobs/export", {"project_id": film.pk}, format="json")
