@@ -381,6 +381,11 @@ CACHES = {
     }
 }
 
+# Character consistency (generation.consistency): a keyframe the judge scores below this is drawn
+# again with the judge's issues, at most this many more times (the best try stays current).
+MIN_CONSISTENCY = env_float("MIN_CONSISTENCY", 0.6)
+CONSISTENCY_MAX_TRIES = env_int("CONSISTENCY_MAX_TRIES", 2, minimum=0, maximum=5)
+
 # Director
 # Cost guards: message size, turns per user per minute, tool rounds per turn, answer length
 # (which includes thinking tokens on Gemini 2.5).

@@ -38,7 +38,8 @@ Target = Job.TargetType
 
 # What an answer weighs, in output tokens per item the schema asks for (measured on Gemini 2.5
 # Flash answers to our prompts: about 700-1,600 characters per scene, 400-700 per shot).
-ANSWER_TOKENS = {"character": 180, "scene": 350, "frame": 140}
+ANSWER_TOKENS = {"character": 180, "scene": 350, "frame": 140, "verdict": 60}
+JUDGE_PROMPT_TOKENS = 110  # the consistency judge's question, before the images
 THINKING_SHARE = 0.5  # Gemini 2.5 Flash thinks by default; thoughts bill as output tokens
 IMAGE_OUTPUT_TOKENS = 1290  # per image up to 1024 px (Gemini image pricing)
 REFERENCE_TOKENS = 258  # per reference image sent with a prompt
@@ -95,6 +96,23 @@ def images(stage: str, prompts: list[str], *, references: float = 0) -> list[Ite
     prompt_tokens = round(sum(tokens(p) + references * REFERENCE_TOKENS for p in prompts))
     parts = {"input_tokens": prompt_tokens, "output_tokens": IMAGE_OUTPUT_TOKENS * len(prompts)}
     return [priced(stage, provider, model, len(prompts), "image", parts)]
+
+
+def keyframes(prompts: list[str], *, references: float, in_shot: float) -> list[Item]:
+    """Keyframes, and the judge's look at each (`generation.consistency`: a vision call to the
+    text model, with the keyframe and the portraits; offline it is no provider call)."""
+    items = images("keyframes", prompts, references=references)
+    provider, model = text_choice()
+    if provider == "local" or not prompts or not in_shot:
+        return items
+    count = len(prompts)
+    sent = round(count * (JUDGE_PROMPT_TOKENS + (1 + in_shot) * REFERENCE_TOKENS))
+    written = round(count * in_shot * ANSWER_TOKENS["verdict"] * (1 + THINKING_SHARE))
+    return [
+        *items,
+        priced("consistency", provider, model, sent, "input_tokens"),
+        priced("consistency", provider, model, written, "output_tokens"),
+    ]
 
 
 def clips(stage: str, durations: list[float]) -> list[Item]:
@@ -168,7 +186,11 @@ def _scene_frames(project: Project, scene: Scene | None) -> list[Item]:
     references = sum(1 for c in cast if c.image) + (shots - 1) / shots
     return [
         *text_call("frames", prompt, answer_items=shots, per_item="frame"),
-        *images("keyframes", ["x" * UNWRITTEN_PROMPT_CHARS] * shots, references=references),
+        *keyframes(
+            ["x" * UNWRITTEN_PROMPT_CHARS] * shots,
+            references=references,
+            in_shot=sum(1 for c in cast if c.image),
+        ),
     ]
 
 
@@ -191,7 +213,7 @@ def keyframe(project: Project, target_type: str, target_id: int, params: dict) -
     cast = shot_cast(frame)
     continuity = frame.order > 1  # an earlier shot of the scene comes as a reference too
     prompt = keyframe_prompt(frame, cast, continuity=continuity)
-    return images("keyframes", [prompt], references=len(cast) + continuity)
+    return keyframes([prompt], references=len(cast) + continuity, in_shot=len(cast))
 
 
 def videos(project: Project, target_type: str, target_id: int, params: dict) -> list[Item]:
@@ -252,10 +274,10 @@ def _downstream_of_scenes(project: Project) -> list[Item]:
         items += text_call(
             "frames", _unwritten_frames_prompt(project), answer_items=shots, per_item="frame"
         )
-    items += images(
-        "keyframes",
+    items += keyframes(
         ["x" * UNWRITTEN_PROMPT_CHARS] * (shots * project.num_scenes),
         references=references,
+        in_shot=len(cast),
     )
     return items
 

@@ -120,6 +120,11 @@ class FramePlan(Plan):
         return _frame_plan(tuple(names))
 
 
+def cast_name(names: tuple[str, ...]) -> Any:
+    """One of `names`, as an enum in the response schema."""
+    return _names(names)
+
+
 def _names(names: tuple[str, ...]) -> Any:
     # An enum even for one name (a one-value Literal would be a `const`, which response
     # schemas do not take).

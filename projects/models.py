@@ -82,6 +82,11 @@ class Project(Timestamped):
     # what running jobs have reserved but not settled yet. Kept beside the rows they sum, in the
     # transactions that change them, under this row's lock.
     budget_usd = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    # A keyframe scored below this (0..1) is drawn again with the judge's issues (None: the
+    # MIN_CONSISTENCY setting with the Gemini judge, off with the offline one).
+    min_consistency = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
     spent_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0, editable=False)
     reserved_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0, editable=False)
 
@@ -283,6 +288,9 @@ class Take(models.Model):
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     inputs = models.JSONField(default=dict, blank=True)
     inputs_hash = models.CharField(max_length=64, blank=True)
+    # A keyframe scored against the portraits of the characters in it (generation.consistency):
+    # {score, per_character: [{character_id, name, score, issues}], checked_by, flagged, tries}.
+    consistency = models.JSONField(null=True, blank=True)
     source_job_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -18,7 +18,7 @@ def project_hierarchy(queryset: QuerySet[Project]) -> QuerySet[Project]:
     """The whole tree in six queries, whatever the project's size."""
     cast = Character.objects.only("id", "name", "status", "take_id").order_by("id")
     frames = (
-        Frame.objects.select_related("video", "line_take", "speaker")
+        Frame.objects.select_related("video", "line_take", "speaker", "keyframe_take")
         .prefetch_related(Prefetch("characters", queryset=cast))
         .order_by("order")
     )
@@ -76,7 +76,9 @@ def hierarchy_take_states(project: Project) -> dict:
 def scene_with_frames(scene_id: int) -> tuple[Scene, dict]:
     """A scene with its shots and their takes, for a response about the scene."""
     frames = (
-        Frame.objects.select_related("video", "scene__project", "line_take", "speaker")
+        Frame.objects.select_related(
+            "video", "scene__project", "line_take", "speaker", "keyframe_take"
+        )
         .prefetch_related("characters")
         .order_by("order")
     )

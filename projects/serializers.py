@@ -106,6 +106,11 @@ class FrameSerializer(TakeStateFields, serializers.ModelSerializer):
         help_text="Who is in the shot (its keyframe gets exactly their portraits); empty: the "
         "shot list named nobody and the scene's whole cast is used."
     )
+    consistency = serializers.SerializerMethodField(
+        help_text="How faithfully the current keyframe shows the characters in the shot: "
+        "`{score, per_character: [{character_id, name, score, issues}], checked_by, threshold, "
+        "flagged, tries}` (null: no character in the shot, or not scored)."
+    )
     line = serializers.SerializerMethodField()
     video = VideoSerializer(read_only=True, allow_null=True)
 
@@ -119,6 +124,7 @@ class FrameSerializer(TakeStateFields, serializers.ModelSerializer):
             "dialogue",
             "speaker_id",
             "character_ids",
+            "consistency",
             "duration",
             "status",
             "image_url",
@@ -132,6 +138,11 @@ class FrameSerializer(TakeStateFields, serializers.ModelSerializer):
 
     def get_character_ids(self, obj: Frame) -> list[int]:
         return sorted(c.id for c in obj.characters.all())
+
+    @extend_schema_field(serializers.DictField(allow_null=True))
+    def get_consistency(self, obj: Frame) -> dict | None:
+        take = obj.keyframe_take
+        return take.consistency if take is not None else None
 
     @extend_schema_field(LineSerializer(allow_null=True))
     def get_line(self, obj: Frame) -> dict | None:

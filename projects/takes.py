@@ -237,6 +237,7 @@ def take_record(
     model: str = "",
     seed: int | None = None,
     cost_usd: Decimal | int = 0,
+    consistency: dict | None = None,
     source_job_id: int | None = None,
     current: bool = True,
 ) -> Take:
@@ -254,6 +255,7 @@ def take_record(
         model=model,
         seed=seed,
         cost_usd=cost_usd,
+        consistency=consistency,
         inputs=inputs,
         inputs_hash=inputs_hash(inputs),
         source_job_id=source_job_id,

@@ -1,5 +1,6 @@
 """What the pipeline asks of an AI provider. Implementations: local (offline), gemini, fal."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
@@ -51,8 +52,11 @@ class TextProvider(Protocol):
     @property
     def model(self) -> str: ...
 
-    def generate_json(self, *, prompt: str, schema: type[M], system: str = "") -> M:
-        """Structured output: an instance of `schema` (a Pydantic model)."""
+    def generate_json(
+        self, *, prompt: str, schema: type[M], system: str = "", images: Sequence[bytes] = ()
+    ) -> M:
+        """Structured output: an instance of `schema` (a Pydantic model); `images` are sent
+        with the prompt (a vision question, e.g. the consistency judge's)."""
         ...
 
 

@@ -10,7 +10,7 @@ import io
 import logging
 import re
 import wave
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import django_rq
@@ -258,16 +258,19 @@ class GeminiText:
     def model(self) -> str:
         return self.gemini.model
 
-    def generate_json(self, *, prompt: str, schema: type[M], system: str = "") -> M:
+    def generate_json(
+        self, *, prompt: str, schema: type[M], system: str = "", images: Sequence[bytes] = ()
+    ) -> M:
         model = self.gemini.model
         config = types.GenerateContentConfig(
             response_mime_type="application/json",
             response_schema=schema,
             system_instruction=system or None,
         )
+        contents: Any = [prompt, *_reference_parts(images)] if images else prompt
 
         def request(client: genai.Client) -> M:
-            response = client.models.generate_content(model=model, contents=prompt, config=config)
+            response = client.models.generate_content(model=model, contents=contents, config=config)
             usage.report(response_usage(model, response))
             return _structured(model, response, schema)
 

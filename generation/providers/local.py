@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import textwrap
 import wave
+from collections.abc import Sequence
 from pathlib import Path
 
 from django.conf import settings
@@ -61,14 +62,40 @@ def _tokens(text: str) -> int:
     return -(-len(text) // 4)
 
 
+def mean_colour(data: bytes) -> tuple[int, int, int]:
+    with Image.open(io.BytesIO(data)) as image:
+        small = image.convert("RGB").resize((1, 1), Image.Resampling.BOX)
+        return small.getpixel((0, 0))  # type: ignore[return-value]
+
+
+def mark_box(slot: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """Where the offline image model puts its mark for reference image `slot` (bottom left)."""
+    side = max(6, height // 10)
+    left = side // 2 + slot * (side + side // 2)
+    top = height - side - side // 2
+    return left, top, min(width - 1, left + side), top + side
+
+
+def draw_marks(draw: ImageDraw.ImageDraw, references: list[bytes], width: int, height: int) -> None:
+    """What the offline model takes from its references, visibly: a swatch of each one's
+    colour, in order (the offline judge reads them back; `generation.consistency`)."""
+    for slot, reference in enumerate(references):
+        draw.rectangle(mark_box(slot, width, height), fill=mean_colour(reference))
+
+
 class LocalText:
     """Reports usage the way Gemini does (tokens in and out); the rate card prices it at 0."""
 
     name, model = LOCAL_TEXT
 
-    def generate_json(self, *, prompt: str, schema: type[M], system: str = "") -> M:
+    def generate_json(
+        self, *, prompt: str, schema: type[M], system: str = "", images: Sequence[bytes] = ()
+    ) -> M:
+        """`images` are counted as sent (like Gemini's), never looked at: the offline stand-in
+        of a vision question is `generation.consistency.local_verdict`."""
         answer = self._answer(prompt, schema)
-        sent, written = _tokens(system + prompt), _tokens(answer.model_dump_json())
+        sent = _tokens(system + prompt) + REFERENCE_TOKENS * len(images)
+        written = _tokens(answer.model_dump_json())
         parts = {"input_tokens": sent, "output_tokens": written}
         usage.report(usage.Usage(self.name, self.model, sent + written, "tokens", parts))
         return answer
@@ -176,6 +203,7 @@ class LocalImage:
         draw.multiline_text(
             (width // 8, height // 8), "\n".join(lines), fill=(255, 255, 255), font=font
         )
+        draw_marks(draw, references, width, height)
         out = io.BytesIO()
         image.save(out, format="PNG")
         sent = _tokens(prompt) + REFERENCE_TOKENS * len(references)

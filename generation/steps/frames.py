@@ -1,8 +1,12 @@
 """A scene's shot list (text) and its keyframes; `keyframe_run` redraws one frame's keyframe."""
 
+from dataclasses import dataclass, field
+
+from django.conf import settings
 from django.db import transaction
 
-from generation import costs, services, usage
+from generation import consistency, costs, services, usage
+from generation.consistency import Verdict
 from generation.models import GenerationJob
 from generation.prompts import frames_prompt, keyframe_prompt, with_instructions
 from generation.providers import image_provider, text_provider
@@ -24,7 +28,7 @@ from generation.steps.common import (
 )
 from projects.cast import match_names, scene_cast, shot_cast
 from projects.models import Character, Frame, Scene, Take, Video
-from projects.takes import keyframe_inputs
+from projects.takes import keyframe_inputs, take_record
 
 UNIT = GenerationJob.TargetType.FRAME
 
@@ -128,6 +132,36 @@ def _earlier_shot(frame: Frame, drawn: dict[int, str]) -> str:
     return ""
 
 
+@dataclass
+class Try:
+    name: str  # the stored image
+    prompt: str
+    seed: int
+    verdict: Verdict | None
+
+    @property
+    def score(self) -> float:
+        return 1.0 if self.verdict is None else self.verdict.score
+
+
+@dataclass
+class Shot:
+    """One keyframe to draw: its prompt and inputs, who is in it, what goes in as references,
+    and every try made of it (the best becomes current)."""
+
+    pk: int
+    prompt: str
+    inputs: dict
+    cast: list[Character]
+    portraits: list[bytes]
+    references: list[bytes]
+    tries: list[Try] = field(default_factory=list)
+
+    @property
+    def best(self) -> Try:
+        return max(self.tries, key=lambda t: t.score)  # the first of equals: the earliest
+
+
 def draw_keyframes(
     job: GenerationJob, frames: list[Frame], *, result: dict, instructions: str = ""
 ) -> None:
@@ -138,62 +172,102 @@ def draw_keyframes(
     Shots whose previous shot is drawn here too wait for it: the first wave draws those that
     can start now, side by side; the rest follow with the nearest earlier shot drawn. The inputs
     are taken with the prompt (an edit made while the model draws makes the new take stale);
-    the continuity reference is not one of them: redoing a shot does not make the next stale."""
+    the continuity reference is not one of them: redoing a shot does not make the next stale.
+
+    Each keyframe is scored against its characters' portraits (`generation.consistency`); below
+    the project's threshold it is drawn again with the judge's issues, up to
+    CONSISTENCY_MAX_TRIES more times. Every try is kept as a take; the best is current (it
+    carries the cost of all the tries), flagged when even it stays below the threshold."""
     project = job.project
     provider = image_provider()
+    bar = consistency.threshold(project)
     batch = {(f.scene_id, f.order) for f in frames}
     first = [f for f in frames if (f.scene_id, f.order - 1) not in batch]
     rest = [f for f in frames if (f.scene_id, f.order - 1) in batch]
     drawn: dict[int, dict[int, str]] = {}  # scene -> order -> stored file
 
-    def todo(frame: Frame) -> tuple[int, str, dict, list[bytes]]:
-        cast, references = _portraits(frame)
+    def shot(frame: Frame) -> Shot:
+        cast, portraits = _portraits(frame)
         earlier = _earlier_shot(frame, drawn.get(frame.scene_id, {}))
-        if earlier:
-            references = [*references, read_media(earlier)]
+        references = [*portraits, read_media(earlier)] if earlier else portraits
         prompt = keyframe_prompt(frame, cast, continuity=bool(earlier))
-        return frame.pk, with_instructions(prompt, instructions), keyframe_inputs(frame), references
+        prompt = with_instructions(prompt, instructions)
+        return Shot(frame.pk, prompt, keyframe_inputs(frame), cast, portraits, references)
 
-    def draw(item: tuple[int, str, dict, list[bytes]]) -> str:
-        pk, prompt, _, references = item
-        with usage.for_unit(UNIT, pk):
-            data = provider.generate_image(
-                prompt=prompt,
-                references=references,
-                aspect_ratio=project.aspect_ratio,
-                seed=take_seed(job, pk),
-            )
-        return store_bytes(project.pk, "frames", f"frame-{pk}", data, image_suffix(data))
+    def draw(item: Shot) -> str:
+        prompt, tries = item.prompt, 1 + (settings.CONSISTENCY_MAX_TRIES if bar else 0)
+        for attempt in range(tries):
+            seed = take_seed(job, item.pk) + attempt
+            with usage.for_unit(UNIT, item.pk):
+                data = provider.generate_image(
+                    prompt=prompt,
+                    references=item.references,
+                    aspect_ratio=project.aspect_ratio,
+                    seed=seed,
+                )
+                verdict = consistency.judge(data, item.cast, item.portraits)
+            name = store_bytes(project.pk, "frames", f"frame-{item.pk}", data, image_suffix(data))
+            item.tries.append(Try(name, prompt, seed, verdict))
+            if bar is None or verdict is None or verdict.score >= bar:
+                break
+            prompt = with_instructions(item.prompt, consistency.issues_instructions(verdict))
+        return item.best.name
 
     order_of = {f.pk: (f.scene_id, f.order) for f in frames}
-    outcomes = gather(draw, [todo(f) for f in first])
+    outcomes = gather(draw, [shot(f) for f in first])
     for item, name in outcomes:
         if isinstance(name, str):
-            scene_id, order = order_of[item[0]]
+            scene_id, order = order_of[item.pk]
             drawn.setdefault(scene_id, {})[order] = name
     if rest and not first_error(outcomes):
-        outcomes += gather(draw, [todo(f) for f in rest])
+        outcomes += gather(draw, [shot(f) for f in rest])
 
-    def store(item: tuple[int, str, dict, list[bytes]], name: str) -> int | None:
-        pk, prompt, inputs, _ = item
-        frame = Frame.objects.select_related("scene__project").filter(pk=pk).first()
+    def store(item: Shot, name: str) -> int | None:
+        frame = Frame.objects.select_related("scene__project").filter(pk=item.pk).first()
         if frame is None:
+            delete_after_commit(*(t.name for t in item.tries if t.name != name))
             return None
         if frame.status != Frame.Status.READY:
             frame.status = Frame.Status.READY
             frame.save(update_fields=["status", "updated_at"])
+        best = item.best
+        for other in item.tries:
+            if other is not best:  # kept as a take, not current
+                take_record(
+                    project_id=job.project_id,
+                    provider=provider.name,
+                    model=provider.model,
+                    source_job_id=job.pk,
+                    file=other.name,
+                    prompt=other.prompt,
+                    instructions=instructions,
+                    seed=other.seed,
+                    consistency=_scored(other, bar, len(item.tries)),
+                    current=False,
+                    kind=Take.Kind.KEYFRAME,
+                    frame=frame,
+                    inputs=item.inputs,
+                )
         take = record_take(
             job,
             provider,
-            (UNIT, pk),
+            (UNIT, item.pk),
+            file=best.name,
+            prompt=best.prompt,
+            instructions=instructions,
+            seed=best.seed,
+            consistency=_scored(best, bar, len(item.tries)),
             kind=Take.Kind.KEYFRAME,
             frame=frame,
-            file=name,
-            inputs=inputs,
-            prompt=prompt,
-            instructions=instructions,
-            seed=take_seed(job, pk),
+            inputs=item.inputs,
         )
         return take.pk
 
     finish_with_outcomes(job, outcomes, store, result=result)
+
+
+def _scored(attempt: Try, bar: float | None, tries: int) -> dict | None:
+    if attempt.verdict is None:
+        return None
+    flagged = bar is not None and attempt.verdict.score < bar
+    return {**attempt.verdict.as_dict(), "threshold": bar, "flagged": flagged, "tries": tries}

@@ -163,9 +163,26 @@ def instance_for_schema(
     if kind == "object":
         return {key: sub(value, key) for key, value in schema.get("properties", {}).items()}
     if kind == "array":
+        items = schema.get("items", {})
+        listed = _listed_values(items, defs)
+        if listed:  # one item per allowed value, as a model asked about each of them answers
+            key, values = listed
+            return [{**sub(items), key: value} for value in values]
         count = int(_bounded(schema.get("minItems"), schema.get("maxItems"), 2))
-        return [sub(schema.get("items", {})) for _ in range(count)]
+        return [sub(items) for _ in range(count)]
     return _scalar(schema, kind, name)
+
+
+def _listed_values(
+    items: Mapping[str, Any], defs: Mapping[str, Any]
+) -> tuple[str, list[Any]] | None:
+    """An array of objects keyed by an enum property (e.g. a score per named character)."""
+    if "$ref" in items:
+        items = defs.get(str(items["$ref"]).rsplit("/", 1)[-1], {})
+    for key, prop in (items.get("properties") or {}).items():
+        if isinstance(prop, Mapping) and prop.get("enum"):
+            return key, list(prop["enum"])
+    return None
 
 
 def _scalar(schema: Mapping[str, Any], kind: str, name: str) -> Any:

@@ -7,6 +7,8 @@ import base64
 
 import pytest
 
+from generation.consistency import local_verdict
+from generation.providers.local import LocalImage
 from generation.schemas import SceneDraft
 from generation.steps.scenes import present_cast
 from projects.cast import match_names, shot_cast
@@ -170,3 +172,83 @@ def test_the_fake_writes_first_names_when_the_schema_lets_it():
         answer = httpx.post(f"{fake.url}/v1beta/models/m:generateContent", json=body).json()
     text = answer["candidates"][0]["content"]["parts"][0]["text"]
     assert '"Mara"' in text and "Mara Vance" not in text
+
+
+# --- the score of each keyframe, and a redraw below the threshold ----------------------------
+
+
+def test_the_offline_judge_tells_a_keyframe_drawn_with_the_portrait_from_one_without(user):
+    project = ProjectFactory(owner=user)
+    mara = CharacterFactory(project=project, name="Mara Vance", status="approved")
+    painter = LocalImage()
+    portrait = painter.generate_image(prompt="Mara", references=[], aspect_ratio="1:1", seed=1)
+    other = painter.generate_image(prompt="Elias", references=[], aspect_ratio="1:1", seed=9)
+    args = {"prompt": "Shot. Mara at the lamp.", "aspect_ratio": "16:9", "seed": 3}
+    faithful = painter.generate_image(references=[portrait], **args)
+    wrong = painter.generate_image(references=[other], **args)
+    without = painter.generate_image(references=[], **args)
+    assert local_verdict(faithful, [mara], [portrait]).score == 1.0
+    assert local_verdict(wrong, [mara], [portrait]).score < 0.9
+    low = local_verdict(without, [mara], [portrait])
+    assert low.score < 0.9 and low.per_character[0]["issues"]
+    assert low.checked_by.startswith("local") and "stand-in" in low.checked_by
+
+
+def test_every_keyframe_shows_its_score_in_the_api(api, user, settings):
+    settings.TEXT_PROVIDER = settings.IMAGE_PROVIDER = "local"
+    project = ProjectFactory(owner=user, num_scenes=1, frames_per_scene=2, clip_seconds=2)
+    assert (
+        api.post(
+            "/api/jobs/character-generation", {"project_id": project.pk, "count": 2}, format="json"
+        ).status_code
+        == 202
+    )
+    drain()
+    for character in project.characters.all():
+        api.post(f"/api/characters/{character.pk}/approve")
+    drain()
+    doc = api.get(f"/api/projects/{project.pk}").json()
+    for frame in doc["scenes"][0]["frames"]:
+        verdict = frame["consistency"]
+        in_shot = frame["character_ids"] or doc["scenes"][0]["character_ids"]
+        assert verdict["score"] == 1.0 and verdict["flagged"] is False
+        assert {c["character_id"] for c in verdict["per_character"]} == set(in_shot)
+
+
+def test_a_keyframe_scored_below_the_threshold_is_redrawn_with_the_judges_issues(
+    api, user, gemini, settings
+):
+    project = film_through_the_fake(api, user)
+    project.min_consistency = 0.8
+    project.save(update_fields=["min_consistency"])
+    frame = Frame.objects.filter(scene__project=project).order_by("scene__order", "order")[0]
+    cast = shot_cast(frame)
+    low = {
+        "characters": [
+            {"name": c.name, "score": 0.3, "issues": ["hair is red, not grey"]} for c in cast
+        ]
+    }
+    # the judge's first verdict; the next ones are the fake's (1.0 for each character)
+    gemini.respond_json(low, model=settings.GEMINI_TEXT_MODEL)
+    before = len(gemini.requests)
+    body = {"frame_id": frame.pk}
+    assert api.post("/api/jobs/keyframe-generation", body, format="json").status_code == 202
+    drain()
+    images = [r for r in gemini.requests[before:] if r.kind == "image"]
+    judged = [r for r in gemini.requests[before:] if r.kind == "text"]
+    assert len(images) == 2 and len(judged) == 2  # drawn, judged low, drawn again, judged
+    assert "hair is red, not grey" in str(images[1].body)
+    assert "hair is red" not in str(images[0].body)
+    assert len(inline_images(judged[0].body)) == 1 + len(cast)  # the keyframe, the portraits
+    frame.refresh_from_db()
+    takes = list(frame.takes.filter(kind="keyframe").order_by("-pk")[:2])
+    current = frame.keyframe_take
+    assert current.consistency["score"] == 1.0 and current.consistency["tries"] == 2
+    assert current.consistency["flagged"] is False
+    older = next(t for t in takes if t.pk != current.pk)
+    assert older.consistency["score"] == 0.3
+    assert older.consistency["per_character"][0]["issues"] == ["hair is red, not grey"]
+    shown = api.get(f"/api/frames/{frame.pk}/takes?kind=keyframe").json()["results"]
+    assert [t["current"] for t in shown[:2]] == [True, False]
+    # the judge's calls are paid for with the keyframe
+    assert current.cost_usd > 0

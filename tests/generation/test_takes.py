@@ -255,17 +255,21 @@ def test_through_the_real_sdks_a_prompt_edit_and_refresh_pay_one_image_and_one_c
     drain()
 
     now = (gemini.count(kind="text"), gemini.count(kind="image"), fal.count(kind="submit"))
-    assert (now[0] - asked[0], now[1] - asked[1], now[2] - asked[2]) == (0, 1, 1)
+    # one image and its consistency check (a vision question, no writing), one clip
+    assert (now[0] - asked[0], now[1] - asked[1], now[2] - asked[2]) == (1, 1, 1)
+    judge = [r for r in gemini.requests if r.kind == "text"][-1]
+    assert "reference portraits" in json.dumps(judge.body)
     image_request = [r for r in gemini.requests if r.kind == "image"][-1]
     assert "storm at the window" in json.dumps(image_request.body)
     project.refresh_from_db()
     assert project.status == Project.Status.COMPLETE
     assert project.takes.filter(kind="film").count() == 2
 
-    # instructions for one redo reach the model's request, and no text model is asked
+    # instructions for one redo reach the model's request; the text model only judges it
+    texts = gemini.count(kind="text")
     body = {"frame_id": frame.pk, "instructions": "make the lamp flicker blue"}
     assert api.post("/api/jobs/keyframe-generation", body, format="json").status_code == 202
     drain()
-    assert gemini.count(kind="text") == asked[0]
+    assert gemini.count(kind="text") == texts + 1
     image_request = [r for r in gemini.requests if r.kind == "image"][-1]
     assert "make the lamp flicker blue" in json.dumps(image_request.body)
