@@ -6,6 +6,7 @@ import { api, errorText } from "./api.js";
 import { $, badge, el, label, notify, reconcile } from "./dom.js";
 import { editable, regenerate, staleBadge, staleNote, takeStrip } from "./control.js";
 import { renderMoney } from "./money.js";
+import { castFallbackNote, consistencyBadge, inShot } from "./consistency.js";
 import { linePlayer, renderSound, voicePicker } from "./sound.js";
 
 const STEPS = [
@@ -130,7 +131,7 @@ function editDescription(c, card, description, actions) {
 function renderScenes(p, actions) {
   const names = new Map(p.characters.map((c) => [c.id, c.name]));
   reconcile($("#scene-list"), p.scenes, (s) => `scene-${s.id}`,
-    (s) => JSON.stringify([s.order, s.title, s.status, s.concise_plot, s.detailed_plot, s.dialogue, s.location, s.mood, s.character_ids]),
+    (s) => JSON.stringify([s.order, s.title, s.status, s.concise_plot, s.detailed_plot, s.dialogue, s.location, s.mood, s.character_ids, s.cast_fallback]),
     (s) => {
       const url = `/api/scenes/${s.id}`;
       const field = (name, label, opts = {}) => editable({ url, field: name, value: s[name], name: `${label.toLowerCase()} of scene ${s.order}`, label, onSaved: actions.soon, ...opts });
@@ -143,7 +144,8 @@ function renderScenes(p, actions) {
         el("details", { class: "more" }, el("summary", { class: "small muted", text: "Detailed plot and dialogue" }),
           field("detailed_plot", "Detailed plot", { multiline: true, maxlength: 20000 }),
           field("dialogue", "Dialogue", { multiline: true, maxlength: 20000 })),
-        s.character_ids.length ? el("p", { class: "small muted", text: `With ${s.character_ids.map((id) => names.get(id) || `#${id}`).join(", ")}` }) : null);
+        s.character_ids.length ? el("p", { class: "small muted", text: `With ${s.character_ids.map((id) => names.get(id) || `#${id}`).join(", ")}` }) : null,
+        castFallbackNote(s));
     });
   $("#scenes-empty").hidden = p.scenes.length > 0;
 }
@@ -159,7 +161,8 @@ function renderStoryboard(p, actions) {
   withFrames.forEach((s, i) => {
     reconcile(boards.children[i].querySelector(".frames"), s.frames, (f) => `frame-${f.id}`,
       (f) => JSON.stringify([f.order, f.status, f.image_url, f.prompt, f.camera, f.dialogue, takeState(f),
-        f.speaker_id, speakers.get(f.speaker_id), f.line && [f.line.take_id, f.line.stale]]),
+        f.speaker_id, speakers.get(f.speaker_id), f.line && [f.line.take_id, f.line.stale],
+        f.consistency, f.character_ids, s.character_ids]),
       (f) => frameCard(s, f, actions, speakers));
   });
   $("#storyboard-empty").hidden = withFrames.length > 0;
@@ -171,10 +174,12 @@ function frameCard(s, f, actions, speakers) {
   const where = `scene ${s.order}, frame ${f.order}`;
   const field = (name, label, opts = {}) => editable({ url, field: name, value: f[name], name: `${label.toLowerCase()} of ${where}`, label, onSaved: actions.soon, ...opts });
   return el("div", { class: "card frame", id: `frame-${f.id}`, "data-frame": f.id, "data-stale": f.stale ? "true" : null },
-    f.image_url ? el("img", { src: f.image_url, alt: `Keyframe ${s.order}.${f.order}` }) : el("div", { class: "no-image" }),
+    f.image_url ? el("div", { class: "keyframe" }, el("img", { src: f.image_url, alt: `Keyframe ${s.order}.${f.order}` }), consistencyBadge(f))
+      : el("div", { class: "no-image" }),
     strip(f, `/api/frames/${f.id}/takes?kind=keyframe`, "keyframe", `keyframe of ${where}`, actions),
     el("h3", {}, `Frame ${f.order} `, badge(f.status), " ", staleBadge(f)),
     staleNote(f),
+    inShot(s, f, speakers),
     field("prompt", "Prompt", { multiline: true }),
     field("camera", "Camera", { maxlength: 500 }),
     field("dialogue", "Dialogue", { multiline: true }),
