@@ -29,7 +29,13 @@ from filmstudio.support import WORKER_SHELL_COMMAND
 from generation import events, services
 from generation.jobtypes import generating_statuses
 from generation.models import GenerationJob
-from generation.selectors import queue_status, spend_by_project, spend_by_user, spend_users
+from generation.selectors import (
+    keyframe_consistency,
+    queue_status,
+    spend_by_project,
+    spend_by_user,
+    spend_users,
+)
 from media.signing import blob_url
 from projects.models import Project
 from projects.selectors import project_hierarchy
@@ -137,9 +143,11 @@ def project_list(request: HttpRequest) -> HttpResponse:
             Q(title__icontains=search) | Q(logline__icontains=search) | Q(owner__username=search)
         )
     page = _paginate(projects, request.GET, errors)
+    scores = keyframe_consistency([p.pk for p in page]) if not errors else {}
     for project in page if not errors else []:
         # a handful of queries per project on the page (takes, frames, cast), staff only
         project.stale_count = len(project_stale_units(project))
+        project.consistency = scores.get(project.pk)
     context = {
         "nav": "projects",
         "page": page if not errors else None,
@@ -161,6 +169,8 @@ def _sign_media(project: Project) -> str | None:
             frame.image_url = blob_url(frame.image)
             frame.clip = getattr(frame, "video", None)  # the reverse one-to-one raises if absent
             frame.clip_url = blob_url(frame.clip.file) if frame.clip else None
+            take = frame.keyframe_take
+            frame.consistency = take.consistency if take is not None else None
     return blob_url(project.final_video)
 
 
@@ -178,6 +188,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "jobs": jobs[:PAGE_SIZE],
         "job_total": jobs.count(),
         "stale": project_stale_units(project),
+        "consistency": keyframe_consistency([project.pk]).get(project.pk),
     }
     return _render(request, "dashboard/project.html", context)
 

@@ -11,7 +11,7 @@ from rq import Worker
 
 from generation import costs, estimates
 from generation.models import GenerationJob, SpendEntry
-from projects.models import Project
+from projects.models import Frame, Project
 from projects.takes import refresh_plan
 
 
@@ -164,3 +164,28 @@ def spend_users(user_ids: list[int]) -> dict[int, dict]:
 def user_limits(user_id: int) -> costs.Limits:
     """The limits that hold for a user now (the admin shows them beside what staff set)."""
     return costs.limits_for(user_id)
+
+
+def keyframe_consistency(project_ids: list[int]) -> dict[int, dict]:
+    """Per project, how its current keyframes scored against their characters' portraits
+    (`generation.consistency`): `{scored, average, lowest, flagged}`, in one query. A keyframe
+    without a verdict (no one in the shot) is not counted; a project without any is absent."""
+    rows = Frame.objects.filter(
+        scene__project_id__in=project_ids, keyframe_take__consistency__isnull=False
+    ).values_list("scene__project_id", "keyframe_take__consistency")
+    scores: dict[int, list[float]] = {}
+    flagged: dict[int, int] = {}
+    for project_id, verdict in rows:
+        if not isinstance(verdict, dict) or not isinstance(verdict.get("score"), int | float):
+            continue
+        scores.setdefault(project_id, []).append(float(verdict["score"]))
+        flagged[project_id] = flagged.get(project_id, 0) + bool(verdict.get("flagged"))
+    return {
+        pk: {
+            "scored": len(values),
+            "average": sum(values) / len(values),
+            "lowest": min(values),
+            "flagged": flagged[pk],
+        }
+        for pk, values in scores.items()
+    }
