@@ -29,11 +29,17 @@ from tests.pipeline import subprocess_env
 SUPERUSER = "postgres"  # the database role the private server is initialised with
 
 
-def run_as() -> str | None:
-    """The system user to run servers as: None when not root, else `postgres` (Debian's
-    package makes it) or `nobody`."""
+def run_as(socket_dir: str = "") -> str | None:
+    """The system user to run servers as: None when not root; else the owner of `socket_dir`
+    when given (a server reached by its Unix socket, as pgserver's of `make test`, keeps it in a
+    directory only its user may enter), else `postgres` (Debian's package makes it) or
+    `nobody`."""
     if os.geteuid() != 0:
         return None
+    if socket_dir.startswith("/") and os.path.isdir(socket_dir):
+        owner = pwd.getpwuid(os.stat(socket_dir).st_uid).pw_name
+        if owner != "root":
+            return owner
     for name in ("postgres", "nobody"):
         with contextlib.suppress(KeyError):
             pwd.getpwnam(name)
@@ -41,10 +47,9 @@ def run_as() -> str | None:
     raise RuntimeError("running as root, and there is no postgres or nobody user to run as")
 
 
-def private_dir(prefix: str) -> Path:
-    """A fresh directory the server's user owns (pytest's tmp_path is root's, mode 0700)."""
+def private_dir(prefix: str, user: str | None = None) -> Path:
+    """A fresh directory `user` owns (pytest's tmp_path is root's, mode 0700)."""
     path = Path(tempfile.mkdtemp(prefix=prefix))
-    user = run_as()
     if user:
         entry = pwd.getpwnam(user)
         os.chown(path, entry.pw_uid, entry.pw_gid)
@@ -81,7 +86,7 @@ class PrivatePostgres:
     def __init__(self, *, max_connections: int = 40):
         self.bin = postgres_bin()
         self.max_connections = max_connections
-        self.dir = private_dir("fs-pg-")
+        self.dir = private_dir("fs-pg-", run_as())
         self.data = self.dir / "data"
         self.port = free_port()
         self.log = self.dir / "postgres.log"
@@ -159,7 +164,8 @@ class PgBouncer:
 
     def __init__(self, upstream: dict, *, pool_size: int = 8):
         self.upstream, self.pool_size = upstream, pool_size
-        self.dir = private_dir("fs-pgbouncer-")
+        self.os_user = run_as(upstream.get("HOST") or "")
+        self.dir = private_dir("fs-pgbouncer-", self.os_user)
         self.port = free_port()
         self.user = upstream.get("USER") or SUPERUSER
         self.log = self.dir / "pgbouncer.log"
@@ -194,15 +200,14 @@ class PgBouncer:
         (self.dir / "users.txt").write_text(f'"{self.user}" ""\n')
         ini = self.dir / "pgbouncer.ini"
         ini.write_text(self.config())
-        user = run_as()
-        if user:
-            entry = pwd.getpwnam(user)
+        if self.os_user:
+            entry = pwd.getpwnam(self.os_user)
             for path in self.dir.iterdir():
                 os.chown(path, entry.pw_uid, entry.pw_gid)
         # -q: its log goes to the log file only
         self.proc = subprocess.Popen(
             [pgbouncer_binary(), "-q", str(ini)],
-            user=user,
+            user=self.os_user,
             cwd="/",
             start_new_session=True,  # stop_process ends its group
             stdin=subprocess.DEVNULL,
