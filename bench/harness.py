@@ -269,6 +269,14 @@ class RssSampler:
 _PLANS = {"characters": "CastPlan", "scenes": "ScenePlan", "frames": "FramePlan"}
 
 
+def _has_images(body: dict) -> bool:
+    return any(
+        "inlineData" in part
+        for content in body.get("contents") or []
+        for part in content.get("parts") or []
+    )
+
+
 def _schema_of(body: dict) -> dict:
     config = body.get("generationConfig") or {}
     return config.get("responseJsonSchema") or config.get("responseSchema") or {}
@@ -294,7 +302,9 @@ class StoryGemini(FakeGemini):
     """
 
     def _answer(self, kind: str, model: str, body: dict, block: Any) -> dict:
-        if kind == "text" and block is None:
+        # A plan is asked in words only; a text request with images (the consistency judge's,
+        # whose verdict is also a list of `characters`) is answered by the stock fake.
+        if kind == "text" and block is None and not _has_images(body):
             properties = set((_schema_of(body).get("properties") or {}).keys())
             field_name = next((p for p in properties if p in _PLANS), None)
             if field_name is not None:

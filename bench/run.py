@@ -100,6 +100,12 @@ BENCHES: list[Bench] = [
     Bench("7", "rss", "Peak RSS of the web process and a worker", "bench.run:rss"),
     Bench("8", "export", "Export job: the hand-off zip", "bench.export_bench:run"),
     Bench("9", "cost", "Cost: the quote against the ledger and the bill", "bench.cost_bench:run"),
+    Bench(
+        "10",
+        "consistency",
+        "Consistency: portraits in every keyframe request, the judge's share of the step",
+        "bench.consistency_bench:run",
+    ),
 ]
 
 
