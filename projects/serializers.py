@@ -193,6 +193,15 @@ class SceneSerializer(serializers.ModelSerializer):
     )
 
 
+class StrictFloatField(serializers.FloatField):
+    """A JSON number (not a string or a boolean)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class BudgetField(serializers.DecimalField):
     """USD as a JSON number (or a decimal string), 0 to MAX_BUDGET_USD, or null for none."""
 
@@ -229,6 +238,15 @@ class ProjectSerializer(StrictModelSerializer):
     )
 
     budget_usd = BudgetField()
+    min_consistency = StrictFloatField(
+        min_value=0.0,
+        max_value=1.0,
+        allow_null=True,
+        required=False,
+        help_text="Keyframes the consistency judge scores below this (0..1) are drawn again "
+        "with its issues (null: the MIN_CONSISTENCY setting with the Gemini judge, off "
+        "offline).",
+    )
     burn_subtitles = StrictBooleanField(
         required=False,
         help_text="true: the subtitles are burnt into the picture of the next cut.",

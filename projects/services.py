@@ -28,6 +28,7 @@ PROJECT_FIELDS = (
     "budget_usd",
     "music",
     "burn_subtitles",
+    "min_consistency",
 )
 # Changing these while the pipeline works would leave half-built content of the old shape.
 PROJECT_SHAPE_FIELDS = ("num_scenes", "frames_per_scene", "clip_seconds", "aspect_ratio")

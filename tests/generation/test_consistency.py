@@ -252,3 +252,16 @@ def test_a_keyframe_scored_below_the_threshold_is_redrawn_with_the_judges_issues
     assert [t["current"] for t in shown[:2]] == [True, False]
     # the judge's calls are paid for with the keyframe
     assert current.cost_usd > 0
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "0.5", True])
+def test_min_consistency_is_a_number_from_0_to_1_or_null(api, user, bad):
+    project = ProjectFactory(owner=user)
+    url = f"/api/projects/{project.pk}"
+    assert api.patch(url, {"min_consistency": bad}, format="json").status_code == 400
+    assert (
+        api.patch(url, {"min_consistency": 0.75}, format="json").json()["min_consistency"] == 0.75
+    )
+    assert (
+        api.patch(url, {"min_consistency": None}, format="json").json()["min_consistency"] is None
+    )
