@@ -3,12 +3,13 @@ ffmpeg, the files probed and measured), subtitles timed to the spoken audio."""
 
 import re
 import subprocess
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
 
-from generation.models import GenerationJob
+from generation.models import GenerationJob, SpendEntry
 from generation.providers.gemini import GeminiSpeech
 from generation.providers.local import LocalSpeech, wav_seconds
 from generation.voices import pick_voice
@@ -393,3 +394,34 @@ def test_the_admin_cast_approval_picks_a_voice_with_a_sample(admin_client):
     admin_client.post(url, {"approve": character.pk, f"voice-{character.pk}": "espeak-dora"})
     character.refresh_from_db()
     assert (character.status, character.voice) == ("approved", "espeak-dora")
+
+
+def test_a_gemini_line_is_a_take_and_its_audio_tokens_are_in_the_ledger(
+    api, user, gemini, settings
+):
+    settings.SPEECH_PROVIDER = "gemini"
+    project = ProjectFactory(owner=user)
+    speaker = Character.objects.create(
+        project=project, name="Mara", status=Character.Status.APPROVED, voice="Kore"
+    )
+    scene = SceneFactory(project=project)
+    scene.characters.add(speaker)
+    frame = FrameFactory(scene=scene, dialogue="Mara: We hold on until morning.", speaker=speaker)
+    response = api.post("/api/jobs/audio-generation", {"frame_id": frame.pk}, format="json")
+    assert response.status_code == 202, response.json()
+    drain()
+    frame.refresh_from_db()
+    take = frame.line_take
+    assert (take.provider, take.model) == ("gemini", "gemini-3.8-flash-lite-tts")
+    assert take.prompt == "We hold on until morning."  # the speaker's name is not read out
+    assert take.duration == pytest.approx(0.4 + 5 / 2.5, abs=0.01)
+    # the SDK sends the speech config's fields by their proto names (the API takes both forms)
+    speech = gemini.requests[-1].body["generationConfig"]["speechConfig"]
+    voice = speech.get("voiceConfig") or speech["voice_config"]
+    prebuilt = voice.get("prebuiltVoiceConfig") or voice["prebuilt_voice_config"]
+    assert (prebuilt.get("voiceName") or prebuilt["voice_name"]) == "Kore"
+    [entry] = SpendEntry.objects.filter(project=project, unit_type="frame", unit_id=frame.pk)
+    audio = round((0.4 + 5 / 2.5) * 25)
+    assert entry.usage["audio_tokens"] == audio
+    expected = Decimal("0.50") * entry.usage["input_tokens"] + Decimal("6.00") * audio
+    assert entry.usd == (expected / 1_000_000).quantize(Decimal("0.000001")) == take.cost_usd
