@@ -22,6 +22,7 @@ from director.pages import PAGES, page_system_prompt
 from director.selectors import session_history
 from director.streaming import TurnEvents, TurnRelay
 from director.tools import Proposal, ToolContext, ToolOutcome, execute, page_tools
+from filmstudio.exceptions import LimitExceeded
 from generation import costs
 from generation.providers.base import ProviderError
 from generation.usage import Meter
@@ -129,10 +130,12 @@ def run_turn(
             else:
                 director = director_for_settings(paced=paced)
                 provider = director.name
+                if provider != "local":  # a paid model: not past the user's daily cap
+                    costs.refuse_over_daily_cap(turn.session.user_id)
                 text = converse(turn, director, events)
         services.turn_complete(turn=turn, provider=provider)
-    except (ProviderError, ImproperlyConfigured) as error:
-        message = error.message if isinstance(error, ProviderError) else str(error)
+    except (ProviderError, ImproperlyConfigured, LimitExceeded) as error:
+        message = str(error) if isinstance(error, ImproperlyConfigured) else error.message
         _fail(turn, provider, events, f"The director could not answer: {message}")
     except Exception:
         logger.exception("director turn %s crashed", turn_id)

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Q
 
+from generation import services
 from generation.models import GenerationJob, SpendEntry, UserLimit
 from generation.selectors import spend_users, user_limits
 
@@ -75,6 +76,12 @@ class UserLimitAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # the user of an existing row stays (another user gets a row of their own)
         return [*self.readonly_fields, "user"] if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        resumed = services.limits_changed(obj.user_id)  # paused work tries again
+        if resumed:
+            self.message_user(request, f"{resumed} paused job(s) of {obj.user} resumed.")
 
     @admin.display(description="Daily cap in force")
     def effective_daily_spend(self, obj: UserLimit) -> str:

@@ -13,8 +13,10 @@ characters in its shot.
 MIN_CONSISTENCY setting with the Gemini judge; off offline unless the project sets it)."""
 
 import io
+import logging
 import math
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -22,10 +24,14 @@ from django.conf import settings
 from PIL import Image
 from pydantic import BaseModel, Field, create_model
 
+from generation import estimates
 from generation.providers import text_choice, text_provider
+from generation.providers.base import ProviderError
 from generation.providers.local import mark_box, mean_colour
 from generation.schemas import Name, cast_name
 from projects.models import Character, Project
+
+logger = logging.getLogger(__name__)
 
 JUDGE_PROMPT = (
     "The first image is a keyframe of a film. The images after it are the reference portraits "
@@ -86,6 +92,22 @@ def judge(keyframe: bytes, cast: list[Character], portraits: list[bytes]) -> Ver
     if text_choice()[0] == "local":
         return local_verdict(keyframe, cast, portraits)
     return _model_verdict(keyframe, cast, portraits)
+
+
+def judge_or_none(keyframe: bytes, cast: list[Character], portraits: list[bytes]) -> Verdict | None:
+    """`judge`, but a judge that fails (a rate limit, a refusal) leaves the keyframe unscored
+    rather than losing a paid image."""
+    try:
+        return judge(keyframe, cast, portraits)
+    except ProviderError as error:
+        logger.warning("consistency judge failed, keyframe left unscored: %s", error.message)
+        return None
+
+
+def redraw_price() -> Decimal:
+    """What one more try of a keyframe costs (the image and its judging), as quoted."""
+    items = estimates.keyframes(["x" * estimates.UNWRITTEN_PROMPT_CHARS], references=2, in_shot=1)
+    return estimates.total(items)
 
 
 def _model_verdict(keyframe: bytes, cast: list[Character], portraits: list[bytes]) -> Verdict:

@@ -97,7 +97,14 @@ def _write(meter: Meter, entries: list[tuple[Unit, Usage]]) -> Decimal:
     SpendEntry.objects.bulk_create(rows)
     total = sum((row.usd for row in rows), ZERO)
     if meter.project_id is not None and total:
-        Project.objects.filter(pk=meter.project_id).update(spent_usd=F("spent_usd") + total)
+        # What is spent comes off what the job set aside: the two never count the same dollar.
+        held = Job.objects.filter(pk=meter.job_id).values_list("reserved_usd", flat=True).first()
+        settled = min(held or ZERO, total)
+        if settled:
+            Job.objects.filter(pk=meter.job_id).update(reserved_usd=F("reserved_usd") - settled)
+        Project.objects.filter(pk=meter.project_id).update(
+            spent_usd=F("spent_usd") + total, reserved_usd=F("reserved_usd") - settled
+        )
     return total
 
 
@@ -124,14 +131,14 @@ def flush(meter: Meter) -> Decimal:
         return ZERO
     with transaction.atomic():
         if meter.project_id is not None:
-            if Project.objects.filter(pk=meter.project_id).exists():
-                lock_project(meter.project_id)
-            else:
+            found = Project.objects.select_for_update().filter(pk=meter.project_id).first()
+            if found is None:
                 meter.project_id = None  # deleted meanwhile: the spend stays the user's
         if meter.job_id is not None and not Job.objects.filter(pk=meter.job_id).exists():
             meter.job_id = None
-        entries, meter.pending = meter.pending, []
-        return _write(meter, entries)
+        total = _write(meter, meter.pending)
+    meter.pending = []  # only once written: a failed write leaves them for the next flush
+    return total
 
 
 # --- limits ----------------------------------------------------------------------------------
@@ -260,10 +267,23 @@ def reserve(job: Job, usd: Decimal) -> bool:
     return True
 
 
+def resume_status(project: Project) -> str:
+    """The status a paused project goes back to: the one it had when its first job paused."""
+    if project.status != Project.Status.PAUSED_BUDGET:
+        return project.status
+    for params in Job.objects.filter(project=project, status=Job.Status.PAUSED).values_list(
+        "params", flat=True
+    ):
+        status = (params or {}).get("resume_status")
+        if status and status != Project.Status.PAUSED_BUDGET:
+            return status
+    return Project.Status.COMPLETE if project.final_video else Project.Status.DRAFT
+
+
 def _pause(job: Job, project: Project, reason: str) -> None:
-    resume_status = project.status
+    resume_status_ = resume_status(project)
     job.status, job.error = Job.Status.PAUSED, reason
-    job.params = {**job.params, "resume_status": resume_status}
+    job.params = {**job.params, "resume_status": resume_status_}
     job.save(update_fields=["status", "error", "params", "updated_at"])
     events.publish_job(job)
     if project.status != Project.Status.PAUSED_BUDGET:
@@ -302,7 +322,7 @@ def budget_changed(project: Project) -> int:
     if not paused:
         return 0
     if project.status == Project.Status.PAUSED_BUDGET:
-        project.status = paused[0].params.get("resume_status") or Project.Status.GENERATING_VIDEOS
+        project.status = resume_status(project)
         project.save(update_fields=["status", "updated_at"])
         events.publish_entity(project)
     for job in paused:
@@ -312,3 +332,35 @@ def budget_changed(project: Project) -> int:
         queue.enqueue(job.pk)
     logger.info("project %s: budget raised, %s paused job(s) resumed", project.pk, len(paused))
     return len(paused)
+
+
+def limits_changed(user_id: int) -> int:
+    """Staff changed a user's limits: their paused work goes back to the queue (and pauses
+    again if it still does not fit). Returns how many jobs resumed."""
+    resumed = 0
+    paused = Job.objects.filter(project__owner_id=user_id, status=Job.Status.PAUSED)
+    for project_id in sorted(set(paused.values_list("project_id", flat=True))):
+        with transaction.atomic():
+            resumed += budget_changed(lock_project(project_id))
+    return resumed
+
+
+def headroom(project: Project) -> Decimal:
+    """What may still be spent beyond what is reserved: the lower of what is left of the budget
+    and of the user's daily cap."""
+    limits = limits_for(project.owner_id)
+    daily = limits.daily_spend_usd - spent_today(project.owner_id)
+    left = remaining(project)
+    return daily if left is None else min(left, daily)
+
+
+def refuse_over_daily_cap(user_id: int) -> None:
+    """`LimitExceeded` when the user has spent their daily cap (a director turn on Gemini is
+    paid for: it does not start then)."""
+    limits = limits_for(user_id)
+    used = spent_today(user_id)
+    if used >= limits.daily_spend_usd:
+        raise LimitExceeded(
+            f"The daily spend cap of {usd_text(limits.daily_spend_usd)} is reached "
+            f"({usd_text(used)} in the last 24 hours); staff can raise it in the admin."
+        )

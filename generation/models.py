@@ -86,8 +86,9 @@ class SpendEntry(models.Model):
     step ends). The ledger is append-only; the project's `spent_usd` is its sum."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # A deleted project's calls stay the user's (the daily cap counts them).
     project = models.ForeignKey(
-        Project, null=True, blank=True, on_delete=models.CASCADE, related_name="spend_entries"
+        Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="spend_entries"
     )
     job = models.ForeignKey(
         GenerationJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

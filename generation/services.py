@@ -15,6 +15,7 @@ from django.db import transaction
 from filmstudio.exceptions import ConflictError
 from filmstudio.services import model_update
 from generation import costs, estimates, events, queue
+from generation.costs import limits_changed
 from generation.jobs import (
     ACTIVE,
     active,
@@ -89,6 +90,7 @@ __all__ = [
     "job_still_active",
     "job_succeed",
     "job_wait",
+    "limits_changed",
     "project_delete",
     "project_has_active_jobs",
     "project_jobs_cancel",
@@ -237,6 +239,10 @@ def job_cancel(*, job: Job, set_project_status: bool = True) -> Job:
             )
         jobs_cancel(Job.objects.filter(pk=job.pk), "Cancelled.")
         job.refresh_from_db()
+        paused_left = project.jobs.filter(status=Job.Status.PAUSED).exists()
+        if project.status == Project.Status.PAUSED_BUDGET and not paused_left:
+            # Nothing waits for money any more: the project is what it was before it paused.
+            set_status(project, job.params.get("resume_status") or costs.resume_status(project))
         if set_project_status and status_while_running(job, project):
             set_status(project, Project.Status.CANCELLED)
     return job
@@ -346,7 +352,7 @@ def project_update(*, project: Project, **fields) -> Project:
         project, updated = model_update(instance=project, fields=PROJECT_FIELDS, data=fields)
         if updated:
             publish_entity(project)
-        if "budget_usd" in changed:
+        if "budget_usd" in fields:  # unchanged too: paused work tries again (the daily cap)
             costs.budget_changed(project)
             project.refresh_from_db()
     return project

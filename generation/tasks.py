@@ -12,7 +12,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from django.utils import timezone
 
 from filmstudio.logging import public_error, redact
-from generation import costs, estimates, queue, services
+from generation import costs, estimates, queue, services, usage
 from generation.jobtypes import job_type, remote_types
 from generation.models import GenerationJob
 from generation.providers import video_provider
@@ -56,6 +56,9 @@ DATABASE_TRANSIENT = (OperationalError, InterfaceError)
 
 
 def _handle_failure(job: GenerationJob, error: Exception, *, poll: bool = False) -> None:
+    meter = usage.current_meter()
+    if meter is not None:
+        costs.flush(meter)  # what the failed step spent is spent before its reservation goes
     if isinstance(error, DATABASE_TRANSIENT):
         connection.close()  # a broken connection stays broken: take a fresh one
         error = TransientProviderError(f"database connection lost: {error}".strip())

@@ -1,6 +1,8 @@
 """A scene's shot list (text) and its keyframes; `keyframe_run` redraws one frame's keyframe."""
 
+import threading
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -69,7 +71,6 @@ def run(job: GenerationJob) -> None:
                 *dropped.values_list("image", flat=True),
             )
             dropped.delete()
-            speakers = {c.name.strip().lower(): c.pk for c in cast}
             for order, draft in enumerate(drafts[:count], start=1):
                 frame, _ = Frame.objects.update_or_create(
                     scene=scene,
@@ -77,7 +78,7 @@ def run(job: GenerationJob) -> None:
                     defaults={
                         **draft.model_dump(exclude={"speaker", "characters"}),
                         # A name the scene does not know is the narrator's line.
-                        "speaker_id": speakers.get(draft.speaker.strip().lower()),
+                        "speaker_id": _speaker(draft.speaker, cast),
                         "duration": float(project.clip_seconds),
                         "status": Frame.Status.GENERATING,
                         "image": "",
@@ -108,6 +109,13 @@ def keyframe_run(job: GenerationJob) -> None:
     )
 
 
+def _speaker(name: str, cast: list[Character]) -> int | None:
+    """Who speaks, matched like the shot's characters; a name the scene does not know is the
+    narrator's line."""
+    found = match_names([name], cast)
+    return found[0].pk if found else None
+
+
 def _portraits(frame: Frame) -> tuple[list[Character], list[bytes]]:
     """Who is in the shot and their current portraits: every one of them, or the step fails
     (a keyframe of a character drawn without their portrait is how characters drift)."""
@@ -130,6 +138,22 @@ def _earlier_shot(frame: Frame, drawn: dict[int, str]) -> str:
         if earlier is not None and earlier.image:
             return earlier.image
     return ""
+
+
+@dataclass
+class Redraws:
+    """How many more keyframes may be drawn for consistency, shared by a step's threads."""
+
+    price: Decimal | None  # one redraw and its judging; None: no redraws
+    left: Decimal
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self) -> bool:
+        with self.lock:
+            if self.price is None or self.left < self.price:
+                return False
+            self.left -= self.price
+            return True
 
 
 @dataclass
@@ -194,6 +218,13 @@ def draw_keyframes(
         prompt = with_instructions(prompt, instructions)
         return Shot(frame.pk, prompt, keyframe_inputs(frame), cast, portraits, references)
 
+    # Redraws are paid for out of what the budget and the daily cap leave beyond this job's
+    # reservation (which counts one try per keyframe): once that is gone, the best try stands.
+    redraws = Redraws(
+        consistency.redraw_price() if bar is not None else None,
+        costs.headroom(project) if bar is not None else Decimal(0),
+    )
+
     def draw(item: Shot) -> str:
         prompt, tries = item.prompt, 1 + (settings.CONSISTENCY_MAX_TRIES if bar else 0)
         for attempt in range(tries):
@@ -205,10 +236,12 @@ def draw_keyframes(
                     aspect_ratio=project.aspect_ratio,
                     seed=seed,
                 )
-                verdict = consistency.judge(data, item.cast, item.portraits)
-            name = store_bytes(project.pk, "frames", f"frame-{item.pk}", data, image_suffix(data))
+                name = store_bytes(
+                    project.pk, "frames", f"frame-{item.pk}", data, image_suffix(data)
+                )
+                verdict = consistency.judge_or_none(data, item.cast, item.portraits)
             item.tries.append(Try(name, prompt, seed, verdict))
-            if bar is None or verdict is None or verdict.score >= bar:
+            if bar is None or verdict is None or verdict.score >= bar or not redraws.take():
                 break
             prompt = with_instructions(item.prompt, consistency.issues_instructions(verdict))
         return item.best.name
@@ -219,8 +252,8 @@ def draw_keyframes(
         if isinstance(name, str):
             scene_id, order = order_of[item.pk]
             drawn.setdefault(scene_id, {})[order] = name
-    if rest and not first_error(outcomes):
-        outcomes += gather(draw, [shot(f) for f in rest])
+    if rest and not first_error(outcomes) and services.job_still_active(job):
+        outcomes += gather(draw, [shot(f) for f in rest])  # not paid for once cancelled
 
     def store(item: Shot, name: str) -> int | None:
         frame = Frame.objects.select_related("scene__project").filter(pk=item.pk).first()

@@ -13,7 +13,7 @@ from django.db import connection
 from rest_framework.throttling import ScopedRateThrottle
 
 from filmstudio.support import wait_for
-from generation import costs, estimates, services
+from generation import costs, estimates, services, usage
 from generation.models import GenerationJob, SpendEntry, UserLimit
 from projects.models import Project, Take
 from tests.factories import FrameFactory, ProjectFactory, SceneFactory
@@ -381,3 +381,65 @@ def test_a_real_worker_pair_spends_the_last_dollar_once(priced, user, settings):
     assert images.count() == 1
     assert project.spent_usd == images.get().usd <= project.budget_usd
     assert project.reserved_usd == 0 and project.status == Project.Status.PAUSED_BUDGET
+
+
+# --- found in review --------------------------------------------------------------------------
+
+
+def test_a_deleted_projects_spend_still_counts_toward_the_daily_cap(api, user, priced):
+    UserLimit.objects.create(user=user, daily_spend_usd=Decimal("0.12"))
+    pid = make_project(api)
+    assert start_cast(api, pid).status_code == 202
+    drain()
+    spent = Project.objects.get(pk=pid).spent_usd
+    assert api.delete(f"/api/projects/{pid}").status_code == 204
+    assert SpendEntry.objects.filter(user=user, project=None).count() > 0
+    assert costs.spent_today(user.pk) == spent
+    assert start_cast(api, make_project(api)).status_code == 429
+
+
+def test_several_paused_jobs_resume_the_status_the_project_had(priced, user):
+    project = ProjectFactory(owner=user, budget_usd=Decimal("0.01"), status="complete")
+    jobs = [
+        Job.objects.create(
+            project=project, type=Job.Type.KEYFRAME, target_type="frame", target_id=i,
+            status=Job.Status.RUNNING,
+        )
+        for i in (2, 1)
+    ]  # fmt: skip
+    for job in jobs:  # the higher pk pauses first
+        assert not costs.reserve(job, Decimal("0.05"))
+    project.refresh_from_db()
+    assert project.status == Project.Status.PAUSED_BUDGET
+    services.project_update(project=project, budget_usd=Decimal("5"))
+    project.refresh_from_db()
+    assert project.status == Project.Status.COMPLETE
+    assert set(Job.objects.filter(project=project).values_list("status", flat=True)) == {"queued"}
+
+
+def test_cancelling_the_only_paused_job_gives_the_project_its_status_back(priced, user):
+    project = ProjectFactory(owner=user, budget_usd=Decimal("0.01"), status="complete")
+    job = Job.objects.create(
+        project=project, type=Job.Type.VIDEOS, target_type="frame", target_id=1,
+        status=Job.Status.RUNNING,
+    )  # fmt: skip
+    assert not costs.reserve(job, Decimal("0.30"))
+    services.job_cancel(job=Job.objects.get(pk=job.pk))
+    project.refresh_from_db()
+    assert project.status == Project.Status.COMPLETE
+
+
+def test_what_a_running_job_spends_comes_off_what_it_reserved(priced, user):
+    project = ProjectFactory(owner=user, budget_usd=Decimal("1.00"))
+    job = Job.objects.create(
+        project=project, type=Job.Type.FRAMES, target_type="scene", target_id=1,
+        status=Job.Status.RUNNING,
+    )  # fmt: skip
+    assert costs.reserve(job, Decimal("0.50"))
+    meter = costs.job_meter(Job.objects.select_related("project").get(pk=job.pk))
+    with costs.metered(meter):
+        usage.report(usage.Usage("local", "local-text", 1, "image", {"image": 2}))  # $0.078
+    project.refresh_from_db()
+    assert project.spent_usd == Decimal("0.078")
+    assert project.reserved_usd == Decimal("0.422")  # not counted twice while it runs
+    assert costs.remaining(project) == Decimal("0.50")
