@@ -60,11 +60,13 @@ def test_over_long_names_titles_moods_and_cameras_are_cut_to_their_columns(user,
                 "dialogue": "",
                 "location": "L" * 300,
                 "mood": "M" * 300,
-                "characters": [name],
+                "characters": [name[:120]],  # from the enum of the cast, as stored
             }
         ]
     }
-    frames = {"frames": [{"prompt": "p", "camera": "C" * 300, "dialogue": ""}] * 2}
+    frames = {
+        "frames": [{"prompt": "p", "camera": "C" * 300, "dialogue": "", "characters": []}] * 2
+    }
     for document in (cast, scenes, frames):
         gemini.respond_json(document, model=TEXT_MODEL)
 
