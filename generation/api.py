@@ -34,6 +34,7 @@ from generation.serializers import (
     DryRunAnswer,
     EstimateSerializer,
     FrameJobRequest,
+    ImageEditRequest,
     JobSerializer,
     KeyframeJobRequest,
     PortraitJobRequest,
@@ -402,6 +403,34 @@ class KeyframeGenerationApi(JobStartApi):
         return accepted(job)
 
 
+class ImageEditApi(JobStartApi):
+    @extend_schema(
+        request=ImageEditRequest,
+        responses=JOB_RESPONSES,
+        summary="Edit a portrait or a keyframe by an instruction",
+        description="The image model gets the current image and the instruction; the result "
+        "is a new take of the portrait (`character_id`) or keyframe (`frame_id`), current, and "
+        "what was made from the old one becomes stale. `400` for an empty instruction or one "
+        "over 2000 characters; `409` when the unit has no image yet or a job works on it.",
+    )
+    def post(self, request):
+        data = _validated(ImageEditRequest, request)
+        params = {"instruction": data["instruction"]}
+        if "character_id" in data:
+            character = project_selectors.character_for_user(request.user, data["character_id"])
+            if data["dry_run"]:
+                project, target = character.project, (Target.CHARACTER, character.pk)
+                return quoted(project, Type.IMAGE_EDIT, *target, params)
+            job = services.start_image_edit(character=character, instruction=data["instruction"])
+        else:
+            frame = project_selectors.frame_for_user(request.user, data["frame_id"])
+            if data["dry_run"]:
+                project, target = frame.scene.project, (Target.FRAME, frame.pk)
+                return quoted(project, Type.IMAGE_EDIT, *target, params)
+            job = services.start_image_edit(frame=frame, instruction=data["instruction"])
+        return accepted(job)
+
+
 StaleUnit = inline_serializer(
     "StaleUnit",
     {
@@ -553,6 +582,7 @@ class VoiceSampleApi(APIView):
         reject_unknown_params(request, allowed=[])
         if voice_id not in {v.id for v in voices_offered()}:
             raise Http404("No such voice.")
-        response = HttpResponse(sound.voice_sample(voice_id), content_type="audio/wav")
+        sample = sound.voice_sample(voice_id, user_id=request.user.pk)
+        response = HttpResponse(sample, content_type="audio/wav")
         response["Cache-Control"] = "private, max-age=86400"
         return response

@@ -7,11 +7,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from generation import costs
 from generation.jobs import lock_project
 from generation.models import GenerationJob
 from generation.providers import speech_provider
 from generation.steps.common import delete_after_commit, store_file
 from generation.steps.stitch import cues, film_frames, timeline
+from generation.usage import Meter
 from generation.voices import check_voice
 from media import ffmpeg
 from projects.events import publish_entity
@@ -80,15 +82,20 @@ def music_upload(*, project: Project, upload) -> Project:
 SAMPLE_TEXT = "Hello. This is how I sound in your film."
 
 
-def voice_sample(voice: str) -> bytes:
+def voice_sample(voice: str, *, user_id: int) -> bytes:
     """A short WAV of `voice` saying SAMPLE_TEXT, made once per provider, model and voice and
-    kept under VAR_DIR (a Gemini sample is one small paid call, outside any project's ledger)."""
+    kept under VAR_DIR. A Gemini sample is a small paid call: it goes into the ledger as the
+    asking user's (no project), and not past their daily cap."""
     check_voice(voice)
     provider = speech_provider()
     folder = Path(settings.VAR_DIR) / "voice-samples"
     path = folder / f"{provider.name}-{provider.model}-{voice}.wav"
     if not path.exists():
-        data = provider.speak(text=SAMPLE_TEXT, voice=voice, seed=0)
+        if provider.name != "local":
+            costs.refuse_over_daily_cap(user_id)
+        meter = Meter(user_id=user_id, project_id=None, stage="voice-sample", unit=("voice", 0))
+        with costs.metered(meter):
+            data = provider.speak(text=SAMPLE_TEXT, voice=voice, seed=0)
         folder.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".part")
         partial.write_bytes(data)

@@ -443,3 +443,13 @@ def test_what_a_running_job_spends_comes_off_what_it_reserved(priced, user):
     assert project.spent_usd == Decimal("0.078")
     assert project.reserved_usd == Decimal("0.422")  # not counted twice while it runs
     assert costs.remaining(project) == Decimal("0.50")
+
+
+def test_a_paid_voice_sample_is_in_the_ledger_as_the_users(api, user, gemini, settings):
+    settings.SPEECH_PROVIDER = "gemini"
+    voice = api.get("/api/voices").json()[0]["id"]
+    response = api.get(f"/api/voices/{voice}/sample")
+    assert response.status_code == 200
+    (entry,) = SpendEntry.objects.filter(user=user, stage="voice-sample")
+    assert entry.project_id is None and entry.usd > 0
+    assert costs.spent_today(user.pk) == entry.usd
