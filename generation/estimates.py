@@ -21,6 +21,7 @@ from generation.models import GenerationJob
 from generation.prompts import (
     approved_cast,
     cast_prompt,
+    edit_prompt,
     frames_prompt,
     keyframe_prompt,
     portrait_prompt,
@@ -214,6 +215,11 @@ def keyframe(project: Project, target_type: str, target_id: int, params: dict) -
     continuity = frame.order > 1  # an earlier shot of the scene comes as a reference too
     prompt = keyframe_prompt(frame, cast, continuity=continuity)
     return keyframes([prompt], references=len(cast) + continuity, in_shot=len(cast))
+
+
+def image_edit(project: Project, target_type: str, target_id: int, params: dict) -> list[Item]:
+    """One image made from the current one (the only reference) and the instruction."""
+    return images("edits", [edit_prompt(params.get("instruction", ""))], references=1)
 
 
 def videos(project: Project, target_type: str, target_id: int, params: dict) -> list[Item]:

@@ -142,6 +142,16 @@ JOB_TYPES: dict[str, JobType] = {
             estimate=f"{_ESTIMATES}.keyframe",
         ),
         JobType(
+            name=Type.IMAGE_EDIT,
+            step="generation.steps.edit.run",
+            retry_check=f"{_PIPELINE}.retry_image_edit",
+            targets=(Target.CHARACTER, Target.FRAME),
+            project_status="",
+            mark_failed=f"{_PIPELINE}.nothing_to_mark",
+            after=f"{_PIPELINE}.after_unit",
+            estimate=f"{_ESTIMATES}.image_edit",
+        ),
+        JobType(
             name=Type.REFRESH,
             step="generation.steps.refresh.run",
             retry_check=f"{_PIPELINE}.retry_refresh",

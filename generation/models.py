@@ -19,6 +19,8 @@ class GenerationJob(models.Model):
         REFRESH = "refresh"
         EXPORT = "export"
         AUDIO = "audio-generation"
+        IMAGE_EDIT = "image-edit"
+        REFERENCE = "reference-generation"
 
     class Status(models.TextChoices):
         QUEUED = "queued"

@@ -214,6 +214,57 @@ def start_keyframe_generation(*, frame: Frame, instructions: str = "") -> Job:
         return _unit_job(project, Job.Type.KEYFRAME, Job.TargetType.FRAME, frame.pk, instructions)
 
 
+def _edited_unit(project: Project, target_type: str, target_id: int) -> tuple[str, str]:
+    """What an image edit works on, as it is now: its name, or `ConflictError` when it has no
+    image yet or a job works on it (project row locked)."""
+    if target_type == Job.TargetType.CHARACTER:
+        character = Character.objects.filter(pk=target_id).first()
+        if character is None:
+            raise ConflictError(f"Character {target_id} no longer exists.")
+        what = f"the portrait of {character.name}"
+        if not character.image:
+            raise ConflictError(f"Cannot edit {what}: it has no portrait yet.")
+        refuse_while_busy(project, what, character_id=character.pk)
+        return what, character.image
+    frame = Frame.objects.filter(pk=target_id).first()
+    if frame is None:
+        raise ConflictError(f"Frame {target_id} no longer exists.")
+    what = f"frame {frame.pk}'s keyframe"
+    if not frame.image:
+        raise ConflictError(f"Cannot edit {what}: it has no keyframe yet.")
+    refuse_while_busy(project, what, scene_id=frame.scene_id, frame_id=frame.pk)
+    return what, frame.image
+
+
+def start_image_edit(
+    *, instruction: str, character: Character | None = None, frame: Frame | None = None
+) -> Job:
+    """A portrait or keyframe edited by an instruction: the image model gets the current
+    image and the text; the result is a new current take (dependents become stale)."""
+    if character is not None:
+        project_id, target_type, target_id = (
+            character.project_id, Job.TargetType.CHARACTER, character.pk,
+        )  # fmt: skip
+    elif frame is not None:
+        project_id, target_type, target_id = frame.scene.project_id, Job.TargetType.FRAME, frame.pk
+    else:
+        raise ValueError("an image edit needs a character or a frame")
+    with transaction.atomic():
+        project = lock_project(project_id)
+        what, _ = _edited_unit(project, target_type, target_id)
+        params = {"instruction": instruction}
+        admit_start(
+            project, Job.Type.IMAGE_EDIT, target_type, target_id, params, what=f"editing {what}"
+        )
+        return job_create(
+            project=project,
+            type=Job.Type.IMAGE_EDIT,
+            target_type=target_type,
+            target_id=target_id,
+            params=params,
+        )
+
+
 def start_frame_generation(*, project: Project, scene: Scene | None = None) -> Job:
     with transaction.atomic():
         project = lock_project(project)
@@ -546,6 +597,10 @@ def retry_keyframe(job: Job, project: Project) -> None:
     refuse_while_busy(
         project, f"frame {frame.pk}'s keyframe", scene_id=frame.scene_id, frame_id=frame.pk
     )
+
+
+def retry_image_edit(job: Job, project: Project) -> None:
+    _edited_unit(project, job.target_type, job.target_id)
 
 
 def retry_refresh(job: Job, project: Project) -> None:

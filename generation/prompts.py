@@ -128,3 +128,11 @@ def video_prompt(frame: Frame, instructions: str = "") -> str:
     line = f" Dialogue: {frame.dialogue}" if frame.dialogue else ""
     prompt = f"{frame.prompt} Camera: {frame.camera}. Mood: {scene.mood}.{line}"
     return with_instructions(prompt, instructions)
+
+
+EDIT_PREFIX = "Edit this image: "
+
+
+def edit_prompt(instruction: str) -> str:
+    """An image edit (`steps.edit`): the current image goes in as the only reference."""
+    return f"{EDIT_PREFIX}{instruction}; keep everything else."

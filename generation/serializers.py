@@ -104,6 +104,14 @@ class KeyframeJobRequest(DryRun):
     instructions = instructions_field()
 
 
+class ImageEditRequest(ExactlyOneId):
+    character_id = StrictIntegerField(min_value=1, required=False)
+    frame_id = StrictIntegerField(min_value=1, required=False)
+    instruction = StrictCharField(
+        max_length=2000, help_text="What to change; the rest of the image is kept."
+    )
+
+
 class RefreshRequest(StrictSerializer):
     dry_run = StrictBooleanField(required=False, default=False)
 

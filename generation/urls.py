@@ -25,6 +25,7 @@ urlpatterns = [
         api.KeyframeGenerationApi.as_view(),
         "job-keyframe",
     ),
+    *both_slashes("api/jobs/image-edit", api.ImageEditApi.as_view(), "job-image-edit"),
     *both_slashes(
         "api/characters/<int:character_id>/takes",
         api.CharacterTakesApi.as_view(),

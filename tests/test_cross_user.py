@@ -30,12 +30,14 @@ BODY_IDS = {
     ("post", "/api/jobs/export"): [["project_id"]],
     ("post", "/api/jobs/portrait-generation"): [["character_id"]],
     ("post", "/api/jobs/keyframe-generation"): [["frame_id"]],
+    ("post", "/api/jobs/image-edit"): [["character_id"], ["frame_id"]],
     ("post", "/api/jobs/audio-generation"): [["project_id"], ["frame_id"]],
     ("post", "/api/director/stream"): [["project_id"], ["session_id"]],
     ("post", "/api/director/confirm"): [["session_id"]],
 }
 # What else those bodies need to be valid, so that only the ids can be refused.
 BODY_EXTRA = {
+    ("post", "/api/jobs/image-edit"): {"instruction": "paint it blue"},
     ("post", "/api/director/stream"): {"message": "approve all", "page": "characters"},
     ("post", "/api/director/confirm"): {"token": "a-token-of-that-session"},
     ("patch", "/api/scenes/{scene_id}"): {"title": "B was here", "character_ids": []},

@@ -21,6 +21,7 @@ from django.conf import settings
 from PIL import Image, ImageDraw, ImageFont
 
 from generation import usage
+from generation.prompts import EDIT_PREFIX
 from generation.providers.base import M, PermanentProviderError, VideoPoll, Voice
 from generation.schemas import CastPlan, FramePlan, ScenePlan
 from media import ffmpeg
@@ -174,6 +175,8 @@ class LocalImage:
     def generate_image(
         self, *, prompt: str, references: list[bytes], aspect_ratio: str, seed: int
     ) -> bytes:
+        if prompt.startswith(EDIT_PREFIX) and references:
+            return self._edit(prompt, references[0])
         rng = _rng(prompt, seed)
         width, height = ffmpeg.canonical_size(aspect_ratio, settings.MEDIA_BASE_HEIGHT)
         top = tuple(rng.randrange(30, 200) for _ in range(3))
@@ -208,6 +211,29 @@ class LocalImage:
         image.save(out, format="PNG")
         sent = _tokens(prompt) + REFERENCE_TOKENS * len(references)
         parts = {"input_tokens": sent, "output_tokens": IMAGE_TOKENS}
+        usage.report(usage.Usage(self.name, self.model, 1, "image", parts))
+        return out.getvalue()
+
+    def _edit(self, prompt: str, reference: bytes) -> bytes:
+        """An edit you can see: the given image recoloured (its channels rotated, red to green
+        to blue) with the instruction written small along its bottom edge; the same image and
+        instruction give the same bytes."""
+        red, green, blue = Image.open(io.BytesIO(reference)).convert("RGB").split()
+        image = Image.merge("RGB", (blue, red, green))
+        width, height = image.size
+        draw = ImageDraw.Draw(image)
+        font: ImageFont.FreeTypeFont | ImageFont.ImageFont
+        try:
+            font = ImageFont.truetype(FONT, max(8, height // 36))
+        except OSError:
+            font = ImageFont.load_default()
+        instruction = prompt.removeprefix(EDIT_PREFIX).removesuffix("; keep everything else.")
+        text = textwrap.shorten(instruction, width=max(20, width // 8), placeholder="...")
+        draw.rectangle([0, height - height // 18 - 4, width, height], fill=(0, 0, 0))
+        draw.text((6, height - height // 18 - 2), text, fill=(255, 255, 0), font=font)
+        out = io.BytesIO()
+        image.save(out, format="PNG")
+        parts = {"input_tokens": _tokens(prompt) + REFERENCE_TOKENS, "output_tokens": IMAGE_TOKENS}
         usage.report(usage.Usage(self.name, self.model, 1, "image", parts))
         return out.getvalue()
 

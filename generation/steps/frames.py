@@ -58,6 +58,7 @@ def run(job: GenerationJob) -> None:
                 types=[
                     GenerationJob.Type.VIDEOS,
                     GenerationJob.Type.KEYFRAME,
+                    GenerationJob.Type.IMAGE_EDIT,
                     GenerationJob.Type.AUDIO,
                 ],
                 frame_ids=list(old.values_list("pk", flat=True)),

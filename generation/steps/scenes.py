@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 DOWNSTREAM = [
     GenerationJob.Type.FRAMES,
     GenerationJob.Type.KEYFRAME,
+    GenerationJob.Type.IMAGE_EDIT,
     GenerationJob.Type.VIDEOS,
     GenerationJob.Type.STITCH,
     GenerationJob.Type.REFRESH,
