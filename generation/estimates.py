@@ -25,12 +25,13 @@ from generation.prompts import (
     frames_prompt,
     keyframe_prompt,
     portrait_prompt,
+    reference_prompt,
     scenes_prompt,
 )
 from generation.providers import billed_seconds, image_choice, text_choice, video_choice
 from generation.rates import cost
 from projects.cast import shot_cast
-from projects.models import Character, Frame, Project, Scene, Video
+from projects.models import Character, Frame, Project, ProjectObject, Scene, Video
 from projects.takes import refresh_plan
 
 Job = GenerationJob
@@ -215,6 +216,13 @@ def keyframe(project: Project, target_type: str, target_id: int, params: dict) -
     continuity = frame.order > 1  # an earlier shot of the scene comes as a reference too
     prompt = keyframe_prompt(frame, cast, continuity=continuity)
     return keyframes([prompt], references=len(cast) + continuity, in_shot=len(cast))
+
+
+def reference(project: Project, target_type: str, target_id: int, params: dict) -> list[Item]:
+    obj = ProjectObject.objects.filter(pk=target_id).first()
+    if obj is None:
+        return []
+    return images("references", [reference_prompt(obj, project)])
 
 
 def image_edit(project: Project, target_type: str, target_id: int, params: dict) -> list[Item]:

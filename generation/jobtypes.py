@@ -152,6 +152,15 @@ JOB_TYPES: dict[str, JobType] = {
             estimate=f"{_ESTIMATES}.image_edit",
         ),
         JobType(
+            name=Type.REFERENCE,
+            step="generation.steps.objects.run",
+            targets=(Target.OBJECT,),
+            project_status="",
+            mark_failed=f"{_PIPELINE}.nothing_to_mark",
+            after=f"{_PIPELINE}.after_unit",
+            estimate=f"{_ESTIMATES}.reference",
+        ),
+        JobType(
             name=Type.REFRESH,
             step="generation.steps.refresh.run",
             retry_check=f"{_PIPELINE}.retry_refresh",

@@ -36,6 +36,7 @@ class GenerationJob(models.Model):
         SCENE = "scene"
         FRAME = "frame"
         CHARACTER = "character"
+        OBJECT = "object"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING, Status.WAITING, Status.PAUSED)
 

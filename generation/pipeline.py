@@ -13,7 +13,7 @@ from generation import costs, estimates, events
 from generation.jobs import active, busy_targets, job_create, lock_project, refuse_while_busy
 from generation.jobtypes import job_type
 from generation.models import GenerationJob
-from projects.models import Character, Frame, Project, Scene, Video
+from projects.models import Character, Frame, Project, ProjectObject, Scene, Video
 
 logger = logging.getLogger(__name__)
 
@@ -263,6 +263,25 @@ def start_image_edit(
             target_id=target_id,
             params=params,
         )
+
+
+def start_reference_generation(*, obj: ProjectObject) -> Job:
+    """An object's reference image, drawn (again); inside the caller's transaction, project row
+    locked. Refused while one is being drawn, or past the budget."""
+    project = lock_project(obj.project_id)
+    running = project.jobs.filter(
+        type=Job.Type.REFERENCE, target_type=Job.TargetType.OBJECT, target_id=obj.pk
+    )
+    if active(running):
+        raise ConflictError(f"The reference image of {obj.name} is already being drawn.")
+    what = f"the reference image of {obj.name}"
+    admit_start(project, Job.Type.REFERENCE, Job.TargetType.OBJECT, obj.pk, what=what)
+    return job_create(
+        project=project,
+        type=Job.Type.REFERENCE,
+        target_type=Job.TargetType.OBJECT,
+        target_id=obj.pk,
+    )
 
 
 def start_frame_generation(*, project: Project, scene: Scene | None = None) -> Job:

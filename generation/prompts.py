@@ -1,7 +1,7 @@
 """Prompt builders. Context is inherited from the database: project -> approved cast -> scene
 -> frame, never taken from client-supplied state."""
 
-from projects.models import Character, Frame, Project, Scene
+from projects.models import Character, Frame, Project, ProjectObject, Scene
 
 
 def project_brief(project: Project) -> str:
@@ -50,6 +50,14 @@ def portrait_prompt(character: Character, project: Project) -> str:
     )
 
 
+def reference_prompt(obj: ProjectObject, project: Project) -> str:
+    style = project.style or "cinematic, natural light"
+    return (
+        f"Reference image for the film '{project.title}'. {obj.name}. {obj.description} "
+        f"Style: {style}. The whole of it, clearly lit, plain background, no people."
+    )
+
+
 def scenes_prompt(project: Project, cast: list[Character]) -> str:
     return "\n\n".join(
         [
@@ -92,10 +100,16 @@ def frames_prompt(scene: Scene, cast: list[Character]) -> str:
     )
 
 
-def keyframe_prompt(frame: Frame, cast: list[Character], *, continuity: bool = False) -> str:
+def keyframe_prompt(
+    frame: Frame,
+    cast: list[Character],
+    *,
+    continuity: bool = False,
+    objects: list[ProjectObject] | tuple = (),
+) -> str:
     """The keyframe's prompt; `cast` are the characters in the shot, whose portraits come as
-    the first reference images, in this order; with `continuity`, the last reference image is
-    an earlier shot of the same scene."""
+    the first reference images, in this order; the scene's `objects` (props, places) follow
+    them; with `continuity`, the last reference image is an earlier shot of the same scene."""
     scene = frame.scene
     project = scene.project
     style = project.style or "cinematic"
@@ -104,6 +118,11 @@ def keyframe_prompt(frame: Frame, cast: list[Character], *, continuity: bool = F
         people = f"Characters in the shot: {portraits}: keep their faces, hair and clothes."
     else:
         people = "No character is in this shot."
+    if objects:
+        things = "; ".join(
+            f"reference image {i} is {o.name}" for i, o in enumerate(objects, len(cast) + 1)
+        )
+        people += f" Objects and places in the scene: {things}: keep their look."
     earlier = (
         " The last reference image is an earlier shot of this scene: keep its setting, light "
         "and wardrobe, not its framing."

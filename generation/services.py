@@ -5,6 +5,7 @@ the director and the steps all use these (and the job and stage functions re-exp
 Split along its seams: `queue` (RQ delivery), `jobs` (a job row's life), `pipeline` (the stages,
 what each needs and what follows it), `jobtypes` (the table of types)."""
 
+import functools
 import logging
 from typing import Any
 
@@ -53,16 +54,17 @@ from generation.pipeline import (
     start_image_edit,
     start_keyframe_generation,
     start_portrait_generation,
+    start_reference_generation,
     start_scene_generation,
     start_stitching,
     start_video_generation,
     status_while_running,
 )
 from generation.voices import check_voice
-from media.storage import delete_project_files
+from media.storage import delete_name, delete_project_files
 from projects import services as project_services
 from projects.events import publish_entity
-from projects.models import Character, Frame, Project, Scene, Take
+from projects.models import Character, Frame, Project, ProjectObject, Scene, Take
 from projects.services import (
     FRAME_FIELDS,
     PROJECT_FIELDS,
@@ -92,6 +94,9 @@ __all__ = [
     "job_succeed",
     "job_wait",
     "limits_changed",
+    "object_create",
+    "object_delete",
+    "object_update",
     "project_delete",
     "project_has_active_jobs",
     "project_jobs_cancel",
@@ -108,6 +113,7 @@ __all__ = [
     "start_image_edit",
     "start_keyframe_generation",
     "start_portrait_generation",
+    "start_reference_generation",
     "start_scene_generation",
     "start_stitching",
     "start_video_generation",
@@ -375,6 +381,55 @@ def _scene_cast(scene: Scene, character_ids: list[int]) -> list[Character]:
     return [found[i] for i in ids]
 
 
+OBJECT_FIELDS = ("name", "description")
+
+
+def object_create(*, project: Project, **fields: Any) -> ProjectObject:
+    """A prop or a place of the project; its reference image is drawn by a job started now
+    (refused with the object, 409, when the budget does not allow it)."""
+    with transaction.atomic():
+        project = lock_project(project.pk)
+        obj = ProjectObject(project=project, **{k: fields[k] for k in OBJECT_FIELDS if k in fields})
+        obj.full_clean()
+        obj.save()
+        start_reference_generation(obj=obj)
+        publish_entity(obj)
+    logger.info("object %s created in project %s", obj.pk, project.pk)
+    return obj
+
+
+def object_update(*, obj: ProjectObject, **fields: Any) -> ProjectObject:
+    """Edit its name or description (the reference image stays: redraw it to match)."""
+    with transaction.atomic():
+        lock_project(obj.project_id)
+        obj, updated = model_update(instance=obj, fields=list(OBJECT_FIELDS), data=fields)
+        if updated:
+            publish_entity(obj)
+    return obj
+
+
+def object_delete(*, obj: ProjectObject) -> None:
+    """The object, its takes and files; its scenes no longer list it, and a job drawing it
+    stores nothing."""
+    with transaction.atomic():
+        project = lock_project(obj.project_id)
+        jobs = project.jobs.filter(target_type=GenerationJob.TargetType.OBJECT, target_id=obj.pk)
+        jobs_cancel(jobs, "The object was deleted.")
+        files = [obj.image, *obj.takes.values_list("file", flat=True)]
+        obj.delete()
+        for name in filter(None, files):
+            transaction.on_commit(functools.partial(delete_name, name))
+
+
+def _scene_objects(scene: Scene, object_ids: list[int]) -> list[ProjectObject]:
+    ids = list(dict.fromkeys(object_ids))
+    found = {o.pk: o for o in ProjectObject.objects.filter(project_id=scene.project_id, pk__in=ids)}
+    strangers = [i for i in ids if i not in found]
+    if strangers:
+        raise ValidationError({"object_ids": [f"Not objects of this project: {strangers}."]})
+    return [found[i] for i in ids]
+
+
 def scene_update(*, scene: Scene, **fields: Any) -> Scene:
     """Edit a scene's text and cast (`character_ids`: approved characters of its project).
 
@@ -389,6 +444,12 @@ def scene_update(*, scene: Scene, **fields: Any) -> Scene:
         if "character_ids" in fields:
             cast = _scene_cast(scene, fields["character_ids"])
         scene, updated = model_update(instance=scene, fields=SCENE_FIELDS, data=fields)
+        things = _scene_objects(scene, fields["object_ids"]) if "object_ids" in fields else None
+        if things is not None and {o.pk for o in things} != set(
+            scene.project_objects.values_list("pk", flat=True)
+        ):
+            scene.project_objects.set(things)
+            updated = True
         if cast is not None and {c.pk for c in cast} != set(
             scene.characters.values_list("pk", flat=True)
         ):

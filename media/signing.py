@@ -8,7 +8,7 @@ import time
 from django.conf import settings
 from django.utils.crypto import salted_hmac
 
-MEDIA_TYPES = ("characters", "frames", "videos", "lines", "music", "final", "exports")
+MEDIA_TYPES = ("characters", "objects", "frames", "videos", "lines", "music", "final", "exports")
 _SALT = "filmstudio.media.blob"
 _EXPIRES = re.compile(r"[0-9]{1,15}")
 

@@ -13,7 +13,7 @@ from generation import services as pipeline
 from media.signing import blob_url
 from projects import services
 from projects.admin_cast import cast_approval_view
-from projects.models import Character, Frame, Project, Scene, Take, Video
+from projects.models import Character, Frame, Project, ProjectObject, Scene, Take, Video
 from projects.takes import take_is_current
 
 
@@ -266,6 +266,7 @@ class TakeAdmin(ReadOnly, admin.ModelAdmin):
         "kind",
         "character",
         "frame",
+        "object",
         "preview",
         "prompt",
         "instructions",
@@ -374,6 +375,46 @@ class EditedByService:
             # As on the project page: the change rolled back, show the form with the reason.
             request.service_refusal = error.message
             return super().changeform_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(ProjectObject)
+class ProjectObjectAdmin(admin.ModelAdmin):
+    """Props and places: created, edited and deleted through the services (creating one
+    starts the drawing of its reference image)."""
+
+    list_display = ["reference", "name", "project", "created_at"]
+    list_display_links = ["reference", "name"]
+    search_fields = ["name", "description", "project__title"]
+    list_select_related = ["project"]
+    fields = ["project", "reference_large", "name", "description"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["project", "reference_large"] if obj else ["reference_large"]
+
+    @admin.display(description="Reference")
+    def reference(self, obj: ProjectObject):
+        return thumbnail(obj.image, 48)
+
+    @admin.display(description="Reference image")
+    def reference_large(self, obj: ProjectObject):
+        return thumbnail(obj.image, 240)
+
+    def save_model(self, request, obj, form, change):
+        fields = {k: form.cleaned_data[k] for k in ("name", "description")}
+        if change:
+            pipeline.object_update(obj=ProjectObject.objects.get(pk=obj.pk), **fields)
+            return
+        try:
+            obj.pk = pipeline.object_create(project=form.cleaned_data["project"], **fields).pk
+        except ConflictError as error:
+            raise ValidationError(error.message) from None
+
+    def delete_model(self, request, obj):
+        pipeline.object_delete(obj=obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            pipeline.object_delete(obj=obj)
 
 
 @admin.register(Scene)

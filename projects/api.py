@@ -27,6 +27,7 @@ from projects.serializers import (
     FrameSerializer,
     FrameUpdateSerializer,
     ProjectDetailSerializer,
+    ProjectObjectSerializer,
     ProjectSerializer,
     RejectSerializer,
     SceneSerializer,
@@ -107,6 +108,57 @@ class ProjectCharactersApi(APIView):
         return Response(CharacterSerializer(characters, many=True, context=context).data)
 
 
+class ProjectObjectsApi(APIView):
+    @extend_schema(
+        responses=ProjectObjectSerializer(many=True), summary="A project's objects (props, places)"
+    )
+    def get(self, request, project_id: int):
+        project = selectors.project_for_user(request.user, project_id)
+        reject_unknown_params(request, allowed=[])
+        objects = project.project_objects.select_related("project").order_by("id")
+        return Response(ProjectObjectSerializer(objects, many=True).data)
+
+    @extend_schema(
+        request=ProjectObjectSerializer,
+        responses={201: ProjectObjectSerializer, 409: OpenApiResponse(description="Budget.")},
+        summary="Add an object; its reference image is drawn by a job started now",
+        description="A `reference-generation` job draws its reference image (a `reference` "
+        "take); the keyframes of the scenes that list it (`object_ids`) get it as a reference "
+        "after the characters' portraits. `409` when the budget does not allow the drawing.",
+    )
+    def post(self, request, project_id: int):
+        project = selectors.project_for_user(request.user, project_id)
+        serializer = ProjectObjectSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        obj = pipeline.object_create(project=project, **serializer.validated_data)
+        return Response(ProjectObjectSerializer(obj).data, status=status.HTTP_201_CREATED)
+
+
+class ObjectDetailApi(APIView):
+    @extend_schema(responses=ProjectObjectSerializer, summary="An object")
+    def get(self, request, object_id: int):
+        return Response(
+            ProjectObjectSerializer(selectors.object_for_user(request.user, object_id)).data
+        )
+
+    @extend_schema(
+        request=ProjectObjectSerializer(partial=True),
+        responses=ProjectObjectSerializer,
+        summary="Edit an object's name or description",
+    )
+    def patch(self, request, object_id: int):
+        obj = selectors.object_for_user(request.user, object_id)
+        serializer = ProjectObjectSerializer(obj, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        obj = pipeline.object_update(obj=obj, **serializer.validated_data)
+        return Response(ProjectObjectSerializer(obj).data)
+
+    @extend_schema(request=None, responses={204: None}, summary="Delete an object")
+    def delete(self, request, object_id: int):
+        pipeline.object_delete(obj=selectors.object_for_user(request.user, object_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 class CharacterDetailApi(APIView):
     @extend_schema(responses=CharacterSerializer, summary="A character")
     def get(self, request, character_id: int):
@@ -150,8 +202,9 @@ class SceneDetailApi(APIView):
     @extend_schema(
         request=SceneUpdateSerializer(partial=True),
         responses=SceneSerializer,
-        summary="Edit a scene's text and cast",
-        description="`character_ids` must be approved characters of the scene's project. "
+        summary="Edit a scene's text, cast and objects",
+        description="`character_ids` must be approved characters of the scene's project, "
+        "`object_ids` objects of the same project (their images go with its keyframes). "
         "`409` while the scene's frames or the project's scenes are being generated.",
     )
     def patch(self, request, scene_id: int):

@@ -10,7 +10,7 @@ from django.db import transaction
 from django_eventstream import send_event
 
 from media.signing import blob_url
-from projects.models import Character, Frame, Project, Scene, Video
+from projects.models import Character, Frame, Project, ProjectObject, Scene, Video
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,14 @@ def entity_payload(instance) -> tuple[str, dict]:
             "status": instance.status,
             "video_url": blob_url(instance.file),
             "duration": instance.duration,
+        }
+    if isinstance(instance, ProjectObject):
+        return "object", {
+            "id": instance.pk,
+            "project_id": instance.project_id,
+            "name": instance.name,
+            "description": instance.description,
+            "image_url": blob_url(instance.image),
         }
     raise TypeError(f"no event for {type(instance).__name__}")
 

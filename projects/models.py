@@ -161,6 +161,26 @@ class Character(Timestamped):
         return self.name
 
 
+class ProjectObject(Timestamped):
+    """A prop or a place that must look the same in every shot that uses it: its reference
+    image (a `reference` take) goes with the keyframes of the scenes that list it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="project_objects")
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True, max_length=5000)
+    image = models.CharField(max_length=300, blank=True, editable=False)
+    take = models.ForeignKey(
+        "Take", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "object"
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class UnitStatus(models.TextChoices):
     PENDING = "pending"
     GENERATING = "generating"
@@ -181,6 +201,8 @@ class Scene(Timestamped):
     mood = models.CharField(max_length=100, blank=True)
     status = models.CharField(max_length=16, choices=UnitStatus.choices, default=UnitStatus.PENDING)
     characters = models.ManyToManyField(Character, related_name="scenes", blank=True)
+    # Its props and places (`object_ids`): their reference images go with its keyframes.
+    project_objects = models.ManyToManyField(ProjectObject, related_name="scenes", blank=True)
     # The model named none of the cast although the scene's text speaks of them: the whole
     # approved cast was put in instead (so every keyframe still gets their portraits).
     cast_fallback = models.BooleanField(default=False, editable=False)
@@ -278,6 +300,9 @@ class Take(models.Model):
     frame = models.ForeignKey(
         Frame, null=True, blank=True, on_delete=models.CASCADE, related_name="takes"
     )
+    object = models.ForeignKey(
+        ProjectObject, null=True, blank=True, on_delete=models.CASCADE, related_name="takes"
+    )
     file = models.CharField(max_length=300)
     duration = models.FloatField(null=True, blank=True)
     prompt = models.TextField(blank=True)
@@ -306,7 +331,13 @@ class Take(models.Model):
                 condition=(
                     Q(kind="portrait", character__isnull=False, frame__isnull=True)
                     | Q(kind__in=["keyframe", "clip", "line"], frame__isnull=False)
-                    | Q(kind__in=["film", "reference"], frame__isnull=True)
+                    | Q(kind="film", frame__isnull=True, object__isnull=True)
+                    | Q(
+                        kind="reference",
+                        object__isnull=False,
+                        frame__isnull=True,
+                        character__isnull=True,
+                    )
                 ),
                 name="take_kind_matches_unit",
             )

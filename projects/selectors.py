@@ -4,7 +4,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
-from projects.models import Character, Frame, Project, Scene, Take
+from projects.models import Character, Frame, Project, ProjectObject, Scene, Take
 from projects.takes import take_states
 
 
@@ -24,10 +24,12 @@ def project_hierarchy(queryset: QuerySet[Project]) -> QuerySet[Project]:
     )
     scenes = Scene.objects.order_by("order").prefetch_related(
         Prefetch("characters", queryset=cast),
+        Prefetch("project_objects", queryset=ProjectObject.objects.only("id")),
         Prefetch("frames", queryset=frames),
     )
     return queryset.prefetch_related(
         Prefetch("characters", queryset=Character.objects.order_by("id")),
+        Prefetch("project_objects", queryset=ProjectObject.objects.order_by("id")),
         Prefetch("scenes", queryset=scenes),
     )
 
@@ -44,6 +46,16 @@ def characters_for_user(user) -> QuerySet[Character]:
 
 def character_for_user(user, character_id: int) -> Character:
     return get_object_or_404(characters_for_user(user), pk=character_id)
+
+
+def objects_for_user(user) -> QuerySet[ProjectObject]:
+    if not user.is_authenticated:
+        return ProjectObject.objects.none()
+    return ProjectObject.objects.filter(project__owner=user).select_related("project")
+
+
+def object_for_user(user, object_id: int) -> ProjectObject:
+    return get_object_or_404(objects_for_user(user), pk=object_id)
 
 
 def scene_for_user(user, scene_id: int) -> Scene:
@@ -84,7 +96,7 @@ def scene_with_frames(scene_id: int) -> tuple[Scene, dict]:
     )
     scene = (
         Scene.objects.select_related("project")
-        .prefetch_related("characters", Prefetch("frames", queryset=frames))
+        .prefetch_related("characters", "project_objects", Prefetch("frames", queryset=frames))
         .get(pk=scene_id)
     )
     return scene, take_states(scene.project, [], list(scene.frames.all()))

@@ -17,7 +17,16 @@ from filmstudio.serializers import (
 )
 from media.signing import blob_url
 from projects import services
-from projects.models import CHECKPOINTS, Character, Frame, Project, Scene, Take, Video
+from projects.models import (
+    CHECKPOINTS,
+    Character,
+    Frame,
+    Project,
+    ProjectObject,
+    Scene,
+    Take,
+    Video,
+)
 from projects.takes import NO_TAKES, UnitTakes, take_is_current, unit_takes
 
 
@@ -72,6 +81,33 @@ class CharacterSerializer(TakeStateFields, StrictModelSerializer):
         read_only_fields = ["status", "rejection_reason"]
 
     def get_image_url(self, obj: Character) -> str | None:
+        return blob_url(obj.image)
+
+
+class ProjectObjectSerializer(StrictModelSerializer):
+    """A prop or a place; its `image_url` is its current reference image (drawn by a
+    `reference-generation` job started when it is created)."""
+
+    project_id = serializers.IntegerField(read_only=True)
+    image_url = serializers.SerializerMethodField()
+    take_id = serializers.IntegerField(read_only=True, allow_null=True)
+    name = StrictCharField(max_length=120)
+    description = StrictCharField(max_length=5000, required=False, allow_blank=True)
+
+    class Meta:
+        model = ProjectObject
+        fields = [
+            "id",
+            "project_id",
+            "name",
+            "description",
+            "image_url",
+            "take_id",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_image_url(self, obj: ProjectObject) -> str | None:
         return blob_url(obj.image)
 
 
@@ -164,6 +200,7 @@ class FrameSerializer(TakeStateFields, serializers.ModelSerializer):
 
 class SceneSerializer(serializers.ModelSerializer):
     character_ids = serializers.SerializerMethodField()
+    object_ids = serializers.SerializerMethodField()
     frames = FrameSerializer(many=True, read_only=True)
 
     class Meta:
@@ -179,12 +216,16 @@ class SceneSerializer(serializers.ModelSerializer):
             "mood",
             "status",
             "character_ids",
+            "object_ids",
             "cast_fallback",
             "frames",
         ]
 
     def get_character_ids(self, obj: Scene) -> list[int]:
         return [c.id for c in obj.characters.all()]
+
+    def get_object_ids(self, obj: Scene) -> list[int]:
+        return sorted(o.id for o in obj.project_objects.all())
 
     cast_fallback = serializers.BooleanField(
         read_only=True,
@@ -288,12 +329,14 @@ class ProjectDetailSerializer(TakeStateFields, ProjectSerializer):
     take_kind = Take.Kind.FILM
     characters = CharacterSerializer(many=True, read_only=True)
     scenes = SceneSerializer(many=True, read_only=True)
+    objects = ProjectObjectSerializer(many=True, read_only=True, source="project_objects")
 
     class Meta(ProjectSerializer.Meta):
         fields = [
             *ProjectSerializer.Meta.fields,
             *TakeStateFields.TAKE_FIELDS,
             "characters",
+            "objects",
             "scenes",
         ]
 
@@ -307,9 +350,13 @@ class SceneUpdateSerializer(StrictModelSerializer):
         child=StrictIntegerField(min_value=1, max_value=MAX_ID), required=False, max_length=100
     )
 
+    object_ids = serializers.ListField(
+        child=StrictIntegerField(min_value=1, max_value=MAX_ID), required=False, max_length=100
+    )
+
     class Meta:
         model = Scene
-        fields = [*services.SCENE_FIELDS, "character_ids"]
+        fields = [*services.SCENE_FIELDS, "character_ids", "object_ids"]
 
 
 class FrameUpdateSerializer(StrictModelSerializer):

@@ -16,7 +16,7 @@ from django.db import models
 
 from projects.cast import shot_cast
 from projects.events import publish_entity
-from projects.models import Character, Frame, Project, Take, Video
+from projects.models import Character, Frame, Project, ProjectObject, Take, Video
 
 Kind = Take.Kind
 
@@ -39,6 +39,13 @@ def portrait_inputs(character: Character) -> dict[str, Any]:
             "appearance": character.appearance,
         },
         "style": project.style,
+    }
+
+
+def reference_inputs(obj: ProjectObject) -> dict[str, Any]:
+    return {
+        "object": {"name": obj.name, "description": obj.description},
+        "style": obj.project.style,
     }
 
 
@@ -189,9 +196,11 @@ def staleness(take: Take | None, now: dict[str, Any]) -> Staleness:
 # --- recording and selecting ---------------------------------------------------------------
 
 
-def _unit_of(take: Take) -> Character | Frame | Video | Project:
+def _unit_of(take: Take) -> Character | Frame | Video | ProjectObject | Project:
     if take.kind == Kind.PORTRAIT:
         return take.character
+    if take.kind == Kind.REFERENCE:
+        return take.object
     if take.kind in (Kind.KEYFRAME, Kind.LINE):
         return take.frame
     if take.kind == Kind.CLIP:
@@ -203,7 +212,7 @@ def make_current(take: Take) -> None:
     """Point the unit at `take` (and its file field at the take's file). Nothing else changes:
     dependents become stale, nothing is regenerated."""
     unit = _unit_of(take)
-    if isinstance(unit, Character):
+    if isinstance(unit, Character | ProjectObject):
         unit.take, unit.image = take, take.file
         unit.save(update_fields=["take", "image", "updated_at"])
     elif isinstance(unit, Frame) and take.kind == Kind.LINE:
@@ -230,6 +239,7 @@ def take_record(
     inputs: dict[str, Any],
     character: Character | None = None,
     frame: Frame | None = None,
+    obj: ProjectObject | None = None,
     duration: float | None = None,
     prompt: str = "",
     instructions: str = "",
@@ -247,6 +257,7 @@ def take_record(
         kind=kind,
         character=character,
         frame=frame,
+        object=obj,
         file=file,
         duration=duration,
         prompt=prompt,

@@ -15,6 +15,10 @@ urlpatterns = [
         "api/characters/<int:character_id>", api.CharacterDetailApi.as_view(), "character-detail"
     ),
     *both_slashes(
+        "api/projects/<int:project_id>/objects", api.ProjectObjectsApi.as_view(), "project-objects"
+    ),
+    *both_slashes("api/objects/<int:object_id>", api.ObjectDetailApi.as_view(), "object-detail"),
+    *both_slashes(
         "api/characters/<int:character_id>/approve",
         api.CharacterApproveApi.as_view(),
         "character-approve",

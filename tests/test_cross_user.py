@@ -8,7 +8,7 @@ from drf_spectacular.generators import SchemaGenerator
 
 from director.models import DirectorSession, DirectorTurn
 from generation.models import GenerationJob
-from projects.models import Character, Frame, Project, Scene, Take, Video
+from projects.models import Character, Frame, Project, ProjectObject, Scene, Take, Video
 from tests.factories import (
     CharacterFactory,
     FrameFactory,
@@ -41,6 +41,8 @@ BODY_EXTRA = {
     ("post", "/api/director/stream"): {"message": "approve all", "page": "characters"},
     ("post", "/api/director/confirm"): {"token": "a-token-of-that-session"},
     ("patch", "/api/scenes/{scene_id}"): {"title": "B was here", "character_ids": []},
+    ("post", "/api/projects/{project_id}/objects"): {"name": "B's lamp"},
+    ("patch", "/api/objects/{object_id}"): {"name": "B was here"},
     ("patch", "/api/frames/{frame_id}"): {"prompt": "B was here", "speaker_id": None},
 }
 # Endpoints that never take an id and are safe for anyone (checked elsewhere).
@@ -69,7 +71,10 @@ def a_world(user):
     take = Take.objects.create(project=project, kind="keyframe", frame=frame, file="x.png")
     job = JobFactory(project=project, status="failed")
     session = DirectorSession.objects.create(user=user, project=project, page="characters")
+    obj = ProjectObject.objects.create(project=project, name="Lamp", image="x.png")
+    scene.project_objects.add(obj)
     return {
+        "object_id": obj.pk,
         "project_id": project.pk,
         "character_id": character.pk,
         "scene_id": scene.pk,
@@ -82,7 +87,8 @@ def a_world(user):
 
 def snapshot() -> list:
     rows = []
-    for model in (Project, Character, Scene, Frame, Video, Take, GenerationJob, DirectorSession):
+    models = (Project, Character, Scene, Frame, Video, Take, GenerationJob, DirectorSession)
+    for model in (*models, ProjectObject):
         rows.extend(
             model_to_dict(obj) | {"updated": str(getattr(obj, "updated_at", ""))}
             for obj in model.objects.order_by("pk")

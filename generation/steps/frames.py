@@ -213,9 +213,12 @@ def draw_keyframes(
 
     def shot(frame: Frame) -> Shot:
         cast, portraits = _portraits(frame)
+        # the scene's props and places after the portraits, the earlier shot last
+        things = list(frame.scene.project_objects.exclude(image="").order_by("id"))
+        references = [*portraits, *(read_media(o.image) for o in things)]
         earlier = _earlier_shot(frame, drawn.get(frame.scene_id, {}))
-        references = [*portraits, read_media(earlier)] if earlier else portraits
-        prompt = keyframe_prompt(frame, cast, continuity=bool(earlier))
+        references += [read_media(earlier)] if earlier else []
+        prompt = keyframe_prompt(frame, cast, continuity=bool(earlier), objects=things)
         prompt = with_instructions(prompt, instructions)
         return Shot(frame.pk, prompt, keyframe_inputs(frame), cast, portraits, references)
 

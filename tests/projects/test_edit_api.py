@@ -72,7 +72,16 @@ def test_it_edits_every_text_field_of_a_scene(api, scene):
     assert response.status_code == 200
     body = response.json()
     assert {k: body[k] for k in edit} == edit
-    assert set(body) == {"id", "order", "status", "character_ids", "cast_fallback", "frames", *edit}
+    assert set(body) == {
+        "id",
+        "order",
+        "status",
+        "character_ids",
+        "object_ids",
+        "cast_fallback",
+        "frames",
+        *edit,
+    }
     scene.refresh_from_db()
     assert {k: getattr(scene, k) for k in edit} == edit
 

@@ -192,7 +192,8 @@ def test_detail_uses_a_constant_number_of_queries(
     _build(project, scenes, frames, characters)
     # token lookup + project + characters + scenes + scene characters + frames/videos
     # + who is in each shot + the current takes' inputs + the take counts (staleness)
-    with django_assert_max_num_queries(9):
+    # + the project's objects + each scene's objects
+    with django_assert_max_num_queries(11):
         response = api.get(f"/api/projects/{project.pk}")
     assert response.status_code == 200
     assert sum(len(s["frames"]) for s in response.json()["scenes"]) == scenes * frames
