@@ -214,8 +214,10 @@ def keyframe(project: Project, target_type: str, target_id: int, params: dict) -
         return []
     cast = shot_cast(frame)
     continuity = frame.order > 1  # an earlier shot of the scene comes as a reference too
-    prompt = keyframe_prompt(frame, cast, continuity=continuity)
-    return keyframes([prompt], references=len(cast) + continuity, in_shot=len(cast))
+    things = list(frame.scene.project_objects.exclude(image=""))  # after the portraits
+    prompt = keyframe_prompt(frame, cast, continuity=continuity, objects=things)
+    references = len(cast) + len(things) + continuity
+    return keyframes([prompt], references=references, in_shot=len(cast))
 
 
 def reference(project: Project, target_type: str, target_id: int, params: dict) -> list[Item]:

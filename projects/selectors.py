@@ -24,7 +24,7 @@ def project_hierarchy(queryset: QuerySet[Project]) -> QuerySet[Project]:
     )
     scenes = Scene.objects.order_by("order").prefetch_related(
         Prefetch("characters", queryset=cast),
-        Prefetch("project_objects", queryset=ProjectObject.objects.only("id")),
+        Prefetch("project_objects", queryset=ProjectObject.objects.only("id", "name", "take_id")),
         Prefetch("frames", queryset=frames),
     )
     return queryset.prefetch_related(

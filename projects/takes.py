@@ -55,7 +55,7 @@ def _portraits_of(frame: Frame) -> dict[str, dict[str, Any]]:
 
 def keyframe_inputs(frame: Frame) -> dict[str, Any]:
     scene, project = frame.scene, frame.scene.project
-    return {
+    document: dict[str, Any] = {
         "frame": {"prompt": frame.prompt, "camera": frame.camera},
         "scene": {
             "title": scene.title,
@@ -66,6 +66,16 @@ def keyframe_inputs(frame: Frame) -> dict[str, Any]:
         "project": {"style": project.style, "aspect_ratio": project.aspect_ratio},
         "portraits": _portraits_of(frame),
     }
+    # The scene's props and places drawn so far (only when it has any: older takes keep
+    # their hash).
+    things = {
+        str(o.pk): {"name": o.name, "take": o.take_id}
+        for o in frame.scene.project_objects.all()
+        if o.take_id
+    }
+    if things:
+        document["objects"] = things
+    return document
 
 
 def clip_inputs(frame: Frame) -> dict[str, Any]:
@@ -116,6 +126,7 @@ _LABELS = {
     ("project", "style"): "project style changed",
     ("project", "aspect_ratio"): "aspect ratio changed",
     ("keyframe", None): "keyframe changed",
+    ("objects", None): "the scene's objects changed",
     ("clip_seconds", None): "clip length changed",
     ("line", "dialogue"): "dialogue edited",
     ("line", "speaker"): "speaker changed",
@@ -359,7 +370,7 @@ def hierarchy_frames(project: Project) -> list[Frame]:
     return list(
         Frame.objects.filter(scene__project=project)
         .select_related("scene__project", "video", "speaker")
-        .prefetch_related("scene__characters", "characters")
+        .prefetch_related("scene__characters", "scene__project_objects", "characters")
         .order_by("scene__order", "order")
     )
 

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from generation.models import GenerationJob
 from projects.cast import shot_cast
 from projects.models import Frame, Project, ProjectObject, Take
+from projects.takes import project_stale_units
 from tests.factories import ProjectFactory, SceneFactory
 from tests.pipeline import drain
 
@@ -142,6 +143,9 @@ def test_keyframes_get_the_scenes_objects_after_the_portraits(api, user, gemini)
     )
     lamp, gallery = ProjectObject.objects.filter(pk__in=objects).order_by("id")
     assert lamp.image and gallery.image
+    first = Frame.objects.get(scene=scene, order=1)
+    stale = {(u["type"], u["id"]): u["reasons"] for u in project_stale_units(project)}
+    assert stale[("keyframe", first.pk)] == ["the scene's objects changed"]
 
     frame = Frame.objects.get(scene=scene, order=2)
     before = len(gemini.requests)
@@ -159,6 +163,8 @@ def test_keyframes_get_the_scenes_objects_after_the_portraits(api, user, gemini)
     n = len(cast)
     assert f"reference image {n + 1} is Brass lamp" in str(request.body)
     assert f"reference image {n + 2} is Lighthouse gallery" in str(request.body)
+    stale = {(u["type"], u["id"]) for u in project_stale_units(project)}
+    assert ("keyframe", frame.pk) not in stale and ("keyframe", first.pk) in stale
     # a scene without objects sends none
     assert (
         api.patch(f"/api/scenes/{scene.pk}", {"object_ids": []}, format="json").status_code == 200
@@ -172,3 +178,7 @@ def test_keyframes_get_the_scenes_objects_after_the_portraits(api, user, gemini)
     (request,) = [r for r in gemini.requests[before:] if r.kind == "image"]
     assert inline_images(request.body) == [*portraits, earlier]
     assert "Objects and places" not in str(request.body)
+    # without its objects again, the first shot is as it was drawn
+    assert ("keyframe", first.pk) not in {
+        (u["type"], u["id"]) for u in project_stale_units(project)
+    }
