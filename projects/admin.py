@@ -412,6 +412,12 @@ class ProjectObjectAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj):
         pipeline.object_delete(obj=obj)
 
+    def get_deleted_objects(self, objs, request):
+        # Its takes go with it (the service deletes them and their files); they have no
+        # delete permission of their own.
+        deleted, counts, _, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
+
     def delete_queryset(self, request, queryset):
         for obj in queryset:
             pipeline.object_delete(obj=obj)

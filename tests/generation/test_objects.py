@@ -182,3 +182,38 @@ def test_keyframes_get_the_scenes_objects_after_the_portraits(api, user, gemini)
     assert ("keyframe", first.pk) not in {
         (u["type"], u["id"]) for u in project_stale_units(project)
     }
+
+
+@pytest.fixture
+def admin_client(client):
+    from django.contrib.auth import get_user_model  # noqa: PLC0415 (this fixture only)
+
+    boss = get_user_model().objects.create_superuser("boss", password="pw-for-tests-only")
+    client.force_login(boss)
+    return client
+
+
+def test_the_admin_adds_edits_and_deletes_objects_through_the_services(admin_client, user):
+    project = ProjectFactory(owner=user)
+    form = {"project": project.pk, "name": "Red kite", "description": "a paper kite"}
+    response = admin_client.post("/admin/projects/projectobject/add/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    obj = ProjectObject.objects.get()
+    assert obj.name == "Red kite"
+    assert Job.objects.filter(type="reference-generation", target_id=obj.pk).exists()
+    drain()
+    obj.refresh_from_db()
+    page = admin_client.get(f"/admin/projects/projectobject/{obj.pk}/change/")
+    assert page.status_code == 200 and obj.image.rsplit("/", 1)[-1] in page.content.decode()
+    listing = admin_client.get("/admin/projects/projectobject/")
+    assert listing.status_code == 200 and "Red kite" in listing.content.decode()
+    edit = {"name": "Blue kite", "description": "a paper kite"}
+    assert (
+        admin_client.post(f"/admin/projects/projectobject/{obj.pk}/change/", edit).status_code
+        == 302
+    )
+    obj.refresh_from_db()
+    assert obj.name == "Blue kite" and obj.project_id == project.pk
+    delete = admin_client.post(f"/admin/projects/projectobject/{obj.pk}/delete/", {"post": "yes"})
+    assert delete.status_code == 302
+    assert not ProjectObject.objects.exists() and not Take.objects.filter(kind="reference").exists()
