@@ -56,12 +56,20 @@ DATABASE_TRANSIENT = (OperationalError, InterfaceError)
 
 
 def _handle_failure(job: GenerationJob, error: Exception, *, poll: bool = False) -> None:
-    meter = usage.current_meter()
-    if meter is not None:
-        costs.flush(meter)  # what the failed step spent is spent before its reservation goes
     if isinstance(error, DATABASE_TRANSIENT):
         connection.close()  # a broken connection stays broken: take a fresh one
         error = TransientProviderError(f"database connection lost: {error}".strip())
+    meter = usage.current_meter()
+    if meter is not None:
+        # What the failed step spent is spent before its reservation goes (a write that fails
+        # keeps the calls pending for the step's own flush).
+        try:
+            costs.flush(meter)
+        except DATABASE_TRANSIENT as lost:
+            connection.close()
+            logger.warning(
+                "job %s: spend not written yet (%s); written when the step ends", job.pk, lost
+            )
     job.refresh_from_db()
     # What the job's owner reads (job.error): the message, without server paths or secrets;
     # the traceback is for staff (the dashboard's job page).
