@@ -12,6 +12,7 @@ from pathlib import Path
 import django_rq
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from playwright.sync_api import sync_playwright
 from rq import Worker
 
@@ -25,6 +26,9 @@ from filmstudio.support import (
     worker_command,
 )
 from generation.models import GenerationJob
+from generation.services import character_approve, start_character_generation
+from projects.models import Character, Project
+from projects.services import project_create
 from tests.pipeline import subprocess_env
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls in tests are still sync.
@@ -179,3 +183,26 @@ def login(page, username: str, password: str = PASSWORD, next_url: str = "/studi
 def wait_until(predicate, *, timeout: float = 30, message: str = "", stack: Stack | None = None):
     progress = stack.tail if stack else None
     return wait_for(predicate, timeout=timeout, interval=0.1, message=message, progress=progress)
+
+
+def finished_film(stack: Stack, *, username: str, title: str) -> Project:
+    """A finished 1x2 film of one character, made by the stack's worker through the services,
+    owned by a new user `username` (password PASSWORD)."""
+    owner = get_user_model().objects.create_user(username=username, password=PASSWORD)
+    project = project_create(
+        owner=owner, title=title, num_scenes=1, frames_per_scene=2, clip_seconds=2
+    )
+    start_character_generation(project=project, count=1)
+    wait_until(
+        lambda: project.characters.filter(status=Character.Status.PENDING).exists(),
+        message="no character was drawn",
+        stack=stack,
+    )
+    character_approve(character=project.characters.get())
+    wait_until(
+        lambda: Project.objects.get(pk=project.pk).status == Project.Status.COMPLETE,
+        timeout=60,
+        message="the film did not complete",
+        stack=stack,
+    )
+    return project

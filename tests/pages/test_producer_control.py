@@ -3,14 +3,10 @@ place goes stale, one keyframe is redone with instructions, an older take is pic
 "Update stale" redoes exactly what is stale and re-cuts the film."""
 
 import pytest
-from django.contrib.auth import get_user_model
 
-from generation import services as generation
 from generation.models import GenerationJob
-from generation.pipeline import start_character_generation
-from projects.models import Character, Frame, Project, Scene, Take
-from projects.services import project_create
-from tests.pages.conftest import PASSWORD, login, screenshot, wait_until
+from projects.models import Frame, Project, Scene, Take
+from tests.pages.conftest import finished_film, login, screenshot, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -22,25 +18,7 @@ def fast_password_hashing(settings):
 
 @pytest.fixture
 def film(stack) -> Project:
-    """A finished 1x2 film of one character, made by the worker through the services."""
-    owner = get_user_model().objects.create_user(username="petra", password=PASSWORD)
-    project = project_create(
-        owner=owner, title="Low Tide", num_scenes=1, frames_per_scene=2, clip_seconds=2
-    )
-    start_character_generation(project=project, count=1)
-    wait_until(
-        lambda: project.characters.filter(status=Character.Status.PENDING).exists(),
-        message="no character was drawn",
-        stack=stack,
-    )
-    generation.character_approve(character=project.characters.get())
-    wait_until(
-        lambda: Project.objects.get(pk=project.pk).status == Project.Status.COMPLETE,
-        timeout=60,
-        message="the film did not complete",
-        stack=stack,
-    )
-    return project
+    return finished_film(stack, username="petra", title="Low Tide")
 
 
 def open_studio(page, project: Project) -> None:

@@ -4,15 +4,11 @@ storyboard, the sound panel sets the music (and uploads a track), burns subtitle
 the lines after its quote, and downloads the subtitles (issue 13)."""
 
 import pytest
-from django.contrib.auth import get_user_model
 
-from generation import services as generation
 from generation.models import GenerationJob
-from generation.pipeline import start_character_generation
 from media import ffmpeg
 from projects.models import Character, Frame, Project
-from projects.services import project_create
-from tests.pages.conftest import PASSWORD, login, screenshot, wait_until
+from tests.pages.conftest import finished_film, login, screenshot, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -24,25 +20,7 @@ def fast_password_hashing(settings):
 
 @pytest.fixture
 def film(stack) -> Project:
-    """A finished 1x2 film of one character, its lines spoken, made by the worker."""
-    owner = get_user_model().objects.create_user(username="oona", password=PASSWORD)
-    project = project_create(
-        owner=owner, title="Low Tide", num_scenes=1, frames_per_scene=2, clip_seconds=2
-    )
-    start_character_generation(project=project, count=1)
-    wait_until(
-        lambda: project.characters.filter(status=Character.Status.PENDING).exists(),
-        message="no character was drawn",
-        stack=stack,
-    )
-    generation.character_approve(character=project.characters.get())
-    wait_until(
-        lambda: Project.objects.get(pk=project.pk).status == Project.Status.COMPLETE,
-        timeout=60,
-        message="the film did not complete",
-        stack=stack,
-    )
-    return project
+    return finished_film(stack, username="oona", title="Low Tide")
 
 
 def test_voices_lines_music_and_subtitles_from_the_studio(page, stack, film, tmp_path):
