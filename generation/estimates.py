@@ -139,11 +139,9 @@ def speech(stage: str, lines: list[str]) -> list[Item]:
     seconds = sum(0.5 + len(line.split()) / WORDS_PER_SECOND for line in lines)
     audio = round(seconds * AUDIO_TOKENS_PER_SECOND)
     return [
-        Item(stage, provider, model, prompt_tokens, "input_tokens",
-             cost(provider, model, {"input_tokens": prompt_tokens})),
-        Item(stage, provider, model, audio, "audio_tokens",
-             cost(provider, model, {"audio_tokens": audio})),
-    ]  # fmt: skip
+        priced(stage, provider, model, prompt_tokens, "input_tokens"),
+        priced(stage, provider, model, audio, "audio_tokens"),
+    ]
 
 
 def total(items: list[Item]) -> Decimal:
