@@ -1,7 +1,7 @@
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    DJANGO_DEBUG=false VAR_DIR=/app/var PORT=5000
+    DJANGO_DEBUG=false VAR_DIR=/app/var PORT=5000 WEB_CONCURRENCY=1
 
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ffmpeg fonts-dejavu-core espeak-ng \
@@ -19,4 +19,4 @@ RUN SECRET_KEY=build-only DATABASE_URL=postgres://x@localhost/x REDIS_URL=redis:
 
 USER film
 EXPOSE 5000
-CMD ["sh", "-c", "python manage.py migrate --noinput && exec uvicorn filmstudio.asgi:application --host 0.0.0.0 --port ${PORT} --proxy-headers"]
+CMD ["sh", "-c", "python manage.py migrate --noinput && exec uvicorn filmstudio.asgi:application --host 0.0.0.0 --port ${PORT} --workers ${WEB_CONCURRENCY:-1} --proxy-headers"]

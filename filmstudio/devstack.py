@@ -22,6 +22,7 @@ from filmstudio.support import (
     start_process,
     stop_process,
     wait_for,
+    web_workers,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -90,18 +91,23 @@ def check_tools(env: dict[str, str]) -> None:
 
 
 def run_stack(env: dict[str, str]) -> int:
+    try:
+        workers = web_workers(env)
+    except ValueError as error:
+        raise SystemExit(f"[devstack] {error}") from None
     check_tools(env)
     _manage(env, "migrate", "--noinput", "-v", "0")
     _manage(env, "ensure_admin")
     port = env.get("PORT", "5000")
-    _say(f"web    http://127.0.0.1:{port}/studio/   (API docs /docs, admin /admin/)")
+    processes = f"{workers} uvicorn process{'es' if workers > 1 else ''}"
+    _say(f"web    http://127.0.0.1:{port}/studio/   ({processes}; API docs /docs, admin /admin/)")
     _say(f"jobs   http://127.0.0.1:{port}/dashboard/  — Ctrl-C stops everything")
     honcho = shutil.which("honcho", path=str(Path(sys.executable).parent)) or "honcho"
     # honcho, the web server and the worker share our process group, so Ctrl-C reaches all.
     process = subprocess.Popen(
         [honcho, "start", "-f", str(BASE_DIR / "Procfile"), "-d", str(BASE_DIR)],
         cwd=BASE_DIR,
-        env={**env, "PORT": port},
+        env={**env, "PORT": port, "WEB_CONCURRENCY": str(workers)},
     )
     try:
         return process.wait()

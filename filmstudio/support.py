@@ -51,14 +51,27 @@ def worker_command(*extra: str) -> list[str]:
 
 
 def web_command(port: int, *extra: str, host: str = "127.0.0.1") -> list[str]:
-    """A web process: uvicorn serving the ASGI app. Open streams (SSE, the director) get two
-    seconds to finish on a stop instead of holding it up."""
+    """A web process: uvicorn serving the ASGI app, one process whatever WEB_CONCURRENCY says
+    (uvicorn reads it otherwise). Open streams (SSE, the director) get two seconds to finish on
+    a stop instead of holding it up."""
     return [
         *(sys.executable, "-m", "uvicorn", ASGI_APP),
-        *("--host", host, "--port", str(port)),
+        *("--host", host, "--port", str(port), "--workers", "1"),
         *("--no-access-log", "--timeout-graceful-shutdown", "2"),
         *extra,
     ]
+
+
+MAX_WEB_WORKERS = 64
+
+
+def web_workers(env: Mapping[str, str]) -> int:
+    """WEB_CONCURRENCY: how many uvicorn processes serve the site (the Procfile's, compose's and
+    the Dockerfile's `--workers`); unset or empty, one. Anything but 1..64 is a ValueError."""
+    raw = (env.get("WEB_CONCURRENCY") or "").strip() or "1"
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_WEB_WORKERS:
+        raise ValueError(f"WEB_CONCURRENCY must be a whole number from 1 to {MAX_WEB_WORKERS}")
+    return int(raw)
 
 
 def redis_server_command(port: int, *, workdir: Path | None = None) -> list[str]:

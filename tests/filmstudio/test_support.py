@@ -81,6 +81,43 @@ def test_shell_level_callers_run_the_same_command():
         assert "rqworker" not in path.read_text(), path
 
 
+def _expanded_by_sh(command: str, **env: str) -> list[str]:
+    """`command` as sh would run it, its arguments after parameter expansion."""
+    script = f'set -- {command.removeprefix("exec ")}; printf "%s\\n" "$@"'
+    out = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, check=True)
+    return out.stdout.splitlines()
+
+
+def _workers_flag(args: list[str]) -> str:
+    return args[args.index("--workers") + 1]
+
+
+@pytest.mark.parametrize(("value", "expected"), [("3", "3"), ("", "1"), (None, "1")])
+def test_web_concurrency_is_the_uvicorn_worker_count_of_the_procfile_and_the_dockerfile(
+    value, expected
+):
+    env = {"PORT": "5000", **({"WEB_CONCURRENCY": value} if value is not None else {})}
+    procfile = (ROOT / "Procfile").read_text()
+    web = next(line for line in procfile.splitlines() if line.startswith("web:"))
+    assert _workers_flag(_expanded_by_sh(web.removeprefix("web:"), **env)) == expected
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    cmd = dockerfile.split("exec uvicorn", 1)[1].split('"]', 1)[0]
+    assert _workers_flag(_expanded_by_sh(f"uvicorn{cmd}", **env)) == expected
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert "WEB_CONCURRENCY: ${WEB_CONCURRENCY:-1}" in compose
+
+
+def test_web_workers_reads_web_concurrency_and_refuses_nonsense():
+    assert support.web_workers({}) == 1
+    assert support.web_workers({"WEB_CONCURRENCY": " "}) == 1
+    assert support.web_workers({"WEB_CONCURRENCY": "4"}) == 4
+    for bad in ("0", "-2", "two", "65", "²"):
+        with pytest.raises(ValueError, match="WEB_CONCURRENCY"):
+            support.web_workers({"WEB_CONCURRENCY": bad})
+    # Tests and the bench always run one process, whatever the environment says.
+    assert _workers_flag(support.web_command(8000)) == "1"
+
+
 @pytest.mark.django_db
 def test_the_dashboard_hint_names_the_worker_command(client, user):
     user.is_staff = True
