@@ -3,8 +3,10 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     DJANGO_DEBUG=false VAR_DIR=/app/var PORT=5000 WEB_CONCURRENCY=1
 
+# No Debian ffmpeg: the static build in imageio-ffmpeg (requirements.txt) is the one used; libass
+# finds the subtitle font through fontconfig's configuration (fontconfig-config).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ffmpeg fonts-dejavu-core espeak-ng \
+ && apt-get install -y --no-install-recommends fonts-dejavu-core fontconfig-config espeak-ng \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -140,20 +141,30 @@ def assert_canonical(info: mf.MediaInfo, fmt: CanonicalFormat = FMT) -> None:
 # --------------------------------------------------------------------------- binary discovery
 
 
-def test_ffmpeg_binary_prefers_ffmpeg_on_path(monkeypatch: pytest.MonkeyPatch):
+def test_ffmpeg_binary_prefers_the_static_build_of_imageio_ffmpeg(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("FFMPEG_BINARY", raising=False)
-    monkeypatch.setattr(mf.shutil, "which", lambda name: f"/opt/bin/{name}")
-    assert mf.ffmpeg_binary() == "/opt/bin/ffmpeg"
-
-
-def test_ffmpeg_binary_falls_back_to_imageio_when_no_system_ffmpeg(
-    monkeypatch: pytest.MonkeyPatch,
-):
-    monkeypatch.delenv("FFMPEG_BINARY", raising=False)
-    monkeypatch.setattr(mf.shutil, "which", lambda name: None)
+    monkeypatch.delenv("IMAGEIO_FFMPEG_EXE", raising=False)
+    monkeypatch.setattr(mf.shutil, "which", lambda name: f"/usr/bin/{name}")
     binary = mf.ffmpeg_binary()
     assert binary == imageio_ffmpeg.get_ffmpeg_exe()
+    assert "imageio_ffmpeg" in binary
     assert os.access(binary, os.X_OK)
+
+
+def test_ffmpeg_binary_falls_back_to_ffmpeg_on_path_without_the_static_build(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    def missing() -> str:
+        raise RuntimeError("No ffmpeg exe could be found.")
+
+    monkeypatch.delenv("FFMPEG_BINARY", raising=False)
+    monkeypatch.setattr(mf.imageio_ffmpeg, "get_ffmpeg_exe", missing)
+    monkeypatch.setattr(mf.shutil, "which", lambda name: f"/opt/bin/{name}")
+    assert mf.ffmpeg_binary() == "/opt/bin/ffmpeg"
+    monkeypatch.setattr(mf.shutil, "which", lambda name: None)
+    mf.ffmpeg_binary.cache_clear()
+    with pytest.raises(FFmpegError, match="no ffmpeg found"):
+        mf.ffmpeg_binary()
 
 
 def test_ffmpeg_binary_env_var_overrides_discovery(monkeypatch: pytest.MonkeyPatch):
@@ -167,9 +178,17 @@ def test_ffmpeg_binary_env_var_overrides_discovery(monkeypatch: pytest.MonkeyPat
 def test_ffmpeg_binary_is_cached(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("FFMPEG_BINARY", raising=False)
     calls = []
-    monkeypatch.setattr(mf.shutil, "which", lambda name: calls.append(name) or "/x/ffmpeg")
-    assert mf.ffmpeg_binary() == mf.ffmpeg_binary()
-    assert calls == ["ffmpeg"]
+    monkeypatch.setattr(
+        mf.imageio_ffmpeg, "get_ffmpeg_exe", lambda: calls.append("imageio") or "/x/ffmpeg"
+    )
+    assert mf.ffmpeg_binary() == mf.ffmpeg_binary() == "/x/ffmpeg"
+    assert calls == ["imageio"]
+
+
+def test_the_static_build_has_every_filter_the_pipeline_uses():
+    needed = {"loudnorm", "sidechaincompress", "ebur128", "subtitles", "drawtext", "tpad"}
+    needed |= {"concat", "zoompan", "alimiter", "amix", "adelay", "aevalsrc", "anullsrc"}
+    assert needed <= mf._available_filters(imageio_ffmpeg.get_ffmpeg_exe())
 
 
 # --------------------------------------------------------------------------- probe
@@ -202,10 +221,15 @@ def test_probe_decodes_to_measure_duration_when_the_header_has_none(tmp_path: Pa
     assert mf.probe(raw).duration == pytest.approx(1.2, abs=0.05)
 
 
-def test_probe_parses_the_bundled_imageio_binary_output_too(
-    known_clip: Path, monkeypatch: pytest.MonkeyPatch
+# Debian's ffmpeg (5.1) where it is installed, as well as the static build (9.x) used by default.
+BINARIES = [imageio_ffmpeg.get_ffmpeg_exe(), *filter(None, [shutil.which("ffmpeg")])]
+
+
+@pytest.mark.parametrize("binary", BINARIES)
+def test_probe_parses_the_output_of_either_ffmpeg(
+    known_clip: Path, monkeypatch: pytest.MonkeyPatch, binary: str
 ):
-    monkeypatch.setenv("FFMPEG_BINARY", imageio_ffmpeg.get_ffmpeg_exe())
+    monkeypatch.setenv("FFMPEG_BINARY", binary)
     assert mf.probe(known_clip) == mf.MediaInfo(
         duration=pytest.approx(1.5, abs=0.05),
         width=320,
