@@ -25,6 +25,7 @@ from generation.prompts import (
     frames_prompt,
     keyframe_prompt,
     portrait_prompt,
+    project_objects,
     reference_prompt,
     scenes_prompt,
 )
@@ -174,7 +175,7 @@ def portrait(project: Project, target_type: str, target_id: int, params: dict) -
 
 
 def scenes(project: Project, target_type: str, target_id: int, params: dict) -> list[Item]:
-    prompt = scenes_prompt(project, approved_cast(project))
+    prompt = scenes_prompt(project, approved_cast(project), project_objects(project))
     return text_call("scenes", prompt, answer_items=project.num_scenes, per_item="scene")
 
 

@@ -58,16 +58,39 @@ def reference_prompt(obj: ProjectObject, project: Project) -> str:
     )
 
 
-def scenes_prompt(project: Project, cast: list[Character]) -> str:
-    return "\n\n".join(
-        [
-            project_brief(project),
-            "Cast (use only these characters, by exact name):\n" + cast_sheet(cast),
-            f"Write the film as exactly {project.num_scenes} scenes in story order. "
-            f"Each scene will be shown in {project.frames_per_scene} shots of "
-            f"{project.clip_seconds} seconds.",
-        ]
+def project_objects(project: Project) -> list[ProjectObject]:
+    return list(project.project_objects.order_by("id"))
+
+
+def object_sheet(objects: list[ProjectObject]) -> str:
+    """One line each, "* " (the cast's lines are "- "): a description's line breaks would
+    read as more items."""
+    lines = []
+    for o in objects:
+        description = " ".join(o.description.split())
+        lines.append(f"* {o.name}: {description}" if description else f"* {o.name}")
+    return "\n".join(lines)
+
+
+def scenes_prompt(
+    project: Project, cast: list[Character], objects: list[ProjectObject] | tuple = ()
+) -> str:
+    parts = [
+        project_brief(project),
+        "Cast (use only these characters, by exact name):\n" + cast_sheet(cast),
+    ]
+    if objects:
+        parts.append(
+            "Objects and places that must look the same in every shot (list those each scene "
+            "shows in its objects, by exact name; none when it shows none):\n"
+            + object_sheet(objects)
+        )
+    parts.append(
+        f"Write the film as exactly {project.num_scenes} scenes in story order. "
+        f"Each scene will be shown in {project.frames_per_scene} shots of "
+        f"{project.clip_seconds} seconds."
     )
+    return "\n\n".join(parts)
 
 
 def scene_cast_prompt(draft, cast: list[Character]) -> str:

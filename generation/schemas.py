@@ -10,7 +10,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, create_model
 
-from projects.models import Character, Frame, Scene
+from projects.models import Character, Frame, ProjectObject, Scene
 
 
 def _cut(limit: int):
@@ -30,6 +30,7 @@ TITLE_LENGTH = _column(Scene, "title")
 LOCATION_LENGTH = _column(Scene, "location")
 MOOD_LENGTH = _column(Scene, "mood")
 CAMERA_LENGTH = _column(Frame, "camera")
+OBJECT_NAME_LENGTH = _column(ProjectObject, "name")
 Name = Annotated[str, _cut(NAME_LENGTH), Field(max_length=NAME_LENGTH)]
 Role = Annotated[str, _cut(ROLE_LENGTH), Field(max_length=ROLE_LENGTH)]
 Title = Annotated[str, _cut(TITLE_LENGTH), Field(max_length=TITLE_LENGTH)]
@@ -79,12 +80,17 @@ class SceneDraft(BaseModel):
 
 class ScenePlan(Plan):
     scenes: list[SceneDraft]
+    # The project's objects (props, places) its scenes name theirs from, read by the offline
+    # provider like `size` (in the schema they are the enum of each scene's `objects`).
+    object_names: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
-    def for_cast(cls, names: list[str]) -> type["ScenePlan"]:
+    def for_cast(cls, names: list[str], objects: list[str] | tuple = ()) -> type["ScenePlan"]:
         """The plan whose scenes name their characters from the approved cast only (an enum
-        in the response schema: a nickname or a surname alone is refused by the schema)."""
-        return _scene_plan(tuple(names))
+        in the response schema: a nickname or a surname alone is refused by the schema) and,
+        when the project has objects, the objects each scene uses from an enum of their names
+        (`objects`; a name the model paraphrases is read anyway and matched, `match_names`)."""
+        return _scene_plan(tuple(names), tuple(dict.fromkeys(objects)))
 
 
 class CastList(BaseModel):
@@ -142,12 +148,30 @@ def _with_cast(model: type[BaseModel], names: tuple[str, ...], description: str)
     )
 
 
+def _object_name(names: tuple[str, ...]) -> Any:
+    # The enum steers the model; what it writes is still read as text (and cut to the column),
+    # so a paraphrase is matched to an object rather than failing the plan, and an unknown
+    # name dropped.
+    schema = {"type": "string", "enum": list(names)}
+    return Annotated[str, _cut(OBJECT_NAME_LENGTH), WithJsonSchema(schema)]
+
+
 @cache
-def _scene_plan(names: tuple[str, ...]) -> Any:
+def _scene_plan(names: tuple[str, ...], objects: tuple[str, ...] = ()) -> Any:
     draft = _with_cast(SceneDraft, names, "Exact names of the cast members present")
-    return create_model(
+    if objects:
+        used = (
+            list[_object_name(objects)],  # type: ignore[misc]
+            Field(description="Exact names of the listed objects and places this scene shows"),
+        )
+        draft = create_model(
+            SceneDraft.__name__, __base__=draft, __module__=SceneDraft.__module__, objects=used
+        )
+    plan = create_model(
         "ScenePlan", __base__=ScenePlan, __module__=ScenePlan.__module__, scenes=(list[draft], ...)
     )
+    plan.object_names = objects
+    return plan
 
 
 @cache

@@ -1,6 +1,12 @@
-"""Who is in a shot, and so whose portraits its keyframe is drawn with."""
+"""Who is in a shot, and so whose portraits its keyframe is drawn with; and which cast members
+or objects a model's names mean."""
 
-from projects.models import Character, Frame, Scene
+from typing import TypeVar
+
+from projects.models import Character, Frame, ProjectObject, Scene
+
+# Anything matched by its name: cast members, and the project's objects (props, places).
+Named = TypeVar("Named", Character, ProjectObject)
 
 
 def scene_cast(scene: Scene) -> list[Character]:
@@ -20,10 +26,11 @@ def shot_cast(frame: Frame) -> list[Character]:
     return in_shot or cast
 
 
-def match_names(names: list[str], cast: list[Character]) -> list[Character]:
-    """Cast members named in `names`: by exact name, else by a name a model uses for them
-    (their first name or surname alone, case and accents aside). Unknown names are dropped."""
-    found: list[Character] = []
+def match_names(names: list[str], cast: list[Named]) -> list[Named]:
+    """Cast members (or objects) named in `names`: by exact name, else by a name a model uses
+    for them (their first name or surname alone, "the brass lamp" for "Brass lamp", case
+    aside). Unknown names are dropped."""
+    found: list[Named] = []
     for name in names:
         character = _match(name, cast)
         if character is not None and character not in found:
@@ -35,7 +42,7 @@ def _fold(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-def _match(name: str, cast: list[Character]) -> Character | None:
+def _match(name: str, cast: list[Named]) -> Named | None:
     wanted = _fold(name)
     if not wanted:
         return None
@@ -48,5 +55,11 @@ def _match(name: str, cast: list[Character]) -> Character | None:
 
 def mentioned(text: str, cast: list[Character]) -> list[Character]:
     """Cast members whose name (or a part of it of 3+ letters) appears in `text`."""
+    named = set(mentioned_names(text, [c.name for c in cast]))
+    return [c for c in cast if c.name in named]
+
+
+def mentioned_names(text: str, names: list[str]) -> list[str]:
+    """The names of `names` that appear in `text`, whole or by a word of 3+ letters of them."""
     words = set(_fold(text).replace(":", " ").replace(",", " ").replace(".", " ").split())
-    return [c for c in cast if any(len(p) >= 3 and p in words for p in _fold(c.name).split())]
+    return [n for n in names if any(len(p) >= 3 and p in words for p in _fold(n).split())]

@@ -25,6 +25,7 @@ from generation.prompts import EDIT_PREFIX
 from generation.providers.base import M, PermanentProviderError, VideoPoll, Voice
 from generation.schemas import CastPlan, FramePlan, ScenePlan
 from media import ffmpeg
+from projects.cast import mentioned_names
 
 FIRST = ["Mara", "Elias", "Noor", "Tobias", "Ines", "Kofi", "Lena", "Ravi", "Yuki", "Sol"]
 LAST = ["Vance", "Okafor", "Lindqvist", "Moreau", "Tanaka", "Reyes", "Halloran", "Sato"]
@@ -51,6 +52,33 @@ def _title(prompt: str) -> str:
 
 def _cast_names(prompt: str) -> list[str]:
     return re.findall(r"^- (.+?) \(", prompt, flags=re.MULTILINE)
+
+
+_BRIEF_FIELD = r"^{}: (.*?)(?=^(?:Synopsis|Genre|Visual style|Aspect ratio): |\Z)"
+
+
+def _brief_field(prompt: str, label: str) -> str:
+    brief = prompt.split("\n\n", maxsplit=1)[0] if label == "Logline" else prompt
+    match = re.search(_BRIEF_FIELD.format(label), brief, flags=re.MULTILINE | re.DOTALL)
+    return match.group(1).strip() if match else ""
+
+
+def _objects_by_scene(prompt: str, count: int, objects: list[str]) -> list[list[str]]:
+    """The objects each of `count` scenes shows, from the story as the prompt's brief tells it:
+    those the logline mentions are in every scene; the synopsis's sentences are shared out
+    among the scenes in order, and a scene shows the objects its share mentions. Nothing
+    mentioned, nothing shown (no object is made up)."""
+    if not objects:
+        return [[] for _ in range(count)]
+    everywhere = mentioned_names(_brief_field(prompt, "Logline"), objects)
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", _brief_field(prompt, "Synopsis")) if s]
+    shown = []
+    for i in range(count):
+        start = i * len(sentences) // count
+        share = " ".join(sentences[start : max(start + 1, (i + 1) * len(sentences) // count)])
+        named = set(everywhere) | set(mentioned_names(share, objects))
+        shown.append([o for o in objects if o in named])
+    return shown
 
 
 LOCAL_TEXT = ("local", "local-text")
@@ -108,7 +136,8 @@ class LocalText:
         if issubclass(schema, CastPlan):
             return schema.model_validate(self._cast(prompt, rng, schema.size or 4))
         if issubclass(schema, ScenePlan):
-            return schema.model_validate(self._scenes(prompt, rng, schema.size or 3))
+            scenes = self._scenes(prompt, rng, schema.size or 3, schema.object_names)
+            return schema.model_validate(scenes)
         if issubclass(schema, FramePlan):
             return schema.model_validate(self._frames(prompt, rng, schema.size or 3))
         raise PermanentProviderError(f"the local provider cannot write {schema.__name__}")
@@ -130,22 +159,27 @@ class LocalText:
             ]
         }
 
-    def _scenes(self, prompt: str, rng: random.Random, count: int) -> dict:
+    def _scenes(
+        self, prompt: str, rng: random.Random, count: int, objects: Sequence[str] = ()
+    ) -> dict:
         cast = _cast_names(prompt) or ["The stranger"]
+        shown = _objects_by_scene(prompt, count, list(objects))
         scenes = []
         for i in range(count):
             present = cast[: 1 + (i % len(cast))][-2:]
             place, mood = rng.choice(PLACES), rng.choice(MOODS)
+            things = f" {', '.join(shown[i])} in sight." if shown[i] else ""
             scenes.append(
                 {
                     "title": f"Part {i + 1}: {place.split()[-1].title()}",
                     "concise_plot": f"{' and '.join(present)} at {place}.",
                     "detailed_plot": f"In {place}, {' and '.join(present)} face what "
-                    f"{_title(prompt)} asks of them; the mood turns {mood}.",
+                    f"{_title(prompt)} asks of them; the mood turns {mood}.{things}",
                     "dialogue": "\n".join(f"{n}: We hold on until morning." for n in present),
                     "location": place,
                     "mood": mood,
                     "characters": present,
+                    **({"objects": shown[i]} if objects else {}),
                 }
             )
         return {"scenes": scenes}

@@ -4,13 +4,13 @@ from django.db import transaction
 
 from generation import costs, services
 from generation.models import GenerationJob
-from generation.prompts import approved_cast, scene_cast_prompt, scenes_prompt
+from generation.prompts import approved_cast, project_objects, scene_cast_prompt, scenes_prompt
 from generation.providers import text_provider
 from generation.providers.base import PermanentProviderError, TextProvider, TransientProviderError
 from generation.schemas import CastList, SceneDraft, ScenePlan
 from generation.steps.common import cancel_jobs, delete_after_commit, lock_if_still_wanted
 from projects.cast import match_names, mentioned
-from projects.models import Character, Frame, Scene, Take, Video
+from projects.models import Character, Frame, ProjectObject, Scene, Take, Video
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,12 @@ def present_cast(
     return list(cast), True
 
 
+def proposed_objects(draft: SceneDraft, objects: list[ProjectObject]) -> list[ProjectObject]:
+    """The project's objects a drafted scene names (paraphrases matched, unknown names
+    dropped); a plan asked without objects names none."""
+    return match_names(getattr(draft, "objects", []), objects)
+
+
 def run(job: GenerationJob) -> None:
     project = job.project
     count = project.num_scenes
@@ -51,14 +57,18 @@ def run(job: GenerationJob) -> None:
         cast = approved_cast(project)
         if not cast:
             raise PermanentProviderError("No approved character: approve the cast first.")
-        prompt = scenes_prompt(project, cast)
-        # The project says how many, not the prompt; the cast is named from an enum of it.
-        plan = ScenePlan.for_cast([c.name for c in cast]).sized(count)
+        objects = project_objects(project)
+        prompt = scenes_prompt(project, cast, objects)
+        # The project says how many, not the prompt; the cast is named from an enum of it, the
+        # objects each scene shows from an enum of theirs.
+        names = [c.name for c in cast]
+        plan = ScenePlan.for_cast(names, [o.name for o in objects]).sized(count)
         provider = text_provider()
         drafts = provider.generate_json(prompt=prompt, schema=plan).scenes[:count]
         if len(drafts) < count:
             raise TransientProviderError(f"the model wrote {len(drafts)} of {count} scenes")
         casts = [present_cast(provider, draft, cast) for draft in drafts]
+        things = [proposed_objects(draft, objects) for draft in drafts]
         with transaction.atomic():
             lock_if_still_wanted(job)
             costs.record_unit(job.target_type, job.target_id)
@@ -73,10 +83,13 @@ def run(job: GenerationJob) -> None:
             )
             old_frames.delete()
             project.scenes.filter(order__gt=count).delete()
-            for order, (draft, (present, fallback)) in enumerate(
-                zip(drafts, casts, strict=True), start=1
+            # An object deleted while the model wrote is not listed (the project row is locked
+            # now: none goes before the scenes are stored).
+            alive = set(project.project_objects.values_list("pk", flat=True))
+            for order, (draft, (present, fallback), shown) in enumerate(
+                zip(drafts, casts, things, strict=True), start=1
             ):
-                fields = draft.model_dump(exclude={"characters"})
+                fields = draft.model_dump(exclude={"characters", "objects"})
                 scene, _ = Scene.objects.update_or_create(
                     project=project,
                     order=order,
@@ -88,6 +101,7 @@ def run(job: GenerationJob) -> None:
                     },
                 )
                 scene.characters.set(present)
+                scene.project_objects.set([o for o in shown if o.pk in alive])
                 services.publish_entity(scene)
     scene_ids = list(project.scenes.order_by("order").values_list("pk", flat=True))
     services.job_succeed(job, {"scene_ids": scene_ids})

@@ -470,6 +470,7 @@ def _text_for(body: dict) -> str:
                 if isinstance(value, list) and value:
                     document[key] = [_distinct(value[0], i) for i in range(int(asked.group(1)))]
         _name_the_cast(document, _prompt_text(body))
+        _name_the_objects(document, _prompt_text(body))
         return json.dumps(document)
     if config.get("responseMimeType") == "application/json":
         return "{}"
@@ -494,6 +495,25 @@ def _name_the_cast(document: Any, prompt: str) -> None:
         allowed = [n for n in cast if n in names] or None  # the enum's values came back
         pool = cast if allowed is not None else [n.split()[0] for n in cast]
         item["characters"] = [pool[(index + k) % len(pool)] for k in range(min(2, len(pool)))]
+
+
+_OBJECT_LINE = re.compile(r"^\* (.+?)(?:: .*)?$", re.MULTILINE)
+UNLISTED_OBJECT = "A stranger's umbrella"
+
+
+def _name_the_objects(document: Any, prompt: str) -> None:
+    """The objects each scene shows, as a model answers: scene i names the listed object i (in
+    turn), spelled as listed in even scenes and paraphrased in odd ones ("the brass lamp" for
+    "Brass lamp"); every third scene also names one that was never listed."""
+    listed = _OBJECT_LINE.findall(prompt)
+    if not listed or not isinstance(document, dict):
+        return
+    items = [i for i in document.get("scenes") or [] if isinstance(i, dict) and "objects" in i]
+    for index, item in enumerate(items):
+        name = listed[index % len(listed)]
+        item["objects"] = [name if index % 2 == 0 else f"the {name.lower()}"]
+        if index % 3 == 2:
+            item["objects"].append(UNLISTED_OBJECT)
 
 
 def _distinct(item: Any, index: int) -> Any:

@@ -137,6 +137,8 @@ def test_keyframes_get_the_scenes_objects_after_the_portraits(api, user, gemini)
     project.refresh_from_db()
     assert project.status == Project.Status.AWAITING_STORYBOARD_APPROVAL, project.status
     scene = project.scenes.get()
+    # the model proposed the lamp for the scene (the fake names the first listed object)
+    assert api.get(f"/api/projects/{project.pk}").json()["scenes"][0]["object_ids"] == objects[:1]
     assert (
         api.patch(f"/api/scenes/{scene.pk}", {"object_ids": objects}, format="json").status_code
         == 200
@@ -178,7 +180,10 @@ def test_keyframes_get_the_scenes_objects_after_the_portraits(api, user, gemini)
     (request,) = [r for r in gemini.requests[before:] if r.kind == "image"]
     assert inline_images(request.body) == [*portraits, earlier]
     assert "Objects and places" not in str(request.body)
-    # without its objects again, the first shot is as it was drawn
+    # with the proposed lamp alone again, the first shot is as it was drawn
+    assert (
+        api.patch(f"/api/scenes/{scene.pk}", {"object_ids": objects[:1]}, format="json")
+    ).status_code == 200
     assert ("keyframe", first.pk) not in {
         (u["type"], u["id"]) for u in project_stale_units(project)
     }
