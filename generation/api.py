@@ -541,10 +541,10 @@ class AudioGenerationApi(JobStartApi):
         responses=JOB_RESPONSES,
         summary="Speak the dialogue: one frame's line again, or every missing or stale line",
         description="`{frame_id}` speaks that frame's dialogue again (a new `line` take, "
-        "current); `{project_id}` speaks every line that has no take yet or whose text, speaker "
-        "or voice changed since. Each line is said by its speaker's `voice` (the narrator's "
-        "when the frame has no speaker). `409` without dialogue to speak or while lines of the "
-        "project are being spoken.",
+        "current); `{project_id}` speaks every line that has no take yet or whose text, "
+        "speaker, voice or speech provider/model changed since. Each line is said by its "
+        "speaker's `voice` (the narrator's when the frame has no speaker). `409` without "
+        "dialogue to speak or while lines of the project are being spoken.",
     )
     def post(self, request):
         data = _validated(AudioJobRequest, request)

@@ -8,10 +8,12 @@ timestamps: writing the same text back makes nothing stale."""
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
 from projects.cast import shot_cast
@@ -86,13 +88,31 @@ def clip_inputs(frame: Frame) -> dict[str, Any]:
     }
 
 
-def line_inputs(frame: Frame) -> dict[str, Any]:
-    """A spoken line: its text, who says it and in which voice (the narrator's has none here:
-    it is the provider's, `generation.voices.narrator_voice`)."""
+# Which speech provider and model speak lines now: `generation` registers its choice
+# (generation.providers.speech_choice) from its ready(), so this module knows no provider.
+_speech_choice: list[Callable[[], tuple[str, str]]] = []
+
+
+def register_speech_choice(choice: Callable[[], tuple[str, str]]) -> None:
+    _speech_choice[:] = [choice]
+
+
+def speech_now() -> dict[str, str]:
+    if not _speech_choice:
+        raise ImproperlyConfigured("No speech choice registered (is `generation` installed?)")
+    provider, model = _speech_choice[0]()
+    return {"provider": provider, "model": model}
+
+
+def line_inputs(frame: Frame, speech: dict[str, str] | None = None) -> dict[str, Any]:
+    """A spoken line: its text, who says it, in which voice (the narrator's has none here: it
+    is the provider's, `generation.voices.narrator_voice`) and which provider and model speak
+    it (`speech`: `speech_now()` unless given), so switching them makes the lines stale."""
     speaker = frame.speaker
     return {
         "line": {"dialogue": frame.dialogue, "speaker": frame.speaker_id},
         "voice": speaker.voice if speaker is not None else "",
+        "speech": speech if speech is not None else speech_now(),
     }
 
 
@@ -164,6 +184,14 @@ def _clip_reasons(old: list, new: list) -> list[str]:
     return reasons
 
 
+def _speech_reasons(old: dict, new: dict) -> list[str]:
+    was = f"{old.get('provider', '?')} ({old.get('model', '?')})"
+    now = f"{new.get('provider', '?')} ({new.get('model', '?')})"
+    if old.get("provider") != new.get("provider"):
+        return [f"speech provider changed from {was} to {now}"]
+    return [f"speech model changed from {old.get('model')} to {new.get('model')}"]
+
+
 def stale_reasons(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """Name what changed between the inputs a take was made from and the inputs now."""
     reasons: list[str] = []
@@ -175,6 +203,10 @@ def stale_reasons(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
             found = _portrait_reasons(old or {}, new or {})
         elif key == "clips":
             found = _clip_reasons(old or [], new or [])
+        elif key == "speech":
+            found = _speech_reasons(old or {}, new or {})
+        elif key == "voice" and old and new:
+            found = [f"voice changed from {old} to {new}"]
         elif isinstance(old, dict) and isinstance(new, dict) and (key, None) not in _LABELS:
             found = [
                 _LABELS.get((key, field), f"{key} {field} changed")
@@ -196,12 +228,24 @@ class Staleness:
 FRESH = Staleness(False, [])
 
 
+def _recorded_inputs(take: Take, now: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The take's inputs document and hash; a line spoken before its speech provider was part
+    of its inputs has the provider and model its take records."""
+    if "speech" in now and take.kind == Kind.LINE and "speech" not in take.inputs:
+        document = {**take.inputs, "speech": {"provider": take.provider, "model": take.model}}
+        return document, inputs_hash(document)
+    return take.inputs, take.inputs_hash
+
+
 def staleness(take: Take | None, now: dict[str, Any]) -> Staleness:
     """A unit with no take yet is not stale (it is missing); a take made before inputs were
     recorded (upgraded) takes the inputs as they stand as its baseline."""
-    if take is None or not take.inputs_hash or take.inputs_hash == inputs_hash(now):
+    if take is None or not take.inputs_hash:
         return FRESH
-    return Staleness(True, stale_reasons(take.inputs, now) or ["inputs changed"])
+    before, recorded = _recorded_inputs(take, now)
+    if recorded == inputs_hash(now):
+        return FRESH
+    return Staleness(True, stale_reasons(before, now) or ["inputs changed"])
 
 
 # --- recording and selecting ---------------------------------------------------------------
@@ -341,7 +385,7 @@ def take_states(
     current |= {("line", f.pk): f.line_take_id for f in frames if f.line_take_id or f.dialogue}
     current[("film", project.pk)] = project.film_take_id
     takes = Take.objects.filter(pk__in=[pk for pk in current.values() if pk]).only(
-        "id", "inputs", "inputs_hash"
+        "id", "kind", "inputs", "inputs_hash", "provider", "model"
     )
     by_id = {t.pk: t for t in takes}
     counts: dict[tuple[str, int], int] = {}
@@ -353,11 +397,12 @@ def take_states(
     ):
         counts[(kind, character_id or frame_id or project.pk)] = n
     inputs_now = {("portrait", c.pk): portrait_inputs(c) for c in characters}
+    speech = speech_now()
     for frame in frames:
         inputs_now[("keyframe", frame.pk)] = keyframe_inputs(frame)
         inputs_now[("clip", frame.pk)] = clip_inputs(frame)
         if ("line", frame.pk) in current:
-            inputs_now[("line", frame.pk)] = line_inputs(frame)
+            inputs_now[("line", frame.pk)] = line_inputs(frame, speech)
     inputs_now[("film", project.pk)] = film_inputs(project, frames)
     states = {}
     for key, take_id in current.items():

@@ -23,7 +23,7 @@ from generation.steps.common import (
 from generation.voices import voice_for
 from projects.models import Frame, Take
 from projects.sound import spoken_text
-from projects.takes import inputs_hash, line_inputs
+from projects.takes import line_inputs, speech_now, staleness
 
 Job = GenerationJob
 UNIT = Job.TargetType.FRAME
@@ -44,12 +44,13 @@ def _frames(job: Job) -> list[Frame]:
     return list(frames.order_by("scene__order", "order"))
 
 
-def line_wanted(frame: Frame) -> bool:
-    """A frame with words to say whose line is missing or made from other inputs."""
+def line_wanted(frame: Frame, speech: dict[str, str]) -> bool:
+    """A frame with words to say whose line is missing or made from other inputs (its text,
+    speaker, voice, or the speech provider and model: `speech`)."""
     if not spoken_text(frame):
         return False
     take = frame.line_take
-    return take is None or take.inputs_hash != inputs_hash(line_inputs(frame))
+    return take is None or staleness(take, line_inputs(frame, speech)).stale
 
 
 def run(job: Job) -> None:
@@ -63,7 +64,8 @@ def run(job: Job) -> None:
                 Frame.objects.filter(pk=frame.pk).update(line_take=None)
                 frame.line_take = None
                 services.publish_entity(frame)
-    todo = [f for f in frames if spoken_text(f) and (one or line_wanted(f))]
+    speech = speech_now()
+    todo = [f for f in frames if spoken_text(f) and (one or line_wanted(f, speech))]
     speak_lines(job, todo, result={"frame_ids": [f.pk for f in todo]})
 
 
@@ -71,8 +73,9 @@ def speak_lines(job: Job, frames: list[Frame], *, result: dict) -> None:
     """Speak side by side; each line becomes its frame's current take, and the job finishes.
     The inputs are taken with the text: an edit made while it is spoken makes it stale."""
     project_id = job.project_id
-    todo = [(f.pk, spoken_text(f), voice_for(f.speaker), line_inputs(f)) for f in frames]
     provider = speech_provider()
+    speech = {"provider": provider.name, "model": provider.model}  # who speaks them
+    todo = [(f.pk, spoken_text(f), voice_for(f.speaker), line_inputs(f, speech)) for f in frames]
 
     def speak(item: tuple[int, str, str, dict]) -> str:
         pk, text, voice, _ = item

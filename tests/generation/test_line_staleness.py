@@ -1,0 +1,121 @@
+"""A spoken line is made by a speech provider and model in a voice: changing any of them (the
+settings, or the speaker's voice) makes the line stale with a reason that names it, and
+nothing is spoken again until asked."""
+
+import pytest
+
+from generation.models import GenerationJob
+from projects.models import Character, Frame, Take
+from projects.takes import inputs_hash, project_stale_units
+from tests.factories import FrameFactory, ProjectFactory, SceneFactory
+from tests.pipeline import drain
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Job = GenerationJob
+
+
+@pytest.fixture(autouse=True)
+def offline(settings):
+    settings.TEXT_PROVIDER = settings.IMAGE_PROVIDER = settings.VIDEO_PROVIDER = "local"
+    settings.SPEECH_PROVIDER = "local"
+    settings.GEMINI_SPEECH_MODEL = "gemini-3.8-flash-lite-tts"
+
+
+@pytest.fixture
+def spoken(api, user):
+    """A project with two frames of dialogue (Mira's and the narrator's), both spoken offline."""
+    project = ProjectFactory(owner=user)
+    mira = Character.objects.create(
+        project=project, name="Mira", status=Character.Status.APPROVED, voice="espeak-bea"
+    )
+    scene = SceneFactory(project=project)
+    scene.characters.add(mira)
+    hers = FrameFactory(scene=scene, dialogue="Mira: The lamp is out.", speaker=mira)
+    narrated = FrameFactory(scene=scene, dialogue="Night falls on the island.")
+    response = api.post("/api/jobs/audio-generation", {"project_id": project.pk}, format="json")
+    assert response.status_code == 202, response.json()
+    drain()
+    takes = Take.objects.filter(project=project, kind=Take.Kind.LINE)
+    assert {(t.frame_id, t.provider, t.model) for t in takes} == {
+        (hers.pk, "local", "espeak-ng"),
+        (narrated.pk, "local", "espeak-ng"),
+    }
+    assert all(t.inputs["speech"] == {"provider": "local", "model": "espeak-ng"} for t in takes)
+    return project, mira, hers, narrated
+
+
+def stale_lines(api, project) -> dict[int, list[str]]:
+    response = api.get(f"/api/projects/{project.pk}/stale")
+    assert response.status_code == 200
+    return {u["id"]: u["reasons"] for u in response.json()["units"] if u["type"] == "line"}
+
+
+def test_switching_the_speech_provider_or_model_makes_the_lines_stale(api, spoken, settings):
+    project, _, hers, narrated = spoken
+    assert stale_lines(api, project) == {}
+    jobs = Job.objects.filter(project=project).count()
+
+    settings.SPEECH_PROVIDER = "gemini"
+    switched = (
+        "speech provider changed from local (espeak-ng) to gemini (gemini-3.8-flash-lite-tts)"
+    )
+    assert stale_lines(api, project) == {hers.pk: [switched], narrated.pk: [switched]}
+    # the refresh's quote prices them at the new provider's rates
+    estimate = api.get(f"/api/projects/{project.pk}/stale").json()["estimate"]
+    lines = [i for i in estimate["items"] if i["stage"] == "lines"]
+    assert lines and {i["provider"] for i in lines} == {"gemini"}
+    assert sum(float(i["usd"]) for i in lines) > 0
+
+    settings.GEMINI_SPEECH_MODEL = "gemini-3.8-flash-tts"
+    assert stale_lines(api, project)[hers.pk] == [switched.replace("-lite", "")]
+
+    settings.SPEECH_PROVIDER = "local"  # back to what spoke them: fresh again
+    assert stale_lines(api, project) == {}
+    # nothing was spoken again by itself, and the frames still point at their lines
+    assert Job.objects.filter(project=project).count() == jobs
+    assert Take.objects.filter(project=project, kind=Take.Kind.LINE).count() == 2
+
+
+def test_a_project_audio_job_speaks_again_only_the_lines_another_provider_made(
+    api, spoken, settings, gemini
+):
+    project, _, hers, narrated = spoken
+    settings.SPEECH_PROVIDER = "gemini"
+    settings.GEMINI_SPEECH_MODEL = "gemini-3.8-flash-tts"
+    assert set(stale_lines(api, project)) == {hers.pk, narrated.pk}
+    response = api.post("/api/jobs/audio-generation", {"project_id": project.pk}, format="json")
+    assert response.status_code == 202, response.json()
+    drain()
+    hers.refresh_from_db()
+    narrated.refresh_from_db()
+    for frame in (hers, narrated):
+        assert (frame.line_take.provider, frame.line_take.model) == (
+            "gemini",
+            "gemini-3.8-flash-tts",
+        )
+    assert stale_lines(api, project) == {}
+    assert len([r for r in gemini.requests if r.kind == "audio"]) == 2
+    again = api.post("/api/jobs/audio-generation", {"project_id": project.pk}, format="json")
+    assert again.status_code == 202
+    drain()
+    assert len([r for r in gemini.requests if r.kind == "audio"]) == 2  # nothing left to say
+
+
+def test_a_new_voice_makes_that_speakers_lines_stale_and_names_both_voices(api, spoken):
+    project, mira, hers, _ = spoken
+    response = api.patch(f"/api/characters/{mira.pk}", {"voice": "espeak-gus"}, format="json")
+    assert response.status_code == 200, response.json()
+    assert stale_lines(api, project) == {hers.pk: ["voice changed from espeak-bea to espeak-gus"]}
+
+
+def test_a_line_spoken_before_the_provider_was_recorded_keeps_its_hash(api, spoken, settings):
+    """Lines spoken before their inputs named the speech provider are read with the provider
+    and model their take records: not stale while those still speak."""
+    project, _, hers, _ = spoken
+    take = Frame.objects.get(pk=hers.pk).line_take
+    older = {k: v for k, v in take.inputs.items() if k != "speech"}
+    Take.objects.filter(pk=take.pk).update(inputs=older, inputs_hash=inputs_hash(older))
+    assert stale_lines(api, project) == {}
+    assert project_stale_units(project) == []
+    settings.SPEECH_PROVIDER = "gemini"
+    assert hers.pk in stale_lines(api, project)
