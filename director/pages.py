@@ -19,6 +19,10 @@ UNIT_TOOLS = (
     "select_take",
     "refresh_stale",
     "approve_storyboard",
+    # Sound: the voices, a character's voice (an edit), speaking the lines (paid).
+    "list_voices",
+    "set_voice",
+    "generate_lines",
 )
 
 BASE_PROMPT = """\
@@ -38,7 +42,11 @@ the regenerate_* tools with the person's words as instructions, never a project-
 start_generation. Scenes and frames are numbered from 1 by their order; take their ids from \
 get_project_status (scenes[].frame_ids are in frame order). Tools that spend money or replace \
 content answer "confirmation_required" the first time: the app shows the person a confirm \
-button; say what will happen and what it costs, and do not call them again."""
+button; say what will happen and what it costs, and do not call them again.
+Each character speaks in a voice: list_voices shows the voices (with traits such as low, \
+bright, warm, mature) and who speaks in which; "give Mira a deeper voice" is set_voice with \
+a fitting voice id, after which her spoken lines are stale (say so: nothing is spoken again \
+by itself); generate_lines speaks a frame's, a scene's or the project's lines."""
 
 
 @dataclass(frozen=True)

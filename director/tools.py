@@ -38,6 +38,7 @@ from filmstudio.exceptions import ConflictError
 from generation import services as generation
 from generation.models import GenerationJob
 from generation.pipeline import cast_problem, keyframes_problem, stitch_problem
+from generation.providers import speech_choice
 from generation.selectors import job_for_user, job_quote, project_stale_report
 from generation.serializers import (
     CharacterJobRequest,
@@ -45,6 +46,8 @@ from generation.serializers import (
     PortraitJobRequest,
     VideoJobRequest,
 )
+from generation.voices import offered as voices_offered
+from generation.voices import voice_for
 from projects import selectors
 from projects.models import Character, Frame, Project, Scene, Take
 from projects.serializers import (
@@ -53,7 +56,8 @@ from projects.serializers import (
     RejectSerializer,
     SceneUpdateSerializer,
 )
-from projects.takes import current_take_ids
+from projects.sound import spoken_text
+from projects.takes import current_take_ids, line_inputs, staleness
 
 Type, Target = GenerationJob.Type, GenerationJob.TargetType
 
@@ -644,6 +648,121 @@ def approve_storyboard_proposal(ctx: ToolContext, args: dict) -> Proposal:
     )
 
 
+# ------------------------------------------------------------------ sound: voices and lines
+
+
+def _cast(project: Project) -> list[Character]:
+    return list(project.characters.exclude(status=Character.Status.REJECTED).order_by("pk"))
+
+
+def list_voices(ctx: ToolContext, args: dict) -> Result:
+    """The speech provider's voices (with the traits a choice goes by) and, with a project
+    open, which voice each of its characters speaks in."""
+    provider, model = speech_choice()
+    result: Result = {
+        "speech": {"provider": provider, "model": model},
+        "voices": [
+            {**voice.as_dict(), "traits": sorted(voice.traits)} for voice in voices_offered()
+        ],
+    }
+    if args.get("project_id") or ctx.project_id:
+        project = _project(ctx, args)
+        result["cast"] = [
+            {"id": c.pk, "name": c.name, "status": c.status, "voice": voice_for(c)}
+            for c in _cast(project)
+        ]
+    return result
+
+
+def _stale_lines_of(character: Character) -> list[int]:
+    """The frames whose current line, spoken by `character`, no longer matches its inputs."""
+    frames = Frame.objects.filter(speaker=character, line_take__isnull=False)
+    frames = frames.select_related("speaker", "line_take").order_by("scene__order", "order")
+    return [f.pk for f in frames if staleness(f.line_take, line_inputs(f)).stale]
+
+
+def set_voice(ctx: ToolContext, args: dict) -> Result:
+    character = selectors.character_for_user(ctx.user, _int_arg(args, "character_id"))
+    voice = args.get("voice")
+    if not isinstance(voice, str) or not voice.strip():
+        raise ToolError("voice must be a voice id from list_voices.")
+    # A voice's name ("Gus") stands for its id ("espeak-gus"); anything else is refused.
+    by_name = {v.name.lower(): v.id for v in voices_offered()}
+    voice = by_name.get(voice.strip().lower(), voice.strip())
+    before = character.voice
+    character = generation.character_update(character=character, voice=voice)
+    stale = _stale_lines_of(character)
+    if before == character.voice:
+        done = f"{character.name} already speaks in {character.voice}: nothing changed."
+    else:
+        done = f"{character.name} now speaks in {character.voice} (was {before or 'none'})."
+    if stale:
+        done += (
+            f" {len(stale)} spoken line(s) of {character.name} are stale now; nothing is "
+            "spoken again until you ask (generate_lines, or refresh_stale)."
+        )
+    return {
+        "character": {**character_brief(character), "voice": character.voice},
+        "stale_line_frame_ids": stale,
+        "done": done,
+    }
+
+
+def _lines_call(ctx: ToolContext, args: dict) -> tuple[Project, list[Frame], str]:
+    """What generate_lines would speak: (the project, the frames, what it is), or ToolError."""
+    given = [name for name in ("frame_id", "scene_id") if name in args]
+    if len(given) > 1 or (given and "project_id" in args):
+        raise ToolError("Give one of frame_id, scene_id or project_id.")
+    if "frame_id" in args:
+        frame = selectors.frame_for_user(ctx.user, _int_arg(args, "frame_id"))
+        frames, what = [frame], f"the line of {_frame_label(frame)}"
+        project = frame.scene.project
+    elif "scene_id" in args:
+        scene = selectors.scene_for_user(ctx.user, _int_arg(args, "scene_id"))
+        frames = list(scene.frames.order_by("order"))
+        project, what = scene.project, f"the lines of scene {scene.order} ({scene.title})"
+    else:
+        project = _project(ctx, args)
+        frames = list(Frame.objects.filter(scene__project=project))
+        what = f"every missing or stale line of “{project.title}”"
+    frames = [
+        f
+        for f in Frame.objects.filter(pk__in=[f.pk for f in frames])
+        .select_related("scene__project", "speaker")
+        .prefetch_related("scene__characters")
+        .order_by("scene__order", "order")
+        if spoken_text(f)
+    ]
+    if not frames:
+        raise ToolError(f"Nothing to speak: {what.removeprefix('every ')} has no dialogue.")
+    return project, frames, what
+
+
+def generate_lines(ctx: ToolContext, args: dict) -> Result:
+    project, frames, _ = _lines_call(ctx, args)
+    if "frame_id" not in args and "scene_id" not in args:
+        return {"job": job_brief(generation.start_audio_generation(project=project))}
+    with transaction.atomic():  # every line's job, or none
+        jobs = [generation.start_audio_generation(project=project, frame=f) for f in frames]
+    return {"jobs": [job_brief(job) for job in jobs]}
+
+
+def generate_lines_proposal(ctx: ToolContext, args: dict) -> Proposal:
+    project, frames, what = _lines_call(ctx, args)
+    provider, model = speech_choice()
+    if "frame_id" not in args and "scene_id" not in args:
+        return Proposal(
+            f"Speak {what} ({len(frames)} frame(s) have dialogue) with {provider} {model}.",
+            _priced({"lines": len(frames)}, project, Type.AUDIO, Target.PROJECT, project.pk),
+        )
+    speakers = sorted({f.speaker.name if f.speaker else "the narrator" for f in frames})
+    return Proposal(
+        f"Speak {what} again with {provider} {model} ({len(frames)} line(s), by "
+        f"{', '.join(speakers)}); the current lines stay as older takes.",
+        _priced({"lines": len(frames)}, project, Type.AUDIO, Target.FRAME, [f.pk for f in frames]),
+    )
+
+
 # ------------------------------------------------------------------ UI tools (checked only)
 
 
@@ -901,6 +1020,37 @@ TOOLS: dict[str, Tool] = {
             "action",
             refresh_stale,
             refresh_stale_proposal,
+        ),
+        Tool(
+            "list_voices",
+            "The voices the speech provider offers (id, name, description, traits such as "
+            "feminine, masculine, low, high, warm, bright, young, mature) and which voice each "
+            "character of the open project speaks in.",
+            _object({"project_id": _PROJECT_ID}),
+            "action",
+            list_voices,
+        ),
+        Tool(
+            "set_voice",
+            "Give one character another voice (an id from list_voices; e.g. for 'a deeper "
+            "voice', one with the low or mature trait). An edit: nothing is spoken again, the "
+            "character's spoken lines become stale (say so).",
+            _object(
+                {"character_id": _ID, "voice": {"type": "string", "maxLength": 100}},
+                ("character_id", "voice"),
+            ),
+            "action",
+            set_voice,
+        ),
+        Tool(
+            "generate_lines",
+            "Speak dialogue in its speakers' voices: one frame's line again (frame_id), every "
+            "line of one scene again (scene_id), or every missing or stale line of the project "
+            "(neither). Asks the person to confirm first.",
+            _object({"frame_id": _ID, "scene_id": _ID, "project_id": _PROJECT_ID}),
+            "action",
+            generate_lines,
+            generate_lines_proposal,
         ),
         Tool(
             "approve_storyboard",

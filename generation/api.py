@@ -40,6 +40,7 @@ from generation.serializers import (
     PortraitJobRequest,
     ProjectRef,
     RateSerializer,
+    ReferenceJobRequest,
     RefreshRequest,
     SpendEntrySerializer,
     VideoJobRequest,
@@ -344,6 +345,14 @@ class CharacterTakesApi(TakeListApi):
         ).takes
 
 
+@extend_schema_view(get=extend_schema(summary="An object's reference image takes, newest first"))
+class ObjectTakesApi(TakeListApi):
+    kinds = (Kind.REFERENCE,)
+
+    def unit_takes(self):
+        return project_selectors.object_for_user(self.request.user, self.kwargs["object_id"]).takes
+
+
 @extend_schema_view(
     get=extend_schema(
         parameters=[OpenApiParameter("kind", str, enum=[Kind.KEYFRAME, Kind.CLIP, Kind.LINE])],
@@ -403,15 +412,38 @@ class KeyframeGenerationApi(JobStartApi):
         return accepted(job)
 
 
+class ReferenceGenerationApi(JobStartApi):
+    @extend_schema(
+        request=ReferenceJobRequest,
+        responses=JOB_RESPONSES,
+        summary="Redraw an object's reference image",
+        description="A `reference-generation` job draws the object's reference image again "
+        "(a new seed, with the optional `instructions`): a new current `reference` take; the "
+        "keyframes of the scenes that list the object become stale. `409` while a job draws "
+        "or edits it, or past the budget.",
+    )
+    def post(self, request):
+        data = _validated(ReferenceJobRequest, request)
+        obj = project_selectors.object_for_user(request.user, data["object_id"])
+        if data["dry_run"]:
+            return quoted(obj.project, Type.REFERENCE, Target.OBJECT, obj.pk)
+        job = services.start_reference_generation(
+            obj=obj, instructions=data["instructions"], redraw=True
+        )
+        return accepted(job)
+
+
 class ImageEditApi(JobStartApi):
     @extend_schema(
         request=ImageEditRequest,
         responses=JOB_RESPONSES,
-        summary="Edit a portrait or a keyframe by an instruction",
+        summary="Edit a portrait, a keyframe or an object's reference image by an instruction",
         description="The image model gets the current image and the instruction; the result "
-        "is a new take of the portrait (`character_id`) or keyframe (`frame_id`), current, and "
-        "what was made from the old one becomes stale. `400` for an empty instruction or one "
-        "over 2000 characters; `409` when the unit has no image yet or a job works on it.",
+        "is a new take of the portrait (`character_id`), keyframe (`frame_id`) or object's "
+        "reference image (`object_id`, an addition to the v2 contract), current, and what was "
+        "made from the old one becomes stale (an object's: the keyframes of the scenes that "
+        "list it). `400` for an empty instruction or one over 2000 characters; `409` when the "
+        "unit has no image yet or a job works on it.",
     )
     def post(self, request):
         data = _validated(ImageEditRequest, request)
@@ -422,6 +454,11 @@ class ImageEditApi(JobStartApi):
                 project, target = character.project, (Target.CHARACTER, character.pk)
                 return quoted(project, Type.IMAGE_EDIT, *target, params)
             job = services.start_image_edit(character=character, instruction=data["instruction"])
+        elif "object_id" in data:
+            obj = project_selectors.object_for_user(request.user, data["object_id"])
+            if data["dry_run"]:
+                return quoted(obj.project, Type.IMAGE_EDIT, Target.OBJECT, obj.pk, params)
+            job = services.start_image_edit(obj=obj, instruction=data["instruction"])
         else:
             frame = project_selectors.frame_for_user(request.user, data["frame_id"])
             if data["dry_run"]:

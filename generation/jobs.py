@@ -261,6 +261,7 @@ def refuse_while_busy(
     character_id: int | None = None,
     scene_id: int | None = None,
     frame_id: int | None = None,
+    object_id: int | None = None,
     film: bool = False,
 ) -> None:
     """`ConflictError` if an active job works on this unit or is about to replace it: a job aimed
@@ -273,6 +274,8 @@ def refuse_while_busy(
         unit |= Q(target_type=target.SCENE, target_id=scene_id) | Q(type=Job.Type.SCENES)
     if frame_id is not None:
         unit |= Q(target_type=target.FRAME, target_id=frame_id)
+    if object_id is not None:
+        unit |= Q(target_type=target.OBJECT, target_id=object_id)
     if film:
         unit |= Q(type=Job.Type.STITCH)
     job = project.jobs.filter(unit, status__in=ACTIVE).order_by("pk").first()

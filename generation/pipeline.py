@@ -226,6 +226,15 @@ def _edited_unit(project: Project, target_type: str, target_id: int) -> tuple[st
             raise ConflictError(f"Cannot edit {what}: it has no portrait yet.")
         refuse_while_busy(project, what, character_id=character.pk)
         return what, character.image
+    if target_type == Job.TargetType.OBJECT:
+        obj = ProjectObject.objects.filter(pk=target_id).first()
+        if obj is None:
+            raise ConflictError(f"Object {target_id} no longer exists.")
+        what = f"the reference image of {obj.name}"
+        if not obj.image:
+            raise ConflictError(f"Cannot edit {what}: it has no reference image yet.")
+        refuse_while_busy(project, what, object_id=obj.pk)
+        return what, obj.image
     frame = Frame.objects.filter(pk=target_id).first()
     if frame is None:
         raise ConflictError(f"Frame {target_id} no longer exists.")
@@ -237,18 +246,25 @@ def _edited_unit(project: Project, target_type: str, target_id: int) -> tuple[st
 
 
 def start_image_edit(
-    *, instruction: str, character: Character | None = None, frame: Frame | None = None
+    *,
+    instruction: str,
+    character: Character | None = None,
+    frame: Frame | None = None,
+    obj: ProjectObject | None = None,
 ) -> Job:
-    """A portrait or keyframe edited by an instruction: the image model gets the current
-    image and the text; the result is a new current take (dependents become stale)."""
+    """A portrait, keyframe or object's reference image edited by an instruction: the image
+    model gets the current image and the text; the result is a new current take (dependents
+    become stale)."""
     if character is not None:
         project_id, target_type, target_id = (
             character.project_id, Job.TargetType.CHARACTER, character.pk,
         )  # fmt: skip
     elif frame is not None:
         project_id, target_type, target_id = frame.scene.project_id, Job.TargetType.FRAME, frame.pk
+    elif obj is not None:
+        project_id, target_type, target_id = obj.project_id, Job.TargetType.OBJECT, obj.pk
     else:
-        raise ValueError("an image edit needs a character or a frame")
+        raise ValueError("an image edit needs a character, a frame or an object")
     with transaction.atomic():
         project = lock_project(project_id)
         what, _ = _edited_unit(project, target_type, target_id)
@@ -265,23 +281,26 @@ def start_image_edit(
         )
 
 
-def start_reference_generation(*, obj: ProjectObject) -> Job:
-    """An object's reference image, drawn (again); inside the caller's transaction, project row
-    locked. Refused while one is being drawn, or past the budget."""
-    project = lock_project(obj.project_id)
-    running = project.jobs.filter(
-        type=Job.Type.REFERENCE, target_type=Job.TargetType.OBJECT, target_id=obj.pk
-    )
-    if active(running):
-        raise ConflictError(f"The reference image of {obj.name} is already being drawn.")
-    what = f"the reference image of {obj.name}"
-    admit_start(project, Job.Type.REFERENCE, Job.TargetType.OBJECT, obj.pk, what=what)
-    return job_create(
-        project=project,
-        type=Job.Type.REFERENCE,
-        target_type=Job.TargetType.OBJECT,
-        target_id=obj.pk,
-    )
+def start_reference_generation(
+    *, obj: ProjectObject, instructions: str = "", redraw: bool = False
+) -> Job:
+    """An object's reference image, drawn when it is created or again (`redraw`: a new seed,
+    with the producer's `instructions`); the keyframes of the scenes using it become stale.
+    Refused while a job draws or edits it, or past the budget."""
+    with transaction.atomic():
+        project = lock_project(obj.project_id)
+        obj = ProjectObject.objects.get(pk=obj.pk)
+        what = f"the reference image of {obj.name}"
+        refuse_while_busy(project, what, object_id=obj.pk)
+        admit_start(project, Job.Type.REFERENCE, Job.TargetType.OBJECT, obj.pk, what=what)
+        params = {"redraw": True, **({"instructions": instructions} if instructions else {})}
+        return job_create(
+            project=project,
+            type=Job.Type.REFERENCE,
+            target_type=Job.TargetType.OBJECT,
+            target_id=obj.pk,
+            params=params if redraw else None,
+        )
 
 
 def start_frame_generation(*, project: Project, scene: Scene | None = None) -> Job:

@@ -104,9 +104,20 @@ class KeyframeJobRequest(DryRun):
     instructions = instructions_field()
 
 
+class ReferenceJobRequest(DryRun):
+    object_id = StrictIntegerField(min_value=1)
+    instructions = instructions_field()
+
+
 class ImageEditRequest(ExactlyOneId):
     character_id = StrictIntegerField(min_value=1, required=False)
     frame_id = StrictIntegerField(min_value=1, required=False)
+    object_id = StrictIntegerField(
+        min_value=1,
+        required=False,
+        help_text="An object's reference image (beyond the v2 contract, which names "
+        "character_id and frame_id only).",
+    )
     instruction = StrictCharField(
         max_length=2000, help_text="What to change; the rest of the image is kept."
     )

@@ -312,6 +312,7 @@ def take_select(*, take: Take) -> Take:
             character_id=take.character_id,
             scene_id=take.frame.scene_id if take.frame else None,
             frame_id=take.frame_id,
+            object_id=take.object_id,
             film=take.kind == Take.Kind.FILM,
         )
         make_current(take)

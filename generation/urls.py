@@ -27,11 +27,17 @@ urlpatterns = [
     ),
     *both_slashes("api/jobs/image-edit", api.ImageEditApi.as_view(), "job-image-edit"),
     *both_slashes(
+        "api/jobs/reference-generation", api.ReferenceGenerationApi.as_view(), "job-reference"
+    ),
+    *both_slashes(
         "api/characters/<int:character_id>/takes",
         api.CharacterTakesApi.as_view(),
         "character-takes",
     ),
     *both_slashes("api/frames/<int:frame_id>/takes", api.FrameTakesApi.as_view(), "frame-takes"),
+    *both_slashes(
+        "api/objects/<int:object_id>/takes", api.ObjectTakesApi.as_view(), "object-takes"
+    ),
     *both_slashes(
         "api/projects/<int:project_id>/takes",
         api.ProjectTakesApi.as_view(),

@@ -334,6 +334,7 @@ def take_record(
 # Where each kind of unit points at its current take.
 _POINTERS = (
     (Character, "take_id"),
+    (ProjectObject, "take_id"),
     (Frame, "keyframe_take_id"),
     (Frame, "line_take_id"),
     (Video, "take_id"),

@@ -75,6 +75,9 @@ WHAT = {
     "start_generation": "start a generation step",
     "retry_job": "retry failed jobs",
     "cancel_job": "cancel running jobs",
+    "list_voices": "list the voices",
+    "set_voice": "give a character another voice",
+    "generate_lines": "speak the lines",
 }
 EXAMPLES = {
     "navigate": '"go to scenes"',
@@ -88,6 +91,9 @@ EXAMPLES = {
     "regenerate_keyframe": '"make frame 2 of scene 2 darker"',
     "regenerate_portrait": '"redo Mara\'s portrait"',
     "refresh_stale": '"update stale"',
+    "list_voices": '"list voices"',
+    "set_voice": '"give Mira a deeper voice"',
+    "generate_lines": '"speak the lines of scene 2"',
 }
 
 
@@ -153,6 +159,28 @@ _RULES: list[tuple[str, str]] = [
     ),
     ("approve", r"\bapprove\s+(.+?)[.!?]*$"),
     ("reject", r"\breject\s+(.+?)(?:\s+(?:because|since|as|for)\s+(.+?))?[.!?]*$"),
+    ("list_voices", r"\b(?:list|show|which|what)\b.*\bvoices\b|^\W*voices\W*$"),
+    # set_voice: (the character's name, what the voice should be)
+    ("set_voice", r"\bgive\s+([A-Za-z][\w-]*)\s+(.*\bvoice\b.*?)[.!?]*$"),
+    (
+        "set_voice",
+        r"\bmake\s+([A-Za-z][\w-]*)(?:(?:'|\u2019)s\s+voice(?:\s+sound)?|\s+sound)\s+(.+?)[.!?]*$",
+    ),
+    (
+        "set_voice",
+        r"\b(?:change|set|switch)\s+([A-Za-z][\w-]*)(?:'|\u2019)s\s+voice\s+(?:to|into)\s+(.+?)[.!?]*$",
+    ),
+    (
+        "set_voice",
+        r"\b(?:change|set|switch)\s+the\s+voice\s+of\s+([A-Za-z][\w-]*)\s+(?:to|into)\s+(.+?)[.!?]*$",
+    ),
+    ("set_voice", r"\b([A-Za-z][\w-]*)\s+should\s+sound\s+(.+?)[.!?]*$"),
+    (
+        "speak_lines",
+        r"^(?!.*\b(?:set|change|update|edit|rename)\b.*\s(?:to|into|:)\s)(?:.*\b(?:speak|say|"
+        r"voice|record|narrate|read)\b.*\b(?:lines?|dialogue)\b|.*\b(?:generate|create|redo)\b.*"
+        r"\b(?:lines|spoken\s+lines|audio|speech)\b|\W*speak\b)",
+    ),
     ("unit", ""),  # a request about one unit (parse_unit), before the generic rules
     ("retry", r"\bretry\b(?:\D*(\d+))?"),
     ("cancel", r"\bcancel\b(?:\D*(\d+))?"),
@@ -543,6 +571,9 @@ _NEEDS = {
     "cancel": "cancel_job",
     "refresh": "refresh_stale",
     "approve_storyboard": "approve_storyboard",
+    "list_voices": "list_voices",
+    "set_voice": "set_voice",
+    "speak_lines": "generate_lines",
 }
 _NEEDS_PROJECT = {
     "status",
@@ -555,6 +586,8 @@ _NEEDS_PROJECT = {
     "refresh",
     "approve_storyboard",
     "unit",
+    "set_voice",
+    "speak_lines",
 }
 # The tool each kind of unit request ends with.
 UNIT_TOOL = {
@@ -737,6 +770,72 @@ class _Plan:
             return " " + _outcome_lines(self.turn, "approve_storyboard", "approve it"), []
         return "Approving the storyboard.", [Call("approve_storyboard", {})]
 
+    # ---------------------------------------------------------- sound: voices and lines
+
+    def _voices(self) -> dict | None:
+        found = [r for r in _results(self.turn, "list_voices") if "voices" in r]
+        return found[-1] if found else None
+
+    def do_list_voices(self) -> tuple[str, list[Call]]:
+        if not self.round:
+            return "Let me look at the voices.", [Call("list_voices", {})]
+        voices = self._voices()
+        if voices is None:
+            error = _results(self.turn, "list_voices")[-1].get("error", "")
+            return f" I could not read the voices: {error}", []
+        return " " + describe_voices(voices), []
+
+    def do_set_voice(self) -> tuple[str, list[Call]]:
+        if not self.round:
+            return "Let me look at the voices.", [Call("list_voices", {})]
+        if self.round > 1:  # the tool says what it did, and what is stale now
+            said = [r.get("done") or f"I could not change the voice: {r.get('error')}"
+                    for r in _results(self.turn, "set_voice")]  # fmt: skip
+            return " " + " ".join(said), []
+        voices = self._voices()
+        if voices is None:
+            return " I could not read the voices.", []
+        cast = voices.get("cast", [])
+        found = _matches(cast, [self.intent.value])
+        if not found:
+            return f" I found nobody called “{self.intent.value}”. {_cast_line(cast)}", []
+        character = found[0]
+        voice = pick_voice(voices["voices"], character, cast, self.intent.extra)
+        if voice is None:
+            return (
+                f" Which voice for {character['name']}? Say e.g. “a deeper voice”, “warmer”, "
+                f"“older” or a voice's name. {describe_voices(voices)}",
+                [],
+            )
+        return f" Giving {character['name']} the voice {voice['name']}.", [
+            Call("set_voice", {"character_id": character["id"], "voice": voice["id"]})
+        ]
+
+    def do_speak_lines(self) -> tuple[str, list[Call]]:
+        text = self.turn.message
+        scene = _ref_number(SCENE_REF.search(text))
+        frame = _ref_number(FRAME_REF.search(text))
+        if scene is None and frame is None:  # the whole project's missing or stale lines
+            if self.round:
+                return " " + _outcome_lines(self.turn, "generate_lines", "speak them"), []
+            return "Speaking the lines.", [Call("generate_lines", {})]
+        if not self.round:
+            return "Let me find them.", [Call("get_project_status", {})]
+        if self.round > 1:
+            return " " + _outcome_lines(self.turn, "generate_lines", "speak them"), []
+        status = _status(self.turn)
+        if status is None:
+            return " I could not read the project.", []
+        problem, found, frame_id = self._find(UnitRequest("lines", scene, frame), status)
+        if problem:
+            return " " + problem, []
+        assert found is not None
+        if frame_id is not None:
+            return " Speaking that line.", [Call("generate_lines", {"frame_id": frame_id})]
+        return f" Speaking the lines of scene {found['order']}.", [
+            Call("generate_lines", {"scene_id": found["id"]})
+        ]
+
     def do_unit(self) -> tuple[str, list[Call]]:
         unit = self.intent.unit
         assert unit is not None
@@ -889,6 +988,86 @@ class _Plan:
             return " There is no older take to go back to.", []
         take = older[0]
         return f" Bringing back take #{take['id']}.", [Call("select_take", {"take_id": take["id"]})]
+
+
+# What a person asks of a voice, as the traits voices are described by.
+VOICE_WORDS = {
+    "deep": {"low", "mature"},
+    "low": {"low", "mature"},
+    "gravelly": {"low"},
+    "rough": {"low"},
+    "old": {"mature"},
+    "mature": {"mature"},
+    "young": {"young"},
+    "high": {"high", "bright", "young"},
+    "light": {"bright", "high"},
+    "bright": {"bright"},
+    "warm": {"warm"},
+    "soft": {"warm"},
+    "gentle": {"warm"},
+    "calm": {"warm"},
+    "male": {"masculine"},
+    "man": {"masculine"},
+    "masculine": {"masculine"},
+    "female": {"feminine"},
+    "woman": {"feminine"},
+    "feminine": {"feminine"},
+}
+_GENDERS = {"feminine", "masculine"}
+
+
+def _voice_word(word: str) -> set[str]:
+    """ "deeper" → the traits of "deep"; "warmer" → "warm"; unknown words → nothing."""
+    word = word.lower().strip(".,!?\"'“”")
+    for form in (word, word.removesuffix("er"), word.removesuffix("r"), word.removesuffix("ish")):
+        if form in VOICE_WORDS:
+            return VOICE_WORDS[form]
+    return set()
+
+
+def pick_voice(voices: list[dict], character: dict, cast: list[dict], wanted: str) -> dict | None:
+    """The voice a request asks for: one named in it, else the best fit for the qualities it
+    names (keeping the current voice's register unless it asks for another, preferring voices
+    nobody else in the cast speaks in); None when it names nothing a voice is described by."""
+    words = re.findall(r"[\w-]+", wanted.lower())
+    for voice in voices:
+        if voice["id"].lower() in words or voice["name"].lower() in words:
+            return voice
+    traits: set[str] = set().union(*(_voice_word(w) for w in words)) if words else set()
+    if not traits:
+        return None
+    by_id = {v["id"]: v for v in voices}
+    current = character.get("voice", "")
+    register = set(by_id.get(current, {}).get("traits", [])) & _GENDERS
+    keep = register if not traits & _GENDERS else set()
+    taken = {c.get("voice") for c in cast if c["id"] != character["id"]}
+
+    def score(voice: dict) -> int:
+        has = set(voice.get("traits", []))
+        points = 3 * len(traits & has)
+        if keep and not keep & has:
+            points -= 4
+        return points - (1 if voice["id"] in taken else 0)
+
+    choices = [v for v in voices if v["id"] != current and traits & set(v.get("traits", []))]
+    if not choices:
+        return None
+    return max(choices, key=score)  # the first of the best, in the provider's order
+
+
+def describe_voices(result: dict) -> str:
+    voices = result["voices"]
+    speech = result.get("speech", {})
+    listed = "; ".join(f"{v['name']} ({v['description'].split(' (')[0]})" for v in voices)
+    line = f"The {len(voices)} voices of {speech.get('provider', 'the speech provider')}: {listed}."
+    names = {v["id"]: v["name"] for v in voices}
+    cast = result.get("cast", [])
+    if cast:
+        speaks = ", ".join(
+            f"{c['name']} speaks as {names.get(c['voice'], c['voice'])}" for c in cast
+        )
+        line += f" {speaks}."
+    return line
 
 
 class LocalDirector:

@@ -1,6 +1,7 @@
-"""An image edited by an instruction: the current portrait or keyframe goes to the image model
-as the only reference, with "Edit this image: ..."; the result is the unit's new current take
-(its dependents become stale by themselves: their inputs name the take they were made from)."""
+"""An image edited by an instruction: the current portrait, keyframe or object's reference image
+goes to the image model as the only reference, with "Edit this image: ..."; the result is the
+unit's new current take (its dependents become stale by themselves: their inputs name the take
+they were made from)."""
 
 from generation import usage
 from generation.models import GenerationJob
@@ -15,33 +16,50 @@ from generation.steps.common import (
     record_take,
     store_bytes,
 )
-from projects.models import Character, Frame, Take
-from projects.takes import keyframe_inputs, portrait_inputs
+from projects.models import Character, Frame, ProjectObject, Take
+from projects.takes import keyframe_inputs, portrait_inputs, reference_inputs
 
 Target = GenerationJob.TargetType
+Unit = Character | Frame | ProjectObject
+# Each kind of target: its model, what to read with it, its name in files and results.
+KINDS: dict[str, tuple[type[Unit], str, str]] = {
+    Target.CHARACTER: (Character, "project", "character"),
+    Target.FRAME: (Frame, "scene__project", "frame"),
+    Target.OBJECT: (ProjectObject, "project", "object"),
+}
 
 
-def _unit(job: GenerationJob) -> Character | Frame:
-    unit: Character | Frame | None
-    if job.target_type == Target.CHARACTER:
-        unit = Character.objects.select_related("project").filter(pk=job.target_id).first()
-    else:
-        unit = Frame.objects.select_related("scene__project").filter(pk=job.target_id).first()
+def _fetch(target_type: str, pk: int) -> Unit | None:
+    model, related, _ = KINDS[target_type]
+    return model.objects.select_related(related).filter(pk=pk).first()
+
+
+def _unit(job: GenerationJob) -> Unit:
+    unit = _fetch(job.target_type, job.target_id)
     if unit is None or not unit.image:
         raise UnitVanished(f"{job.target_type} {job.target_id} no longer has an image to edit")
     return unit
+
+
+def _take_fields(unit: Unit) -> dict:
+    """The new take's unit and inputs."""
+    if isinstance(unit, Character):
+        return {"kind": Take.Kind.PORTRAIT, "character": unit, "inputs": portrait_inputs(unit)}
+    if isinstance(unit, ProjectObject):
+        return {"kind": Take.Kind.REFERENCE, "obj": unit, "inputs": reference_inputs(unit)}
+    return {"kind": Take.Kind.KEYFRAME, "frame": unit, "inputs": keyframe_inputs(unit)}
 
 
 def run(job: GenerationJob) -> None:
     unit = _unit(job)
     instruction = job.params.get("instruction", "")
     prompt = edit_prompt(instruction)
-    portrait = isinstance(unit, Character)
-    aspect_ratio = "1:1" if portrait else job.project.aspect_ratio
+    # Portraits and reference images are square; a keyframe has the film's shape.
+    aspect_ratio = job.project.aspect_ratio if isinstance(unit, Frame) else "1:1"
     current = read_media(unit.image)
     seed = unit.pk + job.pk
     provider = image_provider()
-    media_type, stem = ("characters", "character") if portrait else ("frames", "frame")
+    stem = KINDS[job.target_type][2]
 
     def draw(_: int) -> str:
         with usage.for_unit(job.target_type, unit.pk):
@@ -49,36 +67,25 @@ def run(job: GenerationJob) -> None:
                 prompt=prompt, references=[current], aspect_ratio=aspect_ratio, seed=seed
             )
         return store_bytes(
-            job.project_id, media_type, f"{stem}-{unit.pk}", data, image_suffix(data)
+            job.project_id, f"{stem}s", f"{stem}-{unit.pk}", data, image_suffix(data)
         )
 
     def store(_: int, name: str) -> int | None:
-        model = Character if portrait else Frame
-        now = model.objects.select_related(*(["project"] if portrait else ["scene__project"]))
-        fresh = now.filter(pk=unit.pk).first()
+        fresh = _fetch(job.target_type, unit.pk)
         if fresh is None:
             return None
-        if isinstance(fresh, Character):
-            unit_fields = {"kind": Take.Kind.PORTRAIT, "character": fresh}
-            inputs = portrait_inputs(fresh)
-        else:
-            unit_fields = {"kind": Take.Kind.KEYFRAME, "frame": fresh}
-            inputs = keyframe_inputs(fresh)
         take = record_take(
             job,
             provider,
             (job.target_type, unit.pk),
             file=name,
-            inputs=inputs,
             prompt=prompt,
             instructions=instruction,
             seed=seed,
-            **unit_fields,
+            **_take_fields(fresh),
         )
         return take.pk
 
-    result = {
-        f"{stem}_id": unit.pk,
-        "edited_take_id": unit.take_id if isinstance(unit, Character) else unit.keyframe_take_id,
-    }
+    edited = unit.keyframe_take_id if isinstance(unit, Frame) else unit.take_id
+    result = {f"{stem}_id": unit.pk, "edited_take_id": edited}
     finish_with_outcomes(job, gather(draw, [unit.pk]), store, result=result)

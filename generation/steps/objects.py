@@ -1,9 +1,10 @@
-"""An object's reference image (a prop, a place): drawn from its name and description; it
-becomes the object's current `reference` take, and goes with the keyframes of its scenes."""
+"""An object's reference image (a prop, a place): drawn from its name and description (a redraw
+with a new seed and the producer's instructions); it becomes the object's current `reference`
+take, and goes with the keyframes of its scenes."""
 
 from generation import usage
 from generation.models import GenerationJob
-from generation.prompts import reference_prompt
+from generation.prompts import reference_prompt, with_instructions
 from generation.providers import image_provider
 from generation.steps.common import (
     UnitVanished,
@@ -24,10 +25,13 @@ def run(job: GenerationJob) -> None:
     obj = ProjectObject.objects.select_related("project").filter(pk=job.target_id).first()
     if obj is None:
         raise UnitVanished(f"object {job.target_id} no longer exists")
-    prompt = reference_prompt(obj, obj.project)
+    instructions = job.params.get("instructions", "")
+    prompt = with_instructions(reference_prompt(obj, obj.project), instructions)
     inputs = reference_inputs(obj)
     provider = image_provider()
-    seed = take_seed(job, obj.pk)
+    # The first drawing's seed is the object's; a redraw's is new (the same prompt offline
+    # would draw the same image).
+    seed = obj.pk + job.pk if job.params.get("redraw") else take_seed(job, obj.pk)
 
     def draw(pk: int) -> str:
         with usage.for_unit(UNIT, pk):
@@ -49,6 +53,7 @@ def run(job: GenerationJob) -> None:
             file=name,
             inputs=inputs,
             prompt=prompt,
+            instructions=instructions,
             seed=seed,
         )
         return take.pk

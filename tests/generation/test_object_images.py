@@ -1,0 +1,234 @@
+"""An object's reference image redrawn (`POST /api/jobs/reference-generation`) and edited by an
+instruction (`POST /api/jobs/image-edit` with `object_id`, beyond the v2 contract): each is a
+new current `reference` take, and the keyframes of the scenes that list the object go stale
+through their inputs (issue 15). Offline, an edit is visibly the old image recoloured."""
+
+import io
+
+import pytest
+from django.core.files.storage import default_storage
+from PIL import Image
+
+from generation.models import GenerationJob, SpendEntry
+from projects.models import Frame, Project, ProjectObject, Take
+from projects.takes import project_stale_units
+from tests.factories import ProjectFactory
+from tests.generation.test_consistency import inline_images
+from tests.pipeline import drain
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Job = GenerationJob
+EDIT, REDRAW = "/api/jobs/image-edit", "/api/jobs/reference-generation"
+
+
+@pytest.fixture(autouse=True)
+def offline_media(settings):
+    settings.VIDEO_PROVIDER = "local"
+    settings.SPEECH_PROVIDER = "local"
+
+
+def read(name: str) -> bytes:
+    with default_storage.open(name, "rb") as handle:
+        return handle.read()
+
+
+def pixels(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def storyboard_with_a_lamp(api, user) -> tuple[Project, ProjectObject]:
+    """Two scenes of one shot; the story mentions the lamp in the first only (offline, the
+    scene plan proposes it there)."""
+    project = ProjectFactory(
+        owner=user,
+        num_scenes=2,
+        frames_per_scene=1,
+        clip_seconds=2,
+        synopsis="She polishes the brass lamp. The storm breaks.",
+        checkpoints=["cast", "storyboard"],
+    )
+    response = api.post(f"/api/projects/{project.pk}/objects", {"name": "Brass lamp"},
+                        format="json")  # fmt: skip
+    assert response.status_code == 201, response.content
+    body = {"project_id": project.pk, "count": 1}
+    assert api.post("/api/jobs/character-generation", body, format="json").status_code == 202
+    drain()
+    for character in project.characters.all():
+        assert api.post(f"/api/characters/{character.pk}/approve").status_code == 200
+    drain()
+    project.refresh_from_db()
+    assert project.status == Project.Status.AWAITING_STORYBOARD_APPROVAL, project.status
+    lamp = ProjectObject.objects.get(pk=response.json()["id"])
+    assert [list(s.project_objects.all()) for s in project.scenes.order_by("order")] == [[lamp], []]
+    assert project_stale_units(project) == []
+    return project, lamp
+
+
+def frames_of(project: Project) -> tuple[Frame, Frame]:
+    first, second = Frame.objects.filter(scene__project=project).order_by("scene__order")
+    return first, second
+
+
+def test_a_redrawn_reference_is_a_new_take_and_its_scenes_keyframes_go_stale(api, user):
+    project, lamp = storyboard_with_a_lamp(api, user)
+    old_take, old_bytes = lamp.take, read(lamp.image)
+    quote = api.post(REDRAW, {"object_id": lamp.pk, "dry_run": True}, format="json")
+    assert (
+        quote.status_code == 200 and quote.json()["estimate"]["items"][0]["stage"] == "references"
+    )
+    assert not Job.objects.filter(type="reference-generation", status="queued").exists()
+
+    body = {"object_id": lamp.pk, "instructions": "greener patina"}
+    response = api.post(REDRAW, body, format="json")
+    assert response.status_code == 202, response.content
+    assert response.json()["type"] == "reference-generation"
+    drain()
+    lamp.refresh_from_db()
+    take = lamp.take
+    assert take.pk != old_take.pk and take.kind == Take.Kind.REFERENCE
+    assert take.instructions == "greener patina" and "greener patina" in take.prompt
+    assert read(lamp.image) != old_bytes  # a new seed: another drawing, not the same one
+    takes = api.get(f"/api/objects/{lamp.pk}/takes").json()["results"]
+    assert [(t["id"], t["current"]) for t in takes] == [(take.pk, True), (old_take.pk, False)]
+
+    with_lamp, without = frames_of(project)
+    stale = {(u["type"], u["id"]): u["reasons"] for u in project_stale_units(project)}
+    assert stale == {("keyframe", with_lamp.pk): ["the scene's objects changed"]}
+    assert ("keyframe", without.pk) not in stale
+    # the old take made current again: nothing is stale any more
+    assert api.post(f"/api/takes/{old_take.pk}/select").status_code == 200
+    assert project_stale_units(project) == []
+
+
+def test_an_edited_reference_is_the_old_image_recoloured_and_its_keyframes_go_stale(api, user):
+    project, lamp = storyboard_with_a_lamp(api, user)
+    old_take, old_bytes = lamp.take, read(lamp.image)
+    quote = api.post(EDIT, {"object_id": lamp.pk, "instruction": "x", "dry_run": True},
+                     format="json")  # fmt: skip
+    assert quote.status_code == 200 and quote.json()["estimate"]["items"][0]["stage"] == "edits"
+
+    body = {"object_id": lamp.pk, "instruction": "paint it green"}
+    response = api.post(EDIT, body, format="json")
+    assert response.status_code == 202, response.content
+    drain()
+    job = Job.objects.get(pk=response.json()["id"])
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert (job.target_type, job.target_id) == ("object", lamp.pk)
+    lamp.refresh_from_db()
+    take = lamp.take
+    assert take.pk != old_take.pk and take.kind == Take.Kind.REFERENCE and take.object == lamp
+    assert take.prompt == "Edit this image: paint it green; keep everything else."
+    result = job.result
+    assert (result["object_id"], result["edited_take_id"]) == (lamp.pk, old_take.pk)
+    assert result["take_ids"] == [take.pk]
+    edited, before = pixels(read(take.file)), pixels(old_bytes)
+    assert edited.size == before.size
+    r, g, b = before.getpixel((10, 10))
+    assert edited.getpixel((10, 10)) == (b, r, g) != (r, g, b)  # the channels rotated
+
+    with_lamp, _ = frames_of(project)
+    stale = {(u["type"], u["id"]): u["reasons"] for u in project_stale_units(project)}
+    assert stale == {("keyframe", with_lamp.pk): ["the scene's objects changed"]}
+    # redrawing the keyframe takes the edited image with it
+    assert api.post("/api/jobs/keyframe-generation", {"frame_id": with_lamp.pk},
+                    format="json").status_code == 202  # fmt: skip
+    drain()
+    with_lamp.refresh_from_db()
+    assert with_lamp.keyframe_take.inputs["objects"] == {
+        str(lamp.pk): {"name": "Brass lamp", "take": take.pk}
+    }
+    assert project_stale_units(project) == []
+
+
+def test_an_object_without_an_image_or_with_a_job_on_it_is_409(api, user):
+    project = ProjectFactory(owner=user)
+    response = api.post(f"/api/projects/{project.pk}/objects", {"name": "Oar"}, format="json")
+    oar = response.json()["id"]  # its reference job queued, not drained: no image yet
+    refused = api.post(EDIT, {"object_id": oar, "instruction": "x"}, format="json")
+    assert refused.status_code == 409 and "no reference image yet" in refused.json()["detail"]
+    busy = api.post(REDRAW, {"object_id": oar}, format="json")
+    assert busy.status_code == 409 and "reference-generation" in busy.json()["detail"]
+    assert Job.objects.filter(project=project).count() == 1
+    drain()
+    assert api.post(EDIT, {"object_id": oar, "instruction": "x"}, format="json").status_code == 202
+    # an edit queued: neither a redraw, another edit nor going back to a take while it runs
+    assert api.post(REDRAW, {"object_id": oar}, format="json").status_code == 409
+    assert api.post(EDIT, {"object_id": oar, "instruction": "y"}, format="json").status_code == 409
+    first = ProjectObject.objects.get(pk=oar).take_id
+    assert api.post(f"/api/takes/{first}/select").status_code == 200  # current already: no-op
+    drain()
+    assert api.post(f"/api/takes/{first}/select").status_code == 200
+    assert ProjectObject.objects.get(pk=oar).take_id == first
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"instruction": ""},
+        {"instruction": "  "},
+        {"instruction": "x" * 2001},
+        {"instruction": "x", "character_id": 1},
+        {"instruction": "x", "object_id": "1"},
+    ],
+)
+def test_bad_object_edits_are_400_and_start_nothing(api, user, body):
+    project = ProjectFactory(owner=user)
+    obj = ProjectObject.objects.create(project=project, name="Lamp", image="objects/x.png")
+    response = api.post(EDIT, {"object_id": obj.pk, **body}, format="json")
+    assert response.status_code == 400, response.content
+    assert not Job.objects.exists()
+
+
+def test_bad_redraws_are_400_and_start_nothing(api, user):
+    project = ProjectFactory(owner=user)
+    obj = ProjectObject.objects.create(project=project, name="Lamp", image="objects/x.png")
+    for body in ({}, {"object_id": obj.pk, "instructions": "x" * 2001}, {"object_id": True}):
+        assert api.post(REDRAW, body, format="json").status_code == 400, body
+    assert not Job.objects.exists()
+
+
+def test_another_users_object_is_404(api, user, django_user_model):
+    stranger = django_user_model.objects.create_user("stranger", password="pw-for-tests-only")
+    obj = ProjectObject.objects.create(
+        project=ProjectFactory(owner=stranger), name="Lamp", image="objects/x.png"
+    )
+    assert (
+        api.post(EDIT, {"object_id": obj.pk, "instruction": "x"}, format="json").status_code == 404
+    )
+    assert api.post(REDRAW, {"object_id": obj.pk}, format="json").status_code == 404
+    assert api.get(f"/api/objects/{obj.pk}/takes").status_code == 404
+    assert not Job.objects.exists()
+
+
+def test_the_openapi_schema_documents_object_edits_and_redraws(api):
+    schema = api.get("/api/schema", HTTP_ACCEPT="application/json").json()
+    edit = schema["components"]["schemas"]["ImageEditRequestRequest"]["properties"]
+    assert {"character_id", "frame_id", "object_id"} <= set(edit)
+    assert "beyond the v2 contract" in edit["object_id"]["description"]
+    redraw = schema["paths"]["/api/jobs/reference-generation"]["post"]["requestBody"]
+    assert redraw["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ReferenceJobRequestRequest"
+    )
+    assert (
+        "object_id" in schema["components"]["schemas"]["ReferenceJobRequestRequest"]["properties"]
+    )
+
+
+def test_through_the_fake_gemini_an_edit_sends_the_current_reference_image(api, user, gemini):
+    project = ProjectFactory(owner=user)
+    response = api.post(f"/api/projects/{project.pk}/objects", {"name": "Lamp"}, format="json")
+    drain()
+    lamp = ProjectObject.objects.get(pk=response.json()["id"])
+    current = read(lamp.image)
+    before = len(gemini.requests)
+    body = {"object_id": lamp.pk, "instruction": "add a crack in the glass"}
+    assert api.post(EDIT, body, format="json").status_code == 202
+    drain()
+    (request,) = [r for r in gemini.requests[before:] if r.kind == "image"]
+    assert inline_images(request.body) == [current]
+    assert "Edit this image: add a crack in the glass" in str(request.body)
+    lamp.refresh_from_db()
+    assert read(lamp.image) != current and lamp.take.provider == "gemini"
+    job = Job.objects.get(type="image-edit")
+    (entry,) = SpendEntry.objects.filter(job=job)
+    assert (entry.unit_type, entry.unit_id, entry.usd) == ("object", lamp.pk, lamp.take.cost_usd)
