@@ -4,22 +4,27 @@ from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.db import transaction
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import serializers, status
 from rest_framework.exceptions import Throttled
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from director import selectors, services
-from director.models import DirectorMessage, DirectorSession
+from director.models import AgentRun, DirectorMessage, DirectorSession
 from director.pages import PAGE_IDS, PAGES, Page
+from director.runs import CHECKPOINT_KINDS, RUN_EVENTS, checkpoint_payload, run_spent
+from director.services import DECISIONS
 from director.streaming import TURN_EVENTS, TurnRelay
 from director.tools import TOOL_KINDS, page_tools
 from director.turns import start_turn
 from filmstudio.serializers import StrictCharField, StrictIntegerField, StrictSerializer
 from filmstudio.streams import release_when_done, stream_slot, too_many_streams_message
 from projects import selectors as project_selectors
+from projects.models import CHECKPOINTS
+from projects.serializers import BudgetField
 
 # ------------------------------------------------------------------ pages
 
@@ -251,3 +256,192 @@ class DirectorConfirmApi(DirectorStreamApi):
             inline = transaction.get_connection().in_atomic_block
             relay = start_turn(turn, inline=inline, confirmation=confirmation)
             return event_stream_response(request, relay, release)
+
+
+# ------------------------------------------------------------------ agent runs
+
+
+class AgentRunRequest(StrictSerializer):
+    goal = StrictCharField(
+        min_length=1, max_length=2000, help_text="The film to make, in a sentence or a few."
+    )
+    # The most the run may spend, in USD (0 to MAX_BUDGET_USD, like a project's): the
+    # project's budget becomes what it has spent plus this (or stays, if lower).
+    budget_usd = BudgetField()
+    checkpoints = serializers.ListField(
+        child=serializers.ChoiceField(choices=CHECKPOINTS),
+        required=False,
+        help_text="Where the run stops for a decision besides `cast` (always): `storyboard` "
+        "(the default) also stops before the clips are paid for. Any paid step the run would "
+        "take by itself over AGENT_CONFIRM_ABOVE_USD stops at a `spend` checkpoint.",
+    )
+
+
+class AgentRunDecisionRequest(StrictSerializer):
+    decision = serializers.ChoiceField(choices=DECISIONS)
+    notes = StrictCharField(
+        max_length=2000,
+        required=False,
+        allow_blank=True,
+        help_text="Required with `revise`: what to change (e.g. “redo Mara's portrait: older”).",
+    )
+
+
+class AgentRunCheckpointSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=CHECKPOINT_KINDS)
+    summary = serializers.CharField()
+    estimate = serializers.DictField(help_text="The quote of what approving starts.")
+
+
+class AgentRunEventSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    type = serializers.ChoiceField(choices=RUN_EVENTS)
+    data = serializers.DictField()
+    created_at = serializers.DateTimeField()
+
+
+class AgentRunSerializer(serializers.ModelSerializer):
+    project_id = serializers.IntegerField()
+    budget_usd = serializers.DecimalField(
+        max_digits=12, decimal_places=2, allow_null=True, coerce_to_string=False
+    )
+    checkpoints = serializers.ListField(child=serializers.CharField())
+    checkpoint = serializers.SerializerMethodField()
+    spent_usd = serializers.SerializerMethodField()
+    notes = serializers.ListField(
+        child=serializers.DictField(), help_text="Every decision: `{kind, decision, notes, at}`."
+    )
+    events_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AgentRun
+        fields = [
+            "id",
+            "project_id",
+            "goal",
+            "status",
+            "planner",
+            "budget_usd",
+            "spent_usd",
+            "checkpoints",
+            "checkpoint",
+            "notes",
+            "error",
+            "advances",
+            "created_at",
+            "updated_at",
+            "heartbeat_at",
+            "finished_at",
+            "events_url",
+        ]
+
+    @extend_schema_field(AgentRunCheckpointSerializer(allow_null=True))
+    def get_checkpoint(self, run: AgentRun) -> dict | None:
+        return checkpoint_payload(run)
+
+    def get_spent_usd(self, run: AgentRun) -> float:
+        return float(run_spent(run))
+
+    def get_events_url(self, run: AgentRun) -> str:
+        return f"/api/agent-runs/{run.pk}/events"
+
+
+class AgentRunDetailSerializer(AgentRunSerializer):
+    events = serializers.SerializerMethodField()
+
+    class Meta(AgentRunSerializer.Meta):
+        fields = [*AgentRunSerializer.Meta.fields, "events"]
+
+    @extend_schema_field(AgentRunEventSerializer(many=True))
+    def get_events(self, run: AgentRun) -> list:
+        return AgentRunEventSerializer(selectors.run_events(run), many=True).data
+
+
+RUN_EVENTS_DOC = (
+    "Events (`GET /api/agent-runs/{id}/events`, Server-Sent Events replayable with "
+    "Last-Event-ID; the latest 200 also in `events` here): `status {status, project_status}`, "
+    "`log {text, planner}`, `action {name, args, result}` (a tool call and its result, "
+    "`{error}` when refused; `held: true` when it waits at a spend checkpoint), "
+    "`checkpoint {kind, summary, estimate}`, `decision {kind, decision, notes}`, "
+    "`complete {final_video_url, final_duration, spent_usd}`, `error {message}`; each also "
+    "carries `run_id` and `seq` (the event's id in `events`)."
+)
+
+
+class ProjectAgentRunsApi(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "jobs"
+
+    def get_throttles(self):
+        return super().get_throttles() if self.request.method == "POST" else []
+
+    @extend_schema(
+        responses=AgentRunSerializer(many=True), summary="A project's agent runs, newest first"
+    )
+    def get(self, request, project_id: int):
+        project = project_selectors.project_for_user(request.user, project_id)
+        runs = selectors.runs_for_user(request.user).filter(project=project)
+        return Response(AgentRunSerializer(runs[:50], many=True).data)
+
+    @extend_schema(
+        request=AgentRunRequest,
+        responses={
+            201: AgentRunSerializer,
+            409: OpenApiResponse(description="The project already has an active run."),
+        },
+        summary="Start an agent run: the director makes the film, stopping at checkpoints",
+        description="The director plans from the goal and runs the pipeline through the same "
+        "services as every client (Gemini with native tool calls when it has keys, else the "
+        "offline rule-based planner), stopping with status `awaiting_decision` and a "
+        "`checkpoint` event at the cast (always), the storyboard (unless left out of "
+        "`checkpoints`) and any paid step over AGENT_CONFIRM_ABOVE_USD. Its state is in the "
+        "database: it survives worker and web restarts. " + RUN_EVENTS_DOC,
+    )
+    def post(self, request, project_id: int):
+        project = project_selectors.project_for_user(request.user, project_id)
+        serializer = AgentRunRequest(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = services.run_start(user=request.user, project=project, **serializer.validated_data)
+        return Response(AgentRunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class AgentRunApi(APIView):
+    @extend_schema(
+        responses=AgentRunDetailSerializer, summary="An agent run and its log",
+        description=RUN_EVENTS_DOC,
+    )  # fmt: skip
+    def get(self, request, run_id: int):
+        return Response(AgentRunDetailSerializer(selectors.run_for_user(request.user, run_id)).data)
+
+    @extend_schema(
+        request=None,
+        responses={200: AgentRunSerializer, 409: OpenApiResponse(description="Already ended.")},
+        summary="Cancel an agent run and the jobs it started",
+    )
+    def delete(self, request, run_id: int):
+        run = services.run_cancel(run=selectors.run_for_user(request.user, run_id))
+        return Response(AgentRunSerializer(run).data)
+
+
+class AgentRunDecideApi(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "jobs"
+
+    @extend_schema(
+        request=AgentRunDecisionRequest,
+        responses={
+            200: AgentRunSerializer,
+            409: OpenApiResponse(description="The run awaits no decision."),
+        },
+        summary="Answer an agent run's checkpoint: approve, or revise with notes",
+        description="`approve` carries out the checkpoint (approves the cast, the storyboard, "
+        "or the held paid step) through the services; `revise` has the director act on "
+        "`notes` (e.g. redo one character's portrait) and ask again at the same checkpoint "
+        "with a fresh `checkpoint` event.",
+    )
+    def post(self, request, run_id: int):
+        run = selectors.run_for_user(request.user, run_id)
+        serializer = AgentRunDecisionRequest(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = services.run_decide(run=run, **serializer.validated_data)
+        return Response(AgentRunSerializer(run).data)

@@ -3,7 +3,7 @@
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from director.models import DirectorMessage, DirectorSession, DirectorTurn
+from director.models import AgentRun, AgentRunEvent, DirectorMessage, DirectorSession, DirectorTurn
 from generation.models import GenerationJob
 from generation.selectors import jobs_for_user
 from projects import selectors as project_selectors
@@ -22,6 +22,25 @@ def session_for_user(user, session_id: int) -> DirectorSession:
 
 def may_read_session_channel(user, session_id: int) -> bool:
     return DirectorSession.objects.filter(pk=session_id, user=user).exists()
+
+
+def runs_for_user(user) -> QuerySet[AgentRun]:
+    if not user.is_authenticated:
+        return AgentRun.objects.none()
+    return AgentRun.objects.filter(user=user, project__owner=user).select_related("project")
+
+
+def run_for_user(user, run_id: int) -> AgentRun:
+    return get_object_or_404(runs_for_user(user), pk=run_id)
+
+
+def may_read_run_channel(user, run_id: int) -> bool:
+    return runs_for_user(user).filter(pk=run_id).exists()
+
+
+def run_events(run: AgentRun, *, last: int = 200) -> list[AgentRunEvent]:
+    """The run's latest `last` events, oldest first (its log)."""
+    return list(reversed(run.events.order_by("-pk")[:last]))
 
 
 def session_history(session: DirectorSession, *, before: DirectorTurn, turns: int) -> list:

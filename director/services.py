@@ -1,10 +1,12 @@
-"""State changes of director sessions: starting, storing and ending turns; the turn rate limit."""
+"""State changes of director sessions (starting, storing and ending turns; the turn rate limit)
+and of agent runs (starting, deciding, cancelling; `director.runs` advances them)."""
 
 import hashlib
 import json
 import logging
 import secrets
 from datetime import timedelta
+from decimal import ROUND_DOWN, Decimal
 
 import django_rq
 from django.conf import settings
@@ -13,9 +15,21 @@ from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 
-from director.models import DirectorConfirmation, DirectorMessage, DirectorSession, DirectorTurn
+from director import runs
+from director.agents.autopilot import planner_for_settings
+from director.models import (
+    AgentRun,
+    DirectorConfirmation,
+    DirectorMessage,
+    DirectorSession,
+    DirectorTurn,
+)
 from director.tools import Proposal, ToolOutcome
 from filmstudio.exceptions import ConflictError, RateLimited
+from generation import services as generation
+from generation.jobs import jobs_cancel, lock_project
+from generation.jobtypes import generating_statuses
+from generation.pipeline import set_status
 from generation.providers.keypool import RateLimiter
 from projects.models import Project
 
@@ -209,3 +223,110 @@ def turn_complete(*, turn: DirectorTurn, provider: str) -> None:
 def turn_fail(*, turn: DirectorTurn, provider: str, error: str) -> None:
     _end(turn, DirectorTurn.Status.FAILED, provider=provider, error=error)
     logger.warning("director turn %s failed: %s", turn.pk, error)
+
+
+# --------------------------------------------------------------------------- agent runs
+
+
+def _run_budget(project: Project, budget_usd: Decimal | None) -> Decimal | None:
+    """What the project may spend with the run's budget on top of what it has spent, or the
+    project's own budget if that is lower (a run never raises it)."""
+    if budget_usd is None:
+        return project.budget_usd
+    ceiling = (project.spent_usd + budget_usd).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+    return ceiling if project.budget_usd is None else min(project.budget_usd, ceiling)
+
+
+def run_start(
+    *,
+    user,
+    project: Project,
+    goal: str,
+    budget_usd: Decimal | None = None,
+    checkpoints: list[str] | None = None,
+) -> AgentRun:
+    """A run toward `goal` on the user's `project`; its first advance is queued on commit.
+
+    `checkpoints` adds `storyboard` to the project's checkpoints (the cast is one anyway);
+    `budget_usd` becomes the project's budget (`_run_budget`), so the run's jobs reserve
+    against it like any other. One active run per project (`ConflictError`)."""
+    goal = goal.strip()
+    if not goal:
+        raise ValidationError({"goal": ["Say what film to make."]})
+    checkpoints = list(dict.fromkeys(["cast", *(checkpoints or ["storyboard"])]))
+    with transaction.atomic():
+        project = lock_project(project.pk)
+        busy = project.agent_runs.filter(status__in=AgentRun.ACTIVE).first()
+        if busy is not None:
+            raise ConflictError(
+                f"Agent run #{busy.pk} of this project is {busy.status}: decide or cancel it "
+                "before starting another."
+            )
+        fields: dict = {}
+        if "storyboard" in checkpoints and "storyboard" not in project.checkpoints:
+            fields["checkpoints"] = [*project.checkpoints, "storyboard"]
+        budget = _run_budget(project, budget_usd)
+        if budget != project.budget_usd:
+            fields["budget_usd"] = budget
+        if fields:
+            project = generation.project_update(project=project, **fields)
+        run = AgentRun.objects.create(
+            project=project,
+            user=user,
+            goal=goal,
+            budget_usd=budget_usd,
+            checkpoints=checkpoints,
+            planner=planner_for_settings().name,
+            spent_at_start_usd=project.spent_usd,
+        )
+        runs.emit(run, "status", {"status": run.status, "project_status": project.status})
+        runs.emit(run, "log", {"text": f"Goal: {goal}", "planner": "run"})
+        runs.start_advance(run)
+    logger.info("agent run %s started on project %s", run.pk, project.pk)
+    return run
+
+
+DECISIONS = ("approve", "revise")
+
+
+def run_decide(*, run: AgentRun, decision: str, notes: str = "") -> AgentRun:
+    """The person's answer at the run's checkpoint: `approve` carries it out, `revise` has the
+    planner act on `notes` and ask again. `ConflictError` when the run awaits no decision."""
+    notes = notes.strip()
+    if decision not in DECISIONS:
+        raise ValidationError({"decision": [f"Choose one of {list(DECISIONS)}."]})
+    if decision == "revise" and not notes:
+        raise ValidationError({"notes": ["Say what to change (required with revise)."]})
+    with transaction.atomic():
+        lock_project(run.project_id)
+        run = AgentRun.objects.select_for_update().select_related("project").get(pk=run.pk)
+        if run.status != AgentRun.Status.AWAITING_DECISION:
+            raise ConflictError(f"This run awaits no decision: it is {run.status}.")
+        entry = {"kind": run.checkpoint_kind, "decision": decision, "notes": notes}
+        run.decision = entry
+        run.notes = [*run.notes, {**entry, "at": timezone.now().isoformat()}]
+        run.checkpoint_kind, run.checkpoint_summary, run.checkpoint_estimate = "", "", {}
+        runs.emit(run, "decision", entry)
+        runs.set_run_status(run, AgentRun.Status.RUNNING)
+        runs.start_advance(run)
+    return run
+
+
+def run_cancel(*, run: AgentRun) -> AgentRun:
+    """Stop the run and cancel the project's jobs started since it began (at the provider too:
+    `generation.jobs.jobs_cancel`), so nothing further is asked of the providers."""
+    with transaction.atomic():
+        project = lock_project(run.project_id)
+        run = AgentRun.objects.select_for_update().select_related("project").get(pk=run.pk)
+        if run.status not in AgentRun.ACTIVE:
+            raise ConflictError(
+                f"Only a running or waiting run can be cancelled; it is {run.status}."
+            )
+        jobs = project.jobs.filter(created_at__gte=run.created_at)
+        cancelled = jobs_cancel(jobs, "The agent run was cancelled.")
+        if project.status in generating_statuses():
+            set_status(project, Project.Status.CANCELLED)
+        runs.set_run_status(run, AgentRun.Status.CANCELLED, held_call=None, decision=None)
+        runs.emit(run, "log", {"text": f"Cancelled; jobs {cancelled} cancelled.", "planner": "run"})
+    logger.info("agent run %s cancelled (jobs %s)", run.pk, cancelled)
+    return run

@@ -15,4 +15,14 @@ urlpatterns = [
         views.session_events,
         "director-session-events",
     ),
+    *both_slashes(
+        "api/projects/<int:project_id>/agent-runs",
+        api.ProjectAgentRunsApi.as_view(),
+        "project-agent-runs",
+    ),
+    *both_slashes("api/agent-runs/<int:run_id>", api.AgentRunApi.as_view(), "agent-run"),
+    *both_slashes(
+        "api/agent-runs/<int:run_id>/decide", api.AgentRunDecideApi.as_view(), "agent-run-decide"
+    ),
+    *both_slashes("api/agent-runs/<int:run_id>/events", views.run_events, "agent-run-events"),
 ]

@@ -403,6 +403,13 @@ DIRECTOR_TURN_TIMEOUT = env_float("DIRECTOR_TURN_TIMEOUT", 300.0, minimum=1.0)
 DIRECTOR_KEEPALIVE = env_float("DIRECTOR_KEEPALIVE", 15.0, minimum=0.05)
 # Pause between the local director's deltas, so its answers read as streamed in demos.
 DIRECTOR_LOCAL_DELAY = env_float("DIRECTOR_LOCAL_DELAY", 0.02)
+# Agent runs (director.runs): a paid step the run would take by itself whose estimate is over
+# this many USD stops at a `spend` checkpoint for the person's decision (cast and storyboard
+# are checkpoints anyway); a run that advances more than AGENT_MAX_ADVANCES times fails (a
+# planner going round in circles); the offline planner pauses this long per tool call (demos).
+AGENT_CONFIRM_ABOVE_USD = env_float("AGENT_CONFIRM_ABOVE_USD", 1.0, minimum=0.0)
+AGENT_MAX_ADVANCES = env_int("AGENT_MAX_ADVANCES", 60, minimum=1)
+AGENT_LOCAL_DELAY = env_float("AGENT_LOCAL_DELAY", 0.0)
 # OpenAPI names for the director's enums (else generic ones such as PageEnum, KindEnum).
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
     {
@@ -410,6 +417,10 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
         "DirectorToolKindEnum": "director.tools.TOOL_KINDS",
         "DirectorEventEnum": "director.streaming.TURN_EVENTS",
         "DirectorRoleEnum": "director.models.DirectorMessage.Role",
+        "AgentRunStatusEnum": "director.models.AgentRun.Status",
+        "AgentRunDecisionEnum": "director.services.DECISIONS",
+        "AgentRunCheckpointKindEnum": "director.runs.CHECKPOINT_KINDS",
+        "AgentRunEventTypeEnum": "director.runs.RUN_EVENTS",
     }
 )
 

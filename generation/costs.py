@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from filmstudio.exceptions import BudgetExceeded, LimitExceeded
 from generation import events, queue
-from generation.jobs import ACTIVE, lock_project
+from generation.jobs import ACTIVE, lock_project, wake_project_waiters
 from generation.models import GenerationJob, SpendEntry, UserLimit
 from generation.usage import Meter, Unit, Usage, current_meter, metering
 from projects.models import Project
@@ -260,6 +260,7 @@ def reserve(job: Job, usd: Decimal) -> bool:
         problem = _budget_problem(project, usd) or _daily_problem(project.owner_id, usd, limits)
         if problem:
             _pause(row, project, f"Paused before spending: {problem}.")
+            wake_project_waiters(project.pk)  # an agent run watching it hears it stopped
             return False
         Job.objects.filter(pk=job.pk).update(reserved_usd=usd)
         Project.objects.filter(pk=project.pk).update(reserved_usd=F("reserved_usd") + usd)

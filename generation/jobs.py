@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from filmstudio.exceptions import ConflictError
 from generation import events, queue
-from generation.jobtypes import job_type
+from generation.jobtypes import job_type, project_waiter_types
 from generation.models import GenerationJob
 from projects.models import Project
 
@@ -110,6 +110,45 @@ def job_wait_for_children(job: Job) -> bool:
     return bool(moved)
 
 
+def project_busy(project_id: int) -> bool:
+    """A job of the project (other than those waiting for it) is queued, running or waiting.
+    A paused job does not count: nothing moves until its budget is raised."""
+    moving = (Job.Status.QUEUED, Job.Status.RUNNING, Job.Status.WAITING)
+    jobs = Job.objects.filter(project_id=project_id, status__in=moving)
+    return jobs.exclude(type__in=project_waiter_types()).exists()
+
+
+def wake_project_waiters(project_id: int) -> list[int]:
+    """Jobs waiting for their project (`waits_for_project`: agent runs) go back to the queue
+    once nothing else of the project moves. Called (project row locked) wherever a job ends
+    or pauses, and by the watchdog for a wake that was lost."""
+    if project_busy(project_id):
+        return []
+    waiting = Job.objects.filter(
+        project_id=project_id, status=Job.Status.WAITING, type__in=project_waiter_types()
+    )
+    woken = list(waiting.select_for_update().values_list("pk", flat=True))
+    for pk in woken:
+        Job.objects.filter(pk=pk).update(status=Job.Status.QUEUED, updated_at=timezone.now())
+        queue.enqueue(pk)
+    return woken
+
+
+def job_wait_for_project(job: Job) -> bool:
+    """A job that goes on when the rest of its project has stopped moving (the jobs it started
+    finished, failed or paused): no worker is held meanwhile."""
+    with transaction.atomic():
+        lock_project(job.project_id)
+        moved = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+            status=Job.Status.WAITING, heartbeat_at=timezone.now(), updated_at=timezone.now()
+        )
+        if moved:
+            job.status = Job.Status.WAITING
+            events.publish_job(job)
+            wake_project_waiters(job.project_id)  # what it waits for may be over already
+    return bool(moved)
+
+
 def job_poll_later(job: Job, *, delay: float | None = None, reason: str = "") -> None:
     """Come back to a waiting job later. Pending clips are checked together by one poller
     (`tasks.poll_waiting`); a transient polling error gets a back-off poll of its own and
@@ -160,6 +199,7 @@ def job_finish(job: Job, status: str, **fields) -> bool:
             events.publish_job(job)
             if job.parent_id:
                 settle_container(job.parent_id)
+            wake_project_waiters(job.project_id)
     return bool(done)
 
 
@@ -238,6 +278,10 @@ def jobs_cancel(jobs: QuerySet[Job], reason: str) -> list[int]:
         events.publish_job(victim)
     for parent_id in sorted({row[4] for row in rows if row[4] and row[4] not in ids}):
         settle_container(parent_id)
+    for project_id in sorted(
+        set(Job.objects.filter(pk__in=ids).values_list("project_id", flat=True))
+    ):
+        wake_project_waiters(project_id)
     if ids:
         logger.info("cancelled jobs %s: %s", ids, reason)
     return ids

@@ -36,6 +36,10 @@ class JobType:
     # Runs again when its children have all finished (a refresh goes stage by stage), instead
     # of finishing with them like a plain container.
     resumes_after_children: bool = False
+    # Waits for its project instead (`jobs.job_wait_for_project`): goes on when no other job
+    # of the project is queued, running or waiting, and is not itself counted as the project's
+    # work (an agent run watching its pipeline must not block the edits it makes).
+    waits_for_project: bool = False
     # "module.function": (project, target type, target id, params) -> estimate items of one
     # job of this type, its children included (generation.estimates).
     estimate: str = "generation.estimates.free"
@@ -188,6 +192,15 @@ JOB_TYPES: dict[str, JobType] = {
             mark_failed=f"{_PIPELINE}.nothing_to_mark",
             after=f"{_PIPELINE}.after_export",
         ),
+        JobType(
+            name=Type.AGENT_RUN,
+            step="director.runs.advance_job",  # the top layer's, named by path (not imported)
+            targets=(Target.PROJECT,),
+            project_status="",
+            waits_for_project=True,
+            mark_failed="director.runs.advance_failed",
+            after=f"{_PIPELINE}.after_unit",
+        ),
     )
 }
 
@@ -207,6 +220,10 @@ def load_job_types() -> None:
         for path in (jt.step, jt.mark_failed, jt.after, jt.estimate, jt.retry_check):
             if path:
                 _resolve(path)
+
+
+def project_waiter_types() -> list[str]:
+    return [jt.name for jt in JOB_TYPES.values() if jt.waits_for_project]
 
 
 def remote_types() -> list[str]:

@@ -21,6 +21,7 @@ class GenerationJob(models.Model):
         AUDIO = "audio-generation"
         IMAGE_EDIT = "image-edit"
         REFERENCE = "reference-generation"
+        AGENT_RUN = "agent-run"  # one advance of a director agent run (director.runs)
 
     class Status(models.TextChoices):
         QUEUED = "queued"

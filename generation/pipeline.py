@@ -11,7 +11,7 @@ from django.db.models import Count, Q
 from filmstudio.exceptions import ConflictError
 from generation import costs, estimates, events
 from generation.jobs import active, busy_targets, job_create, lock_project, refuse_while_busy
-from generation.jobtypes import job_type
+from generation.jobtypes import job_type, project_waiter_types
 from generation.models import GenerationJob
 from projects.models import Character, Frame, Project, ProjectObject, Scene, Video
 
@@ -50,7 +50,8 @@ def scene_generation_started(project: Project) -> bool:
 
 
 def project_has_active_jobs(project: Project) -> bool:
-    return active(project.jobs.all())
+    """Pipeline work is active (a job waiting for the project, an agent run, is not that)."""
+    return active(project.jobs.exclude(type__in=project_waiter_types()))
 
 
 def _project_job(project: Project, type: str, **kwargs) -> Job:

@@ -9,12 +9,14 @@ from datetime import timedelta
 
 import django_rq
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from rq.job import Job as RQJob
 from rq.serializers import JSONSerializer
 
 from generation import services
-from generation.jobtypes import remote_types
+from generation.jobs import lock_project, wake_project_waiters
+from generation.jobtypes import project_waiter_types, remote_types
 from generation.models import GenerationJob
 from generation.queue import get_queue, promote_due
 
@@ -66,10 +68,16 @@ def sweep() -> dict[str, int]:
 
     poll_cutoff = cutoff - timedelta(seconds=settings.VIDEO_POLL_INTERVAL)
     waiting = Job.objects.filter(status=Job.Status.WAITING, heartbeat_at__lt=poll_cutoff)
-    for job in waiting.exclude(type__in=remote_types()):
+    for job in waiting.exclude(type__in=[*remote_types(), *project_waiter_types()]):
         # A stage-by-stage job (refresh) whose children all ended while nobody noticed.
         if not job.children.filter(status__in=Job.ACTIVE).exists():
             services.job_resume_children_done(job=job)
+    waiters = waiting.filter(type__in=project_waiter_types())
+    for project_id in set(waiters.values_list("project_id", flat=True)):
+        # Waiting for a project that no longer moves (a wake lost with its worker).
+        with transaction.atomic():
+            lock_project(project_id)
+            resumed["waiting"] += len(wake_project_waiters(project_id))
     for job in waiting.filter(type__in=remote_types()):
         if not rq_job_alive(job.rq_job_id):
             logger.warning("job %s waits on a remote clip but nobody polls: poll resumed", job.pk)

@@ -6,7 +6,7 @@ import pytest
 from django.forms.models import model_to_dict
 from drf_spectacular.generators import SchemaGenerator
 
-from director.models import DirectorSession, DirectorTurn
+from director.models import AgentRun, DirectorSession, DirectorTurn
 from generation.models import GenerationJob
 from projects.models import Character, Frame, Project, ProjectObject, Scene, Take, Video
 from tests.factories import (
@@ -45,6 +45,8 @@ BODY_EXTRA = {
     ("post", "/api/projects/{project_id}/objects"): {"name": "B's lamp"},
     ("patch", "/api/objects/{object_id}"): {"name": "B was here"},
     ("patch", "/api/frames/{frame_id}"): {"prompt": "B was here", "speaker_id": None},
+    ("post", "/api/projects/{project_id}/agent-runs"): {"goal": "B's film on A's project"},
+    ("post", "/api/agent-runs/{run_id}/decide"): {"decision": "approve"},
 }
 # Endpoints that never take an id and are safe for anyone (checked elsewhere).
 PUBLIC = {("post", "/api/auth/token")}
@@ -74,7 +76,15 @@ def a_world(user):
     session = DirectorSession.objects.create(user=user, project=project, page="characters")
     obj = ProjectObject.objects.create(project=project, name="Lamp", image="x.png")
     scene.project_objects.add(obj)
+    run = AgentRun.objects.create(
+        project=project,
+        user=user,
+        goal="A film",
+        status="awaiting_decision",
+        checkpoint_kind="cast",
+    )
     return {
+        "run_id": run.pk,
         "object_id": obj.pk,
         "project_id": project.pk,
         "character_id": character.pk,
@@ -89,7 +99,7 @@ def a_world(user):
 def snapshot() -> list:
     rows = []
     models = (Project, Character, Scene, Frame, Video, Take, GenerationJob, DirectorSession)
-    for model in (*models, ProjectObject):
+    for model in (*models, ProjectObject, AgentRun):
         rows.extend(
             model_to_dict(obj) | {"updated": str(getattr(obj, "updated_at", ""))}
             for obj in model.objects.order_by("pk")

@@ -1,0 +1,509 @@
+"""Agent runs: the director drives a project's whole pipeline toward a goal, stopping at
+checkpoints for the person's decision (`POST /api/projects/{id}/agent-runs`).
+
+A run is a chain of `agent-run` jobs (a row of generation/jobtypes.py) whose state lives in
+Postgres (`director.models.AgentRun`). Each advance (`advance_job`, on a worker) reads the
+run and the project, decides the next action, carries it out through the tools of
+director/tools.py (the API's own services and owner-scoped selectors beneath), and ends:
+either it waits (`job_wait_for_project`: no worker held) and is queued again when nothing of
+the project moves any more (the jobs it started finished, failed or paused), or it stops at a
+checkpoint (its job succeeds; the person's decision queues the next advance). A SIGKILLed
+worker leaves a running job whose heartbeat stops: the watchdog queues it again, and the
+advance, reading everything afresh, goes on from the state (a decision is consumed before the
+planner acts on it: what is paid for is asked for at most once).
+
+The next action, from the project's state:
+- not set up yet: the planner (`director.agents.autopilot`) turns the goal into the project
+  and starts character generation;
+- pipeline work queued, running or waiting: wait; work paused for the budget: wait (said once);
+- a decision to carry out: `approve` → the approval through the tools (cast: each pending
+  character approved, which starts the scenes; storyboard: approve_storyboard; spend: the held
+  call, as agreed); `revise` → the planner acts on the notes, then the same checkpoint again;
+- `awaiting_approval`: the `cast` checkpoint (always);
+- `awaiting_storyboard_approval`: the `storyboard` checkpoint, or (a run started without it)
+  the approval by itself, a paid step like any other;
+- `complete`: the run is complete; `failed` or `cancelled`: the run failed.
+
+Money: `budget_usd` is applied as the project's budget when the run starts (what the project
+has spent plus it, or the project's own budget if that is lower: `director.services.
+run_start`), so every job of the run reserves against it through `generation.costs.reserve`
+like any other job: work that does not fit pauses and the run says so. A paid call the
+planner makes by itself whose quote is over `AGENT_CONFIRM_ABOVE_USD` is held at a `spend`
+checkpoint. The run acts on its own project only: ids of the user's other projects are
+refused here, ids of other users' by the owner-scoped selectors (`Not found.`).
+"""
+
+import logging
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django_eventstream import send_event
+
+from director.agents.autopilot import REVISE, SET_UP, planner_for_settings
+from director.agents.base import Round, TurnInput
+from director.models import AgentRun, AgentRunEvent
+from director.pages import BASE_PROMPT, UNIT_TOOLS, Page
+from director.tools import Proposal, ToolContext, ToolOutcome, execute, page_tools
+from generation import costs
+from generation import services as generation
+from generation.jobs import lock_project, project_busy
+from generation.models import GenerationJob
+from generation.selectors import job_quote
+from media.signing import blob_url
+from projects.models import Character, Frame, Project, Scene, Take
+
+logger = logging.getLogger(__name__)
+
+Job, Status = GenerationJob, AgentRun.Status
+WAIT, STOP = "wait", "stop"
+RUN_EVENTS = ("status", "log", "action", "checkpoint", "decision", "complete", "error")
+CHECKPOINT_KINDS = ("cast", "storyboard", "spend")
+
+AGENT_PAGE = Page(
+    id="agent-run",
+    title="Agent run",
+    description="The director drives the project's pipeline toward the person's goal.",
+    prompt="You are running the film's pipeline for the person, on project #{project_id} "
+    "only. Do what the situation asks with the tools, then answer in one sentence without "
+    "calling tools. Never approve characters or the storyboard yourself: the app asks the "
+    "person at those checkpoints.",
+    tools=(
+        "get_project_status",
+        "update_project",
+        "start_generation",
+        "retry_job",
+        "approve_character",
+        "reject_character",
+        *UNIT_TOOLS,
+    ),
+)
+# The run's own calls at checkpoints: not offered to the planner, refused if it calls them.
+PLANNER_REFUSED = ("approve_character", "approve_storyboard")
+
+
+def run_channel(run_id: int) -> str:
+    return f"agentrun-{run_id}"
+
+
+# --------------------------------------------------------------------------- events
+
+
+def emit(run: AgentRun, event_type: str, data: dict) -> AgentRunEvent:
+    """Stored (the run's log) and published on the run's channel once the transaction commits
+    (django-eventstream keeps it for Last-Event-ID replay)."""
+    event = AgentRunEvent.objects.create(run=run, type=event_type, data=data)
+    payload = {"run_id": run.pk, "seq": event.pk, **data}
+    channel = run_channel(run.pk)
+
+    def publish() -> None:
+        try:
+            send_event(channel, event_type, payload)
+        except Exception:  # live events are best effort; the log has it
+            logger.exception("could not publish %s on %s", event_type, channel)
+
+    transaction.on_commit(publish)
+    return event
+
+
+def set_run_status(run: AgentRun, status: str, **fields) -> None:
+    """(Run row locked.) A new status, saved and announced."""
+    run.status = status
+    for name, value in fields.items():
+        setattr(run, name, value)
+    if status not in AgentRun.ACTIVE:
+        run.finished_at = timezone.now()
+    run.save()
+    emit(run, "status", {"status": status, "project_status": run.project.status})
+
+
+def run_spent(run: AgentRun) -> Decimal:
+    project = Project.objects.only("spent_usd").get(pk=run.project_id)
+    return max(project.spent_usd - run.spent_at_start_usd, Decimal(0))
+
+
+def finish(run: AgentRun, status: str, *, error: str = "") -> None:
+    """(Run row locked.) complete, failed or cancelled."""
+    set_run_status(run, status, error=error[:4000])
+    if status == Status.COMPLETE:
+        project = run.project
+        emit(
+            run,
+            "complete",
+            {
+                "final_video_url": blob_url(project.final_video),
+                "final_duration": project.final_duration,
+                "spent_usd": float(run_spent(run)),
+            },
+        )
+    elif status == Status.FAILED:
+        emit(run, "error", {"message": run.error})
+
+
+def start_advance(run: AgentRun) -> Job:
+    """The run's next advance, queued when the transaction commits (project row locked)."""
+    return generation.job_create(
+        project=run.project,
+        type=Job.Type.AGENT_RUN,
+        target_type=Job.TargetType.PROJECT,
+        target_id=run.project_id,
+        params={"run_id": run.pk},
+    )
+
+
+# --------------------------------------------------------------------------- the tools
+
+
+class RunStopped(Exception):
+    """The run was cancelled (or finished) while this advance worked."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    kind: str
+    summary: str
+    estimate: dict
+    held_call: dict | None = None  # spend: the call that waits for the person
+
+
+def _context(run: AgentRun) -> ToolContext:
+    return ToolContext(user=run.user, project_id=run.project_id, page=AGENT_PAGE)
+
+
+# Argument → (model, its path to the project, its path to the owner).
+_OWNED = {
+    "project_id": (Project, "pk", "owner_id"),
+    "character_id": (Character, "project_id", "project__owner_id"),
+    "scene_id": (Scene, "project_id", "project__owner_id"),
+    "frame_id": (Frame, "scene__project_id", "scene__project__owner_id"),
+    "job_id": (Job, "project_id", "project__owner_id"),
+    "take_id": (Take, "project_id", "project__owner_id"),
+}
+
+
+def _elsewhere(run: AgentRun, args: dict) -> str | None:
+    """A refusal when an argument names an object of another of the user's projects. Other
+    users' objects go on to the tool, whose owner-scoped selectors answer `Not found.`."""
+    for name, (model, project_path, owner_path) in _OWNED.items():
+        value = args.get(name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            continue
+        mine = model.objects.filter(pk=value, **{owner_path: run.user_id})
+        if mine.exclude(**{project_path: run.project_id}).exists():
+            return f"This run acts on project #{run.project_id} only; {name} {value} is not in it."
+    return None
+
+
+def call_tool(
+    run: AgentRun,
+    name: str,
+    args: dict,
+    *,
+    agreed: Proposal | None = None,
+    approved: bool = False,
+    planner: bool = False,
+) -> tuple[ToolOutcome, Checkpoint | None]:
+    """One call as the run's user, under the project's row lock and only while the run runs
+    (a cancel, which takes the same lock, cannot slip between the check and the call).
+
+    A tool that spends or replaces answers with a proposal first: the run agrees to it by
+    itself when its quote is at most AGENT_CONFIRM_ABOVE_USD (or the person `approved` the
+    checkpoint it answers), else the call is held at a `spend` checkpoint."""
+    args = dict(args or {})
+    with transaction.atomic():
+        lock_project(run.project_id)
+        if not AgentRun.objects.filter(pk=run.pk, status=Status.RUNNING).exists():
+            raise RunStopped()
+        refusal = _elsewhere(run, args)
+        if planner and name in PLANNER_REFUSED:
+            refusal = "The app asks the person at the checkpoints; do not approve yourself."
+        if refusal:
+            outcome = ToolOutcome(name, args, {"error": refusal})
+        else:
+            outcome = execute(_context(run), name, args, agreed=agreed)
+        checkpoint = None
+        if outcome.proposal is not None:
+            proposal = outcome.proposal
+            total = float(proposal.estimate.get("total_usd") or 0)
+            if approved or total <= settings.AGENT_CONFIRM_ABOVE_USD:
+                outcome = execute(_context(run), name, outcome.args, agreed=proposal)
+            else:
+                held = {"name": name, "args": outcome.args, **_proposal_dict(proposal)}
+                checkpoint = Checkpoint("spend", proposal.summary, proposal.estimate, held)
+        emit(run, "action", outcome.as_call() | ({"held": True} if checkpoint else {}))
+    return outcome, checkpoint
+
+
+def _proposal_dict(proposal: Proposal) -> dict:
+    return {"summary": proposal.summary, "estimate": proposal.estimate}
+
+
+# --------------------------------------------------------------------------- the planner
+
+
+def plan(run: AgentRun, situation: str) -> Checkpoint | None:
+    """The planner's rounds on one situation; each call through `call_tool`, each result back
+    to it. Ends when it answers without calls (or at the tool-round cap), or at a call held for
+    the person (`spend`)."""
+    planner = planner_for_settings()
+    if planner.name != "local":  # a paid model: not past the user's daily cap
+        costs.refuse_over_daily_cap(run.user_id)
+    page = replace(AGENT_PAGE, prompt=AGENT_PAGE.prompt.format(project_id=run.project_id))
+    turn = TurnInput(
+        system=f"{BASE_PROMPT}\n{page.prompt}",
+        page=page,
+        tools=[t for t in page_tools(page) if t.name not in PLANNER_REFUSED],
+        history=[],
+        message=situation,
+        project_id=run.project_id,
+        rounds=[],
+    )
+    cap = settings.DIRECTOR_MAX_TOOL_ROUNDS
+    for number in range(cap + 1):
+        spoken: list[str] = []
+        step = planner.step(replace(turn, final=number == cap), spoken.append)
+        text = ("".join(spoken) or step.text).strip()
+        if text:
+            with transaction.atomic():
+                emit(run, "log", {"text": text[:4000], "planner": planner.name})
+        calls = [] if number == cap else step.calls
+        outcomes = []
+        for call in calls:
+            outcome, checkpoint = call_tool(run, call.name, call.args, planner=True)
+            if checkpoint is not None:
+                return checkpoint
+            outcomes.append(outcome)
+        if not outcomes:
+            return None
+        turn = replace(turn, rounds=[*turn.rounds, Round(step, outcomes)])
+    return None
+
+
+def set_up_situation(run: AgentRun) -> str:
+    return f"{SET_UP}{run.goal}"
+
+
+def revise_situation(kind: str, notes: str) -> str:
+    return f"{REVISE}{kind}: {notes}"
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _quote(project: Project, type: str) -> dict:
+    return job_quote(project, type, Job.TargetType.PROJECT, project.pk)
+
+
+def cast_checkpoint(project: Project) -> Checkpoint:
+    cast = list(project.characters.order_by("slot", "pk"))
+    listed = "; ".join(
+        f"{c.name} ({c.role or 'role not given'}, {'portrait ready' if c.image else c.status})"
+        for c in cast
+    )
+    scenes, shots = project.num_scenes, project.frames_per_scene
+    return Checkpoint(
+        "cast",
+        f"The cast of “{project.title}”: {listed}. Approve to write the {scenes} scene(s) and "
+        f"draw their {scenes * shots} keyframe(s); or revise with notes, e.g. “redo "
+        f"{cast[0].name if cast else 'Mara'}'s portrait: older”.",
+        _quote(project, Job.Type.SCENES),
+    )
+
+
+def storyboard_checkpoint(project: Project) -> Checkpoint:
+    frames = Frame.objects.filter(scene__project=project).count()
+    return Checkpoint(
+        "storyboard",
+        f"The storyboard of “{project.title}” is drawn: {frames} keyframe(s) in "
+        f"{project.scenes.count()} scene(s). Approve to make the {frames} clip(s) and the "
+        "spoken lines, then cut the film; or revise with notes, e.g. “make frame 2 of scene 1 "
+        "darker”.",
+        _quote(project, Job.Type.VIDEOS),
+    )
+
+
+def stop_at(run: AgentRun, checkpoint: Checkpoint) -> str:
+    with transaction.atomic():
+        run = _locked(run)
+        if run.status != Status.RUNNING:
+            return STOP
+        run.checkpoint_kind, run.checkpoint_summary = checkpoint.kind, checkpoint.summary
+        run.checkpoint_estimate = checkpoint.estimate
+        if checkpoint.held_call is not None:
+            run.held_call = checkpoint.held_call
+        emit(run, "checkpoint", checkpoint_payload(run))
+        set_run_status(run, Status.AWAITING_DECISION)
+    return STOP
+
+
+def checkpoint_payload(run: AgentRun) -> dict | None:
+    if not run.checkpoint_kind:
+        return None
+    return {
+        "kind": run.checkpoint_kind,
+        "summary": run.checkpoint_summary,
+        "estimate": run.checkpoint_estimate,
+    }
+
+
+# --------------------------------------------------------------------------- advancing
+
+
+def _locked(run: AgentRun) -> AgentRun:
+    return AgentRun.objects.select_for_update().select_related("project", "user").get(pk=run.pk)
+
+
+def advance_job(job: Job) -> None:
+    """The `agent-run` job's step: one advance, then wait for the project or end."""
+    run = AgentRun.objects.filter(pk=(job.params or {}).get("run_id")).first()
+    try:
+        outcome = STOP if run is None else advance(run)
+    except RunStopped:
+        outcome = STOP
+    if outcome == WAIT and generation.job_wait_for_project(job):
+        return
+    generation.job_succeed(job, {"run_id": run.pk if run else None})
+
+
+def advance_failed(job: Job) -> None:
+    """The `agent-run` job failed (a crash, an error the planner's provider would not get
+    over, lost workers past JOB_MAX_ATTEMPTS): the run fails with its message."""
+    run = AgentRun.objects.filter(pk=(job.params or {}).get("run_id")).first()
+    if run is None:
+        return
+    run = _locked(run)
+    if run.status == Status.RUNNING:
+        finish(run, Status.FAILED, error=job.error or "The run's step failed.")
+
+
+def advance(run: AgentRun) -> str:
+    with transaction.atomic():
+        run = _locked(run)
+        if run.status != Status.RUNNING:
+            return STOP
+        run.advances += 1
+        run.heartbeat_at = timezone.now()
+        run.save(update_fields=["advances", "heartbeat_at", "updated_at"])
+        if run.advances > settings.AGENT_MAX_ADVANCES:
+            finish(
+                run,
+                Status.FAILED,
+                error=f"Stopped after {settings.AGENT_MAX_ADVANCES} advances "
+                "(AGENT_MAX_ADVANCES) without reaching the film.",
+            )
+            return STOP
+    if project_busy(run.project_id):
+        return WAIT
+    project = run.project
+    project.refresh_from_db()
+    paused = project.jobs.filter(status=Job.Status.PAUSED).order_by("pk").first()
+    if paused is not None:
+        _say_once(run, f"Waiting: job #{paused.pk} ({paused.type}) is paused. {paused.error}")
+        return WAIT
+    if run.decision:
+        return carry_out(run, project)
+    if run.held_call:  # asked again after a revise, freshly quoted
+        _, checkpoint = call_tool(run, run.held_call["name"], run.held_call["args"])
+        if checkpoint is None:
+            with transaction.atomic():
+                AgentRun.objects.filter(pk=run.pk).update(held_call=None)
+        return stop_at(run, checkpoint) if checkpoint else WAIT
+    if not run.set_up:
+        return set_up(run, project)
+    return next_after(run, project)
+
+
+def _say_once(run: AgentRun, text: str) -> None:
+    with transaction.atomic():
+        last = run.events.filter(type="log").order_by("-pk").first()
+        if last is None or last.data.get("text") != text:
+            emit(run, "log", {"text": text, "planner": "run"})
+
+
+def set_up(run: AgentRun, project: Project) -> str:
+    with transaction.atomic():
+        AgentRun.objects.filter(pk=run.pk).update(set_up=True)
+    checkpoint = plan(run, set_up_situation(run))
+    if checkpoint is not None:
+        return stop_at(run, checkpoint)
+    if not project_busy(run.project_id) and not project.characters.exists():
+        # The planner started nothing: the pipeline's first step, as the goal's run needs it.
+        outcome, checkpoint = call_tool(run, "start_generation", {"kind": "characters"})
+        if checkpoint is not None:
+            return stop_at(run, checkpoint)
+        if "error" in (outcome.result or {}):
+            return fail(run, f"The pipeline did not start: {outcome.result['error']}")
+    return WAIT
+
+
+def fail(run: AgentRun, message: str) -> str:
+    with transaction.atomic():
+        run = _locked(run)
+        if run.status == Status.RUNNING:
+            finish(run, Status.FAILED, error=message)
+    return STOP
+
+
+def _last_error(project: Project) -> str:
+    failed = project.jobs.filter(status=Job.Status.FAILED).exclude(type=Job.Type.AGENT_RUN)
+    job = failed.order_by("-finished_at", "-pk").first()
+    return f"job #{job.pk} ({job.type}) failed: {job.error}" if job else ""
+
+
+def next_after(run: AgentRun, project: Project) -> str:
+    """Nothing of the project moves and no decision is pending: what its state asks for."""
+    state = project.status
+    if state == Project.Status.COMPLETE and project.final_video:
+        with transaction.atomic():
+            run = _locked(run)
+            if run.status == Status.RUNNING:
+                finish(run, Status.COMPLETE)
+        return STOP
+    if state == Project.Status.AWAITING_APPROVAL:
+        return stop_at(run, cast_checkpoint(project))
+    if state == Project.Status.AWAITING_STORYBOARD_APPROVAL:
+        if "storyboard" in run.checkpoints:
+            return stop_at(run, storyboard_checkpoint(project))
+        outcome, checkpoint = call_tool(run, "approve_storyboard", {})
+        if checkpoint is not None:
+            return stop_at(run, checkpoint)
+        if "error" in (outcome.result or {}):
+            return fail(run, f"The storyboard could not be approved: {outcome.result['error']}")
+        return WAIT
+    why = _last_error(project) or "nothing is running and no step follows by itself"
+    return fail(run, f"The pipeline stopped with the project {state}: {why}.")
+
+
+def carry_out(run: AgentRun, project: Project) -> str:
+    """The person's decision at the last checkpoint, through the tools."""
+    decision = run.decision or {}
+    kind, verdict = decision.get("kind"), decision.get("decision")
+    if verdict == "revise":
+        with transaction.atomic():  # consumed first: what the notes ask is paid for once
+            AgentRun.objects.filter(pk=run.pk).update(decision=None)
+        checkpoint = plan(run, revise_situation(kind, decision.get("notes", "")))
+        return stop_at(run, checkpoint) if checkpoint else WAIT
+    if kind == "cast":
+        pending = project.characters.filter(status=Character.Status.PENDING).order_by("pk")
+        for character in pending:
+            outcome, _ = call_tool(run, "approve_character", {"character_id": character.pk})
+            if "error" in (outcome.result or {}):
+                return fail(run, f"The cast could not be approved: {outcome.result['error']}")
+    elif kind == "storyboard":
+        outcome, _ = call_tool(run, "approve_storyboard", {}, approved=True)
+        if "error" in (outcome.result or {}):
+            return fail(run, f"The storyboard could not be approved: {outcome.result['error']}")
+    elif kind == "spend" and run.held_call:
+        held = run.held_call
+        agreed = Proposal(summary=held["summary"], estimate=held["estimate"])
+        outcome, _ = call_tool(run, held["name"], held["args"], agreed=agreed)
+        if "error" in (outcome.result or {}):
+            # Changed since it was quoted (or refused now): asked again, freshly quoted.
+            with transaction.atomic():
+                AgentRun.objects.filter(pk=run.pk).update(decision=None)
+            return WAIT
+    with transaction.atomic():
+        AgentRun.objects.filter(pk=run.pk).update(decision=None, held_call=None)
+    return WAIT

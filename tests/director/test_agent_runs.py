@@ -1,0 +1,157 @@
+"""Agent runs, offline and in this process (`drain` runs the RQ jobs here): a one-line goal to a
+finished film through the API, stopping at the cast and the storyboard; a `revise` that redraws
+one named character's portrait and nothing else (the offline provider's calls counted)."""
+
+from collections import Counter
+
+import pytest
+
+from director.models import AgentRun
+from generation.models import GenerationJob
+from generation.providers.local import LocalImage, LocalSpeech, LocalText, LocalVideo
+from projects.models import Character, Project, Take
+from tests.pipeline import drain
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Job = GenerationJob
+
+
+@pytest.fixture(autouse=True)
+def offline(settings):
+    settings.TEXT_PROVIDER = settings.IMAGE_PROVIDER = settings.VIDEO_PROVIDER = "local"
+    settings.SPEECH_PROVIDER = "local"
+    settings.AGENT_CONFIRM_ABOVE_USD = 1.0
+
+
+@pytest.fixture
+def calls(monkeypatch) -> Counter:
+    """Every call of the offline provider, by kind (and `.prompts`: every image prompt)."""
+    counted: Counter = Counter()
+    prompts: list[str] = []
+    counted.prompts = prompts  # type: ignore[attr-defined]
+
+    def counting(cls, method: str, kind: str):
+        original = getattr(cls, method)
+
+        def wrapper(self, **kwargs):
+            counted[kind] += 1
+            if kind == "image":
+                prompts.append(kwargs["prompt"])
+            return original(self, **kwargs)
+
+        monkeypatch.setattr(cls, method, wrapper)
+
+    counting(LocalText, "generate_json", "text")
+    counting(LocalImage, "generate_image", "image")
+    counting(LocalVideo, "submit", "clip")
+    counting(LocalSpeech, "speak", "speech")
+    return counted
+
+
+def new_project(api, **fields) -> int:
+    body = {"title": "Storm", "num_scenes": 2, "frames_per_scene": 2, "clip_seconds": 2, **fields}
+    response = api.post("/api/projects", body, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()["id"]
+
+
+def start(api, project_id: int, **body) -> dict:
+    body = {"goal": "A lighthouse keeper befriends a storm, with two characters.", **body}
+    response = api.post(f"/api/projects/{project_id}/agent-runs", body, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def run_of(api, run_id: int) -> dict:
+    response = api.get(f"/api/agent-runs/{run_id}")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def decide(api, run_id: int, decision: str, notes: str = ""):
+    body = {"decision": decision, **({"notes": notes} if notes else {})}
+    return api.post(f"/api/agent-runs/{run_id}/decide", body, format="json")
+
+
+def stages(counted: Counter) -> dict:
+    return dict(counted)
+
+
+def drawn(counted: Counter, name: str) -> int:
+    return sum(1 for prompt in counted.prompts if name in prompt.split(",")[0])
+
+
+def portraits(project_id: int) -> dict[str, tuple[int, str]]:
+    return {c.name: (c.take_id, c.image) for c in Character.objects.filter(project_id=project_id)}
+
+
+def awaiting(api, run_id: int, kind: str) -> dict:
+    drain()
+    run = run_of(api, run_id)
+    assert run["status"] == "awaiting_decision", run
+    assert run["checkpoint"]["kind"] == kind
+    return run
+
+
+def to_the_cast(api, calls) -> tuple[int, dict, list[dict]]:
+    pid = new_project(api)
+    run = start(api, pid)
+    assert run["status"] == "running" and run["planner"] == "local"
+    assert run["checkpoints"] == ["cast", "storyboard"]
+    run = awaiting(api, run["id"], "cast")
+    cast = api.get(f"/api/projects/{pid}/characters").json()
+    assert len(cast) == 2 and all(c["status"] == "pending" and c["image_url"] for c in cast)
+    assert all(c["name"] in run["checkpoint"]["summary"] for c in cast)
+    assert "total_usd" in run["checkpoint"]["estimate"]
+    project = Project.objects.get(pk=pid)
+    assert project.logline.startswith("A lighthouse keeper")
+    assert "storyboard" in project.checkpoints
+    assert stages(calls) == {"text": 1, "image": 2}  # the cast, two portraits
+    return pid, run, cast
+
+
+def test_a_run_makes_the_film_from_a_one_line_goal(api, calls):
+    pid, run, cast = to_the_cast(api, calls)
+
+    # revise: one named character's portrait, and only it
+    first, second = cast[0]["name"], cast[1]["name"]
+    before = portraits(pid)
+    response = decide(api, run["id"], "revise", f"redo {first}'s portrait: older, in a raincoat")
+    assert response.status_code == 200 and response.json()["status"] == "running"
+    run = awaiting(api, run["id"], "cast")
+    after = portraits(pid)
+    assert after[first] != before[first] and after[second] == before[second]
+    assert stages(calls) == {"text": 1, "image": 3}
+    assert (drawn(calls, first), drawn(calls, second)) == (2, 1)
+    take = Take.objects.get(pk=after[first][0])
+    assert "raincoat" in take.instructions and take.kind == "portrait"
+    assert Take.objects.filter(character__project_id=pid).count() == 3
+    checkpoints = [e for e in run["events"] if e["type"] == "checkpoint"]
+    assert [e["data"]["kind"] for e in checkpoints] == ["cast", "cast"]  # asked again, afresh
+
+    # approve the cast: the scenes, shots and keyframes; then the storyboard checkpoint
+    assert decide(api, run["id"], "approve").status_code == 200
+    run = awaiting(api, run["id"], "storyboard")
+    assert Project.objects.get(pk=pid).status == "awaiting_storyboard_approval"
+    assert Character.objects.filter(project_id=pid, status="approved").count() == 2
+    at_storyboard = stages(calls)
+    assert at_storyboard == {"text": 4, "image": 7}  # + scenes, 2 shot lists, 4 keyframes
+
+    assert decide(api, run["id"], "approve").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "complete", run
+    project = Project.objects.get(pk=pid)
+    assert project.status == "complete" and project.final_video
+    assert stages(calls) == {**at_storyboard, "clip": 4, "speech": 4}  # nothing redrawn
+    types = [e["type"] for e in run["events"]]
+    assert types.count("checkpoint") == 3 and types.count("decision") == 3
+    assert types[-1] == "complete" and "error" not in types
+    complete = run["events"][-1]["data"]
+    assert complete["final_video_url"] and complete["spent_usd"] == 0
+    assert [n["decision"] for n in run["notes"]] == ["revise", "approve", "approve"]
+    # every advance ended (no worker waits): the run's jobs all succeeded
+    advances = Job.objects.filter(project_id=pid, type=Job.Type.AGENT_RUN)
+    assert advances.count() >= 4
+    assert set(advances.values_list("status", flat=True)) == {"succeeded"}
+    assert AgentRun.objects.get(pk=run["id"]).advances == run["advances"]
