@@ -1,5 +1,6 @@
 """Benchmark: stitching canonical clips by stream copy vs re-encode vs a plain file copy
-(shutil.copyfile and `cp`).
+(shutil.copyfile and `cp`); given the app's stitch (`app`, from bench/run.py), that against the
+bare `ffmpeg -f concat -c copy` of the same files.
 
     python bench/stitch_bench.py [--clips 24 --seconds 5 --height 720] [--json]
 
@@ -69,7 +70,24 @@ def make_lines(workdir: Path, count: int, seconds: float) -> list[mf.PlacedLine]
     return lines
 
 
-def run(clips: int = 24, seconds: float = 5, height: int = 720) -> dict[str, object]:
+def bare_concat(paths: list[Path], dst: Path, *, faststart: bool = True) -> None:
+    """What the app's stream-copy stitch runs, alone: one `ffmpeg -f concat -c copy`."""
+    listing = dst.with_suffix(".txt")
+    listing.write_text("".join(mf._concat_list_line(p) for p in paths), encoding="utf-8")
+    cmd = [mf.ffmpeg_binary(), "-hide_banner", "-nostdin", "-nostats", "-y", "-f", "concat"]
+    cmd += ["-safe", "0", "-i", str(listing), "-c", "copy"]
+    cmd += ["-movflags", "+faststart"] if faststart else []
+    subprocess.run([*cmd, str(dst)], check=True, capture_output=True, timeout=600)
+
+
+# The app's stitch, when the caller can run it (bench/run.py, with Django): given the clips,
+# a function making the cut in a (new) folder, and the files it stitches.
+AppStitch = Callable[[list[Path]], tuple[Callable[[Path], None], list[Path]]]
+
+
+def run(
+    clips: int = 24, seconds: float = 5, height: int = 720, app: AppStitch | None = None
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="stitch-bench-") as tmp:
         workdir = Path(tmp)
         setup_start = time.perf_counter()
@@ -89,6 +107,15 @@ def run(clips: int = 24, seconds: float = 5, height: int = 720) -> dict[str, obj
             results[name] = mf.stitch(paths, workdir / f"{name}.mp4", force_reencode=force)
 
         copy_s = _timed(lambda: stitch("copy", False), repeat=3)
+        app_figures: dict[str, float] = {}
+        if app is not None:
+            cut, files = app(paths)
+            app_s, bare_s = float("inf"), float("inf")
+            for index in range(5):  # interleaved, so that a busy moment hits both
+                bare_s = min(bare_s, _timed(lambda: bare_concat(files, workdir / "bare.mp4")))
+                app_s = min(app_s, _timed(lambda i=index: cut(workdir / f"app-{i}")))
+            plain_s = _timed(lambda: bare_concat(files, workdir / "plain.mp4", faststart=False))
+            app_figures = {"app_s": app_s, "bare_s": bare_s, "bare_plain_s": plain_s}
         reencode_s = _timed(lambda: stitch("reencode", True))
         copyfile_s = _timed(lambda: shutil.copyfile(blob, workdir / "blob-copy.bin"), repeat=3)
         cp = shutil.which("cp") or "cp"
@@ -132,6 +159,7 @@ def run(clips: int = 24, seconds: float = 5, height: int = 720) -> dict[str, obj
             "copy_x_realtime": total_seconds / copy_s,
             "reencode_x_realtime": total_seconds / reencode_s,
             "copy_output_duration": results["copy"].info.duration,
+            **app_figures,
             "sound_s": sound_s,
             "sound_over_copy": sound_s / copy_s,
             "sound_lufs": mixed["mix"].loudness.integrated,

@@ -159,7 +159,8 @@ STEP_CONCURRENCY = env_int("STEP_CONCURRENCY", 4, minimum=1, maximum=64)
 
 # Live events: worker processes publish through Redis; events are stored for Last-Event-ID.
 EVENTSTREAM_REDIS = redis_connection_kwargs(REDIS_URL)
-EVENTSTREAM_STORAGE_CLASS = "django_eventstream.storage.DjangoModelStorage"
+# The replay log: recent events in Redis, all in the database in batches (filmstudio.eventstore).
+EVENTSTREAM_STORAGE_CLASS = "filmstudio.eventstore.EventStore"
 EVENTSTREAM_CHANNELMANAGER_CLASS = "filmstudio.streams.OwnerChannelManager"
 # Streams (project and session events, director turns) one user may hold open at once in one
 # web process; one more is a 429.

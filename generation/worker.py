@@ -13,8 +13,9 @@ import time
 
 import redis
 from django.conf import settings
-from rq import Worker
+from rq import SimpleWorker, Worker
 
+from filmstudio import eventstore
 from generation.jobtypes import load_job_types
 from generation.schemas import CastPlan
 
@@ -52,7 +53,22 @@ def warm() -> None:
         gemini_client(key, settings.GEMINI_BASE_URL, int(settings.GEMINI_TIMEOUT * 1000))
 
 
-class PreloadWorker(Worker):
+class FlushesEvents:
+    """A job's live events went out through Redis as they happened; when it ends (succeeded,
+    failed, timed out) they are written to the replay log, all in one INSERT."""
+
+    def perform_job(self, job, queue) -> bool:
+        try:
+            return super().perform_job(job, queue)  # type: ignore[misc]
+        finally:
+            eventstore.flush()
+
+
+class InlineWorker(FlushesEvents, SimpleWorker):
+    """Jobs in this process (the CLI without a worker, tests): `generation.inline`."""
+
+
+class PreloadWorker(FlushesEvents, Worker):
     stop_asked = False
 
     def request_stop(self, signum, frame):

@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import shutil
+import struct
 import subprocess
 import tempfile
 import textwrap
@@ -24,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import ffmpeg
 import imageio_ffmpeg
@@ -72,9 +74,10 @@ def _input_args(input_format: str | None) -> list[str]:
 class FFmpegError(RuntimeError):
     """An ffmpeg invocation failed or timed out; carries the tail of its stderr."""
 
-    def __init__(self, purpose: str, stderr_tail: str = "") -> None:
+    def __init__(self, purpose: str, stderr_tail: str = "", stderr: str = "") -> None:
         self.purpose = purpose
         self.stderr_tail = stderr_tail
+        self.stderr = stderr or stderr_tail  # all of it, when the run got that far
         message = purpose
         if stderr_tail:
             message += f"\n--- ffmpeg stderr (tail) ---\n{stderr_tail}"
@@ -181,7 +184,8 @@ def _run(args: Sequence[str], *, purpose: str, timeout: float, check: bool = Tru
         raise FFmpegError(f"{purpose}: could not execute {args[0]!r}: {exc}") from exc
     stderr = proc.stderr.decode("utf-8", "replace")
     if check and proc.returncode != 0:
-        raise FFmpegError(f"{purpose}: ffmpeg exited with status {proc.returncode}", _tail(stderr))
+        status = f"{purpose}: ffmpeg exited with status {proc.returncode}"
+        raise FFmpegError(status, _tail(stderr), stderr)
     return stderr
 
 
@@ -321,27 +325,13 @@ def _decoded_duration(path: Path, timeout: float, input_format: str | None = Non
     return times[-1] if times else 0.0
 
 
-def _probe(path: StrPath, timeout: float, input_format: str | None = None) -> _Probe:
-    path = Path(path)
-    deadline = time.monotonic() + timeout
-    args = [ffmpeg_binary(), "-hide_banner", "-nostdin", *_input_args(input_format)]
-    args += ["-i", str(path)]
-    # Exit status is always 1 ("At least one output file must be specified"): judge by output.
-    stderr = _run(args, purpose=f"probe {path}", timeout=timeout, check=False)
-    header = stderr.split("\nOutput #", 1)[0]
-    streams = _STREAM_RE.findall(header)
-    if "Input #0" not in header or not streams:
-        raise FFmpegError(f"probe {path}: not a readable media file", _tail(stderr))
-
+def _described(streams: list[tuple[str, str]], duration: float) -> _Probe:
+    """MediaInfo from the `Stream #...` lines ffmpeg prints for one input or output."""
     video = next(
         (_parse_video(d) for kind, d in streams if kind == "Video" and "attached pic" not in d),
         _VideoStream(),
     )
     audio = next((_parse_audio(d) for kind, d in streams if kind == "Audio"), None)
-    duration = _hms(m) if (m := _DURATION_RE.search(header)) else 0.0
-    if duration <= 0:
-        duration = _decoded_duration(path, _remaining(deadline), input_format)
-
     info = MediaInfo(
         duration=duration,
         width=video.width,
@@ -357,8 +347,52 @@ def _probe(path: StrPath, timeout: float, input_format: str | None = None) -> _P
     return _Probe(info=info, video_profile=video.profile)
 
 
+def _read_input(
+    header: str, path: Path, stderr: str, deadline: float, input_format: str | None
+) -> _Probe:
+    """One input's `Input #n` section of ffmpeg's report."""
+    streams = _STREAM_RE.findall(header)
+    if not header.startswith("Input #") or not streams:
+        raise FFmpegError(f"probe {path}: not a readable media file", _tail(stderr))
+    duration = _hms(m) if (m := _DURATION_RE.search(header)) else 0.0
+    if duration <= 0:
+        duration = _decoded_duration(path, _remaining(deadline), input_format)
+    return _described(streams, duration)
+
+
+def _input_sections(stderr: str) -> list[str]:
+    """The `Input #n` sections of ffmpeg's report, in order (what comes before `Output #`)."""
+    header = stderr.split("\nOutput #", 1)[0]
+    return [
+        part
+        for part in re.split(r"^(?=Input #\d+)", header, flags=re.M)
+        if part.startswith("Input #")
+    ]
+
+
+def _probe(path: StrPath, timeout: float, input_format: str | None = None) -> _Probe:
+    path = Path(path)
+    deadline = time.monotonic() + timeout
+    args = [ffmpeg_binary(), "-hide_banner", "-nostdin", *_input_args(input_format)]
+    args += ["-i", str(path)]
+    # Exit status is always 1 ("At least one output file must be specified"): judge by output.
+    stderr = _run(args, purpose=f"probe {path}", timeout=timeout, check=False)
+    sections = _input_sections(stderr)
+    return _read_input(sections[0] if sections else "", path, stderr, deadline, input_format)
+
+
 def probe(path: StrPath, *, timeout: float = 30, input_format: str | None = None) -> MediaInfo:
     return _probe(path, timeout, input_format).info
+
+
+def _written(stderr: str, duration: float, purpose: str) -> MediaInfo:
+    """What a run wrote, as its own report says (the `Output #0` header: codecs, size, rate,
+    sound), `duration` long: the run cut it to that, so nothing probes the result again."""
+    _, found, report = stderr.partition("\nOutput #0")
+    streams = _STREAM_RE.findall(report)
+    if not found or not streams:
+        raise FFmpegError(f"{purpose}: ffmpeg reported no output streams", _tail(stderr))
+    return _described(streams, duration).info
 
 
 # --------------------------------------------------------------------------- formats
@@ -442,16 +476,41 @@ def normalize_clip(
     duration: float,
     timeout: float = 300,
     input_format: str | None = None,
+    copy: bool = True,
 ) -> MediaInfo:
-    """Re-encode ``src`` to the canonical format, ``duration`` seconds long.
+    """``src`` in the canonical format, ``duration`` seconds long: re-encoded in one ffmpeg
+    run, or (unless `copy` is off) stream-copied when it already is exactly that (`_copyable`).
 
     The length is rounded to whole frames (at most half a frame off), for both tracks.
     ``src`` comes from outside (a provider's clip): it is read as ``input_format`` when given.
-    """
+    No probe before or after the encode: it takes the source's sound track as there, and a
+    source without one is told by the run's own report of its input (it stops before encoding
+    anything) and encoded again over silence; what was written is what the run reports."""
     frames = _frame_count(duration, fmt.fps)
     src, dst = Path(src), Path(dst)
     deadline = time.monotonic() + timeout
-    source = probe(src, timeout=min(30, timeout), input_format=input_format)
+    purpose = f"normalize {src.name}"
+    if copy and _made_by_our_encoder(src, fmt):
+        source = _probe(src, min(30, timeout), input_format)
+        if _copyable(source, fmt, frames):
+            # `frames` long to within half a frame (checked): exactly `frames` frames.
+            length = frames / fmt.fps
+            return _copy_clip(src, dst, input_format, length, _remaining(deadline), purpose)
+    try:
+        return _encode_clip(src, dst, fmt, frames, input_format, deadline, sound=True)
+    except FFmpegError as error:
+        sections = _input_sections(error.stderr)
+        if not sections or not _STREAM_RE.search(sections[0]):
+            raise FFmpegError(f"{purpose}: not a readable media file", error.stderr_tail) from None
+        if any(kind == "Audio" for kind, _ in _STREAM_RE.findall(sections[0])):
+            raise
+    return _encode_clip(src, dst, fmt, frames, input_format, deadline, sound=False)
+
+
+def _encode_clip(
+    src: Path, dst: Path, fmt: CanonicalFormat, frames: int, input_format: str | None,
+    deadline: float, *, sound: bool,
+) -> MediaInfo:  # fmt: skip
     inp = ffmpeg.input(str(src), **_input_options(input_format))
     # tpad/apad make short sources long enough; the output -t then cuts everything exactly.
     video = (
@@ -459,18 +518,81 @@ def normalize_clip(
         .filter("tpad", stop_mode="clone", stop_duration=f"{frames / fmt.fps:.3f}")
         .filter("format", PIX_FMT)
     )
-    if source.has_audio:
+    if sound:
         audio = inp.audio.filter(
             "aformat", sample_rates=AUDIO_RATE, channel_layouts=AUDIO_LAYOUT
         ).filter("apad")
     else:
         audio = _silence()
+    purpose = f"normalize {src.name}"
     with _atomic_output(dst) as tmp:
         out = ffmpeg.output(
             video, audio, str(tmp), **_length_kwargs(frames, fmt.fps), **_encode_kwargs(fmt)
         )
-        _run_graph(out, purpose=f"normalize {src.name}", timeout=_remaining(deadline))
-    return probe(dst, timeout=max(1.0, min(30, _remaining(deadline))))
+        # Without a sound track the graph cannot bind [0:a]: the run fails before encoding
+        # anything, and normalize_clip reads the error's report of the input.
+        stderr = _run_graph(out, purpose=purpose, timeout=_remaining(deadline))
+    return _written(stderr, frames / fmt.fps, purpose)
+
+
+# x264 writes its version and every setting into the stream (an SEI message) as plain text.
+_X264_SETTINGS = re.compile(rb"x264 - core \d+[^\x00]{1,4000}")
+
+
+def _x264_settings(path: Path) -> bytes | None:
+    with path.open("rb") as stream:
+        found = _X264_SETTINGS.search(stream.read(1 << 20))
+    return found.group(0) if found else None
+
+
+@functools.cache
+def _our_x264_settings(binary: str, fmt: CanonicalFormat) -> bytes | None:
+    """The settings our encoder writes at `fmt` (one frame encoded once per process)."""
+    with tempfile.TemporaryDirectory(prefix="x264-") as workdir:
+        sample = Path(workdir) / "sample.mp4"
+        kwargs = {k: v for k, v in _encode_kwargs(fmt).items() if not str(k).endswith(":a")}
+        kwargs.pop("ar"), kwargs.pop("ac")
+        colour = ffmpeg.input(f"color=c=black:s={fmt.width}x{fmt.height}:r={fmt.fps}", f="lavfi")
+        picture = colour.video.filter("format", PIX_FMT)
+        out = ffmpeg.output(picture, str(sample), **{"frames:v": 1}, **kwargs)
+        try:
+            _run_graph(out, purpose="sample the encoder's settings", timeout=30)
+        except FFmpegError:
+            log.warning("could not sample the encoder's settings: clips are always re-encoded")
+            return None
+        return _x264_settings(sample)
+
+
+def _made_by_our_encoder(src: Path, fmt: CanonicalFormat) -> bool:
+    """Encoded by this ffmpeg's x264 with the settings normalize_clip uses: then its stream
+    parameters (SPS/PPS) are those of every other clip of the film, and a copy of it joins the
+    stream-copy stitch. (A clip that only looks alike, from another encoder, would not.)"""
+    try:
+        theirs = _x264_settings(src)
+    except OSError:
+        return False
+    return theirs is not None and theirs == _our_x264_settings(ffmpeg_binary(), fmt)
+
+
+def _copyable(source: _Probe, fmt: CanonicalFormat, frames: int) -> bool:
+    """Already the film's format (H.264 High, size, rate, AAC 48 kHz stereo) and `frames` long
+    (within half a frame: the tracks end together, as normalize_clip cuts them)."""
+    expected = ("h264", "High", fmt.width, fmt.height, round(float(fmt.fps), 3), PIX_FMT)
+    expected += (True, AUDIO_CODEC, AUDIO_RATE, AUDIO_CHANNELS)
+    length = abs(source.info.duration - frames / fmt.fps)
+    return _stream_signature(source) == expected and length < 0.5 / fmt.fps
+
+
+def _copy_clip(
+    src: Path, dst: Path, input_format: str | None, duration: float, timeout: float,
+    purpose: str,
+) -> MediaInfo:  # fmt: skip
+    with _atomic_output(dst) as tmp:
+        args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-y", *_input_args(input_format), "-i", str(src)]
+        args += ["-map", "0:v:0", "-map", "0:a:0", "-c", "copy", "-movflags", "+faststart"]
+        args += ["-map_metadata", "-1", str(tmp)]
+        stderr = _run(args, purpose=f"{purpose} (stream copy)", timeout=timeout)
+    return _written(stderr, duration, purpose)
 
 
 # --------------------------------------------------------------------------- still → clip
@@ -587,8 +709,9 @@ def still_to_clip(
                 **_length_kwargs(frames, fmt.fps),
                 **_encode_kwargs(fmt),
             )
-            _run_graph(out, purpose=f"animate still {image.name}", timeout=_remaining(deadline))
-    return probe(dst, timeout=max(1.0, min(30, _remaining(deadline))))
+            purpose = f"animate still {image.name}"
+            stderr = _run_graph(out, purpose=purpose, timeout=_remaining(deadline))
+    return _written(stderr, frames / fmt.fps, purpose)
 
 
 # --------------------------------------------------------------------------- stitch
@@ -610,6 +733,163 @@ def _stream_signature(p: _Probe) -> tuple[object, ...]:
     )
 
 
+# ----- MP4 headers, read in Python: whether clips can be joined by a stream copy, without
+# starting an ffmpeg per clip. Anything unexpected returns None (then ffmpeg probes them).
+
+MOOV_LIMIT = 16 << 20  # a clip's index (its `moov` box) is a few kB per minute
+
+
+class _Track(NamedTuple):
+    handler: bytes  # vide, soun
+    kind: bytes  # the sample entry: avc1, mp4a...
+    fields: bytes  # its width and height, or its channels and sample rate
+    config: bytes  # the decoder configuration: H.264 SPS/PPS, AAC AudioSpecificConfig
+    timescale: int
+    deltas: frozenset[int]  # the video samples' durations (one: a constant frame rate)
+
+
+@dataclass(frozen=True)
+class _Mp4Head:
+    duration: float  # seconds (the movie header's)
+    tracks: tuple[_Track, ...]
+
+
+def _boxes(data: bytes, start: int = 0, end: int | None = None) -> dict[bytes, list[bytes]]:
+    found: dict[bytes, list[bytes]] = {}
+    end = len(data) if end is None else end
+    while start + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, start)
+        head = 8
+        if size == 1 and start + 16 <= end:
+            size, head = struct.unpack_from(">Q", data, start + 8)[0], 16
+        elif size == 0:
+            size = end - start
+        if size < head or start + size > end:
+            raise ValueError("truncated box")
+        found.setdefault(kind, []).append(data[start + head : start + size])
+        start += size
+    return found
+
+
+def _child(data: bytes, *path: bytes, skip: int = 0) -> bytes:
+    for kind in path:
+        data = _boxes(data, skip)[kind][0]
+        skip = 0
+    return data
+
+
+def _moov(path: Path) -> bytes | None:
+    with path.open("rb") as stream:
+        total, start = os.fstat(stream.fileno()).st_size, 0
+        while start + 8 <= total:
+            stream.seek(start)
+            head = stream.read(16)
+            size, kind = struct.unpack_from(">I4s", head)
+            skip = 8
+            if size == 1:
+                size, skip = struct.unpack_from(">Q", head, 8)[0], 16
+            elif size == 0:
+                size = total - start
+            if size < skip:
+                return None
+            if kind == b"moov":
+                if size > MOOV_LIMIT:
+                    return None
+                stream.seek(start + skip)
+                return stream.read(size - skip)
+            start += size
+    return None
+
+
+def _timing(header: bytes) -> tuple[int, int]:
+    """(timescale, duration) of an mvhd or mdhd box."""
+    if header[0] == 1:
+        return struct.unpack_from(">IQ", header, 20)
+    return struct.unpack_from(">II", header, 12)
+
+
+def _descriptor(data: bytes, start: int) -> tuple[int, int, int]:
+    """(tag, payload start, payload end) of an MPEG-4 descriptor (in an esds box)."""
+    tag, length, pos = data[start], 0, start + 1
+    for _ in range(4):
+        byte = data[pos]
+        pos += 1
+        length = (length << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            break
+    return tag, pos, pos + length
+
+
+def _audio_config(esds: bytes) -> bytes:
+    tag, start, _ = _descriptor(esds, 4)  # after the version and flags
+    if tag != 0x03:
+        raise ValueError("no ES descriptor")
+    flags = esds[start + 2]
+    start += 3 + (2 if flags & 0x80 else 0) + (2 if flags & 0x20 else 0)
+    if flags & 0x40:
+        start += 1 + esds[start]
+    tag, start, end = _descriptor(esds, start)  # the decoder configuration
+    if tag != 0x04:
+        raise ValueError("no decoder configuration")
+    kind = esds[start : start + 1]  # the object type: AAC, MP3...
+    tag, start, end = _descriptor(esds, start + 13)  # past the buffer size and bitrates
+    return kind + (esds[start:end] if tag == 0x05 else b"")
+
+
+def _track(trak: bytes) -> _Track:
+    mdia = _child(trak, b"mdia")
+    handler = _child(mdia, b"hdlr")[8:12]
+    timescale, _ = _timing(_child(mdia, b"mdhd"))
+    table = _child(mdia, b"minf", b"stbl")
+    entries = _boxes(_child(table, b"stsd"), 8)  # past the version, flags and entry count
+    (kind, entry), *others = [(k, v[0]) for k, v in entries.items()]
+    if others or len(entries[kind]) != 1:
+        raise ValueError("more than one sample description")
+    if handler == b"vide":
+        fields, config = entry[24:28], _child(entry, b"avcC", skip=78)  # width, height
+    elif handler == b"soun":
+        fields, config = entry[16:18] + entry[24:28], _audio_config(_child(entry, b"esds", skip=28))
+    else:
+        raise ValueError(f"a {handler!r} track")
+    deltas: frozenset[int] = frozenset()  # a clip's last AAC frame is shorter: not compared
+    if handler == b"vide":
+        stts = _child(table, b"stts")
+        count = struct.unpack_from(">I", stts, 4)[0]
+        deltas = frozenset(struct.unpack_from(f">{2 * count}I", stts, 8)[1::2])
+    return _Track(handler, kind, fields, config, timescale, deltas)
+
+
+def _joinable(heads: Sequence[_Mp4Head | None], fmt: CanonicalFormat | None) -> bool:
+    """Every clip an MP4 with the same tracks, decoder configurations and frame rate (so one
+    stream copy makes one valid stream), in `fmt`'s size and rate when given."""
+    known = [head for head in heads if head is not None]
+    if not heads or len(known) != len(heads) or len({head.tracks for head in known}) != 1:
+        return False
+    if fmt is None:
+        return True
+    video = [track for track in known[0].tracks if track.handler == b"vide"]
+    if len(video) != 1:
+        return False
+    rates = {video[0].timescale / delta for delta in video[0].deltas if delta}
+    size = struct.unpack(">HH", video[0].fields)
+    return size == (fmt.width, fmt.height) and len(rates) == 1 and abs(rates.pop() - fmt.fps) < 0.01
+
+
+def _mp4_head(path: Path) -> _Mp4Head | None:
+    try:
+        moov = _moov(path)
+        if moov is None:
+            return None
+        boxes = _boxes(moov)
+        timescale, duration = _timing(boxes[b"mvhd"][0])
+        tracks = tuple(sorted((_track(trak) for trak in boxes.get(b"trak", [])), key=repr))
+    except (OSError, KeyError, IndexError, ValueError, struct.error):
+        return None
+    if not tracks or not timescale:
+        return None
+    return _Mp4Head(duration / timescale, tracks)
+
+
 def _matches_format(info: MediaInfo, fmt: CanonicalFormat) -> bool:
     return (info.width, info.height) == (fmt.width, fmt.height) and abs(info.fps - fmt.fps) < 0.01
 
@@ -622,7 +902,10 @@ def _concat_list_line(path: Path) -> str:
     return "file '" + text.replace("'", "'\\''") + "'\n"
 
 
-def _concat_copy(clips: Sequence[Path], dst: Path, timeout: float) -> None:
+def _concat_copy(clips: Sequence[Path], dst: Path, timeout: float) -> MediaInfo:
+    """The clips joined by stream copy; what was written from the run's own report and the
+    result's MP4 header (its duration), without another ffmpeg."""
+    purpose = f"concatenate {len(clips)} clips"
     with tempfile.TemporaryDirectory(prefix="concat-") as workdir:
         listing = Path(workdir) / "list.txt"
         listing.write_text("".join(_concat_list_line(c) for c in clips), encoding="utf-8")
@@ -630,15 +913,39 @@ def _concat_copy(clips: Sequence[Path], dst: Path, timeout: float) -> None:
             out = ffmpeg.input(str(listing), f="concat", safe=0).output(
                 str(tmp), c="copy", movflags="+faststart"
             )
-            _run_graph(out, purpose=f"concatenate {len(clips)} clips", timeout=timeout)
+            stderr = _run_graph(out, purpose=purpose, timeout=timeout)
+    head = _mp4_head(dst)
+    duration = head.duration if head else probe(dst, timeout=max(1.0, min(30, timeout))).duration
+    return _written(stderr, duration, purpose)
+
+
+# Inputs one probing process opens (the command line stays far below the kernel's limit).
+PROBE_BATCH = 64
 
 
 def _probe_all(paths: Sequence[Path], deadline: float) -> list[_Probe]:
-    # Probing is dominated by process start-up (~60 ms for a dynamically linked ffmpeg), so
-    # a few in flight at once pays off even on two cores.
-    workers = min(len(paths), 2 * (os.cpu_count() or 1), 8)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda p: _probe(p, min(30, _remaining(deadline))), paths))
+    """Every clip probed by one ffmpeg process per PROBE_BATCH (`ffmpeg -i a -i b ...`
+    reports each input in turn): probing is mostly process start-up."""
+    found: list[_Probe] = []
+    for begin in range(0, len(paths), PROBE_BATCH):
+        found += _probe_batch(paths[begin : begin + PROBE_BATCH], deadline)
+    return found
+
+
+def _probe_batch(paths: Sequence[Path], deadline: float) -> list[_Probe]:
+    args = [ffmpeg_binary(), "-hide_banner", "-nostdin"]
+    for path in paths:
+        args += [*_input_args(None), "-i", str(path)]
+    timeout = min(30, _remaining(deadline))
+    stderr = _run(args, purpose=f"probe {len(paths)} clips", timeout=timeout, check=False)
+    sections = _input_sections(stderr)
+    if len(sections) != len(paths):
+        # ffmpeg stops at the first input it cannot open: probe one by one, which names it.
+        return [_probe(path, min(30, _remaining(deadline))) for path in paths]
+    return [
+        _read_input(section, path, stderr, deadline, None)
+        for section, path in zip(sections, paths, strict=True)
+    ]
 
 
 def stitch(
@@ -658,12 +965,15 @@ def stitch(
     dst.parent.mkdir(parents=True, exist_ok=True)
     paths = [Path(c) for c in clips]
     deadline = time.monotonic() + timeout
+    # The clips' MP4 headers tell most films joinable without an ffmpeg per clip; the rest are
+    # probed (one process), and copied if they look alike.
+    if not force_reencode and _joinable([_mp4_head(path) for path in paths], fmt):
+        return StitchResult("copy", _concat_copy(paths, dst, _remaining(deadline)))
     probes = _probe_all(paths, deadline)
     first = probes[0].info
     uniform = len({_stream_signature(p) for p in probes}) == 1
     if uniform and not force_reencode and (fmt is None or _matches_format(first, fmt)):
-        _concat_copy(paths, dst, _remaining(deadline))
-        return StitchResult("copy", probe(dst, timeout=max(1.0, min(30, _remaining(deadline)))))
+        return StitchResult("copy", _concat_copy(paths, dst, _remaining(deadline)))
 
     target = fmt or CanonicalFormat(_even(first.width), _even(first.height), round(first.fps) or 24)
     # Normalize-then-copy rather than one big concat-filter graph: it copes with clips that
@@ -673,24 +983,29 @@ def stitch(
         for index, (path, p) in enumerate(zip(paths, probes, strict=True)):
             part = Path(workdir) / f"{index:04d}.mp4"
             normalize_clip(
-                path, part, fmt=target, duration=p.info.duration, timeout=_remaining(deadline)
-            )
+                path, part, fmt=target, duration=p.info.duration, timeout=_remaining(deadline),
+                copy=not force_reencode,
+            )  # fmt: skip
             normalized.append(part)
-        _concat_copy(normalized, dst, _remaining(deadline))
-    return StitchResult("reencode", probe(dst, timeout=max(1.0, min(30, _remaining(deadline)))))
+        info = _concat_copy(normalized, dst, _remaining(deadline))
+    return StitchResult("reencode", info)
 
 
 # --------------------------------------------------------------------------- poster
 
 
-def poster(video: StrPath, dst: StrPath, *, at: float | None = None, timeout: float = 60) -> None:
-    """Write one frame of ``video`` as JPEG or PNG (chosen by ``dst``'s suffix)."""
+def poster(
+    video: StrPath, dst: StrPath, *, at: float | None = None, timeout: float = 60,
+    info: MediaInfo | None = None,
+) -> None:  # fmt: skip
+    """Write one frame of ``video`` as JPEG or PNG (chosen by ``dst``'s suffix); `info` is the
+    video's probe when the caller has it already."""
     video, dst = Path(video), Path(dst)
     suffix = dst.suffix.lower()
     if suffix not in {".jpg", ".jpeg", ".png"}:
         raise ValueError(f"poster must be .jpg, .jpeg or .png, got {dst.name!r}")
     deadline = time.monotonic() + timeout
-    info = probe(video, timeout=min(30, timeout))
+    info = info or probe(video, timeout=min(30, timeout))
     if at is None:
         at = info.duration * 0.1 if info.duration > 0 else 0.5
     if info.duration > 0:

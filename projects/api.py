@@ -115,7 +115,7 @@ class ProjectObjectsApi(APIView):
     def get(self, request, project_id: int):
         project = selectors.project_for_user(request.user, project_id)
         reject_unknown_params(request, allowed=[])
-        objects = project.project_objects.select_related("project").order_by("id")
+        objects = selectors.objects_with_takes(project.project_objects.select_related("project"))
         return Response(ProjectObjectSerializer(objects, many=True).data)
 
     @extend_schema(

@@ -1,14 +1,15 @@
 """Live events of the creative hierarchy: every change goes to its project's eventstream channel.
 
-Events are sent after the transaction commits (never for rolled-back changes), through Redis so
-events from worker processes reach the web process, and stored for Last-Event-ID replay.
+Events are sent after the transaction commits (never for rolled-back changes), through Redis at
+once so events from worker processes reach the web process, and kept for Last-Event-ID replay
+(in Redis, and in the database in one write per step: `filmstudio.eventstore`).
 """
 
 import logging
 
 from django.db import transaction
-from django_eventstream import send_event
 
+from filmstudio.eventstore import send_event
 from media.signing import blob_url
 from projects.models import Character, Frame, Project, ProjectObject, Scene, Video
 

@@ -1,7 +1,7 @@
 """Reads for the API, admin and dashboards. Owner scoping lives here and nowhere else."""
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
 from projects.models import Character, Frame, Project, ProjectObject, Scene, Take
@@ -12,6 +12,11 @@ def projects_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Projec
     if not user.is_authenticated:
         return Project.objects.none()
     return Project.objects.filter(owner_id=user.pk)
+
+
+def objects_with_takes(queryset: QuerySet[ProjectObject]) -> QuerySet[ProjectObject]:
+    """Objects in order, each with how many reference takes it has (`takes_count`)."""
+    return queryset.annotate(takes_count=Count("takes")).order_by("id")
 
 
 def project_hierarchy(queryset: QuerySet[Project]) -> QuerySet[Project]:
@@ -29,7 +34,7 @@ def project_hierarchy(queryset: QuerySet[Project]) -> QuerySet[Project]:
     )
     return queryset.prefetch_related(
         Prefetch("characters", queryset=Character.objects.order_by("id")),
-        Prefetch("project_objects", queryset=ProjectObject.objects.order_by("id")),
+        Prefetch("project_objects", queryset=objects_with_takes(ProjectObject.objects.all())),
         Prefetch("scenes", queryset=scenes),
     )
 

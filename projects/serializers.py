@@ -91,6 +91,7 @@ class ProjectObjectSerializer(StrictModelSerializer):
     project_id = serializers.IntegerField(read_only=True)
     image_url = serializers.SerializerMethodField()
     take_id = serializers.IntegerField(read_only=True, allow_null=True)
+    takes_count = serializers.SerializerMethodField(help_text="How many reference takes it has.")
     name = StrictCharField(max_length=120)
     description = StrictCharField(max_length=5000, required=False, allow_blank=True)
 
@@ -103,12 +104,17 @@ class ProjectObjectSerializer(StrictModelSerializer):
             "description",
             "image_url",
             "take_id",
+            "takes_count",
             "created_at",
             "updated_at",
         ]
 
     def get_image_url(self, obj: ProjectObject) -> str | None:
         return blob_url(obj.image)
+
+    def get_takes_count(self, obj: ProjectObject) -> int:
+        counted = getattr(obj, "takes_count", None)  # annotated by the lists' selectors
+        return obj.takes.count() if counted is None else counted
 
 
 class VideoSerializer(TakeStateFields, serializers.ModelSerializer):

@@ -164,9 +164,9 @@ def run(job: GenerationJob) -> None:
         folder = Path(tmp)
         services.job_progress(job, 20)
         film, summary = cut(project, frames, folder)
-        poster = folder / f"poster-{project.pk}.jpg"
-        ffmpeg.poster(film, poster, timeout=settings.FFMPEG_TIMEOUT)
         info = ffmpeg.probe(film)
+        poster = folder / f"poster-{project.pk}.jpg"
+        ffmpeg.poster(film, poster, timeout=settings.FFMPEG_TIMEOUT, info=info)
         film_name = store_file(project.pk, "final", "film", film)
         poster_name = store_file(project.pk, "final", "poster", poster)
     with transaction.atomic():

@@ -1,17 +1,19 @@
 // The studio page, as ES modules under studio/: api.js (the JSON API, SSE parsing), dom.js,
 // render.js (the project on the page), control.js (editing, regenerating, takes, staleness on
-// one unit), stale.js (the project's "Update stale"), project.js (selection, live updates,
-// actions), export.js (the Export menu) and director.js (the director panel and its UI tools).
+// one unit), stale.js (the project's "Update stale"), objects.js (props and places), project.js
+// (selection, live updates, actions), export.js (the Export menu) and director.js (the director panel and its UI tools).
 // This entry wires the page's controls.
 import { askDirector, goTo, pagesReady } from "./studio/director.js";
 import { $ } from "./studio/dom.js";
 import { exportLinks, startExport } from "./studio/export.js";
+import { addObject } from "./studio/objects.js";
 import { approveAll, approveStoryboard, createProject, generateCharacters, refreshStale, selectProject, showNewProject, soon, state } from "./studio/project.js";
 
 $("#project-form").addEventListener("submit", createProject);
 $("#new-project-button").addEventListener("click", showNewProject);
 $("#generate-characters").addEventListener("click", generateCharacters);
 $("#approve-all").addEventListener("click", approveAll);
+$("#object-form").addEventListener("submit", (event) => addObject(event, state.projectId, soon));
 $("#approve-storyboard").addEventListener("click", approveStoryboard);
 $("#update-stale").addEventListener("click", refreshStale);
 $("#export-timelines").replaceChildren(...exportLinks(() => state.projectId));

@@ -2,18 +2,26 @@
 finished film through the API, stopping at the cast and the storyboard; a `revise` that redraws
 one named character's portrait and nothing else (the offline provider's calls counted)."""
 
-from collections import Counter
-
 import pytest
 
 from director.models import AgentRun
 from generation.models import GenerationJob
-from generation.providers.local import LocalImage, LocalSpeech, LocalText, LocalVideo
 from projects.models import Character, Project, Take
+from tests.director.agent_runs import (
+    calls,
+    decide,
+    drawn,
+    new_project,
+    portraits,
+    run_of,
+    stages,
+    start,
+)
 from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Job = GenerationJob
+__all__ = ["calls"]  # a fixture
 
 
 @pytest.fixture(autouse=True)
@@ -21,68 +29,6 @@ def offline(settings):
     settings.TEXT_PROVIDER = settings.IMAGE_PROVIDER = settings.VIDEO_PROVIDER = "local"
     settings.SPEECH_PROVIDER = "local"
     settings.AGENT_CONFIRM_ABOVE_USD = 1.0
-
-
-@pytest.fixture
-def calls(monkeypatch) -> Counter:
-    """Every call of the offline provider, by kind (and `.prompts`: every image prompt)."""
-    counted: Counter = Counter()
-    prompts: list[str] = []
-    counted.prompts = prompts  # type: ignore[attr-defined]
-
-    def counting(cls, method: str, kind: str):
-        original = getattr(cls, method)
-
-        def wrapper(self, **kwargs):
-            counted[kind] += 1
-            if kind == "image":
-                prompts.append(kwargs["prompt"])
-            return original(self, **kwargs)
-
-        monkeypatch.setattr(cls, method, wrapper)
-
-    counting(LocalText, "generate_json", "text")
-    counting(LocalImage, "generate_image", "image")
-    counting(LocalVideo, "submit", "clip")
-    counting(LocalSpeech, "speak", "speech")
-    return counted
-
-
-def new_project(api, **fields) -> int:
-    body = {"title": "Storm", "num_scenes": 2, "frames_per_scene": 2, "clip_seconds": 2, **fields}
-    response = api.post("/api/projects", body, format="json")
-    assert response.status_code == 201, response.content
-    return response.json()["id"]
-
-
-def start(api, project_id: int, **body) -> dict:
-    body = {"goal": "A lighthouse keeper befriends a storm, with two characters.", **body}
-    response = api.post(f"/api/projects/{project_id}/agent-runs", body, format="json")
-    assert response.status_code == 201, response.content
-    return response.json()
-
-
-def run_of(api, run_id: int) -> dict:
-    response = api.get(f"/api/agent-runs/{run_id}")
-    assert response.status_code == 200, response.content
-    return response.json()
-
-
-def decide(api, run_id: int, decision: str, notes: str = ""):
-    body = {"decision": decision, **({"notes": notes} if notes else {})}
-    return api.post(f"/api/agent-runs/{run_id}/decide", body, format="json")
-
-
-def stages(counted: Counter) -> dict:
-    return dict(counted)
-
-
-def drawn(counted: Counter, name: str) -> int:
-    return sum(1 for prompt in counted.prompts if name in prompt.split(",")[0])
-
-
-def portraits(project_id: int) -> dict[str, tuple[int, str]]:
-    return {c.name: (c.take_id, c.image) for c in Character.objects.filter(project_id=project_id)}
 
 
 def awaiting(api, run_id: int, kind: str) -> dict:

@@ -7,15 +7,18 @@ import django_rq
 import httpx
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import connection
 from django.test import AsyncClient
+from django.test.utils import CaptureQueriesContext
 from django_eventstream.models import Event
 from rest_framework.authtoken.models import Token
 
+from filmstudio import eventstore
 from filmstudio.support import iter_events, wait_for
-from generation import events
+from generation import events, services
 from projects import events as project_events
 from tests.factories import ProjectFactory
-from tests.pipeline import WebServer, subprocess_env
+from tests.pipeline import WebServer, drain, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -72,6 +75,59 @@ def redis_subscribers() -> int:
 
 def test_a_service_change_is_published_after_commit(api, project, token):
     api.patch(f"/api/projects/{project.pk}", {"title": "Renamed"}, format="json")
+    # Stored when the request ended (the test client's response is closed: request_finished).
     stored = Event.objects.filter(channel=events.project_channel(project.pk)).exclude(type="")
     payloads = [json.loads(json.loads(e.data)) for e in stored]  # the storage encodes twice
     assert any(p.get("title") == "Renamed" for p in payloads)
+
+
+def test_live_events_cost_no_sql_and_a_step_stores_them_in_one_write(project):
+    """Published through Redis at once; the replay log gets them in one INSERT when the
+    worker's task ends (here the in-process worker, as in every test)."""
+    channel = events.project_channel(project.pk)
+    eventstore.flush()
+    project_events._send(channel, "project", {"project_id": project.pk, "n": 0})  # a known channel
+    with CaptureQueriesContext(connection) as queries:
+        for n in range(1, 14):
+            project_events._send(channel, "project", {"project_id": project.pk, "n": n})
+    assert queries.captured_queries == []
+    assert eventstore.EventStore().get_events(channel, 0)[-1].data == json.dumps(
+        {"project_id": project.pk, "n": 13}
+    )
+    with CaptureQueriesContext(connection) as queries:
+        assert eventstore.flush() == 14
+    assert [q["sql"].split()[:3] for q in queries.captured_queries] == [
+        ["INSERT", "INTO", '"django_eventstream_event"']
+    ]
+
+    services.start_character_generation(project=project, count=2)
+    eventstore.flush()
+    with CaptureQueriesContext(connection) as queries:
+        drain()
+    writes = [q["sql"] for q in queries.captured_queries if "django_eventstream" in q["sql"]]
+    assert len(writes) == 1 and writes[0].startswith("INSERT")
+    stored = Event.objects.filter(channel=channel, type="job")
+    assert json.loads(json.loads(stored.latest("eid").data))["status"] == "succeeded"
+
+
+def test_replay_survives_a_redis_flush(project, token, settings):
+    """Stored events replay from the database once Redis has lost them; new events go on above
+    the old ids (a client's Last-Event-ID stays meaningful)."""
+    channel = events.project_channel(project.pk)
+    for n in range(1, 4):
+        project_events._send(channel, "project", {"project_id": project.pk, "n": n})
+    eventstore.flush()
+    first = Event.objects.filter(channel=channel, type="project").order_by("eid").first()
+    django_rq.get_connection("default").flushdb()
+
+    headers = {"Authorization": f"Token {token}", "Last-Event-ID": f"{channel}:{first.eid}"}
+    with WebServer(subprocess_env(settings)) as web:
+        url = f"{web.url}/api/events/projects/{project.pk}"
+        with httpx.stream("GET", url, headers=headers, timeout=10) as replay:
+            stream = iter_events(replay.iter_text(), skip=["stream-open", "keep-alive"])
+            missed = list(islice(stream, 2))
+    assert [(e.type, e.data["n"]) for e in missed] == [("project", 2), ("project", 3)]
+    assert missed[-1].id == f"{channel}:{first.eid + 2}"
+
+    project_events._send(channel, "project", {"project_id": project.pk, "n": 4})
+    assert eventstore.EventStore().get_current_id(channel) == first.eid + 3

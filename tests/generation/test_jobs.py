@@ -12,6 +12,7 @@ from django.db import connection
 from django.utils import timezone
 from django_eventstream.models import Event
 
+from filmstudio import eventstore
 from generation import queue, services, watchdog
 from generation.models import GenerationJob
 from generation.providers.fal import FalVideo
@@ -366,6 +367,7 @@ def test_the_watchdog_stops_resuming_a_job_that_keeps_killing_its_worker(project
     assert django_rq.get_queue("default").count == 0
     project.refresh_from_db()
     assert project.status == Project.Status.FAILED
+    eventstore.flush()  # as the watchdog command does after each sweep
     published = Event.objects.filter(channel=f"project-{project.pk}", type="job")
     assert any(json.loads(json.loads(e.data))["status"] == "failed" for e in published)
 

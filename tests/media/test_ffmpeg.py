@@ -315,6 +315,79 @@ def test_normalize_replaces_existing_destination_atomically(known_clip: Path, tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
 
 
+@pytest.fixture
+def ffmpeg_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The command line of every ffmpeg run media.ffmpeg makes from here on."""
+    runs: list[list[str]] = []
+    real = mf.subprocess.run
+
+    def counted(args, *rest, **kwargs):
+        runs.append(list(args))
+        return real(args, *rest, **kwargs)
+
+    monkeypatch.setattr(mf.subprocess, "run", counted)
+    return runs
+
+
+def test_normalize_is_one_ffmpeg_run_that_reports_what_it_wrote(
+    known_clip: Path, tmp_path: Path, ffmpeg_runs: list[list[str]]
+):
+    out = tmp_path / "out.mp4"
+    info = mf.normalize_clip(known_clip, out, fmt=FMT, duration=1.25)
+    assert len(ffmpeg_runs) == 1  # no probe before or after
+    assert info == mf.probe(out)
+    assert_canonical(info)
+
+
+def test_normalize_tells_a_silent_source_from_its_own_failed_run(
+    odd_clip: Path, tmp_path: Path, ffmpeg_runs: list[list[str]]
+):
+    out = tmp_path / "out.mp4"
+    info = mf.normalize_clip(odd_clip, out, fmt=FMT, duration=1.0)
+    # The first run stops at binding [0:a]; the second encodes over silence.
+    assert len(ffmpeg_runs) == 2
+    assert "anullsrc" not in " ".join(ffmpeg_runs[0]) and "anullsrc" in " ".join(ffmpeg_runs[1])
+    assert info == mf.probe(out)
+    assert max_volume_db(out) < -80
+
+
+def test_a_clip_already_in_the_film_format_is_stream_copied(
+    canonical_clips: list[Path], tmp_path: Path, ffmpeg_runs: list[list[str]]
+):
+    source = canonical_clips[1]  # 1.5 s, made by normalize_clip at FMT
+    out = tmp_path / "out.mp4"
+    mf._our_x264_settings(mf.ffmpeg_binary(), FMT)  # sampled once per process
+    ffmpeg_runs.clear()
+    info = mf.normalize_clip(source, out, fmt=FMT, duration=1.5, input_format="mp4")
+    assert len(ffmpeg_runs) == 2  # the probe, the copy
+    assert "copy" in ffmpeg_runs[1]
+    assert video_packets(out) == video_packets(source)
+    assert info == mf.probe(out) == mf.probe(source)
+
+
+def test_a_copy_is_not_made_of_a_clip_that_only_looks_like_the_film_format(
+    canonical_clips: list[Path], tmp_path: Path
+):
+    source = canonical_clips[1]
+    # Same size, rate and codecs, but another length, or another encoder's settings, or asked
+    # not to: encoded.
+    longer = mf.normalize_clip(source, tmp_path / "longer.mp4", fmt=FMT, duration=2.0)
+    assert longer.duration == pytest.approx(2.0)
+    assert len(video_packets(tmp_path / "longer.mp4")) == 48
+    foreign = tmp_path / "foreign.mp4"
+    run_ffmpeg(
+        *("-f", "lavfi", "-i", "testsrc2=size=320x180:rate=24:duration=1.5"),
+        *("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=1.5"),
+        *("-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "high", "-pix_fmt", "yuv420p"),
+        *("-c:a", "aac", "-ac", "2", str(foreign)),
+    )
+    assert mf.probe(foreign).video_codec == "h264"
+    mf.normalize_clip(foreign, tmp_path / "from-foreign.mp4", fmt=FMT, duration=1.5)
+    assert video_packets(tmp_path / "from-foreign.mp4") != video_packets(foreign)
+    mf.normalize_clip(source, tmp_path / "forced.mp4", fmt=FMT, duration=1.5, copy=False)
+    assert decoded_frames(tmp_path / "forced.mp4") != decoded_frames(source)
+
+
 # --------------------------------------------------------------------------- still → clip
 
 TRICKY_CAPTION = 'Mara\'s "last" line: 100% real; 50%{pts} \\ [done], ok?'
@@ -378,6 +451,47 @@ def test_stitch_copies_streams_when_clips_share_a_format(
     actual = video_packets(out)
     assert len(actual) == len(expected)
     assert sum(a != e for a, e in zip(actual, expected, strict=True)) <= len(canonical_clips)
+
+
+def test_a_stitch_of_clips_alike_is_one_ffmpeg_run_that_reports_the_film(
+    canonical_clips: list[Path], tmp_path: Path, ffmpeg_runs: list[list[str]]
+):
+    out = tmp_path / "film.mp4"
+    result = mf.stitch(canonical_clips, out, fmt=FMT)
+    # Their MP4 headers say the clips are alike: no probe of them, none of the film.
+    assert len(ffmpeg_runs) == 1 and "concat" in ffmpeg_runs[0]
+    probed = mf.probe(out)
+    assert result.method == "copy"
+    assert result.info == mf.MediaInfo(
+        **{**vars(probed), "duration": pytest.approx(probed.duration, abs=0.005)}
+    )
+
+
+def test_clips_from_another_encoder_are_told_apart_by_their_headers(
+    canonical_clips: list[Path], tmp_path: Path, ffmpeg_runs: list[list[str]]
+):
+    foreign = tmp_path / "foreign.mp4"
+    run_ffmpeg(
+        *("-f", "lavfi", "-i", "testsrc2=size=320x180:rate=24:duration=1"),
+        *("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=1"),
+        *("-c:v", "libx264", "-preset", "ultrafast", "-profile:v", "high", "-pix_fmt", "yuv420p"),
+        *("-c:a", "aac", "-ac", "2", "-movflags", "+faststart", str(foreign)),
+    )
+    heads = [mf._mp4_head(clip) for clip in [*canonical_clips, foreign]]
+    assert mf._joinable(heads[:-1], FMT)
+    assert not mf._joinable(heads, FMT)  # another SPS/PPS: one stream copy would not decode
+    assert not mf._joinable(heads[:-1], mf.CanonicalFormat(640, 360, 24))
+    assert not mf._joinable(heads[:-1], mf.CanonicalFormat(320, 180, 25))
+    assert heads[0].duration == pytest.approx(1.0, abs=0.03)
+    raw = tmp_path / "clip.h264"
+    run_ffmpeg("-i", str(foreign), "-c:v", "copy", "-an", "-f", "h264", str(raw))
+    assert mf._mp4_head(raw) is None  # not an MP4: ffmpeg probes it
+    ffmpeg_runs.clear()
+    result = mf.stitch([*canonical_clips, foreign], tmp_path / "film.mp4", fmt=FMT)
+    assert "concat" not in ffmpeg_runs[0]  # probed, then decided
+    assert result.info.duration == pytest.approx(
+        mf.probe(tmp_path / "film.mp4").duration, abs=0.005
+    )
 
 
 def test_stitch_force_reencode_really_reencodes(canonical_clips: list[Path], tmp_path: Path):

@@ -5,6 +5,7 @@ import json
 import pytest
 from django_eventstream.models import Event
 
+from filmstudio import eventstore
 from generation.models import GenerationJob
 from projects.models import Character, Project
 from tests.factories import (
@@ -52,6 +53,7 @@ def frame(scene):
 
 
 def published(project, event_type: str) -> list[dict]:
+    eventstore.flush()  # the replay log is written in batches (a task's or a request's end)
     stored = Event.objects.filter(channel=f"project-{project.pk}", type=event_type)
     return [json.loads(json.loads(e.data)) for e in stored]  # the storage encodes twice
 

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
+from filmstudio import eventstore
 from generation.watchdog import sweep
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class Command(BaseCommand):
                 if once:
                     raise
             finally:
+                eventstore.flush()  # the sweep's live events, into the replay log at once
                 close_old_connections()
             if once:
                 return

@@ -76,35 +76,56 @@ export function editable({ url, field, value, name, multiline = false, label = n
   return wrap;
 }
 
-// --- regenerating one unit -------------------------------------------------------------------------
+// --- regenerating or editing one unit ------------------------------------------------------------
 
 // A "Regenerate" button opening an instructions box; going ahead shows the quote first (the
 // same request as a dry run), because it calls the image or video model. `body` is the job request without `instructions`.
 export function regenerate({ what, model, url, body, disabled = false, onStarted }) {
-  const wrap = el("div", { class: "regenerate" });
-  const open = el("button", { class: "btn small regen-open", type: "button", text: "Regenerate…", disabled,
-    title: disabled ? "Busy: wait for the current job" : `Redo the ${what} with your instructions` });
+  return instructionAction({ what, url, body, disabled, onStarted, kind: "regen", field: "instructions",
+    open: "Regenerate…", go: "Regenerate", hint: `Redo the ${what} with your instructions`, title: `Regenerate the ${what}?`,
+    placeholder: "Instructions (optional), e.g. “closer, warmer light”", label: `Instructions for the new ${what}`,
+    intro: (text) => [
+      el("p", { text: `This will call the ${model} model once and add a new take. The current take is kept: you can go back to it in the take strip.` }),
+      text ? el("p", { class: "quote" }, el("span", { class: "muted", text: "Instructions: " }), text) : el("p", { class: "muted", text: "No instructions: the same prompt, a new seed." }),
+      el("p", { class: "muted small", text: "What depends on it becomes stale; nothing else is redone." }),
+    ] });
+}
+
+// An "Edit…" button: the image model gets the current image and the producer's instruction
+// (POST /api/jobs/image-edit; `body` names the unit), after the quote.
+export function editImage({ what, body, disabled = false, onStarted }) {
+  return instructionAction({ what, url: "/api/jobs/image-edit", body, disabled, onStarted, kind: "edit-image", field: "instruction", required: true,
+    open: "Edit…", go: "Edit", hint: `Change the ${what} by an instruction`, title: `Edit the ${what}?`,
+    placeholder: "What to change, e.g. “make it rusty, keep the shape”", label: `Instruction for editing the ${what}`,
+    intro: (text) => [
+      el("p", { text: "The image model gets the current image and your instruction, once, and makes a new take of it. The current take is kept: you can go back to it in the take strip." }),
+      el("p", { class: "quote" }, el("span", { class: "muted", text: "Instruction: " }), text),
+      el("p", { class: "muted small", text: "What depends on it becomes stale; nothing else is redone." }),
+    ] });
+}
+
+function instructionAction({ what, url, body, disabled, onStarted, kind, field, required = false, open: openText, go: goText, hint, title, placeholder, label, intro }) {
+  const wrap = el("div", { class: kind === "regen" ? "regenerate" : kind });
+  const open = el("button", { class: `btn small ${kind}-open`, type: "button", text: openText, disabled,
+    title: disabled ? "Busy: wait for the current job" : hint });
   const closed = () => { delete wrap.dataset.editing; wrap.replaceChildren(open); };
   open.addEventListener("click", () => {
     wrap.dataset.editing = "true";
-    const instructions = el("textarea", { class: "instructions", maxlength: "2000", rows: "2",
-      placeholder: "Instructions (optional), e.g. “closer, warmer light”", "aria-label": `Instructions for the new ${what}` });
+    const instructions = el("textarea", { class: "instructions", maxlength: "2000", rows: "2", required, placeholder, "aria-label": label });
     const error = el("div", { class: "field-error", role: "alert", hidden: true });
-    const go = el("button", { class: "btn primary small regen-go", type: "submit", text: "Regenerate" });
-    const form = el("form", { class: "regen-form", onsubmit: async (event) => {
+    const go = el("button", { class: `btn primary small ${kind}-go`, type: "submit", text: goText });
+    const form = el("form", { class: `${kind}-form`, onsubmit: async (event) => {
       event.preventDefault();
       const text = instructions.value.trim();
+      if (required && !text) { error.hidden = false; error.textContent = "Say what to change."; return; }
       go.disabled = true;
-      const yes = await askToSpend({ title: `Regenerate the ${what}?`, url, body: { ...body, instructions: text }, go: "Confirm", intro: [
-        el("p", { text: `This will call the ${model} model once and add a new take. The current take is kept: you can go back to it in the take strip.` }),
-        text ? el("p", { class: "quote" }, el("span", { class: "muted", text: "Instructions: " }), text) : el("p", { class: "muted", text: "No instructions: the same prompt, a new seed." }),
-        el("p", { class: "muted small", text: "What depends on it becomes stale; nothing else is redone." }),
-      ] });
+      const request = { ...body, [field]: text };
+      const yes = await askToSpend({ title, url, body: request, go: "Confirm", intro: intro(text) });
       if (!yes) { go.disabled = false; return; }
-      const { ok, data } = await api("POST", url, { ...body, instructions: text });
+      const { ok, data } = await api("POST", url, request);
       go.disabled = false;
       if (!ok) { error.hidden = false; error.textContent = errorText(data, "Could not start the job."); return; }
-      notify(`Regenerating the ${what} (job #${data.id}).`);
+      notify(`${kind === "regen" ? "Regenerating" : "Editing"} the ${what} (job #${data.id}).`);
       closed();
       onStarted?.(data);
     } },

@@ -69,7 +69,7 @@ export async function selectProject(id) {
   if (state.source) { state.source.close(); state.source = null; }
   state.projectId = id;
   state.project = null;
-  for (const list of ["#character-list", "#scene-list", "#frame-list", "#clip-list"]) $(list).replaceChildren();
+  for (const list of ["#character-list", "#object-list", "#scene-list", "#frame-list", "#clip-list"]) $(list).replaceChildren();
   history.replaceState(null, "", id ? `?project=${id}` : location.pathname);
   loadProjects();
   if (id) await refresh();
@@ -92,7 +92,7 @@ function setLive(on, text) {
 function listen(id) {
   const source = new EventSource(`/api/events/projects/${id}`);
   state.source = source;
-  for (const type of ["job", "character", "scene", "frame", "video", "project"]) {
+  for (const type of ["job", "character", "object", "scene", "frame", "video", "project"]) {
     source.addEventListener(type, () => soon());
   }
   source.addEventListener("project", () => loadProjects());

@@ -8,6 +8,7 @@ import { editable, regenerate, staleBadge, staleNote, takeStrip } from "./contro
 import { renderMoney } from "./money.js";
 import { castFallbackNote, consistencyBadge, inShot } from "./consistency.js";
 import { linePlayer, renderSound, voicePicker } from "./sound.js";
+import { renderObjects, sceneObjects } from "./objects.js";
 
 const STEPS = [
   ["Characters", ["generating_characters"]],
@@ -40,6 +41,7 @@ export function render(p, actions) {
   $("#project-actions").hidden = started;
   $("#generate-characters").textContent = p.characters.length ? "Generate more characters" : "Generate characters";
   renderCharacters(p, actions);
+  renderObjects(p, actions);
   renderScenes(p, actions);
   renderStoryboard(p, actions);
   renderSound(p, actions);
@@ -131,7 +133,8 @@ function editDescription(c, card, description, actions) {
 function renderScenes(p, actions) {
   const names = new Map(p.characters.map((c) => [c.id, c.name]));
   reconcile($("#scene-list"), p.scenes, (s) => `scene-${s.id}`,
-    (s) => JSON.stringify([s.order, s.title, s.status, s.concise_plot, s.detailed_plot, s.dialogue, s.location, s.mood, s.character_ids, s.cast_fallback]),
+    (s) => JSON.stringify([s.order, s.title, s.status, s.concise_plot, s.detailed_plot, s.dialogue, s.location, s.mood, s.character_ids, s.cast_fallback,
+      s.object_ids, p.objects.map((o) => [o.id, o.name])]),
     (s) => {
       const url = `/api/scenes/${s.id}`;
       const field = (name, label, opts = {}) => editable({ url, field: name, value: s[name], name: `${label.toLowerCase()} of scene ${s.order}`, label, onSaved: actions.soon, ...opts });
@@ -145,7 +148,8 @@ function renderScenes(p, actions) {
           field("detailed_plot", "Detailed plot", { multiline: true, maxlength: 20000 }),
           field("dialogue", "Dialogue", { multiline: true, maxlength: 20000 })),
         s.character_ids.length ? el("p", { class: "small muted", text: `With ${s.character_ids.map((id) => names.get(id) || `#${id}`).join(", ")}` }) : null,
-        castFallbackNote(s));
+        castFallbackNote(s),
+        sceneObjects(s, p.objects, actions.soon));
     });
   $("#scenes-empty").hidden = p.scenes.length > 0;
 }

@@ -1,0 +1,277 @@
+"""Live events without SQL per event: published through Redis at once, kept for Last-Event-ID
+replay in Redis and, in one batched write per step, in the database.
+
+`send_event(channel, type, data)` is one Redis round trip (a script): the channel's counter
+gives the event its id, the event joins the channel's recent events (a sorted set by id, the
+last RECENT_KEEP for a day) and goes out on django-eventstream's pub/sub channel, which every
+web process's listener relays to its open streams. The event is also buffered in this process
+and written to django-eventstream's Event table by `flush()`, all buffered events in one INSERT:
+at the end of every worker task (`generation.tasks`), of every web request, and at the latest
+FLUSH_INTERVAL after it was sent (a timer thread, for what runs outside both: director turns).
+
+`EventStore` is the EVENTSTREAM_STORAGE_CLASS: replay reads the recent events from Redis and
+what Redis no longer has (flushed, restarted, trimmed) from the table, so a replay survives
+losing Redis. A channel whose counter is gone starts again above the highest id in the table.
+The table keeps django-eventstream's format (the data JSON-encoded once more), so events stored
+before this module replay alike.
+
+What it gives up: events still buffered when a process dies without flushing (a killed work
+horse) are in Redis only, replayable for a day unless Redis goes too; Redis lost while a step
+runs elsewhere may give that step's unflushed events ids another process reuses (the table keeps
+the first; replay may then skip one).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+import redis
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.core.signals import request_finished
+from django.db import connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+from django_eventstream.event import Event
+from django_eventstream.models import Event as StoredEvent
+from django_eventstream.storage import EventDoesNotExist, StorageBase
+
+logger = logging.getLogger(__name__)
+
+PUBSUB_CHANNEL = "events_channel"  # django-eventstream's RedisListener subscribes to it
+RECENT_KEEP = 500  # events per channel kept in Redis (a replay reads at most 100 at a time)
+RECENT_TTL = 24 * 3600  # seconds; django-eventstream's own event timeout
+TABLE_KEEP = timedelta(days=1)  # older rows are deleted, at most once per TRIM_EVERY
+TRIM_EVERY = 600.0
+FLUSH_INTERVAL = 2.0  # seconds an event may wait in the buffer when no task or request ends
+BUFFER_LIMIT = 10_000  # a database that stays away: the oldest buffered events are dropped
+INSERT_ROWS = 1000  # rows per INSERT statement (PostgreSQL takes at most 65535 parameters)
+
+# KEYS: counter, recent. ARGV: floor ('' = unknown), event JSON, keep, ttl, pub/sub channel
+# ('' = do not publish), message prefix, message suffix (the id goes between them).
+# Returns the event's id, or -1 when the counter is gone and no floor was given.
+_APPEND = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if ARGV[1] == '' then return -1 end
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+local id = redis.call('INCR', KEYS[1])
+redis.call('ZADD', KEYS[2], id, id .. ' ' .. ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[3]) - 1)
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+if ARGV[5] ~= '' then
+  redis.call('PUBLISH', ARGV[5], ARGV[6] .. id .. ARGV[7])
+end
+return id
+"""
+
+
+def _counter_key(channel: str) -> str:
+    return f"filmstudio:events:{channel}:id"
+
+
+def _recent_key(channel: str) -> str:
+    return f"filmstudio:events:{channel}:recent"
+
+
+@dataclass
+class _Pending:
+    channel: str
+    type: str
+    data: str  # the event's data as JSON
+    eid: int
+
+
+class _Buffer:
+    """This process's events not in the table yet. A forked child starts with an empty one."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.items: list[_Pending] = []
+        self.oldest = 0.0  # monotonic time of the oldest buffered event
+        self.timer: threading.Thread | None = None
+        self.last_trim = time.monotonic()
+
+    def add(self, item: _Pending) -> None:
+        with self.lock:
+            if not self.items:
+                self.oldest = time.monotonic()
+            self.items.append(item)
+            if len(self.items) > BUFFER_LIMIT:
+                dropped = len(self.items) - BUFFER_LIMIT
+                del self.items[:dropped]
+                logger.warning("event buffer full: %s events dropped from the replay log", dropped)
+            if self.timer is None:
+                self.timer = threading.Thread(target=self._tick, name="event-flush", daemon=True)
+                self.timer.start()
+
+    def highest(self, channel: str) -> int:
+        with self.lock:
+            return max((i.eid for i in self.items if i.channel == channel), default=0)
+
+    def take(self) -> list[_Pending]:
+        with self.lock:
+            items, self.items = self.items, []
+            return items
+
+    def give_back(self, items: list[_Pending]) -> None:
+        with self.lock:
+            self.items[:0] = items
+            del self.items[: max(0, len(self.items) - BUFFER_LIMIT)]
+
+    def _tick(self) -> None:
+        """The fallback flush: events sent where no task or request ends soon."""
+        while True:
+            time.sleep(FLUSH_INTERVAL / 4)
+            with self.lock:
+                due = self.items and time.monotonic() - self.oldest >= FLUSH_INTERVAL
+            if due:
+                try:
+                    flush()
+                finally:
+                    connection.close()  # this thread's own connection: not held between ticks
+
+
+_buffer = _Buffer()
+
+
+def _after_fork() -> None:
+    global _buffer  # a forked child must not flush its parent's events again
+    _buffer = _Buffer()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+_client: redis.Redis | None = None
+_script = None
+
+
+def _redis():
+    global _client, _script  # one client and script per process, made lazily
+    if _client is None:
+        _client = redis.Redis(**settings.EVENTSTREAM_REDIS)
+        _script = _client.register_script(_APPEND)
+    return _client, _script
+
+
+def _floor(channel: str) -> int:
+    """The highest id the channel has used that this process can know of (table and buffer)."""
+    stored = StoredEvent.objects.filter(channel=channel).aggregate(top=Max("eid"))["top"] or 0
+    return max(stored, _buffer.highest(channel))
+
+
+def append(channel: str, event_type: str, data: str, *, publish: bool) -> int:
+    """Give the event its id, keep it for replay, publish it (`publish`); returns the id."""
+    _, script = _redis()
+    body = json.dumps({"type": event_type, "data": data})
+    prefix = json.dumps({"channel": channel, "event_type": event_type, "data": data})
+    args = [body, RECENT_KEEP, RECENT_TTL, PUBSUB_CHANNEL if publish else ""]
+    args += [prefix[:-1] + ', "pub_id": "', '"}']
+    keys = [_counter_key(channel), _recent_key(channel)]
+    event_id = int(script(keys=keys, args=["", *args]))
+    if event_id < 0:  # a new channel, or Redis lost its counter: go on above what is stored
+        event_id = int(script(keys=keys, args=[_floor(channel), *args]))
+    _buffer.add(_Pending(channel, event_type, data, event_id))
+    return event_id
+
+
+def send_event(channel: str, event_type: str, data: dict) -> int:
+    """Publish one event now (one Redis round trip, no SQL); returns its id."""
+    return append(channel, event_type, json.dumps(data, cls=DjangoJSONEncoder), publish=True)
+
+
+def flush() -> int:
+    """Write the buffered events to the table in one INSERT; how many. A failed write keeps
+    them for the next flush (inside a transaction, in a savepoint: the caller's goes on)."""
+    items = _buffer.take()
+    if not items:
+        return 0
+    now = timezone.now()
+    # The table's format is django-eventstream's: the JSON data encoded once more. One
+    # statement (bulk_create would add BEGIN and COMMIT round trips around it).
+    values = [(i.channel, i.type, json.dumps(i.data), i.eid, now) for i in items]
+    table = connection.ops.quote_name(StoredEvent._meta.db_table)
+    try:
+        with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+            with connection.cursor() as cursor:
+                for start in range(0, len(values), INSERT_ROWS):
+                    chunk = values[start : start + INSERT_ROWS]
+                    cursor.execute(
+                        f"INSERT INTO {table} (channel, type, data, eid, created) VALUES "
+                        + ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
+                        + " ON CONFLICT (channel, eid) DO NOTHING",
+                        [field for row in chunk for field in row],
+                    )
+        _trim()
+    except Exception:
+        _buffer.give_back(items)
+        logger.exception(
+            "could not store %s events for replay; kept for the next flush", len(items)
+        )
+        return 0
+    return len(items)
+
+
+def _trim() -> None:
+    now = time.monotonic()
+    if now - _buffer.last_trim < TRIM_EVERY:
+        return
+    _buffer.last_trim = now
+    StoredEvent.objects.filter(created__lt=timezone.now() - TABLE_KEEP).delete()
+
+
+def _flush_quietly(**_: object) -> None:
+    try:
+        flush()
+    except Exception:  # a request's end is no place to fail
+        logger.exception("could not flush live events")
+
+
+request_finished.connect(_flush_quietly, dispatch_uid="filmstudio.eventstore.flush")
+atexit.register(_flush_quietly)
+
+
+class EventStore(StorageBase):
+    """django-eventstream's storage: recent events from Redis, older or lost ones from the
+    table; ids from the channel's Redis counter."""
+
+    def append_event(self, channel: str, event_type: str, data: str) -> Event:
+        # django-eventstream's send_event (the director's turns) publishes it itself.
+        return Event(channel, event_type, data, id=append(channel, event_type, data, publish=False))
+
+    def get_current_id(self, channel: str) -> int:
+        client, _ = _redis()
+        current = client.get(_counter_key(channel))
+        if current is not None:
+            return int(current)
+        floor = _floor(channel)
+        if floor:  # remember it, so the next reader asks Redis only
+            client.set(_counter_key(channel), floor, nx=True)
+        return floor
+
+    def get_events(self, channel: str, last_id: int, limit: int = 100) -> list[Event]:
+        current = self.get_current_id(channel)
+        if last_id > current:
+            raise EventDoesNotExist(f"No such event {last_id}", current)
+        if last_id == current:
+            return []
+        client, _ = _redis()
+        found: dict[int, Event] = {}
+        for member in client.zrangebyscore(_recent_key(channel), f"({last_id}", "+inf", 0, limit):
+            eid, _, body = member.decode().partition(" ")
+            event = json.loads(body)
+            found[int(eid)] = Event(channel, event["type"], event["data"], id=int(eid))
+        first = min(found, default=current + 1)
+        if first > last_id + 1:  # Redis lacks some (lost, trimmed): the table has them
+            rows = StoredEvent.objects.filter(channel=channel, eid__gt=last_id, eid__lt=first)
+            for row in rows.order_by("eid")[:limit]:
+                found[row.eid] = Event(channel, row.type, json.loads(row.data), id=row.eid)
+        return [found[eid] for eid in sorted(found)[:limit]]

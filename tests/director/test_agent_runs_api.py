@@ -1,0 +1,206 @@
+"""Agent runs through the API: bad input refused with nothing changed, other users' runs and
+projects private, decisions only at a checkpoint, the budget applied, cancelling, the events
+stream (auth, 404, Last-Event-ID replay), and a goal naming another project."""
+
+from decimal import Decimal
+
+import django_rq
+import pytest
+from django.conf import settings as django_settings
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+
+from director.models import AgentRun
+from generation.models import GenerationJob
+from projects.models import Project
+from tests.director.agent_runs import calls, decide, new_project, run_of, start
+from tests.director.helpers import aread_events, async_client_for
+from tests.factories import ProjectFactory
+from tests.pipeline import drain
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Job = GenerationJob
+__all__ = ["calls"]  # a fixture
+
+
+@pytest.fixture(autouse=True)
+def offline(settings):
+    settings.TEXT_PROVIDER = settings.IMAGE_PROVIDER = settings.VIDEO_PROVIDER = "local"
+
+
+def work_one() -> None:
+    """Exactly one queued RQ job, in this process."""
+    queue = django_rq.get_queue("default")
+    worker = SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer)
+    worker.work(burst=True, max_jobs=1)
+
+
+def post_run(api, project_id: int, body):
+    return api.post(f"/api/projects/{project_id}/agent-runs", body, format="json")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"goal": ""},
+        {"goal": "   "},
+        {"goal": "x" * 2001},
+        {"goal": 42},
+        {"goal": "A film", "budget_usd": -1},
+        {"goal": "A film", "budget_usd": django_settings.MAX_BUDGET_USD + 1},
+        {"goal": "A film", "budget_usd": "lots"},
+        {"goal": "A film", "budget_usd": True},
+        {"goal": "A film", "checkpoints": ["premiere"]},
+        {"goal": "A film", "checkpoints": "storyboard"},
+        {"goal": "A film", "planner": "gemini"},
+    ],
+)
+def test_bad_input_is_a_400_and_changes_nothing(api, body):
+    pid = new_project(api)
+    before = Project.objects.values().get(pk=pid)
+    response = post_run(api, pid, body)
+    assert response.status_code == 400, response.content
+    assert AgentRun.objects.count() == 0 and not Job.objects.exists()
+    assert Project.objects.values().get(pk=pid) == before
+
+
+def test_a_goal_of_2000_characters_is_accepted(api):
+    pid = new_project(api)
+    assert post_run(api, pid, {"goal": "x" * 2000}).status_code == 201
+
+
+def test_another_users_project_and_runs_are_404(api, other_api):
+    pid = new_project(api)
+    assert post_run(other_api, pid, {"goal": "Mine now"}).status_code == 404
+    assert other_api.get(f"/api/projects/{pid}/agent-runs").status_code == 404
+    run = start(api, pid)
+    for response in (
+        other_api.get(f"/api/agent-runs/{run['id']}"),
+        other_api.post(f"/api/agent-runs/{run['id']}/decide", {"decision": "approve"}),
+        other_api.delete(f"/api/agent-runs/{run['id']}"),
+        other_api.get(f"/api/agent-runs/{run['id']}/events"),
+    ):
+        assert response.status_code == 404, response.content
+    assert AgentRun.objects.get(pk=run["id"]).status == "running"
+    assert api.get(f"/api/projects/{pid}/agent-runs").json()[0]["id"] == run["id"]
+
+
+def test_a_decision_only_at_a_checkpoint(api):
+    pid = new_project(api)
+    run = start(api, pid)
+    response = decide(api, run["id"], "approve")  # still running: nothing to decide
+    assert response.status_code == 409, response.content
+    drain()
+    assert run_of(api, run["id"])["checkpoint"]["kind"] == "cast"
+    assert decide(api, run["id"], "maybe").status_code == 400
+    assert decide(api, run["id"], "revise").status_code == 400  # revise needs notes
+    assert decide(api, run["id"], "revise", "x" * 2001).status_code == 400
+    assert run_of(api, run["id"])["status"] == "awaiting_decision"
+    assert decide(api, run["id"], "approve").status_code == 200
+    assert decide(api, run["id"], "approve").status_code == 409  # answered already
+
+
+def test_one_active_run_per_project(api):
+    pid = new_project(api)
+    start(api, pid)
+    response = post_run(api, pid, {"goal": "Another one"})
+    assert response.status_code == 409 and "Agent run #" in response.json()["detail"]
+    assert AgentRun.objects.count() == 1
+
+
+def test_the_budget_applies_to_what_the_run_may_spend(api):
+    pid = new_project(api)
+    Project.objects.filter(pk=pid).update(spent_usd=Decimal("2.50"))
+    run = start(api, pid, budget_usd=4)
+    assert run["budget_usd"] == 4
+    assert Project.objects.get(pk=pid).budget_usd == Decimal("6.50")  # spent + the run's
+    api.delete(f"/api/agent-runs/{run['id']}")
+    Project.objects.filter(pk=pid).update(budget_usd=Decimal("3.00"))
+    start(api, pid, budget_usd=10)
+    assert Project.objects.get(pk=pid).budget_usd == Decimal("3.00")  # a run never raises it
+
+
+def test_delete_cancels_the_run_and_its_jobs(api, calls):
+    pid = new_project(api)
+    run = start(api, pid)
+    drain()
+    assert decide(api, run["id"], "approve").status_code == 200
+    response = api.delete(f"/api/agent-runs/{run['id']}")  # before any worker took the approval
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    asked = dict(calls)
+    drain()
+    assert dict(calls) == asked  # nothing further asked of the providers
+    assert not Job.objects.filter(project_id=pid, status__in=Job.ACTIVE).exists()
+    run = run_of(api, run["id"])
+    assert run["status"] == "cancelled" and run["finished_at"]
+    assert [e["type"] for e in run["events"]][-2:] == ["status", "log"]
+    assert api.delete(f"/api/agent-runs/{run['id']}").status_code == 409
+    assert decide(api, run["id"], "approve").status_code == 409
+
+
+def test_delete_while_the_pipeline_runs_cancels_its_jobs(api, calls):
+    pid = new_project(api)
+    run = start(api, pid)
+    drain()
+    decide(api, run["id"], "approve")
+    work_one()  # the advance: the cast approved, scene generation queued; then cancel
+    scenes = Job.objects.get(project_id=pid, type=Job.Type.SCENES)
+    assert scenes.status == "queued"
+    assert api.delete(f"/api/agent-runs/{run['id']}").status_code == 200
+    asked = dict(calls)
+    drain()
+    assert dict(calls) == asked
+    assert not Job.objects.filter(project_id=pid, status__in=Job.ACTIVE).exists()
+    scenes.refresh_from_db()
+    assert scenes.status == "cancelled" and scenes.error == "The agent run was cancelled."
+    assert Project.objects.get(pk=pid).status == "cancelled"
+    assert not Project.objects.get(pk=pid).scenes.exists()
+
+
+def test_a_goal_naming_another_users_project_is_refused_by_the_selectors(api, other_user):
+    theirs = ProjectFactory(owner=other_user, title="Theirs", logline="Keep out")
+    before = Project.objects.values().get(pk=theirs.pk)
+    pid = new_project(api)
+    mine_too = new_project(api, title="My other film")
+    goal = f"Work on project #{theirs.pk} and project {mine_too}: a storm film, two characters."
+    run = start(api, pid, goal=goal)
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision"
+    looked = [
+        e["data"]
+        for e in run["events"]
+        if e["type"] == "action" and e["data"]["name"] == "get_project_status"
+    ]
+    by_id = {call["args"].get("project_id"): call["result"] for call in looked}
+    assert by_id[theirs.pk] == {"error": "Not found."}  # the owner-scoped selector
+    assert "acts on project" in by_id[mine_too]["error"]  # the user's own other project
+    assert Project.objects.values().get(pk=theirs.pk) == before
+    assert not Job.objects.filter(project_id__in=[theirs.pk, mine_too]).exists()
+    assert Project.objects.get(pk=pid).characters.count() == 2
+
+
+def test_the_events_stream_is_private_and_replayable(api, user, other_user, run):
+    pid = new_project(api)
+    agent_run = start(api, pid)
+    drain()
+    url = f"/api/agent-runs/{agent_run['id']}/events"
+    assert run(async_client_for(other_user).get(url)).status_code == 404
+    from django.test import AsyncClient  # noqa: PLC0415 (an anonymous client)
+
+    assert run(AsyncClient().get(url)).status_code == 401
+    stored = run_of(api, agent_run["id"])["events"]
+    client = async_client_for(user)
+
+    async def replay(last_event_id: str, count: int):
+        response = await client.get(url, headers={"Last-Event-ID": last_event_id})
+        assert response.status_code == 200
+        return await aread_events(response.streaming_content, until=(), count=count)
+
+    channel = f"agentrun-{agent_run['id']}"
+    everything = run(replay(f"{channel}:0", len(stored)))
+    assert [(e.type, e.data["seq"]) for e in everything] == [(e["type"], e["id"]) for e in stored]
+    assert everything[-1].type == "status" and everything[-1].data["status"] == "awaiting_decision"
+    rest = run(replay(everything[2].id, len(stored) - 3))
+    assert [e.id for e in rest] == [e.id for e in everything[3:]]
