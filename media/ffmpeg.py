@@ -1234,8 +1234,10 @@ def _premix(
             parts.append(f"{chain}[{label}]")
         else:
             parts.append(f"{chain}[{label}raw]")
+            # Ducked from -40 dBFS of dialogue on: a quiet voice over a swelling bed still
+            # stands 10 dB clear of the music (at 0.03 one line of an offline film got 7.5).
             parts.append(
-                f"[{label}raw][d{key}]sidechaincompress=threshold=0.03:ratio=10:attack=20:"
+                f"[{label}raw][d{key}]sidechaincompress=threshold=0.01:ratio=10:attack=20:"
                 f"release=400:makeup=1[{label}]"
             )
             key += 1

@@ -109,8 +109,11 @@ def _music(project: Project, folder: Path, duration: float) -> Path | None:
     return None
 
 
-def cut(project: Project, frames: list[Frame], folder: Path) -> tuple[Path, dict]:
-    """The film, made in `folder`, and what the job reports about it."""
+def cut(
+    project: Project, frames: list[Frame], folder: Path, *, stems: Path | None = None
+) -> tuple[Path, dict]:
+    """The film, made in `folder`, and what the job reports about it; with `stems` (a folder),
+    the dialogue and music as they sit in the mix are written there too (to measure them)."""
     fmt = film_format(project)
     shots = timeline(frames, fmt.fps)
     film, picture = folder / f"film-{project.pk}.mp4", folder / "picture.mp4"
@@ -127,7 +130,7 @@ def cut(project: Project, frames: list[Frame], folder: Path) -> tuple[Path, dict
     music = _music(project, folder, result.info.duration)
     if lines or music is not None:
         mix = ffmpeg.mix_sound(
-            picture, film, lines=lines, music=music, timeout=settings.FFMPEG_TIMEOUT
+            picture, film, lines=lines, music=music, stems=stems, timeout=settings.FFMPEG_TIMEOUT
         )
         summary["method"] = f"{result.method}+mix"
         summary["loudness"] = {
