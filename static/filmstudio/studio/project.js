@@ -2,6 +2,7 @@
 // on every event, and the actions a person takes on it. State lives on the server.
 import { api, errorText } from "./api.js";
 import { $, badge, el, notify, reconcile } from "./dom.js";
+import { showAutopilot } from "./autopilot.js";
 import { renderExport } from "./export.js";
 import { askToSpend } from "./money.js";
 import { render, renderJobs } from "./render.js";
@@ -79,6 +80,7 @@ export async function selectProject(id) {
   $("#project-view").hidden = !shown;
   $("#section-nav").hidden = !shown;
   if (shown) listen(id);
+  showAutopilot(shown ? id : null);
 }
 
 // --- live updates ----------------------------------------------------------------------------

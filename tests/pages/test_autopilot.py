@@ -1,0 +1,124 @@
+"""The studio's Autopilot panel in a real browser (issue 15), over uvicorn and an RQ worker with
+the offline planner: a run started with a goal logs live from its event stream, stops at the
+cast checkpoint with its summary and estimate, a Revise with notes redraws the named portrait
+and asks again, the log is read back whole after a reload (each event once), Approve goes on to
+the storyboard checkpoint, and Cancel stops the run."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from director.models import AgentRun
+from projects.models import Character, Project
+from projects.services import project_create
+from tests.pages.conftest import PASSWORD, login, screenshot, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+GOAL = "A lighthouse keeper befriends a storm, with two characters."
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """The server checks passwords with the default hashers, so users are hashed with one."""
+
+
+@pytest.fixture
+def project(stack) -> Project:
+    owner = get_user_model().objects.create_user(username="aurore", password=PASSWORD)
+    return project_create(
+        owner=owner, title="Storm", num_scenes=1, frames_per_scene=1, clip_seconds=2
+    )
+
+
+def log_seqs(page) -> list[int]:
+    return [int(s) for s in page.eval_on_selector_all(
+        "#autopilot-log li", "items => items.map((i) => i.dataset.seq)"
+    )]  # fmt: skip
+
+
+def at_checkpoint(page, kind: str, nth: int = 0) -> None:
+    page.wait_for_selector(
+        f"#autopilot-log li[data-type='checkpoint'] >> nth={nth}", timeout=60_000
+    )
+    page.wait_for_selector(f"#autopilot-checkpoint[data-kind='{kind}']", timeout=30_000)
+
+
+def start_run(page, project: Project) -> AgentRun:
+    page.fill("#autopilot-goal", GOAL)
+    page.fill("#autopilot-budget", "5")
+    page.click("#autopilot-start")
+    page.wait_for_selector("#confirm[open] #confirm-title:text('Start the autopilot?')")
+    page.click("#confirm-go")
+    page.wait_for_selector("#autopilot[data-live='live']")
+    run = AgentRun.objects.get(project=project)
+    assert run.goal == GOAL and float(run.budget_usd) == 5
+    assert page.is_hidden("#autopilot-form")
+    assert page.text_content("#autopilot-spent").endswith("of $5.00")
+    return run
+
+
+def test_an_autopilot_run_is_started_revised_approved_and_cancelled_from_the_studio(
+    page, stack, project
+):
+    login(page, "aurore", next_url=f"/studio/?project={project.pk}")
+    page.wait_for_selector("#project-view:not([hidden])")
+    assert page.is_visible("#autopilot-form") and page.is_hidden("#autopilot-run")
+
+    run = start_run(page, project)
+
+    # the live log up to the cast checkpoint
+    at_checkpoint(page, "cast")
+    cast = list(project.characters.order_by("id"))
+    assert len(cast) == 2 and all(c.status == Character.Status.PENDING for c in cast)
+    summary = page.text_content("#autopilot-checkpoint .summary")
+    assert all(c.name in summary for c in cast)
+    assert page.text_content("#autopilot-estimate").startswith("Approving starts about $")
+    assert page.locator("#autopilot-log li[data-type='action']").count() >= 2
+    assert page.locator("#autopilot-log li[data-type='log']").first.text_content()
+    seqs = log_seqs(page)
+    assert seqs == sorted(set(seqs))  # in order, each once
+    screenshot(page, "45-studio-autopilot-cast")
+
+    # revise without notes is refused on the page; with notes the named portrait is redrawn
+    page.click("#autopilot-revise")
+    assert (
+        page.text_content("#autopilot-checkpoint .field-error")
+        == "Say what to revise in the notes."
+    )
+    first = cast[0]
+    portrait = first.take_id
+    page.fill("#autopilot-notes", f"redo {first.name}'s portrait: older, in a raincoat")
+    page.click("#autopilot-revise")
+    at_checkpoint(page, "cast", nth=1)
+    first.refresh_from_db()
+    assert first.take_id != portrait and "raincoat" in first.take.instructions
+    assert page.locator("#autopilot-log li[data-type='decision']").count() == 1
+
+    # a reload reads the whole log back, each event once, and follows the run again
+    before = log_seqs(page)
+    page.reload()
+    page.wait_for_selector("#autopilot-checkpoint[data-kind='cast']")
+    page.wait_for_selector("#autopilot[data-live='live']")
+    assert log_seqs(page) == before
+
+    # approve: the scenes and the storyboard, then its checkpoint
+    page.click("#autopilot-approve")
+    at_checkpoint(page, "storyboard", nth=2)
+    run.refresh_from_db()
+    assert run.status == AgentRun.Status.AWAITING_DECISION
+    assert Project.objects.get(pk=project.pk).status == Project.Status.AWAITING_STORYBOARD_APPROVAL
+
+    # cancel (after a confirmation)
+    page.click("#autopilot-cancel")
+    page.wait_for_selector("#confirm[open] #confirm-title:text('Cancel run')")
+    page.click("#confirm-go")
+    page.wait_for_selector("#autopilot[data-status='cancelled']")
+    wait_until(
+        lambda: AgentRun.objects.get(pk=run.pk).status == AgentRun.Status.CANCELLED,
+        message="the run was not cancelled",
+        stack=stack,
+    )
+    assert page.is_visible("#autopilot-form") and page.is_hidden("#autopilot-checkpoint")
+    seqs = log_seqs(page)
+    assert seqs == sorted(set(seqs))
+    assert page.console_errors == []
