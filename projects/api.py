@@ -1,6 +1,5 @@
 from django.conf import settings
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
 from django.utils.text import slugify
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -21,6 +20,7 @@ from generation import sound
 from generation.export import FORMATS, project_cut, timeline_text
 from media.signing import blob_url
 from projects import selectors, services
+from projects.documents import project_document
 from projects.models import Project
 from projects.serializers import (
     CharacterSerializer,
@@ -37,10 +37,8 @@ from projects.takes import take_states
 
 
 def project_detail_response(user, project_id: int, code: int = status.HTTP_200_OK) -> Response:
-    projects = selectors.project_hierarchy(selectors.projects_for_user(user))
-    project = get_object_or_404(projects, pk=project_id)
-    context = {"take_states": selectors.hierarchy_take_states(project)}
-    return Response(ProjectDetailSerializer(project, context=context).data, status=code)
+    """The project document: what ProjectDetailSerializer describes, built in one pass."""
+    return Response(project_document(user, project_id), status=code)
 
 
 class ProjectListCreateApi(generics.GenericAPIView):

@@ -1,0 +1,270 @@
+"""The project document (`GET /api/projects/{id}`) built in one pass from plain rows.
+
+The same JSON as `ProjectDetailSerializer` (a test compares them byte for byte on a rich
+project), without model instances or nested serializers: a dozen small `.values()` queries, the
+takes' staleness from `projects.takes.take_states` (fed light rows that carry every column it
+reads), and dicts written out in the serializers' field order. On a 10 scenes by 5 frames project
+that was most of the request's time (bench 4e).
+"""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from django.db.models import Count
+from django.shortcuts import get_object_or_404
+
+from media.signing import blob_url
+from projects import services
+from projects.models import Character, Frame, Project, ProjectObject, Scene, Take
+from projects.selectors import projects_for_user
+from projects.serializers import ProjectObjectSerializer
+from projects.takes import NO_TAKES, UnitTakes, take_states
+
+Row = dict[str, Any]
+_CENTS, _MICROS = Decimal("0.01"), Decimal("0.000001")
+
+
+class _Many:
+    """A to-many relation already fetched: `.all()` as a prefetched manager answers it."""
+
+    def __init__(self, items: list):
+        self._items = items
+
+    def all(self) -> list:
+        return self._items
+
+
+class _Unit:
+    """A row as the attributes `take_states` reads of a unit (every column of its model, its
+    relations set by the builder)."""
+
+    def __init__(self, row: Row, **relations: Any):
+        self.__dict__.update(row)
+        self.__dict__.update(relations)
+        self.pk = row["id"]
+
+
+def _when(value: datetime | None) -> str | None:
+    """DRF's DateTimeField: ISO 8601 in the current time zone (UTC), `Z` for +00:00."""
+    if not value:
+        return None
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _decimal(value: Decimal | None, step: Decimal) -> Decimal | None:
+    return None if value is None else value.quantize(step)
+
+
+def _float(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _takes(state: UnitTakes) -> Row:
+    return {
+        "take_id": state.take_id,
+        "takes_count": state.takes_count,
+        "stale": state.stale,
+        "stale_reasons": state.reasons,
+    }
+
+
+def _columns(model) -> list[str]:
+    return [field.attname for field in model._meta.concrete_fields]
+
+
+def _pairs(through, owner: str, other: str, **where: Any) -> dict[int, list[int]]:
+    """A many-to-many table's rows as {owner id: [other ids ascending]}."""
+    found: dict[int, list[int]] = {}
+    rows = through.objects.filter(**where).order_by(other).values_list(owner, other)
+    for left, right in rows:
+        found.setdefault(left, []).append(right)
+    return found
+
+
+def project_document(user, project_id: int) -> Row:
+    """The project with its whole hierarchy, as `ProjectDetailSerializer` writes it; 404 when
+    `user` does not own it."""
+    project = get_object_or_404(projects_for_user(user).values(*_columns(Project)), pk=project_id)
+    pid = project["id"]
+    characters = list(Character.objects.filter(project_id=pid).order_by("id").values())
+    objects = list(
+        ProjectObject.objects.filter(project_id=pid)
+        .annotate(takes_count=Count("takes"))
+        .order_by("id")
+        .values(*_columns(ProjectObject), "takes_count")
+    )
+    scenes = list(Scene.objects.filter(project_id=pid).order_by("order").values())
+    frames = list(
+        Frame.objects.filter(scene__project_id=pid)
+        .order_by("scene__order", "order")
+        .values(
+            *_columns(Frame),
+            "speaker__voice",
+            "video__id",
+            "video__status",
+            "video__file",
+            "video__duration",
+            "video__take_id",
+            "keyframe_take__consistency",
+            "line_take__file",
+            "line_take__duration",
+        )
+    )
+    scene_cast = _pairs(Scene.characters.through, "scene_id", "character_id", scene__project_id=pid)
+    scene_objects = _pairs(
+        Scene.project_objects.through, "scene_id", "projectobject_id", scene__project_id=pid
+    )
+    shot_cast = _pairs(
+        Frame.characters.through, "frame_id", "character_id", frame__scene__project_id=pid
+    )
+    states = _states(
+        project, characters, objects, scenes, frames, scene_cast, scene_objects, shot_cast
+    )
+
+    def state(kind: str, pk: int) -> UnitTakes:
+        return states.get((kind, pk), NO_TAKES)
+
+    frames_of: dict[int, list[Row]] = {}
+    for frame in frames:
+        frames_of.setdefault(frame["scene_id"], []).append(_frame(frame, shot_cast, state))
+    return {
+        "id": pid,
+        **{name: project[name] for name in services.PROJECT_FIELDS},
+        "budget_usd": _decimal(project["budget_usd"], _CENTS),
+        "min_consistency": _float(project["min_consistency"]),
+        "spent_usd": _decimal(project["spent_usd"], _MICROS),
+        "status": project["status"],
+        "progress": project["progress"],
+        "final_video_url": blob_url(project["final_video"]),
+        "final_duration": _float(project["final_duration"]),
+        "created_at": _when(project["created_at"]),
+        "updated_at": _when(project["updated_at"]),
+        **_takes(state(Take.Kind.FILM, pid)),
+        "characters": [_character(c, state) for c in characters],
+        "objects": [_object(o) for o in objects],
+        "scenes": [
+            {
+                "id": s["id"],
+                "order": s["order"],
+                "title": s["title"],
+                "concise_plot": s["concise_plot"],
+                "detailed_plot": s["detailed_plot"],
+                "dialogue": s["dialogue"],
+                "location": s["location"],
+                "mood": s["mood"],
+                "status": s["status"],
+                "character_ids": scene_cast.get(s["id"], []),
+                "object_ids": scene_objects.get(s["id"], []),
+                "cast_fallback": s["cast_fallback"],
+                "frames": frames_of.get(s["id"], []),
+            }
+            for s in scenes
+        ],
+    }
+
+
+def _character(c: Row, state) -> Row:
+    return {
+        "id": c["id"],
+        "project_id": c["project_id"],
+        **{name: c[name] for name in services.CHARACTER_FIELDS},
+        "voice": c["voice"],
+        "status": c["status"],
+        "rejection_reason": c["rejection_reason"],
+        "image_url": blob_url(c["image"]),
+        **_takes(state(Take.Kind.PORTRAIT, c["id"])),
+        "created_at": _when(c["created_at"]),
+        "updated_at": _when(c["updated_at"]),
+    }
+
+
+def _object(o: Row) -> Row:
+    values = {
+        **o,
+        "image_url": blob_url(o["image"]),
+        "created_at": _when(o["created_at"]),
+        "updated_at": _when(o["updated_at"]),
+    }
+    return {name: values[name] for name in ProjectObjectSerializer.Meta.fields}
+
+
+def _frame(f: Row, shot_cast: dict[int, list[int]], state) -> Row:
+    line = None
+    if f["line_take_id"] is not None:
+        spoken = state(Take.Kind.LINE, f["id"])
+        line = {
+            "take_id": f["line_take_id"],
+            "url": blob_url(f["line_take__file"]),
+            "duration": f["line_take__duration"],
+            "takes_count": spoken.takes_count,
+            "stale": spoken.stale,
+            "stale_reasons": spoken.reasons,
+        }
+    video = None
+    if f["video__id"] is not None:
+        video = {
+            "id": f["video__id"],
+            "status": f["video__status"],
+            "video_url": blob_url(f["video__file"]),
+            "duration": _float(f["video__duration"]),
+            **_takes(state(Take.Kind.CLIP, f["id"])),
+        }
+    return {
+        "id": f["id"],
+        "order": f["order"],
+        "prompt": f["prompt"],
+        "camera": f["camera"],
+        "dialogue": f["dialogue"],
+        "speaker_id": f["speaker_id"],
+        "character_ids": shot_cast.get(f["id"], []),
+        "consistency": f["keyframe_take__consistency"] if f["keyframe_take_id"] else None,
+        "duration": _float(f["duration"]),
+        "status": f["status"],
+        "image_url": blob_url(f["image"]),
+        **_takes(state(Take.Kind.KEYFRAME, f["id"])),
+        "line": line,
+        "video": video,
+    }
+
+
+def _states(project, characters, objects, scenes, frames, scene_cast, scene_objects, shot_cast):
+    """`take_states` over light units made from the rows (no model instances)."""
+    # A real Project (one instance): take_states filters the takes by it.
+    owner = Project(**project)
+    cast_by_id = {c["id"]: _Unit(c, project=owner) for c in characters}
+    objects_by_id = {o["id"]: _Unit(o, project=owner) for o in objects}
+    scene_units = {
+        s["id"]: _Unit(
+            s,
+            project=owner,
+            characters=_Many([cast_by_id[pk] for pk in scene_cast.get(s["id"], [])]),
+            project_objects=_Many([objects_by_id[pk] for pk in scene_objects.get(s["id"], [])]),
+        )
+        for s in scenes
+    }
+    frame_units = []
+    for f in frames:
+        video = None
+        if f["video__id"] is not None:
+            video = _Unit({"id": f["video__id"], "take_id": f["video__take_id"]})
+        speaker = None
+        if f["speaker_id"] is not None:
+            speaker = cast_by_id.get(f["speaker_id"]) or _Unit(
+                {"id": f["speaker_id"], "voice": f["speaker__voice"]}
+            )
+        frame_units.append(
+            _Unit(
+                {k: v for k, v in f.items() if "__" not in k},
+                scene=scene_units[f["scene_id"]],
+                characters=_Many([cast_by_id[pk] for pk in shot_cast.get(f["id"], [])]),
+                speaker=speaker,
+                video=video,
+            )
+        )
+    return take_states(
+        owner,
+        cast(list[Character], list(cast_by_id.values())),
+        cast(list[Frame], frame_units),
+    )
