@@ -335,7 +335,7 @@ class LocalVideo:
 _ESPEAK_VOICES: tuple[tuple[str, str, str, int, int, str, frozenset[str]], ...] = (
     ("espeak-ash", "Ash", "en-us+m3", 38, 155, "low, steady man's voice",
      frozenset({"masculine", "low", "mature"})),
-    ("espeak-bea", "Bea", "en-gb+f3", 62, 165, "bright British woman's voice",
+    ("espeak-bea", "Bea", "en+f3", 62, 165, "bright British woman's voice",
      frozenset({"feminine", "bright", "young"})),
     ("espeak-cole", "Cole", "en-us+m1", 52, 175, "quick, light man's voice",
      frozenset({"masculine", "young", "bright"})),
