@@ -411,7 +411,11 @@ def advance(run: AgentRun) -> str:
                 AgentRun.objects.filter(pk=run.pk).update(held_call=None)
         return stop_at(run, checkpoint) if checkpoint else WAIT
     if not run.set_up:
-        return set_up(run, project)
+        if not project.characters.exists():
+            return set_up(run, project)
+        # The pipeline is under way (an advance lost after starting it, or a project that had
+        # its cast already): the state says what comes next.
+        AgentRun.objects.filter(pk=run.pk).update(set_up=True)
     return next_after(run, project)
 
 
@@ -423,10 +427,12 @@ def _say_once(run: AgentRun, text: str) -> None:
 
 
 def set_up(run: AgentRun, project: Project) -> str:
-    with transaction.atomic():
-        AgentRun.objects.filter(pk=run.pk).update(set_up=True)
+    """The goal into the project, and its first step. Run again from the start when its advance
+    was lost before a cast existed (what it does before that is an edit and one start)."""
     checkpoint = plan(run, set_up_situation(run))
-    if checkpoint is not None:
+    if checkpoint is None:
+        AgentRun.objects.filter(pk=run.pk).update(set_up=True)
+    else:
         return stop_at(run, checkpoint)
     if not project_busy(run.project_id) and not project.characters.exists():
         # The planner started nothing: the pipeline's first step, as the goal's run needs it.

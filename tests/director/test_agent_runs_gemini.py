@@ -1,0 +1,129 @@
+"""An agent run planned by Gemini through the real google-genai SDK against FakeGemini: the
+planner gets the tools as native function declarations (without the approvals, which are the
+run's at checkpoints), its calls go through the tool layer with their arguments checked, and a
+refusal (a 409 of the services, an argument out of range) goes back to it as a function
+response. The pipeline's own providers stay offline."""
+
+import pytest
+
+from director.models import AgentRun
+from generation.models import GenerationJob, SpendEntry
+from projects.models import Project
+from tests.director.agent_runs import decide, new_project, run_of, start
+from tests.director.test_gemini_director import KEY, call, fake, fake_server, stream_bodies
+from tests.pipeline import drain
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Job = GenerationJob
+__all__ = ["fake", "fake_server"]  # fixtures
+
+
+@pytest.fixture(autouse=True)
+def offline_pipeline(settings):
+    settings.TEXT_PROVIDER = settings.IMAGE_PROVIDER = settings.VIDEO_PROVIDER = "local"
+    settings.SPEECH_PROVIDER = "local"
+    settings.AGENT_CONFIRM_ABOVE_USD = 1.0
+
+
+def responses_in(body: dict) -> dict[str, dict]:
+    """The function responses of the last user content of a request, by tool name."""
+    parts = body["contents"][-1]["parts"]
+    return {p["functionResponse"]["name"]: p["functionResponse"]["response"] for p in parts}
+
+
+def actions(run: dict) -> list[dict]:
+    return [e["data"] for e in run["events"] if e["type"] == "action"]
+
+
+def set_up_by_gemini(api, fake) -> tuple[dict, Project]:
+    """The set-up turn: a status read, an edit, a start refused for its count, a valid start."""
+    assert KEY  # the fake's key is the configured one
+    pid = new_project(api, num_scenes=1, frames_per_scene=1)
+    fake.script_turn(["Let me look.", call("get_project_status")])
+    fake.script_turn(
+        [
+            call("update_project", logline="A keeper befriends a storm.", num_scenes=2),
+            call("start_generation", kind="characters", count=50),  # out of range: refused
+        ]
+    )
+    fake.script_turn([call("start_generation", kind="characters", count=2)])
+    fake.script_turn(["The cast is being drawn."])
+    run = start(api, pid, goal="A keeper befriends a storm.")
+    assert run["planner"] == "gemini"
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "cast", run
+
+    bodies = stream_bodies(fake)
+    assert len(bodies) == 4
+    declared = {d["name"]: d for d in bodies[0]["tools"][0]["functionDeclarations"]}
+    assert {"get_project_status", "update_project", "start_generation"} <= declared.keys()
+    assert "approve_character" not in declared and "approve_storyboard" not in declared
+    kinds = declared["start_generation"]
+    schema = kinds.get("parametersJsonSchema") or kinds["parameters_json_schema"]
+    assert schema["properties"]["kind"]["enum"] == [
+        "characters",
+        "scenes",
+        "frames",
+        "videos",
+        "stitch",
+    ]
+    assert bodies[0]["contents"][0]["parts"][0]["text"].endswith("A keeper befriends a storm.")
+    assert f"project #{pid}" in bodies[0]["systemInstruction"]["parts"][0]["text"]
+    # the calls' results went back as function responses; the refusal as {error}
+    second = responses_in(bodies[2])
+    assert second["update_project"]["output"]["project"]["logline"] == "A keeper befriends a storm."
+    assert "count" in second["start_generation"]["error"]
+    assert "job" in responses_in(bodies[3])["start_generation"]["output"]
+    project = Project.objects.get(pk=pid)
+    assert project.num_scenes == 2 and project.characters.count() == 2
+    assert Job.objects.filter(project=project, type="character-generation").count() == 1
+    # what the planner's calls cost is in the ledger, as the run's
+    assert SpendEntry.objects.filter(project=project, stage="agent-run").count() == 4
+    return run, project
+
+
+def test_gemini_plans_the_run_with_native_tool_calls(api, fake):
+    run, project = set_up_by_gemini(api, fake)
+    # revise: a 409 of the services and a portrait redrawn
+    cast = list(project.characters.order_by("pk"))
+    characters_job = Job.objects.get(project=project, type="character-generation")
+    fake.script_turn(
+        [
+            call("retry_job", job_id=characters_job.pk),  # it succeeded: 409, not retried
+            call("regenerate_portrait", character_id=cast[0].pk, instructions="older"),
+            call("approve_character", character_id=cast[1].pk),  # the run's, not the planner's
+        ]
+    )
+    fake.script_turn([f"{cast[0].name} is redrawn."])
+    before = cast[1].take_id
+    assert decide(api, run["id"], "revise", f"Make {cast[0].name} older.").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "cast"
+    bodies = stream_bodies(fake)
+    assert len(bodies) == 6
+    assert bodies[4]["contents"][0]["parts"][0]["text"].endswith(f"Make {cast[0].name} older.")
+    answered = responses_in(bodies[5])
+    assert answered["retry_job"] == {
+        "error": "Only a failed or cancelled job can be retried; this one is succeeded."
+    }
+    assert "job" in answered["regenerate_portrait"]["output"]
+    assert "checkpoints" in answered["approve_character"]["error"]
+    cast[0].refresh_from_db()
+    cast[1].refresh_from_db()
+    assert cast[1].take_id == before and cast[1].status == "pending"
+    assert cast[0].take.instructions == "older"
+    assert Job.objects.filter(project=project, type="character-generation").count() == 1
+
+    # the approvals are the run's: no model call for them
+    assert decide(api, run["id"], "approve").status_code == 200
+    drain()
+    assert decide(api, run["id"], "approve").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "complete", run["error"]
+    assert len(stream_bodies(fake)) == 6
+    refused = [a for a in actions(run) if "error" in (a["result"] or {})]
+    assert [a["name"] for a in refused] == ["start_generation", "retry_job", "approve_character"]
+    assert AgentRun.objects.get(pk=run["id"]).planner == "gemini"
