@@ -3,17 +3,14 @@ instruction (`POST /api/jobs/image-edit` with `object_id`, beyond the v2 contrac
 new current `reference` take, and the keyframes of the scenes that list the object go stale
 through their inputs (issue 15). Offline, an edit is visibly the old image recoloured."""
 
-import io
-
 import pytest
-from django.core.files.storage import default_storage
-from PIL import Image
 
 from generation.models import GenerationJob, SpendEntry
 from projects.models import Frame, Project, ProjectObject, Take
 from projects.takes import project_stale_units
 from tests.factories import ProjectFactory
 from tests.generation.test_consistency import inline_images
+from tests.generation.test_image_edit import pixels, read
 from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,15 +22,6 @@ EDIT, REDRAW = "/api/jobs/image-edit", "/api/jobs/reference-generation"
 def offline_media(settings):
     settings.VIDEO_PROVIDER = "local"
     settings.SPEECH_PROVIDER = "local"
-
-
-def read(name: str) -> bytes:
-    with default_storage.open(name, "rb") as handle:
-        return handle.read()
-
-
-def pixels(data: bytes) -> Image.Image:
-    return Image.open(io.BytesIO(data)).convert("RGB")
 
 
 def storyboard_with_a_lamp(api, user) -> tuple[Project, ProjectObject]:
