@@ -32,7 +32,7 @@ from bench.harness import (
     workers,
 )
 from filmstudio.support import wait_for
-from generation.models import GenerationJob
+from generation.models import GenerationJob, UserLimit
 from generation.services import start_character_generation
 from projects.services import project_create
 
@@ -110,7 +110,11 @@ def _noops(ctx: Context, round_index: int) -> dict[str, float]:
 
 
 def _steps(ctx: Context, round_index: int) -> dict[str, float]:
-    user = bench_user()
+    user = bench_user("bench-overhead")
+    # The steps run on STEPS projects at once: past the default limit of active projects.
+    UserLimit.objects.update_or_create(
+        user=user, defaults={"max_active_projects": STEPS, "daily_spend_usd": 100000}
+    )
     projects = [
         project_create(
             owner=user, title=f"Overhead {round_index}.{i}", num_scenes=1, frames_per_scene=1
