@@ -253,7 +253,8 @@ def run_start(
     goal = goal.strip()
     if not goal:
         raise ValidationError({"goal": ["Say what film to make."]})
-    checkpoints = list(dict.fromkeys(["cast", *(checkpoints or ["storyboard"])]))
+    chosen = ["storyboard"] if checkpoints is None else checkpoints
+    checkpoints = list(dict.fromkeys(["cast", *chosen]))
     with transaction.atomic():
         project = lock_project(project.pk)
         busy = project.agent_runs.filter(status__in=AgentRun.ACTIVE).first()

@@ -1,0 +1,97 @@
+"""Agent runs and money, offline with a priced rate card: a paid step over
+AGENT_CONFIRM_ABOVE_USD waits at a `spend` checkpoint, the run's budget is the project's and a
+step past it is refused with the reason; a run without the storyboard checkpoint approves the
+storyboard itself."""
+
+from decimal import Decimal
+
+import pytest
+
+from generation.models import GenerationJob, SpendEntry
+from projects.models import Project
+from tests.director.agent_runs import decide, new_project, run_of, start
+from tests.generation.test_costs import priced
+from tests.pipeline import drain
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Job = GenerationJob
+__all__ = ["priced"]  # a fixture
+
+
+@pytest.fixture(autouse=True)
+def offline(settings):
+    settings.TEXT_PROVIDER = settings.IMAGE_PROVIDER = settings.VIDEO_PROVIDER = "local"
+    settings.SPEECH_PROVIDER = "local"
+
+
+def test_a_paid_step_over_the_threshold_waits_for_the_person(api, priced, settings):
+    settings.AGENT_CONFIRM_ABOVE_USD = 0.0
+    pid = new_project(api)
+    run = start(api, pid)
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision", run
+    checkpoint = run["checkpoint"]
+    assert checkpoint["kind"] == "spend" and checkpoint["estimate"]["total_usd"] > 0
+    assert "characters" in checkpoint["summary"]
+    held = [e["data"] for e in run["events"] if e["type"] == "action" and e["data"].get("held")]
+    assert [h["name"] for h in held] == ["start_generation"]
+    assert held[0]["result"]["confirmation_required"] is True
+    assert not Job.objects.filter(project_id=pid, type="character-generation").exists()
+    assert not SpendEntry.objects.filter(project_id=pid).exists()
+
+    assert decide(api, run["id"], "approve").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "cast"
+    assert Job.objects.filter(project_id=pid, type="character-generation").count() == 1
+    assert run["spent_usd"] > 0
+    assert Decimal(str(run["spent_usd"])) == Project.objects.get(pk=pid).spent_usd
+
+
+def test_the_runs_budget_refuses_what_does_not_fit_and_a_new_run_goes_on(api, priced):
+    pid = new_project(api)
+    run = start(api, pid, budget_usd=0.2)  # the cast fits, its scenes and keyframes do not
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "cast", run
+    assert run["checkpoint"]["estimate"]["total_usd"] > 0.2 - run["spent_usd"]
+    assert decide(api, run["id"], "approve").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "failed"
+    assert "budget" in run["error"] and "raise budget_usd" in run["error"]
+    project = Project.objects.get(pk=pid)
+    assert project.spent_usd <= Decimal("0.20") and not project.scenes.exists()
+    assert not Job.objects.filter(project_id=pid, type="scene-generation").exists()
+
+    # more money: a new run picks up where the project is (no second cast)
+    assert api.patch(f"/api/projects/{pid}", {"budget_usd": 50}, format="json").status_code == 200
+    again = start(api, pid, goal="Go on with the film.")
+    drain()
+    again = run_of(api, again["id"])
+    assert again["status"] == "awaiting_decision" and again["checkpoint"]["kind"] == "cast"
+    assert not [e for e in again["events"] if e["type"] == "action"]  # nothing planned again
+    assert decide(api, again["id"], "approve").status_code == 200
+    drain()
+    assert run_of(api, again["id"])["checkpoint"]["kind"] == "storyboard"
+    assert Project.objects.get(pk=pid).characters.count() == 2
+
+
+def test_without_the_storyboard_checkpoint_the_run_approves_it_itself(api):
+    pid = new_project(api, checkpoints=["cast", "storyboard"])
+    run = start(api, pid, checkpoints=[])
+    assert run["checkpoints"] == ["cast"]
+    drain()
+    assert decide(api, run["id"], "approve").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "complete", run["error"]
+    kinds = [e["data"]["kind"] for e in run["events"] if e["type"] == "checkpoint"]
+    assert kinds == ["cast"]
+    approvals = [
+        e["data"]
+        for e in run["events"]
+        if e["type"] == "action" and e["data"]["name"] == "approve_storyboard"
+    ]
+    assert len(approvals) == 1 and "job" in approvals[0]["result"]
