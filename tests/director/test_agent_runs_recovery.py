@@ -1,0 +1,77 @@
+"""Agent runs when things go wrong, in this process: a wake lost while the run waited (the
+watchdog queues it), a planner that crashes (the run fails with the message, as an `error`
+event), a run going round in circles (AGENT_MAX_ADVANCES)."""
+
+from datetime import timedelta
+
+import django_rq
+import pytest
+from django.utils import timezone
+
+from director.agents.autopilot import LocalPlanner
+from director.models import AgentRun
+from generation import watchdog
+from generation.models import GenerationJob
+from tests.director.agent_runs import new_project, run_of, start
+from tests.pipeline import drain
+
+pytestmark = pytest.mark.django_db(transaction=True)
+Job = GenerationJob
+
+
+@pytest.fixture(autouse=True)
+def offline(settings):
+    settings.TEXT_PROVIDER = settings.IMAGE_PROVIDER = settings.VIDEO_PROVIDER = "local"
+
+
+def test_a_run_waiting_on_a_project_that_stopped_is_woken_by_the_watchdog(api, settings):
+    settings.JOB_HEARTBEAT_TIMEOUT = 1
+    settings.VIDEO_POLL_INTERVAL = 0.05
+    pid = new_project(api)
+    run = start(api, pid)
+    drain()
+    # As if the cast had been drawn while the advance waited, and the wake were lost: the
+    # advance waits, nothing else of the project moves, and Redis knows nothing.
+    advance = Job.objects.filter(project_id=pid, type="agent-run").latest("pk")
+    Job.objects.filter(pk=advance.pk).update(
+        status="waiting", finished_at=None, heartbeat_at=timezone.now() - timedelta(seconds=5)
+    )
+    AgentRun.objects.filter(pk=run["id"]).update(status="running", checkpoint_kind="")
+    django_rq.get_connection("default").flushdb()
+    assert watchdog.sweep()["waiting"] == 1
+    drain()
+    advance.refresh_from_db()
+    assert advance.status == "succeeded"
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "cast"
+    assert [e["data"]["kind"] for e in run["events"] if e["type"] == "checkpoint"] == [
+        "cast",
+        "cast",
+    ]
+
+
+def test_a_planner_that_crashes_fails_the_run_with_its_message(api, monkeypatch):
+    def crash(self, turn, on_delta):
+        raise RuntimeError("the planner fell over")
+
+    monkeypatch.setattr(LocalPlanner, "step", crash)
+    pid = new_project(api)
+    run = start(api, pid)
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "failed" and "the planner fell over" in run["error"]
+    assert run["events"][-1]["type"] == "error"
+    assert "the planner fell over" in run["events"][-1]["data"]["message"]
+    advance = Job.objects.get(project_id=pid, type="agent-run")
+    assert advance.status == "failed"
+    assert not Job.objects.filter(project_id=pid, status__in=Job.ACTIVE).exists()
+
+
+def test_a_run_that_advances_too_often_stops(api, settings):
+    settings.AGENT_MAX_ADVANCES = 1
+    pid = new_project(api)
+    run = start(api, pid)
+    drain()  # the first advance starts the cast; the second is one too many
+    run = run_of(api, run["id"])
+    assert run["status"] == "failed" and "AGENT_MAX_ADVANCES" in run["error"]
+    assert run["advances"] == 2
