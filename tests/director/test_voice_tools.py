@@ -10,9 +10,9 @@ from filmstudio.support import read_events
 from generation.models import GenerationJob
 from projects.models import Character, Project, Take
 from projects.takes import line_inputs, take_record
+from tests.director import test_gemini_director as gemini_tests
 from tests.director.helpers import async_client_for, counts_of, turn_events, types_of
 from tests.factories import FrameFactory, ProjectFactory, SceneFactory
-from tests.fakes.gemini_server import FakeGemini
 
 pytestmark = pytest.mark.django_db
 
@@ -209,37 +209,14 @@ def test_a_scene_without_dialogue_has_nothing_to_confirm(api, user, film, other_
 
 # --- the Gemini director, through the real SDK and the fake ------------------------------
 
-KEY = "AIzaFakeDirectorKeyAAAAAAAAAAAAAAAAAAAAA"
-
-
-@pytest.fixture(scope="module")
-def fake_server():
-    with FakeGemini() as fake:
-        yield fake
-
-
-@pytest.fixture
-def gemini_director(fake_server, settings):
-    fake_server.reset()
-    settings.DIRECTOR_PROVIDER = "gemini"
-    settings.GEMINI_API_KEYS = [KEY]
-    settings.GEMINI_BASE_URL = fake_server.url
-    settings.GEMINI_DIRECTOR_MODEL = "gemini-2.5-flash"
-    settings.GEMINI_RPM = 1000
-    settings.GEMINI_TIMEOUT = 5.0
-    settings.SPEECH_PROVIDER = "local"  # the voices stay the offline ones
-    return fake_server
-
-
-def call(name: str, **args) -> dict:
-    return {"function_call": {"name": name, "args": args}}
+# Its fixtures, shared: the fake Gemini server (per module) and the director pointed at it.
+fake_server, fake, call = gemini_tests.fake_server, gemini_tests.fake, gemini_tests.call
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_gemini_director_sets_a_voice_and_asks_before_speaking(
-    run, gemini_director, user, film
-):
-    fake, mira = gemini_director, film["mira"]
+def test_the_gemini_director_sets_a_voice_and_asks_before_speaking(run, fake, settings, user, film):
+    settings.SPEECH_PROVIDER = "local"  # the voices stay the offline ones
+    mira = film["mira"]
     scene = film["scenes"][2]
     fake.script_turn(["Deeper it is.", call("set_voice", character_id=mira.pk, voice="espeak-gus")])
     fake.script_turn([call("generate_lines", scene_id=scene.pk)])

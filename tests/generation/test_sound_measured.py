@@ -140,7 +140,7 @@ def test_hostile_dialogue_is_spoken_subtitled_and_burnt_in_without_breaking_a_fi
     cues = cues_of(api, project)
     hostile = next(c for c in cues if "שלום" in c.content)
     assert "🎬🌊" in hostile.content and "[gone]" in hostile.content
-    assert frame.speaker is not None  # the prefix named someone of the scene, or kept it
+    assert frame.speaker is not None and hostile.content.startswith(f"{frame.speaker.name}: ")
     vtt = api.get(f"/api/projects/{project.pk}/subtitles.vtt").content.decode()
     cue_line = next(line for line in vtt.splitlines() if "שלום" in line)
     assert "-->" not in cue_line and "🎬🌊" in cue_line
