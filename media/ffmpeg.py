@@ -8,7 +8,6 @@ through ``subprocess.run`` so that every call has a timeout and a readable error
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import os
@@ -20,6 +19,7 @@ import subprocess
 import tempfile
 import textwrap
 import time
+import wave
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -120,8 +120,8 @@ def ffmpeg_binary() -> str:
 
     Static first: every probe, clip, mix and stitch is a fresh process, and the static binary
     starts in about 11 ms where Debian's (linked against 215 shared libraries) takes about
-    60 ms. It has every filter used here (libass subtitles, drawtext with fontconfig, loudnorm,
-    ebur128, sidechaincompress); nothing here needs ffprobe (probes read `ffmpeg -i`)."""
+    60 ms. It has every filter used here (libass subtitles, drawtext with fontconfig,
+    ebur128, sidechaincompress, loudnorm); nothing here needs ffprobe (probes read `ffmpeg -i`)."""
     override = os.environ.get("FFMPEG_BINARY")
     if override:
         return shutil.which(override) or override
@@ -1028,12 +1028,12 @@ def poster(
 
 # The mix: dialogue at DIALOGUE_LUFS (its peaks limited DIALOGUE_PEAK_DB above that), music and
 # the clips' own sound UNDER_DB below it and ducked further while a line is spoken
-# (sidechaincompress), the sum limited MIX_PEAK_DB above the dialogue, so that the final gain
-# of the two-pass loudnorm stays linear; then loudnorm to TARGET_LUFS.
+# (sidechaincompress), the sum limited MIX_PEAK_DB above the dialogue and measured, so that
+# one gain brings it to TARGET_LUFS (what loudnorm's second pass in linear mode does).
 TARGET_LUFS = -14.0
 TARGET_TRUE_PEAK = -1.0
-# loudnorm aims a little lower than the limit: AAC encoding adds a few tenths of a dB of peak.
-LOUDNORM_TRUE_PEAK = -2.0
+# The gain aims a little lower than the limit: AAC encoding adds a few tenths of a dB of peak.
+TRUE_PEAK_AIM = -2.0
 # A sample-peak limiter lets true peaks through by up to about this much.
 PEAK_MARGIN_DB = 0.5
 DIALOGUE_LUFS = -20.0
@@ -1071,7 +1071,7 @@ class PlacedLine:
 @dataclass(frozen=True)
 class MixResult:
     loudness: Loudness  # of the mix as written (decoded from the AAC track)
-    normalization: str  # loudnorm's: "linear" or "dynamic" ("none" for silence)
+    normalization: str  # "linear" (one gain for the whole film), "none" for silence
     gain_db: float  # what the second pass added (linear), applied to the stems too
 
 
@@ -1138,18 +1138,56 @@ def _render_measured(
     return _ebur128_summary(_run(args, purpose=purpose, timeout=timeout), dst.name)
 
 
+def _wav_seconds(path: Path) -> float | None:
+    try:
+        with wave.open(str(path), "rb") as sound:
+            return sound.getnframes() / sound.getframerate()
+    except (OSError, EOFError, wave.Error, ZeroDivisionError):
+        return None
+
+
+def _apart(lines: Sequence[PlacedLine], duration: float) -> bool:
+    """Whether each line (a WAV file) ends before the next one starts, inside `duration`."""
+    placed = sorted(lines, key=lambda line: line.start)
+    for line, after in zip(placed, [*placed[1:], None], strict=True):
+        seconds = _wav_seconds(line.path)
+        end = after.start if after is not None else duration
+        if seconds is None or line.start < 0 or line.start + seconds > end:
+            return False
+    return bool(placed)
+
+
 def _dialogue_stem(
     lines: Sequence[PlacedLine], dst: Path, duration: float, timeout: float
 ) -> Loudness:
-    """Every line placed at its start on one stereo track `duration` long, measured."""
+    """Every line placed at its start on one stereo track `duration` long, measured.
+
+    Lines that do not overlap (the stitch's timeline never does) are laid end to end, each
+    padded with silence to the next one's start: the track is made once. Overlapping ones
+    are mixed (amix of delayed lines: each makes its silence from 0 s on, far more work)."""
     inputs, parts = [], []
-    for index, line in enumerate(lines):
-        inputs += ["-i", str(line.path)]
-        delay = max(0, round(line.start * 1000))
-        parts.append(f"{_stereo(f'[{index}:a]')},adelay=delays={delay}:all=1[l{index}]")
-    labels = "".join(f"[l{i}]" for i in range(len(lines)))
-    mixed = f"{labels}amix=inputs={len(lines)}:normalize=0:dropout_transition=0"
-    parts.append(f"{mixed},apad,atrim=0:{duration:.6f}[out]")
+    if _apart(lines, duration):
+        order = sorted(range(len(lines)), key=lambda i: lines[i].start)
+        ends = [lines[i].start for i in order[1:]] + [duration]
+        labels = ""
+        if (lead := lines[order[0]].start) > 0:  # silence until the first line
+            parts.append(f"anullsrc=r={AUDIO_RATE}:cl={AUDIO_LAYOUT},atrim=0:{lead:.6f}[lead]")
+            labels += "[lead]"
+        for slot, (index, end) in enumerate(zip(order, ends, strict=True)):
+            inputs += ["-i", str(lines[index].path)]
+            length = end - lines[index].start
+            parts.append(f"{_stereo(f'[{slot}:a]')},apad,atrim=0:{length:.6f}[l{slot}]")
+            labels += f"[l{slot}]"
+        count = labels.count("[")
+        parts.append(f"{labels}concat=n={count}:v=0:a=1,atrim=0:{duration:.6f}[out]")
+    else:
+        for index, line in enumerate(lines):
+            inputs += ["-i", str(line.path)]
+            delay = max(0, round(line.start * 1000))
+            parts.append(f"{_stereo(f'[{index}:a]')},adelay=delays={delay}:all=1[l{index}]")
+        labels = "".join(f"[l{i}]" for i in range(len(lines)))
+        mixed = f"{labels}amix=inputs={len(lines)}:normalize=0:dropout_transition=0"
+        parts.append(f"{mixed},apad,atrim=0:{duration:.6f}[out]")
     return _render_measured(
         inputs, ";".join(parts), dst, peak=False, purpose=f"place {len(lines)} lines",
         timeout=timeout,
@@ -1201,7 +1239,7 @@ def _premix(
     dst: Path, duration: float, stems: Path | None, timeout: float,
 ) -> Loudness:  # fmt: skip
     """Dialogue over the ducked music and the clips' own (ducked) sound, limited, measured
-    (true peak too) for loudnorm's second pass. With `stems`, also the music and the dialogue
+    (true peak too) for the gain that levels it. With `stems`, also the music and the dialogue
     as they sit in the mix (music.wav, dialogue.wav)."""
     inputs: list[str] = []
     parts, mix = [], []
@@ -1315,9 +1353,9 @@ def mix_sound(
 
     The dialogue is brought to DIALOGUE_LUFS with its peaks limited, the music and the clips'
     sound UNDER_DB below it and ducked by it (sidechaincompress), the music faded in and out;
-    the sum is limited and measured, and loudnorm's second pass (linear) sets the level. With
-    `stems` (a folder), the dialogue and music as they sit in the final mix are written there
-    too (dialogue.wav, music.wav)."""
+    the sum is limited and measured, and one gain (what loudnorm's linear second pass would
+    apply) sets the level. With `stems` (a folder), the dialogue and music as they sit in the
+    final mix are written there too (dialogue.wav, music.wav)."""
     video, dst = Path(video), Path(dst)
     deadline = time.monotonic() + timeout
     info = probe(video, timeout=min(30, timeout))
@@ -1350,45 +1388,32 @@ def _level_stems(source: Path, target: Path, gain: float, timeout: float) -> Non
         _run(args, purpose=f"level the {stem.stem} stem", timeout=timeout)
 
 
-_LOUDNORM_JSON = re.compile(r"\{[^{}]*\"input_i\"[^{}]*\}", re.S)
-
-
 def _normalize_into(
     video: Path, premix: Path, measured: Loudness, dst: Path, timeout: float
 ) -> tuple[str, float]:
-    """loudnorm's second pass with the premix's measured figures, muxed with the picture
-    copied: one AAC track the film's length. Returns loudnorm's mode and the gain it applied."""
+    """The premix brought to TARGET_LUFS by one gain (its measured figures: loudnorm's second
+    pass in linear mode is this gain, at the cost of resampling the film to 192 kHz and back),
+    muxed with the picture copied: one AAC track the film's length. Returns the mode
+    ("linear", or "none" for silence) and the gain applied."""
     silent = measured.integrated <= SILENT_LUFS
-    gain = TARGET_LUFS - measured.integrated
-    # Peaks the gain would push over the target are limited first (by a fraction of a dB in
-    # practice), so that loudnorm stays linear: one gain for the whole film.
-    ceiling = LOUDNORM_TRUE_PEAK - PEAK_MARGIN_DB - gain
-    limiter = ""
-    peak = measured.true_peak
-    if peak > ceiling:
-        limiter = (
-            f"alimiter=limit={max(0.0625, 10 ** (ceiling / 20)):.5f}:level=0:attack=2:release=50,"
-        )
-        peak = ceiling
-    loudnorm = (
-        f"{limiter}loudnorm=I={TARGET_LUFS}:TP={LOUDNORM_TRUE_PEAK}:LRA=20:"
-        f"measured_I={measured.integrated:.2f}:measured_TP={peak:.2f}:"
-        f"measured_LRA={measured.lra:.2f}:measured_thresh={measured.threshold:.2f}:"
-        f"offset=0:linear=true:print_format=json"
-    )
-    chain = "anull" if silent else loudnorm
+    gain = 0.0 if silent else TARGET_LUFS - measured.integrated
+    # Peaks the gain would push over the aim are limited first (by a fraction of a dB in
+    # practice), so that one gain serves the whole film.
+    ceiling = TRUE_PEAK_AIM - PEAK_MARGIN_DB - gain
+    chain = "anull"
+    if not silent:
+        chain = f"volume={gain:.3f}dB"
+        if measured.true_peak > ceiling:
+            limit = max(0.0625, 10 ** (ceiling / 20))
+            chain = f"alimiter=limit={limit:.5f}:level=0:attack=2:release=50,{chain}"
     with _atomic_output(dst) as tmp:
         args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-y", "-i", str(video), "-i", str(premix)]
-        args += ["-filter_complex", f"[1:a]{chain},aresample={AUDIO_RATE}[a]"]
+        args += ["-filter_complex", f"[1:a]{chain}[a]"]
         args += ["-map", "0:v", "-map", "[a]", "-c:v", "copy", "-c:a", AUDIO_CODEC]
         args += ["-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", str(AUDIO_CHANNELS)]
         args += ["-shortest", "-movflags", "+faststart", "-map_metadata", "-1", str(tmp)]
-        stderr = _run(args, purpose="normalize the mix (loudnorm, second pass)", timeout=timeout)
-    found = _LOUDNORM_JSON.findall(stderr)
-    if silent or not found:
-        return "none", 0.0
-    mode = str(json.loads(found[-1]).get("normalization_type", ""))
-    return mode, gain if mode == "linear" else 0.0
+        _run(args, purpose="level the mix and mux it with the picture", timeout=timeout)
+    return ("none", 0.0) if silent else ("linear", gain)
 
 
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_./-]+")

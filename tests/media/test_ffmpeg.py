@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import os
 import re
 import shutil
@@ -602,3 +603,38 @@ def test_slow_render_times_out_with_ffmpeg_error_and_leaves_no_temp_file(tmp_pat
     with pytest.raises(FFmpegError, match="timed out"):
         mf.still_to_clip(image, tmp_path / "shot.mp4", fmt=FMT, duration=3600, timeout=0.5)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["still.png"]
+
+
+# --------------------------------------------------------------------------- sound
+
+
+def float_samples(path: Path) -> array.array:
+    """The samples of a float WAV file (what the mix's stems are)."""
+    data = path.read_bytes()
+    start = data.index(b"data") + 8
+    samples = array.array("f")
+    samples.frombytes(data[start : start + (len(data) - start) // 4 * 4])
+    return samples
+
+
+def test_lines_apart_are_laid_end_to_end_as_the_mix_of_delayed_lines_would_place_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    lines = []
+    for index, (start, seconds) in enumerate([(0.1, 0.6), (1.3, 0.4), (2.05, 0.7)]):
+        wav = tmp_path / f"line-{index}.wav"  # mono 22.05 kHz, as eSpeak NG writes them
+        run_ffmpeg(
+            *("-f", "lavfi", "-i", f"sine=frequency={300 + 100 * index}:duration={seconds}"),
+            *("-ar", "22050", "-ac", "1", "-c:a", "pcm_s16le", str(wav)),
+        )
+        lines.append(mf.PlacedLine(wav, start))
+    assert mf._apart(lines, 3.0)
+    assert not mf._apart(lines, 2.5)  # the last line would run past the end
+    assert not mf._apart([*lines, mf.PlacedLine(lines[0].path, 0.5)], 3.0)  # overlapping
+    laid = mf._dialogue_stem(lines, tmp_path / "laid.wav", 3.0, 60)
+    monkeypatch.setattr(mf, "_apart", lambda lines, duration: False)
+    mixed = mf._dialogue_stem(lines, tmp_path / "mixed.wav", 3.0, 60)
+    a, b = float_samples(tmp_path / "laid.wav"), float_samples(tmp_path / "mixed.wav")
+    assert len(a) == len(b) == 3 * 48_000 * 2
+    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-4
+    assert laid.integrated == pytest.approx(mixed.integrated, abs=0.05)
