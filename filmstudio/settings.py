@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+import filmstudio.db  # noqa: F401 (registers the fork hook: see its docstring)
 from filmstudio.env import (
     database_config,
     env_bool,
@@ -127,6 +128,28 @@ if DB_POOLER:
     _db["DISABLE_SERVER_SIDE_CURSORS"] = True
 else:
     _db["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DB_DISABLE_SERVER_SIDE_CURSORS", False)
+# A pool of open connections per process (psycopg_pool, through Django): a request borrows one
+# and gives it back when it ends, instead of opening a PostgreSQL session (under ASGI each
+# request runs in a thread of its own, so CONN_MAX_AGE keeps nothing between requests). A
+# borrowed connection is checked first (CONN_HEALTH_CHECKS), so one the server dropped is
+# replaced. Off by default behind a transaction pooler (it pools already) and with
+# DB_CONN_MAX_AGE, which it replaces; a forked child never uses its parent's (filmstudio.db).
+DB_POOL = env_bool("DB_POOL", not DB_POOLER and _db["CONN_MAX_AGE"] == 0)
+if DB_POOL:
+    if _db["CONN_MAX_AGE"]:
+        raise ImproperlyConfigured(
+            "DB_POOL=true replaces DB_CONN_MAX_AGE: set DB_CONN_MAX_AGE=0 (or DB_POOL=false)"
+        )
+    _pool_min = env_int("DB_POOL_MIN_SIZE", 1, minimum=0, maximum=1000)
+    _db["OPTIONS"]["pool"] = {
+        "min_size": _pool_min,
+        "max_size": env_int("DB_POOL_MAX_SIZE", 10, minimum=max(_pool_min, 1), maximum=1000),
+        # A request that finds every connection busy waits this long, then fails (500).
+        "timeout": env_float("DB_POOL_TIMEOUT", 10.0, minimum=0.1),
+        # Connections beyond min_size unused this long are closed.
+        "max_idle": env_float("DB_POOL_MAX_IDLE", 60.0, minimum=1.0),
+        "name": "filmstudio",
+    }
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -236,8 +236,9 @@ class PgBouncer:
     def database(self) -> dict:
         """The DATABASES changes that send the test database through this pooler, with what
         DB_POOLER=true sets (filmstudio/settings.py): no prepared statements, no server-side
-        cursors."""
+        cursors, no pool of our own."""
         options = {**connection.settings_dict.get("OPTIONS", {}), "prepare_threshold": None}
+        options.pop("pool", None)
         return {
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
@@ -274,12 +275,14 @@ def django_database(settings, changes: dict, *, pooler: bool = False) -> Iterato
     db = connection.settings_dict  # the very dict of settings.DATABASES["default"]
     saved = copy.deepcopy(db)
     connection.close()
+    connection.close_pool()  # a pool (DB_POOL) keeps the server it was made for
     db.update(changes)
     settings.DB_POOLER = pooler
     try:
         yield db
     finally:
         connection.close()
+        connection.close_pool()
         db.clear()
         db.update(saved)
 
