@@ -36,7 +36,7 @@ from tests.fakes.fal_server import FakeFal, tiny_mp4
 CLIPS_SCENES, CLIPS_FRAMES = 10, 5  # 50 clips
 CLIP_SECONDS = 2
 VIDEO_S = 20.0
-TARGET = 1.5
+TARGET = 1.2  # issue 18
 
 
 def run(ctx: Context) -> Result:
@@ -123,8 +123,8 @@ def run(ctx: Context) -> Result:
             f"Bench 2: clip done at fal → video job succeeded (poll, download, normalize, "
             f"bookkeeping): mean {statistics.fmean(lags):.2f} s, max {max(lags):.2f} s; "
             f"all ready {elapsed - fal_done_by:.1f} s after fal finished the last clip. One "
-            f"normalize_clip of the fake's clip takes {normalize_s:.2f} s here (3 ffmpeg runs: "
-            f"probe, encode, probe), so {clips} clips arriving together need ≥ "
+            f"normalize_clip of the fake's clip takes {normalize_s:.2f} s here (one ffmpeg run: "
+            f"its MP4 header says it has no sound), so {clips} clips arriving together need ≥ "
             f"{delivery_floor:.1f} s of the 2 workers."
         )
     return Result(

@@ -483,9 +483,10 @@ def normalize_clip(
 
     The length is rounded to whole frames (at most half a frame off), for both tracks.
     ``src`` comes from outside (a provider's clip): it is read as ``input_format`` when given.
-    No probe before or after the encode: it takes the source's sound track as there, and a
-    source without one is told by the run's own report of its input (it stops before encoding
-    anything) and encoded again over silence; what was written is what the run reports."""
+    No probe before or after the encode: an MP4's header (read in Python) says whether it has
+    a sound track; another file is taken to have one, and one without is told by the run's own
+    report of its input (it stops before encoding anything) and encoded again over silence.
+    What was written is what the run reports."""
     frames = _frame_count(duration, fmt.fps)
     src, dst = Path(src), Path(dst)
     deadline = time.monotonic() + timeout
@@ -496,6 +497,10 @@ def normalize_clip(
             # `frames` long to within half a frame (checked): exactly `frames` frames.
             length = frames / fmt.fps
             return _copy_clip(src, dst, input_format, length, _remaining(deadline), purpose)
+    head = _mp4_head(src)
+    if head is not None:  # an MP4 (what providers deliver) says whether it has a sound track
+        sound = any(track.handler == b"soun" for track in head.tracks)
+        return _encode_clip(src, dst, fmt, frames, input_format, deadline, sound=sound)
     try:
         return _encode_clip(src, dst, fmt, frames, input_format, deadline, sound=True)
     except FFmpegError as error:

@@ -340,11 +340,24 @@ def test_normalize_is_one_ffmpeg_run_that_reports_what_it_wrote(
     assert_canonical(info)
 
 
-def test_normalize_tells_a_silent_source_from_its_own_failed_run(
+def test_normalize_reads_from_an_mp4_header_that_there_is_no_sound(
     odd_clip: Path, tmp_path: Path, ffmpeg_runs: list[list[str]]
 ):
     out = tmp_path / "out.mp4"
     info = mf.normalize_clip(odd_clip, out, fmt=FMT, duration=1.0)
+    assert len(ffmpeg_runs) == 1 and "anullsrc" in " ".join(ffmpeg_runs[0])  # over silence
+    assert info == mf.probe(out)
+    assert max_volume_db(out) < -80
+
+
+def test_normalize_tells_a_silent_source_from_its_own_failed_run(
+    odd_clip: Path, tmp_path: Path, ffmpeg_runs: list[list[str]]
+):
+    raw = tmp_path / "clip.mkv"  # not an MP4: no header of ours to read
+    run_ffmpeg("-i", str(odd_clip), "-c", "copy", str(raw))
+    ffmpeg_runs.clear()
+    out = tmp_path / "out.mp4"
+    info = mf.normalize_clip(raw, out, fmt=FMT, duration=1.0)
     # The first run stops at binding [0:a]; the second encodes over silence.
     assert len(ffmpeg_runs) == 2
     assert "anullsrc" not in " ".join(ffmpeg_runs[0]) and "anullsrc" in " ".join(ffmpeg_runs[1])
