@@ -378,6 +378,17 @@ def advance_failed(job: Job) -> None:
         finish(run, Status.FAILED, error=job.error or "The run's step failed.")
 
 
+def advance_cancelled(job: Job) -> None:
+    """The `agent-run` job was cancelled by itself (the job API, the project's jobs
+    cancelled): its run, which nothing would advance any more, is cancelled with it."""
+    run = AgentRun.objects.filter(pk=(job.params or {}).get("run_id")).first()
+    if run is None:
+        return
+    run = _locked(run)
+    if run.status in AgentRun.ACTIVE:
+        set_run_status(run, Status.CANCELLED, error=f"Its job #{job.pk} was cancelled: {job.error}")
+
+
 def advance(run: AgentRun) -> str:
     with transaction.atomic():
         run = _locked(run)

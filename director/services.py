@@ -323,11 +323,11 @@ def run_cancel(*, run: AgentRun) -> AgentRun:
             raise ConflictError(
                 f"Only a running or waiting run can be cancelled; it is {run.status}."
             )
+        runs.set_run_status(run, AgentRun.Status.CANCELLED, held_call=None, decision=None)
         jobs = project.jobs.filter(created_at__gte=run.created_at)
         cancelled = jobs_cancel(jobs, "The agent run was cancelled.")
         if project.status in generating_statuses():
             set_status(project, Project.Status.CANCELLED)
-        runs.set_run_status(run, AgentRun.Status.CANCELLED, held_call=None, decision=None)
         runs.emit(run, "log", {"text": f"Cancelled; jobs {cancelled} cancelled.", "planner": "run"})
     logger.info("agent run %s cancelled (jobs %s)", run.pk, cancelled)
     return run

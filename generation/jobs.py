@@ -276,6 +276,7 @@ def jobs_cancel(jobs: QuerySet[Job], reason: str) -> list[int]:
         transaction.on_commit(lambda: queue.cancel_remote(in_flight))
     for victim in Job.objects.filter(pk__in=ids):
         events.publish_job(victim)
+        job_type(victim.type).was_cancelled(victim)
     for parent_id in sorted({row[4] for row in rows if row[4] and row[4] not in ids}):
         settle_container(parent_id)
     for project_id in sorted(

@@ -46,6 +46,8 @@ class JobType:
     # "module.function": (job, locked project) -> None; ConflictError when a retry of the job
     # would be refused as its start is (what it needs is missing, or the same work is running).
     retry_check: str = "generation.pipeline.retry_unless_twin"
+    # "module.function": (job) -> None, told (project row locked) that the job was cancelled.
+    cancelled: str = "generation.pipeline.nothing_to_mark"
 
     def run(self, job: GenerationJob) -> None:
         _resolve(self.step)(job)
@@ -58,6 +60,9 @@ class JobType:
 
     def check_retry(self, job: GenerationJob, project: Project) -> None:
         _resolve(self.retry_check)(job, project)
+
+    def was_cancelled(self, job: GenerationJob) -> None:
+        _resolve(self.cancelled)(job)
 
     def estimate_items(self, project: Project, target_type: str, target_id: int, params: dict):
         return _resolve(self.estimate)(project, target_type, target_id, params)
@@ -199,6 +204,7 @@ JOB_TYPES: dict[str, JobType] = {
             project_status="",
             waits_for_project=True,
             mark_failed="director.runs.advance_failed",
+            cancelled="director.runs.advance_cancelled",
             after=f"{_PIPELINE}.after_unit",
         ),
     )
@@ -217,7 +223,7 @@ def generating_statuses() -> frozenset[str]:
 def load_job_types() -> None:
     """Import every step and hook now (workers, before forking; a test checks every path)."""
     for jt in JOB_TYPES.values():
-        for path in (jt.step, jt.mark_failed, jt.after, jt.estimate, jt.retry_check):
+        for path in (jt.step, jt.mark_failed, jt.after, jt.estimate, jt.retry_check, jt.cancelled):
             if path:
                 _resolve(path)
 

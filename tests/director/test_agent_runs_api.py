@@ -204,3 +204,15 @@ def test_the_events_stream_is_private_and_replayable(api, user, other_user, run)
     assert everything[-1].type == "status" and everything[-1].data["status"] == "awaiting_decision"
     rest = run(replay(everything[2].id, len(stored) - 3))
     assert [e.id for e in rest] == [e.id for e in everything[3:]]
+
+
+def test_cancelling_the_runs_own_job_cancels_the_run(api):
+    pid = new_project(api)
+    run = start(api, pid)
+    advance = Job.objects.get(project_id=pid, type="agent-run")
+    assert api.delete(f"/api/jobs/{advance.pk}").status_code == 200
+    run = run_of(api, run["id"])
+    assert run["status"] == "cancelled" and f"job #{advance.pk}" in run["error"]
+    drain()
+    assert not Job.objects.filter(project_id=pid, type="character-generation").exists()
+    assert start(api, pid, goal="Once more.")["status"] == "running"  # not stuck at 409
