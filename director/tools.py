@@ -678,7 +678,7 @@ def _stale_lines_of(character: Character) -> list[int]:
     """The frames whose current line, spoken by `character`, no longer matches its inputs."""
     frames = Frame.objects.filter(speaker=character, line_take__isnull=False)
     frames = frames.select_related("speaker", "line_take").order_by("scene__order", "order")
-    return [f.pk for f in frames if staleness(f.line_take, line_inputs(f)).stale]
+    return [f.pk for f in frames if _line_stale(f)]
 
 
 def set_voice(ctx: ToolContext, args: dict) -> Result:
@@ -728,14 +728,22 @@ def _lines_call(ctx: ToolContext, args: dict) -> tuple[Project, list[Frame], str
     frames = [
         f
         for f in Frame.objects.filter(pk__in=[f.pk for f in frames])
-        .select_related("scene__project", "speaker")
+        .select_related("scene__project", "speaker", "line_take")
         .prefetch_related("scene__characters")
         .order_by("scene__order", "order")
         if spoken_text(f)
     ]
     if not frames:
         raise ToolError(f"Nothing to speak: {what.removeprefix('every ')} has no dialogue.")
+    if "frame_id" not in args and "scene_id" not in args:  # the project's: what is not current
+        frames = [f for f in frames if f.line_take is None or _line_stale(f)]
+        if not frames:
+            raise ToolError("Nothing to speak: every line is spoken and up to date.")
     return project, frames, what
+
+
+def _line_stale(frame: Frame) -> bool:
+    return frame.line_take is not None and staleness(frame.line_take, line_inputs(frame)).stale
 
 
 def generate_lines(ctx: ToolContext, args: dict) -> Result:
@@ -752,7 +760,7 @@ def generate_lines_proposal(ctx: ToolContext, args: dict) -> Proposal:
     provider, model = speech_choice()
     if "frame_id" not in args and "scene_id" not in args:
         return Proposal(
-            f"Speak {what} ({len(frames)} frame(s) have dialogue) with {provider} {model}.",
+            f"Speak {what} ({len(frames)} line(s)) with {provider} {model}.",
             _priced({"lines": len(frames)}, project, Type.AUDIO, Target.PROJECT, project.pk),
         )
     speakers = sorted({f.speaker.name if f.speaker else "the narrator" for f in frames})

@@ -33,7 +33,8 @@ from generation.providers import billed_seconds, image_choice, text_choice, vide
 from generation.rates import cost
 from projects.cast import shot_cast
 from projects.models import Character, Frame, Project, ProjectObject, Scene, Video
-from projects.takes import refresh_plan
+from projects.sound import spoken_text
+from projects.takes import line_inputs, refresh_plan, speech_now, staleness
 
 Job = GenerationJob
 Type = Job.Type
@@ -239,13 +240,23 @@ def videos(project: Project, target_type: str, target_id: int, params: dict) -> 
 
 
 def lines(project: Project, target_type: str, target_id: int, params: dict) -> list[Item]:
-    """The dialogue spoken: every line of the project (or scene, or one frame)."""
+    """The dialogue spoken: one frame's line again, or the project's (or a scene's) lines that
+    have no take yet or whose take is stale (text, voice, speech provider or model changed),
+    which are what such a job speaks."""
     shots = Frame.objects.filter(scene__project=project).exclude(dialogue="")
     if target_type == Target.FRAME:
-        shots = shots.filter(pk=target_id)
-    elif target_type == Target.SCENE:
+        return speech("lines", list(shots.filter(pk=target_id).values_list("dialogue", flat=True)))
+    if target_type == Target.SCENE:
         shots = shots.filter(scene_id=target_id)
-    return speech("lines", list(shots.values_list("dialogue", flat=True)))
+    shots = shots.select_related("speaker", "line_take").prefetch_related("scene__characters")
+    now = speech_now()
+    wanted = [
+        f.dialogue
+        for f in shots
+        if spoken_text(f)
+        and (f.line_take is None or staleness(f.line_take, line_inputs(f, now)).stale)
+    ]
+    return speech("lines", wanted)
 
 
 def free(project: Project, target_type: str, target_id: int, params: dict) -> list[Item]:

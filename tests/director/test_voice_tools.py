@@ -8,7 +8,7 @@ from director.pages import PAGES
 from director.tools import ToolContext, execute
 from filmstudio.support import read_events
 from generation.models import GenerationJob
-from projects.models import Character, Project, Take
+from projects.models import Character, Frame, Project, Take
 from projects.takes import line_inputs, take_record
 from tests.director import test_gemini_director as gemini_tests
 from tests.director.helpers import async_client_for, counts_of, turn_events, types_of
@@ -178,7 +178,7 @@ def test_speaking_one_frames_line_or_the_projects_lines(api, film):
     events = ask(api, film, "generate the lines", page="videos")
     confirm = next(e.data for e in events if e.type == "confirm")
     assert confirm["args"] == {}
-    assert counts_of(confirm["estimate"]) == {"lines": 3}
+    assert counts_of(confirm["estimate"]) == {"lines": 2}  # scene 1's is spoken and current
     assert "every missing or stale line" in confirm["summary"]
     body = {"session_id": events[0].data["session_id"], "token": confirm["token"]}
     assert api.post(CONFIRM, body, format="json").status_code == 200
@@ -192,6 +192,9 @@ def test_speaking_one_frames_line_or_the_projects_lines(api, film):
 
 def test_a_scene_without_dialogue_has_nothing_to_confirm(api, user, film, other_user):
     ctx = ToolContext(user, film["project"].pk, PAGES["storyboard"])
+    Frame.objects.filter(scene=film["scenes"][2]).update(dialogue="")
+    current = execute(ctx, "generate_lines", {})
+    assert current.result == {"error": "Nothing to speak: every line is spoken and up to date."}
     silent = execute(ctx, "generate_lines", {"scene_id": film["scenes"][3].pk})
     assert "Nothing to speak" in silent.result["error"] and silent.proposal is None
     both = {"scene_id": film["scenes"][2].pk, "frame_id": film["spoken"].pk}

@@ -50,9 +50,17 @@ def stale_lines(api, project) -> dict[int, list[str]]:
     return {u["id"]: u["reasons"] for u in response.json()["units"] if u["type"] == "line"}
 
 
+def quote_of_lines(api, project) -> list[dict]:
+    body = {"project_id": project.pk, "dry_run": True}
+    response = api.post("/api/jobs/audio-generation", body, format="json")
+    assert response.status_code == 200, response.json()
+    return response.json()["estimate"]["items"]
+
+
 def test_switching_the_speech_provider_or_model_makes_the_lines_stale(api, spoken, settings):
     project, _, hers, narrated = spoken
     assert stale_lines(api, project) == {}
+    assert quote_of_lines(api, project) == []  # nothing a project job would speak
     jobs = Job.objects.filter(project=project).count()
 
     settings.SPEECH_PROVIDER = "gemini"
@@ -65,6 +73,13 @@ def test_switching_the_speech_provider_or_model_makes_the_lines_stale(api, spoke
     lines = [i for i in estimate["items"] if i["stage"] == "lines"]
     assert lines and {i["provider"] for i in lines} == {"gemini"}
     assert sum(float(i["usd"]) for i in lines) > 0
+
+    # the audio job's own quote: both lines, at the new provider's rates
+    quoted = quote_of_lines(api, project)
+    assert {(i["provider"], i["model"]) for i in quoted} == {
+        ("gemini", "gemini-3.8-flash-lite-tts")
+    }
+    assert sum(i["usd"] for i in quoted) > 0  # (the refresh prices each line: rounded apart)
 
     settings.GEMINI_SPEECH_MODEL = "gemini-3.8-flash-tts"
     assert stale_lines(api, project)[hers.pk] == [switched.replace("-lite", "")]
