@@ -526,6 +526,10 @@ def main(argv: list[str] | None = None) -> int:
     # Before anything of ours runs (the migrations below load the machine too).
     load_before = machine_load()
     bench_dir = BASE_DIR / "var" / "bench"
+    if url := os.environ.get("DATABASE_URL") or os.environ.get("SUPABASE_DB_URL"):
+        # One folder per bench database: two benches at once (two checkouts' worth of people
+        # on one machine) must not empty each other's media.
+        bench_dir /= urlsplit(bench_database_url(url)).path.lstrip("/")
     env = prepare_environment(bench_dir, log)
 
     django.setup()
