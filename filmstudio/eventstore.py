@@ -233,6 +233,12 @@ def _flush_quietly(**_: object) -> None:
         flush()
     except Exception:  # a request's end is no place to fail
         logger.exception("could not flush live events")
+    finally:
+        # Django's own request_finished receiver closed this thread's connection before: the
+        # flush took another, which must go back (with DB_POOL a connection kept here is lost
+        # to the pool, and a few streamed director turns used the pool up).
+        if not connection.in_atomic_block:
+            connection.close()
 
 
 request_finished.connect(_flush_quietly, dispatch_uid="filmstudio.eventstore.flush")

@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
+from filmstudio.support import first_event, iter_events, wait_for
 from tests.asgi_server import uvicorn_in_thread
 from tests.factories import ProjectFactory
 from tests.filmstudio.test_settings import load_settings
@@ -68,6 +69,35 @@ def test_requests_under_asgi_share_the_pools_connections_and_survive_dropped_one
         for _ in range(3):
             assert http.get(f"/api/projects/{project.pk}").status_code == 200
         assert not _backend_pids() & dropped
+
+
+@pytest.mark.django_db(transaction=True)
+def test_streamed_director_turns_give_every_connection_back(user, settings):
+    """More streamed turns than the pool has connections: each gives back what it borrowed
+    (the request's, the turn thread's, and the one the live events' flush takes at the
+    request's end), so the next request always finds one."""
+    settings.DIRECTOR_PROVIDER = "local"
+    settings.DIRECTOR_LOCAL_DELAY = 0.0
+    settings.DIRECTOR_TURNS_PER_MINUTE = 1000
+    headers = {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+    turns = connection.pool.max_size + 3
+    body = {"message": "What is the status?", "page": "dashboard"}
+    with uvicorn_in_thread() as url, httpx.Client(base_url=url, headers=headers) as http:
+        for _ in range(turns):
+            with http.stream("POST", "/api/director/stream", json=body, timeout=15) as response:
+                assert response.status_code == 200
+                events = iter_events(response.iter_text())
+                first_event(events, "complete")
+
+        def all_back() -> bool:
+            stats = connection.pool.get_stats()
+            return stats["pool_available"] >= stats["pool_size"] - 1  # this thread's own
+
+        wait_for(
+            all_back,
+            timeout=5,
+            message=f"connections not given back: {connection.pool.get_stats()}",
+        )
 
 
 @pytest.mark.django_db(transaction=True)
