@@ -1,12 +1,15 @@
 """Bench 4: the API under load. `GET /api/projects/{id}` on a 10 scenes × 5 frames project (with
 clips) vs `/healthz`, same uvicorn process (1 worker), same load tool (wrk), same settings;
-plus the SQL queries each request makes, counted in-process."""
+plus the SQL queries each request makes, counted in-process, the PostgreSQL sessions the server
+opened per request under load, and (4e) the request's server time against its floor: the same
+SQL by raw psycopg, the same URL signatures and `json.dumps` of the same document."""
 
 # The tables are for people: × (ratios), − and ÷ are meant.
 # ruff: noqa: RUF001, RUF002, RUF003
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -17,6 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psycopg
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -31,11 +35,15 @@ from bench.harness import (
     user_token,
     web_server,
 )
+from media.signing import sign
 
 SCENES, FRAMES = 10, 5
 DURATION_S = 5
 WARMUP_S = 1
 CONNECTIONS = 8
+FLOOR_TARGET = 2.0  # row 4e: server time ÷ floor
+FLOOR_REPEAT = 30
+_SIGNED = re.compile(r'"/blob/([^"?]+)\?sig=')
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
 
@@ -52,6 +60,12 @@ def run(ctx: Context) -> Result:
         "healthz": _in_process("/healthz", {}),
     }
     queries = {name: r["queries"] for name, r in in_process.items()}
+    floor = _server_time_and_floor(f"/api/projects/{big.pk}", headers)
+    ctx.log(
+        f"api: server time {floor['server_ms']:.2f} ms, floor {floor['floor_ms']:.2f} ms "
+        f"(SQL {floor['sql_ms']:.2f}, {floor['signatures']} signatures {floor['sign_ms']:.2f}, "
+        f"json.dumps {floor['dumps_ms']:.2f})"
+    )
     tool = load_tool(ctx)
     ctx.rss.phase = "api"
     with web_server(ctx, ctx.env) as (url, _pid):
@@ -62,13 +76,17 @@ def run(ctx: Context) -> Result:
             ("detail", f"/api/projects/{big.pk}", headers),
         ):
             tool.measure(url + path, hdrs, WARMUP_S)  # warm-up, not counted
+            opened = _sessions_opened()
             results[name] = tool.measure(url + path, hdrs, DURATION_S)
             r = results[name]
+            r["sessions_per_request"] = (_sessions_opened() - opened) / max(r["requests"], 1)
             ctx.log(
                 f"api: {path}: {r['rps']:.0f} req/s, p50 {r['p50_ms']:.2f} ms, "
-                f"p99 {r['p99_ms']:.2f} ms, {r['bytes_per_request']:.0f} B"
+                f"p99 {r['p99_ms']:.2f} ms, {r['bytes_per_request']:.0f} B, "
+                f"{r['sessions_per_request']:.3f} PostgreSQL sessions opened per request"
             )
     detail, health = results["detail"], results["healthz"]
+    floor_ratio = floor["server_ms"] / floor["floor_ms"]
     rows = [
         Row(
             "4a",
@@ -99,6 +117,23 @@ def run(ctx: Context) -> Result:
             f"{queries['healthz']}",
             queries["detail"] / queries["detail_1x1"] if queries["detail_1x1"] else None,
         ),
+        Row(
+            "4e",
+            f"API GET /api/projects/{{id}} ({SCENES}×{FRAMES}): server time ÷ its floor",
+            f"{floor['server_ms']:.2f} ms in-process",
+            f"same {floor['queries']} queries by raw psycopg + {floor['signatures']} URL "
+            f"signatures + json.dumps: {floor['floor_ms']:.2f} ms",
+            floor_ratio,
+            f"≤ {FLOOR_TARGET:g}×",
+            floor_ratio <= FLOOR_TARGET,
+        ),
+        Row(
+            "4f",
+            "API GET /api/projects/{id}: PostgreSQL sessions opened per request (under wrk)",
+            f"{detail['sessions_per_request']:.3f} per request",
+            f"/healthz {health['sessions_per_request']:.3f}; {detail['requests']} requests",
+            None,
+        ),
     ]
     notes = [
         f"Bench 4: {tool.description}; {DURATION_S} s per endpoint after a {WARMUP_S} s warm-up, "
@@ -110,6 +145,15 @@ def run(ctx: Context) -> Result:
         f"hops): /api/projects/{{id}} {in_process['detail']['ms']:.1f} ms, 1×1 project "
         f"{in_process['detail_1x1']['ms']:.1f} ms, /healthz {in_process['healthz']['ms']:.2f} ms "
         "per request (mean of 20): what the view and serializers cost, apart from ASGI.",
+        f"Bench 4e: server time = median of {FLOOR_REPEAT} in-process requests (token lookup, "
+        "middleware, view, rendering); floor = median of the same SQL statements (captured from "
+        "one request, run on one open psycopg connection, rows fetched) + signing each of the "
+        "document's blob URLs + `json.dumps` of the document: "
+        f"SQL {floor['sql_ms']:.2f} ms, signatures {floor['sign_ms']:.2f} ms, dumps "
+        f"{floor['dumps_ms']:.2f} ms.",
+        "Bench 4f: PostgreSQL sessions opened (pg_stat_database.sessions of the bench database) "
+        "while wrk ran, ÷ the requests wrk made; the process's connection pool (DB_POOL) keeps "
+        "them open between requests.",
     ]
     if tool.note:
         notes.append(f"Bench 4: {tool.note}")
@@ -121,6 +165,7 @@ def run(ctx: Context) -> Result:
             "results": results,
             "queries": queries,
             "in_process": in_process,
+            "floor": floor,
             "rss_mib": ctx.rss.phase_peaks("api"),
         },
     )
@@ -141,6 +186,67 @@ def _in_process(path: str, headers: dict[str, str], repeat: int = 20) -> dict[st
         client.get(path)
     ms = (time.perf_counter() - began) / repeat * 1000
     return {"queries": queries, "ms": ms}
+
+
+def _median_ms(fn, repeat: int = FLOOR_REPEAT) -> float:
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times) * 1000
+
+
+def _server_time_and_floor(path: str, headers: dict[str, str]) -> dict[str, float]:
+    """Row 4e: the in-process request, and what it cannot do with less: its own SQL on an open
+    connection, its URL signatures and serializing its document."""
+    client = Client(HTTP_HOST="127.0.0.1", headers=headers)
+    client.get(path)  # warm
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path)
+    if response.status_code != 200:
+        raise BenchError(f"GET {path} answered {response.status_code}")
+    statements = [q["sql"] for q in captured.captured_queries]
+    document = response.json()
+    names = _SIGNED.findall(response.content.decode())
+    server_ms = _median_ms(lambda: client.get(path))
+    db = connection.settings_dict
+    conninfo = psycopg.conninfo.make_conninfo(
+        dbname=db["NAME"],
+        user=db["USER"] or None,
+        password=db["PASSWORD"] or None,
+        host=db["HOST"] or None,
+        port=db["PORT"] or None,
+    )
+    with psycopg.connect(conninfo, autocommit=True) as raw:
+
+        def run_sql() -> None:
+            for statement in statements:
+                raw.execute(statement).fetchall()
+
+        run_sql()  # warm
+        sql_ms = _median_ms(run_sql)
+    sign_ms = _median_ms(lambda: [sign(name) for name in names])
+    dumps_ms = _median_ms(lambda: json.dumps(document))
+    return {
+        "server_ms": server_ms,
+        "floor_ms": sql_ms + sign_ms + dumps_ms,
+        "sql_ms": sql_ms,
+        "sign_ms": sign_ms,
+        "dumps_ms": dumps_ms,
+        "queries": len(statements),
+        "signatures": len(names),
+    }
+
+
+def _sessions_opened() -> int:
+    """Sessions ever opened on this database (PostgreSQL counts them in pg_stat_database; its
+    statistics reach the view within a second)."""
+    time.sleep(1.2)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return int(cursor.fetchone()[0])
 
 
 # --------------------------------------------------------------------------- load tools
@@ -183,7 +289,13 @@ class Wrk:
         p99 = _seconds(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
         total = re.search(r"(\d+) requests in [0-9.]+\w+, ([0-9.]+[KMG]?B) read", out)
         size = _size(total.group(2)) / int(total.group(1)) if total else 0.0
-        return {"rps": rps, "p50_ms": p50 * 1e3, "p99_ms": p99 * 1e3, "bytes_per_request": size}
+        return {
+            "rps": rps,
+            "p50_ms": p50 * 1e3,
+            "p99_ms": p99 * 1e3,
+            "bytes_per_request": size,
+            "requests": int(total.group(1)) if total else 0,
+        }
 
 
 class HttpxLoad:
@@ -229,6 +341,7 @@ class HttpxLoad:
             "p50_ms": statistics.median(latencies) * 1e3,
             "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1e3,
             "bytes_per_request": statistics.fmean(sizes) if sizes else 0.0,
+            "requests": len(latencies),
         }
 
 
