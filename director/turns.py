@@ -15,7 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections
 
 from director import services
-from director.agents.base import Director, Round, TurnInput
+from director.agents.base import Director, Round, TurnInput, configured_director
 from director.agents.local import LocalDirector
 from director.models import DirectorConfirmation, DirectorTurn
 from director.pages import PAGES, page_system_prompt
@@ -45,17 +45,8 @@ def _turn_pool() -> ThreadPoolExecutor:
 
 
 def director_for_settings(*, paced: bool) -> Director:
-    choice = settings.DIRECTOR_PROVIDER
-    if choice == "auto":
-        choice = "gemini" if settings.GEMINI_API_KEYS else "local"
-    if choice == "gemini":
-        # google-genai loads only when the director uses it
-        from director.agents.gemini import GeminiDirector  # noqa: PLC0415 (heavy SDK)
-
-        return GeminiDirector()
-    if choice == "local":
-        return LocalDirector(delay=settings.DIRECTOR_LOCAL_DELAY if paced else 0.0)
-    raise ImproperlyConfigured(f"DIRECTOR_PROVIDER={choice!r} cannot direct: use gemini or local")
+    delay = settings.DIRECTOR_LOCAL_DELAY if paced else 0.0
+    return configured_director(lambda: LocalDirector(delay=delay), what="direct")
 
 
 def start_turn(

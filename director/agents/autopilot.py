@@ -31,9 +31,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 
-from director.agents.base import Call, Director, Step, TurnInput
+from director.agents.base import Call, Director, Step, TurnInput, configured_director
 from director.agents.local import NUMBER_WORDS, LocalDirector
 
 SET_UP = "Set up the film. Goal: "
@@ -120,14 +119,4 @@ class LocalPlanner:
 
 def planner_for_settings() -> Director:
     """Gemini when it has keys (DIRECTOR_PROVIDER=auto), else the offline rules."""
-    choice = settings.DIRECTOR_PROVIDER
-    if choice == "auto":
-        choice = "gemini" if settings.GEMINI_API_KEYS else "local"
-    if choice == "gemini":
-        # google-genai loads only when the director uses it
-        from director.agents.gemini import GeminiDirector  # noqa: PLC0415 (heavy SDK)
-
-        return GeminiDirector()
-    if choice == "local":
-        return LocalPlanner(delay=settings.AGENT_LOCAL_DELAY)
-    raise ImproperlyConfigured(f"DIRECTOR_PROVIDER={choice!r} cannot plan: use gemini or local")
+    return configured_director(lambda: LocalPlanner(delay=settings.AGENT_LOCAL_DELAY), what="plan")

@@ -4,6 +4,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
 from director.models import DirectorMessage
 from director.pages import Page
 from director.tools import Tool, ToolOutcome
@@ -51,3 +54,19 @@ class Director(Protocol):
     def step(self, turn: TurnInput, on_delta: Callable[[str], None]) -> Step:
         """Stream text through `on_delta` as it is produced; return the whole step."""
         ...
+
+
+def configured_director(local: Callable[[], Director], *, what: str) -> Director:
+    """The Gemini director when DIRECTOR_PROVIDER says so (`auto`: when it has keys), else
+    `local()` (director turns and agent runs each have their offline one)."""
+    choice = settings.DIRECTOR_PROVIDER
+    if choice == "auto":
+        choice = "gemini" if settings.GEMINI_API_KEYS else "local"
+    if choice == "gemini":
+        # google-genai loads only when the director uses it
+        from director.agents.gemini import GeminiDirector  # noqa: PLC0415 (heavy SDK)
+
+        return GeminiDirector()
+    if choice == "local":
+        return local()
+    raise ImproperlyConfigured(f"DIRECTOR_PROVIDER={choice!r} cannot {what}: use gemini or local")

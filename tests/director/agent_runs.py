@@ -8,6 +8,13 @@ from generation.providers.local import LocalImage, LocalSpeech, LocalText, Local
 from projects.models import Character
 
 
+@pytest.fixture(autouse=True)
+def offline(settings):
+    """The pipeline's providers offline (autouse where imported)."""
+    settings.TEXT_PROVIDER = settings.IMAGE_PROVIDER = settings.VIDEO_PROVIDER = "local"
+    settings.SPEECH_PROVIDER = "local"
+
+
 @pytest.fixture
 def calls(monkeypatch) -> Counter:
     """Every call of the offline provider, by kind (and `.prompts`: every image prompt)."""

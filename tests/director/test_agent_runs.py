@@ -12,6 +12,7 @@ from tests.director.agent_runs import (
     decide,
     drawn,
     new_project,
+    offline,
     portraits,
     run_of,
     stages,
@@ -21,14 +22,7 @@ from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Job = GenerationJob
-__all__ = ["calls"]  # a fixture
-
-
-@pytest.fixture(autouse=True)
-def offline(settings):
-    settings.TEXT_PROVIDER = settings.IMAGE_PROVIDER = settings.VIDEO_PROVIDER = "local"
-    settings.SPEECH_PROVIDER = "local"
-    settings.AGENT_CONFIRM_ABOVE_USD = 1.0
+__all__ = ["calls", "offline"]  # fixtures
 
 
 def awaiting(api, run_id: int, kind: str) -> dict:

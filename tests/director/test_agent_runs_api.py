@@ -13,19 +13,14 @@ from rq.serializers import JSONSerializer
 from director.models import AgentRun
 from generation.models import GenerationJob
 from projects.models import Project
-from tests.director.agent_runs import calls, decide, new_project, run_of, start
+from tests.director.agent_runs import calls, decide, new_project, offline, run_of, start
 from tests.director.helpers import aread_events, async_client_for
 from tests.factories import ProjectFactory
 from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Job = GenerationJob
-__all__ = ["calls"]  # a fixture
-
-
-@pytest.fixture(autouse=True)
-def offline(settings):
-    settings.TEXT_PROVIDER = settings.IMAGE_PROVIDER = settings.VIDEO_PROVIDER = "local"
+__all__ = ["calls", "offline"]  # fixtures
 
 
 def work_one() -> None:

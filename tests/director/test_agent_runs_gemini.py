@@ -9,20 +9,13 @@ import pytest
 from director.models import AgentRun
 from generation.models import GenerationJob, SpendEntry
 from projects.models import Project
-from tests.director.agent_runs import decide, new_project, run_of, start
+from tests.director.agent_runs import decide, new_project, offline, run_of, start
 from tests.director.test_gemini_director import KEY, call, fake, fake_server, stream_bodies
 from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Job = GenerationJob
-__all__ = ["fake", "fake_server"]  # fixtures
-
-
-@pytest.fixture(autouse=True)
-def offline_pipeline(settings):
-    settings.TEXT_PROVIDER = settings.IMAGE_PROVIDER = settings.VIDEO_PROVIDER = "local"
-    settings.SPEECH_PROVIDER = "local"
-    settings.AGENT_CONFIRM_ABOVE_USD = 1.0
+__all__ = ["fake", "fake_server", "offline"]  # fixtures
 
 
 def responses_in(body: dict) -> dict[str, dict]:

@@ -9,19 +9,13 @@ import pytest
 
 from generation.models import GenerationJob, SpendEntry
 from projects.models import Project
-from tests.director.agent_runs import decide, new_project, run_of, start
+from tests.director.agent_runs import decide, new_project, offline, run_of, start
 from tests.generation.test_costs import priced
 from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Job = GenerationJob
-__all__ = ["priced"]  # a fixture
-
-
-@pytest.fixture(autouse=True)
-def offline(settings):
-    settings.TEXT_PROVIDER = settings.IMAGE_PROVIDER = settings.VIDEO_PROVIDER = "local"
-    settings.SPEECH_PROVIDER = "local"
+__all__ = ["offline", "priced"]  # a fixture
 
 
 def test_a_paid_step_over_the_threshold_waits_for_the_person(api, priced, settings):

@@ -12,16 +12,12 @@ from director.agents.autopilot import LocalPlanner
 from director.models import AgentRun
 from generation import watchdog
 from generation.models import GenerationJob
-from tests.director.agent_runs import new_project, run_of, start
+from tests.director.agent_runs import new_project, offline, run_of, start
 from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Job = GenerationJob
-
-
-@pytest.fixture(autouse=True)
-def offline(settings):
-    settings.TEXT_PROVIDER = settings.IMAGE_PROVIDER = settings.VIDEO_PROVIDER = "local"
+__all__ = ["offline"]  # a fixture
 
 
 def test_a_run_waiting_on_a_project_that_stopped_is_woken_by_the_watchdog(api, settings):
