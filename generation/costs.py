@@ -22,7 +22,8 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
 from filmstudio.exceptions import BudgetExceeded, LimitExceeded
@@ -98,13 +99,16 @@ def _write(meter: Meter, entries: list[tuple[Unit, Usage]]) -> Decimal:
     total = sum((row.usd for row in rows), ZERO)
     if meter.project_id is not None and total:
         # What is spent comes off what the job set aside: the two never count the same dollar.
-        held = Job.objects.filter(pk=meter.job_id).values_list("reserved_usd", flat=True).first()
-        settled = min(held or ZERO, total)
-        if settled:
-            Job.objects.filter(pk=meter.job_id).update(reserved_usd=F("reserved_usd") - settled)
+        # Two statements: the project's row reads the job's reservation before it shrinks.
+        held = Job.objects.filter(pk=meter.job_id).values("reserved_usd")[:1]
+        settled = Least(Coalesce(Subquery(held), Value(ZERO)), Value(total))
         Project.objects.filter(pk=meter.project_id).update(
             spent_usd=F("spent_usd") + total, reserved_usd=F("reserved_usd") - settled
         )
+        if meter.job_id is not None:
+            Job.objects.filter(pk=meter.job_id, reserved_usd__gt=0).update(
+                reserved_usd=Greatest(F("reserved_usd") - total, Value(ZERO))
+            )
     return total
 
 

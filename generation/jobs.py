@@ -3,10 +3,12 @@ finished, requeued, cancelled. What differs by type comes from the table in `job
 
 import logging
 from collections.abc import Iterable
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from filmstudio.exceptions import ConflictError
@@ -122,11 +124,11 @@ def wake_project_waiters(project_id: int) -> list[int]:
     """Jobs waiting for their project (`waits_for_project`: agent runs) go back to the queue
     once nothing else of the project moves. Called (project row locked) wherever a job ends
     or pauses, and by the watchdog for a wake that was lost."""
-    if project_busy(project_id):
-        return []
     waiting = Job.objects.filter(
         project_id=project_id, status=Job.Status.WAITING, type__in=project_waiter_types()
     )
+    if not waiting.exists() or project_busy(project_id):  # most projects have no waiter
+        return []
     woken = list(waiting.select_for_update().values_list("pk", flat=True))
     for pk in woken:
         Job.objects.filter(pk=pk).update(status=Job.Status.QUEUED, updated_at=timezone.now())
@@ -187,14 +189,20 @@ def release_reservations(job_ids: list[int]) -> None:
 
 def job_finish(job: Job, status: str, **fields) -> bool:
     """Move an active job to a final status; False if it was no longer active."""
-    with transaction.atomic():
+    # No savepoint: a failure here fails the caller's transaction anyway (two statements less).
+    with transaction.atomic(savepoint=False):
         lock_project(job.project_id)
         now = timezone.now()
+        # What the job set aside is free again: off the project first (read from the job row
+        # while it is still active), then zeroed with the status, in two statements.
+        held = Job.objects.filter(pk=job.pk, status__in=ACTIVE).values("reserved_usd")[:1]
+        Project.objects.filter(pk=job.project_id).update(
+            reserved_usd=F("reserved_usd") - Coalesce(Subquery(held), Value(Decimal(0)))
+        )
         done = Job.objects.filter(pk=job.pk, status__in=ACTIVE).update(
-            status=status, finished_at=now, updated_at=now, **fields
+            status=status, finished_at=now, updated_at=now, reserved_usd=0, **fields
         )
         if done:
-            release_reservations([job.pk])
             job.refresh_from_db()
             events.publish_job(job)
             if job.parent_id:

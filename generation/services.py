@@ -133,7 +133,7 @@ Job = GenerationJob
 
 def job_succeed(job: Job, result: dict | None = None) -> bool:
     """Mark success and fire the successors, in one transaction. False if cancelled meanwhile."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # inside the step's own: no savepoint round trips
         project = lock_project(job.project_id)
         if not job_finish(job, Job.Status.SUCCEEDED, progress=100, result=result or {}):
             logger.info("job %s finished but was no longer active: no successors", job.pk)

@@ -45,22 +45,28 @@ def run(job: GenerationJob) -> None:
             # Each a voice of its own that fits it (a re-run picks the same ones again).
             mine = Character.objects.filter(source_job_id=job.pk).values_list("pk", flat=True)
             taken = cast_voices(project.pk, exclude=mine)
+            earlier = {c.slot for c in rows}  # a re-run: slots an earlier attempt wrote
+            made = []
             for slot, draft in enumerate(drafts[:count]):
                 fields = draft.model_dump(include=set(CHARACTER_FIELDS))
                 voice = pick_voice(Character(**fields), taken)
                 taken.append(voice)
-                character, _ = Character.objects.update_or_create(
-                    source_job_id=job.pk,
-                    slot=slot,
-                    defaults={
-                        "project": project,
-                        "status": Character.Status.GENERATING,
-                        "voice": voice,
-                        **fields,
-                    },
-                )
+                values = {"status": Character.Status.GENERATING, "voice": voice, **fields}
+                if slot in earlier:
+                    character, _ = Character.objects.update_or_create(
+                        source_job_id=job.pk, slot=slot, defaults={"project": project, **values}
+                    )
+                    services.publish_entity(character)
+                else:
+                    made.append(
+                        Character(project=project, source_job_id=job.pk, slot=slot, **values)
+                    )
+            # New rows in one INSERT (update_or_create cost six statements each).
+            for character in Character.objects.bulk_create(made):
                 services.publish_entity(character)
         rows = list(Character.objects.filter(source_job_id=job.pk).order_by("slot"))
+    for character in rows:
+        character.project = project  # the job's, loaded with it: not once more per portrait
     services.job_progress(job, 30)
 
     draw_portraits(
