@@ -140,14 +140,19 @@ def _analyse(
     stitch_s = seconds_between(stitch[-1]["started_at"], stitch[-1]["finished_at"]) or 0.0
     clips = SCENES * FRAMES
     portrait_rounds = math.ceil(CAST / step_concurrency)
-    keyframe_rounds = math.ceil(FRAMES / step_concurrency)
+    # A scene's first shot is drawn first (the others take it as their continuity reference),
+    # then the rest side by side; each keyframe is then scored by the consistency judge (a
+    # text call) when the project has a threshold: the requests with images among the texts.
+    keyframe_rounds = 1 + math.ceil((FRAMES - 1) / step_concurrency)
+    judged = gemini.count(kind="text") - (2 + SCENES) > 0  # beyond cast, scenes and shots
+    keyframe_s = IMAGE_S + (TEXT_S if judged else 0.0)
     video_waves = math.ceil(clips / FAL_CONCURRENCY)
     bound = (
         TEXT_S  # cast
         + portrait_rounds * IMAGE_S  # portraits, side by side
         + TEXT_S  # scenes
         + TEXT_S  # shots of a scene (all scenes side by side)
-        + keyframe_rounds * IMAGE_S  # keyframes of a scene, side by side
+        + keyframe_rounds * keyframe_s  # keyframes of a scene: the first, then the rest
         + video_waves * VIDEO_S  # clips: fal runs FAL_CONCURRENCY at a time
         + stitch_s  # measured
     )
@@ -225,7 +230,9 @@ def _analyse(
         "real ffmpeg at MEDIA_BASE_HEIGHT=180, the film stitched by real ffmpeg.",
         f"Bench 1: lower bound = text(cast) {TEXT_S:g} + {portrait_rounds}×image(portraits, "
         f"{CAST} side by side, STEP_CONCURRENCY={step_concurrency}) {IMAGE_S:g} + text(scenes) "
-        f"{TEXT_S:g} + text(shots) {TEXT_S:g} + {keyframe_rounds}×image(keyframes) {IMAGE_S:g} "
+        f"{TEXT_S:g} + text(shots) {TEXT_S:g} + {keyframe_rounds}×(image(keyframe)"
+        f"{' + text(judge)' if judged else ''}) {keyframe_s:g} (a scene's first shot, then the "
+        f"rest with it as their continuity reference) "
         f"+ ceil({clips}/{FAL_CONCURRENCY})×video {VIDEO_S:g} + stitch (measured) "
         f"{stitch_s:.2f} = {bound:.2f} s. It assumes unlimited workers, no polling delay and "
         "free clip normalization; fal's concurrency is the only contention.",
@@ -233,7 +240,8 @@ def _analyse(
         f"{IMAGE_S:g} + {calls['video']} video × {VIDEO_S:g} = {sequential:.0f} s "
         f"(calls counted by the fakes; {calls['fal_status_polls']} fal status polls).",
         f"Bench 1: time line: first clip started at fal at {fal_first_start:.1f} s "
-        f"(bound {3 * TEXT_S + (portrait_rounds + keyframe_rounds) * IMAGE_S:.1f} s), last clip "
+        f"(bound {3 * TEXT_S + portrait_rounds * IMAGE_S + keyframe_rounds * keyframe_s:.1f} s), "
+        "last clip "
         f"finished at fal at {fal_last_finish:.1f} s (fal busy "
         f"{fal_last_finish - fal_first_start:.1f} s for a {video_waves * VIDEO_S:.0f} s bound), "
         f"film complete at {makespan:.1f} s; "
