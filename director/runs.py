@@ -39,6 +39,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Model
 from django.utils import timezone
 from django_eventstream import send_event
 
@@ -57,7 +58,8 @@ from projects.models import Character, Frame, Project, Scene, Take
 
 logger = logging.getLogger(__name__)
 
-Job, Status = GenerationJob, AgentRun.Status
+Job = GenerationJob
+Status = AgentRun.Status
 WAIT, STOP = "wait", "stop"
 RUN_EVENTS = ("status", "log", "action", "checkpoint", "decision", "complete", "error")
 CHECKPOINT_KINDS = ("cast", "storyboard", "spend")
@@ -173,7 +175,7 @@ def _context(run: AgentRun) -> ToolContext:
 
 
 # Argument → (model, its path to the project, its path to the owner).
-_OWNED = {
+_OWNED: dict[str, tuple[type[Model], str, str]] = {
     "project_id": (Project, "pk", "owner_id"),
     "character_id": (Character, "project_id", "project__owner_id"),
     "scene_id": (Scene, "project_id", "project__owner_id"),
@@ -190,7 +192,7 @@ def _elsewhere(run: AgentRun, args: dict) -> str | None:
         value = args.get(name)
         if not isinstance(value, int) or isinstance(value, bool):
             continue
-        mine = model.objects.filter(pk=value, **{owner_path: run.user_id})
+        mine = model._default_manager.filter(pk=value, **{owner_path: run.user_id})
         if mine.exclude(**{project_path: run.project_id}).exists():
             return f"This run acts on project #{run.project_id} only; {name} {value} is not in it."
     return None
@@ -234,6 +236,11 @@ def call_tool(
                 checkpoint = Checkpoint("spend", proposal.summary, proposal.estimate, held)
         emit(run, "action", outcome.as_call() | ({"held": True} if checkpoint else {}))
     return outcome, checkpoint
+
+
+def refused(outcome: ToolOutcome) -> str | None:
+    """The tool's refusal, if it refused."""
+    return (outcome.result or {}).get("error")
 
 
 def _proposal_dict(proposal: Proposal) -> dict:
@@ -333,7 +340,7 @@ def stop_at(run: AgentRun, checkpoint: Checkpoint) -> str:
         run.checkpoint_estimate = checkpoint.estimate
         if checkpoint.held_call is not None:
             run.held_call = checkpoint.held_call
-        emit(run, "checkpoint", checkpoint_payload(run))
+        emit(run, "checkpoint", checkpoint_payload(run) or {})
         set_run_status(run, Status.AWAITING_DECISION)
     return STOP
 
@@ -355,9 +362,14 @@ def _locked(run: AgentRun) -> AgentRun:
     return AgentRun.objects.select_for_update().select_related("project", "user").get(pk=run.pk)
 
 
+def _run_of(job: Job) -> AgentRun | None:
+    run_id = (job.params or {}).get("run_id")
+    return AgentRun.objects.filter(pk=run_id).first() if isinstance(run_id, int) else None
+
+
 def advance_job(job: Job) -> None:
     """The `agent-run` job's step: one advance, then wait for the project or end."""
-    run = AgentRun.objects.filter(pk=(job.params or {}).get("run_id")).first()
+    run = _run_of(job)
     try:
         outcome = STOP if run is None else advance(run)
     except RunStopped:
@@ -370,7 +382,7 @@ def advance_job(job: Job) -> None:
 def advance_failed(job: Job) -> None:
     """The `agent-run` job failed (a crash, an error the planner's provider would not get
     over, lost workers past JOB_MAX_ATTEMPTS): the run fails with its message."""
-    run = AgentRun.objects.filter(pk=(job.params or {}).get("run_id")).first()
+    run = _run_of(job)
     if run is None:
         return
     run = _locked(run)
@@ -381,7 +393,7 @@ def advance_failed(job: Job) -> None:
 def advance_cancelled(job: Job) -> None:
     """The `agent-run` job was cancelled by itself (the job API, the project's jobs
     cancelled): its run, which nothing would advance any more, is cancelled with it."""
-    run = AgentRun.objects.filter(pk=(job.params or {}).get("run_id")).first()
+    run = _run_of(job)
     if run is None:
         return
     run = _locked(run)
@@ -415,8 +427,9 @@ def advance(run: AgentRun) -> str:
         return WAIT
     if run.decision:
         return carry_out(run, project)
-    if run.held_call:  # asked again after a revise, freshly quoted
-        _, checkpoint = call_tool(run, run.held_call["name"], run.held_call["args"])
+    held = run.held_call
+    if held:  # asked again after a revise, freshly quoted
+        _, checkpoint = call_tool(run, held["name"], held["args"])
         if checkpoint is None:
             with transaction.atomic():
                 AgentRun.objects.filter(pk=run.pk).update(held_call=None)
@@ -450,8 +463,8 @@ def set_up(run: AgentRun, project: Project) -> str:
         outcome, checkpoint = call_tool(run, "start_generation", {"kind": "characters"})
         if checkpoint is not None:
             return stop_at(run, checkpoint)
-        if "error" in (outcome.result or {}):
-            return fail(run, f"The pipeline did not start: {outcome.result['error']}")
+        if error := refused(outcome):
+            return fail(run, f"The pipeline did not start: {error}")
     return WAIT
 
 
@@ -486,8 +499,8 @@ def next_after(run: AgentRun, project: Project) -> str:
         outcome, checkpoint = call_tool(run, "approve_storyboard", {})
         if checkpoint is not None:
             return stop_at(run, checkpoint)
-        if "error" in (outcome.result or {}):
-            return fail(run, f"The storyboard could not be approved: {outcome.result['error']}")
+        if error := refused(outcome):
+            return fail(run, f"The storyboard could not be approved: {error}")
         return WAIT
     why = _last_error(project) or "nothing is running and no step follows by itself"
     return fail(run, f"The pipeline stopped with the project {state}: {why}.")
@@ -496,7 +509,7 @@ def next_after(run: AgentRun, project: Project) -> str:
 def carry_out(run: AgentRun, project: Project) -> str:
     """The person's decision at the last checkpoint, through the tools."""
     decision = run.decision or {}
-    kind, verdict = decision.get("kind"), decision.get("decision")
+    kind, verdict = str(decision.get("kind", "")), decision.get("decision")
     if verdict == "revise":
         with transaction.atomic():  # consumed first: what the notes ask is paid for once
             AgentRun.objects.filter(pk=run.pk).update(decision=None)
@@ -506,17 +519,17 @@ def carry_out(run: AgentRun, project: Project) -> str:
         pending = project.characters.filter(status=Character.Status.PENDING).order_by("pk")
         for character in pending:
             outcome, _ = call_tool(run, "approve_character", {"character_id": character.pk})
-            if "error" in (outcome.result or {}):
-                return fail(run, f"The cast could not be approved: {outcome.result['error']}")
+            if error := refused(outcome):
+                return fail(run, f"The cast could not be approved: {error}")
     elif kind == "storyboard":
         outcome, _ = call_tool(run, "approve_storyboard", {}, approved=True)
-        if "error" in (outcome.result or {}):
-            return fail(run, f"The storyboard could not be approved: {outcome.result['error']}")
+        if error := refused(outcome):
+            return fail(run, f"The storyboard could not be approved: {error}")
     elif kind == "spend" and run.held_call:
-        held = run.held_call
+        held = dict(run.held_call)
         agreed = Proposal(summary=held["summary"], estimate=held["estimate"])
         outcome, _ = call_tool(run, held["name"], held["args"], agreed=agreed)
-        if "error" in (outcome.result or {}):
+        if refused(outcome):
             # Changed since it was quoted (or refused now): asked again, freshly quoted.
             with transaction.atomic():
                 AgentRun.objects.filter(pk=run.pk).update(decision=None)

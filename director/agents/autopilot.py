@@ -102,13 +102,15 @@ class LocalPlanner:
                     "run's project only. " + text
                 )
             numbers = goal_numbers(goal)
-            fields = {k: v for k, v in numbers.items() if k != "count"}
+            fields: dict[str, object] = {k: v for k, v in numbers.items() if k != "count"}
             status = next((r for r in _results(turn, "get_project_status") if "project" in r), {})
             if not (status.get("project") or {}).get("logline"):
                 fields["logline"] = goal[:2000]
             calls = [Call("update_project", fields)] if fields else []
             count = numbers.get("count")
-            characters = {"kind": "characters", **({"count": count} if count else {})}
+            characters: dict[str, object] = {"kind": "characters"}
+            if count:
+                characters["count"] = count
             return Step(text, [*calls, Call("start_generation", characters)])
         started = [r for r in _results(turn, "start_generation") if "job" in r]
         if started:
