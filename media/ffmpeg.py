@@ -479,7 +479,8 @@ def normalize_clip(
     copy: bool = True,
 ) -> MediaInfo:
     """``src`` in the canonical format, ``duration`` seconds long: re-encoded in one ffmpeg
-    run, or (unless `copy` is off) stream-copied when it already is exactly that (`_copyable`).
+    run, or (unless `copy` is off) stream-copied in one when it already is exactly that
+    (`_copyable`).
 
     The length is rounded to whole frames (at most half a frame off), for both tracks.
     ``src`` comes from outside (a provider's clip): it is read as ``input_format`` when given.
@@ -491,13 +492,11 @@ def normalize_clip(
     src, dst = Path(src), Path(dst)
     deadline = time.monotonic() + timeout
     purpose = f"normalize {src.name}"
-    if copy and _made_by_our_encoder(src, fmt):
-        source = _probe(src, min(30, timeout), input_format)
-        if _copyable(source, fmt, frames):
-            # `frames` long to within half a frame (checked): exactly `frames` frames.
-            length = frames / fmt.fps
-            return _copy_clip(src, dst, input_format, length, _remaining(deadline), purpose)
     head = _mp4_head(src)
+    if copy and _copyable(head, fmt, frames):
+        # `frames` long to within half a frame (checked): exactly `frames` frames.
+        length = frames / fmt.fps
+        return _copy_clip(src, dst, input_format, length, _remaining(deadline), purpose)
     if head is not None:  # an MP4 (what providers deliver) says whether it has a sound track
         sound = any(track.handler == b"soun" for track in head.tracks)
         return _encode_clip(src, dst, fmt, frames, input_format, deadline, sound=sound)
@@ -540,52 +539,33 @@ def _encode_clip(
     return _written(stderr, frames / fmt.fps, purpose)
 
 
-# x264 writes its version and every setting into the stream (an SEI message) as plain text.
-_X264_SETTINGS = re.compile(rb"x264 - core \d+[^\x00]{1,4000}")
-
-
-def _x264_settings(path: Path) -> bytes | None:
-    with path.open("rb") as stream:
-        found = _X264_SETTINGS.search(stream.read(1 << 20))
-    return found.group(0) if found else None
-
-
 @functools.cache
-def _our_x264_settings(binary: str, fmt: CanonicalFormat) -> bytes | None:
-    """The settings our encoder writes at `fmt` (one frame encoded once per process)."""
-    with tempfile.TemporaryDirectory(prefix="x264-") as workdir:
+def _film_tracks(binary: str, fmt: CanonicalFormat) -> tuple[_Track, ...] | None:
+    """The tracks normalize_clip's encoder writes at `fmt` (their H.264 SPS/PPS, AAC
+    configuration, size and rate): one frame and its sound, encoded once per process."""
+    with tempfile.TemporaryDirectory(prefix="film-format-") as workdir:
         sample = Path(workdir) / "sample.mp4"
-        kwargs = {k: v for k, v in _encode_kwargs(fmt).items() if not str(k).endswith(":a")}
-        kwargs.pop("ar"), kwargs.pop("ac")
         colour = ffmpeg.input(f"color=c=black:s={fmt.width}x{fmt.height}:r={fmt.fps}", f="lavfi")
         picture = colour.video.filter("format", PIX_FMT)
-        out = ffmpeg.output(picture, str(sample), **{"frames:v": 1}, **kwargs)
+        length = _length_kwargs(1, fmt.fps)
+        out = ffmpeg.output(picture, _silence(), str(sample), **length, **_encode_kwargs(fmt))
         try:
-            _run_graph(out, purpose="sample the encoder's settings", timeout=30)
+            _run_graph(out, purpose="sample the film format", timeout=30)
         except FFmpegError:
-            log.warning("could not sample the encoder's settings: clips are always re-encoded")
+            log.warning("could not sample the film format: every clip is re-encoded")
             return None
-        return _x264_settings(sample)
+        head = _mp4_head(sample)
+    return head.tracks if head is not None else None
 
 
-def _made_by_our_encoder(src: Path, fmt: CanonicalFormat) -> bool:
-    """Encoded by this ffmpeg's x264 with the settings normalize_clip uses: then its stream
-    parameters (SPS/PPS) are those of every other clip of the film, and a copy of it joins the
-    stream-copy stitch. (A clip that only looks alike, from another encoder, would not.)"""
-    try:
-        theirs = _x264_settings(src)
-    except OSError:
+def _copyable(head: _Mp4Head | None, fmt: CanonicalFormat, frames: int) -> bool:
+    """Already the film's format as this encoder writes it, the same tracks to the byte of their
+    decoder configurations (so that it joins the stream-copy stitch: a clip that only looks
+    alike, from another encoder, would not decode after the first), and `frames` long within
+    half a frame (the tracks end together, as normalize_clip cuts them)."""
+    if head is None or abs(head.duration - frames / fmt.fps) >= 0.5 / fmt.fps:
         return False
-    return theirs is not None and theirs == _our_x264_settings(ffmpeg_binary(), fmt)
-
-
-def _copyable(source: _Probe, fmt: CanonicalFormat, frames: int) -> bool:
-    """Already the film's format (H.264 High, size, rate, AAC 48 kHz stereo) and `frames` long
-    (within half a frame: the tracks end together, as normalize_clip cuts them)."""
-    expected = ("h264", "High", fmt.width, fmt.height, round(float(fmt.fps), 3), PIX_FMT)
-    expected += (True, AUDIO_CODEC, AUDIO_RATE, AUDIO_CHANNELS)
-    length = abs(source.info.duration - frames / fmt.fps)
-    return _stream_signature(source) == expected and length < 0.5 / fmt.fps
+    return head.tracks == _film_tracks(ffmpeg_binary(), fmt)
 
 
 def _copy_clip(
