@@ -1359,9 +1359,17 @@ def mix_sound(
             duration=info.duration, stems=raw_stems, timeout=_remaining(deadline),
         )  # fmt: skip
         normalization, gain = _normalize_into(video, premix, measured, dst, _remaining(deadline))
+        written = loudness(dst, timeout=max(1.0, _remaining(deadline)))
+        if normalization != "none" and written.true_peak > TARGET_TRUE_PEAK:
+            # The limiter or the AAC encoder let a peak through: limit lower by the excess.
+            headroom = written.true_peak - TARGET_TRUE_PEAK + PEAK_MARGIN_DB
+            normalization, gain = _normalize_into(
+                video, premix, measured, dst, _remaining(deadline), headroom=headroom
+            )
+            written = loudness(dst, timeout=max(1.0, _remaining(deadline)))
         if raw_stems is not None and stems is not None:
             _level_stems(raw_stems, Path(stems), gain, _remaining(deadline))
-    return MixResult(loudness(dst, timeout=max(1.0, _remaining(deadline))), normalization, gain)
+    return MixResult(written, normalization, gain)
 
 
 def _level_stems(source: Path, target: Path, gain: float, timeout: float) -> None:
@@ -1374,8 +1382,9 @@ def _level_stems(source: Path, target: Path, gain: float, timeout: float) -> Non
 
 
 def _normalize_into(
-    video: Path, premix: Path, measured: Loudness, dst: Path, timeout: float
-) -> tuple[str, float]:
+    video: Path, premix: Path, measured: Loudness, dst: Path, timeout: float,
+    headroom: float = 0.0,
+) -> tuple[str, float]:  # fmt: skip
     """The premix brought to TARGET_LUFS by one gain (its measured figures: loudnorm's second
     pass in linear mode is this gain, at the cost of resampling the film to 192 kHz and back),
     muxed with the picture copied: one AAC track the film's length. Returns the mode
@@ -1384,7 +1393,7 @@ def _normalize_into(
     gain = 0.0 if silent else TARGET_LUFS - measured.integrated
     # Peaks the gain would push over the aim are limited first (by a fraction of a dB in
     # practice), so that one gain serves the whole film.
-    ceiling = TRUE_PEAK_AIM - PEAK_MARGIN_DB - gain
+    ceiling = TRUE_PEAK_AIM - PEAK_MARGIN_DB - headroom - gain
     chain = "anull"
     if not silent:
         chain = f"volume={gain:.3f}dB"

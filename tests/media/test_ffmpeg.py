@@ -650,3 +650,27 @@ def test_lines_apart_are_laid_end_to_end_as_the_mix_of_delayed_lines_would_place
     assert len(a) == len(b) == 3 * 48_000 * 2
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-4
     assert laid.integrated == pytest.approx(mixed.integrated, abs=0.05)
+
+
+def test_a_peak_the_level_let_through_is_limited_again(
+    canonical_clips: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    ffmpeg_runs: list[list[str]],
+):  # fmt: skip
+    line = tmp_path / "line.wav"
+    run_ffmpeg(
+        *("-f", "lavfi", "-i", "sine=frequency=220:duration=2", "-af", "volume=0.9"),
+        *("-ar", "22050", "-ac", "1", "-c:a", "pcm_s16le", str(line)),
+    )
+    picture = tmp_path / "picture.mp4"
+    mf.stitch(canonical_clips, picture, fmt=FMT)
+    bed = mf.music_bed(tmp_path / "bed.wav", duration=3.5, seed=2)
+    monkeypatch.setattr(mf, "TRUE_PEAK_AIM", 3.0)  # the first level aims over the limit
+    ffmpeg_runs.clear()
+    mixed = mf.mix_sound(
+        picture, tmp_path / "film.mp4", lines=[mf.PlacedLine(line, 0.2)], music=bed
+    )
+    levels = [run for run in ffmpeg_runs if "-filter_complex" in run and "volume=" in " ".join(run)]
+    assert len(levels) == 2  # levelled, measured over -1 dBTP, limited lower and levelled again
+    assert mixed.loudness.true_peak <= mf.TARGET_TRUE_PEAK
+    assert mf.loudness(tmp_path / "film.mp4").true_peak <= mf.TARGET_TRUE_PEAK
+    assert mixed.loudness.integrated == pytest.approx(mf.TARGET_LUFS, abs=1.0)
