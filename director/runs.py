@@ -60,7 +60,9 @@ logger = logging.getLogger(__name__)
 
 Job = GenerationJob
 Status = AgentRun.Status
-WAIT, STOP = "wait", "stop"
+# What an advance ends with: wait for the project to stop moving; wait for the person (the
+# project's work is paused: only they can move it); or stop (a checkpoint, or the run ended).
+WAIT, PARK, STOP = "wait", "park", "stop"
 RUN_EVENTS = ("status", "log", "action", "checkpoint", "decision", "complete", "error")
 CHECKPOINT_KINDS = ("cast", "storyboard", "spend")
 
@@ -374,7 +376,7 @@ def advance_job(job: Job) -> None:
         outcome = STOP if run is None else advance(run)
     except RunStopped:
         outcome = STOP
-    if outcome == WAIT and generation.job_wait_for_project(job):
+    if outcome in (WAIT, PARK) and generation.job_wait_for_project(job, recheck=outcome == WAIT):
         return
     generation.job_succeed(job, {"run_id": run.pk if run else None})
 
@@ -424,7 +426,7 @@ def advance(run: AgentRun) -> str:
     paused = project.jobs.filter(status=Job.Status.PAUSED).order_by("pk").first()
     if paused is not None:
         _say_once(run, f"Waiting: job #{paused.pk} ({paused.type}) is paused. {paused.error}")
-        return WAIT
+        return PARK
     if run.decision:
         return carry_out(run, project)
     held = run.held_call

@@ -264,7 +264,6 @@ def reserve(job: Job, usd: Decimal) -> bool:
         problem = _budget_problem(project, usd) or _daily_problem(project.owner_id, usd, limits)
         if problem:
             _pause(row, project, f"Paused before spending: {problem}.")
-            wake_project_waiters(project.pk)  # an agent run watching it hears it stopped
             return False
         Job.objects.filter(pk=job.pk).update(reserved_usd=usd)
         Project.objects.filter(pk=project.pk).update(reserved_usd=F("reserved_usd") + usd)
@@ -295,6 +294,7 @@ def _pause(job: Job, project: Project, reason: str) -> None:
         project.status = Project.Status.PAUSED_BUDGET
         project.save(update_fields=["status", "updated_at"])
         events.publish_entity(project)
+    wake_project_waiters(project.pk)  # an agent run watching the project hears it stopped
     logger.info("job %s paused: %s", job.pk, reason)
 
 

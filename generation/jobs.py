@@ -136,9 +136,10 @@ def wake_project_waiters(project_id: int) -> list[int]:
     return woken
 
 
-def job_wait_for_project(job: Job) -> bool:
+def job_wait_for_project(job: Job, *, recheck: bool = True) -> bool:
     """A job that goes on when the rest of its project has stopped moving (the jobs it started
-    finished, failed or paused): no worker is held meanwhile."""
+    finished, failed or paused): no worker is held meanwhile. Without `recheck` it waits even
+    if nothing moves now (its project waits for the person: paused for the budget)."""
     with transaction.atomic():
         lock_project(job.project_id)
         moved = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
@@ -147,7 +148,8 @@ def job_wait_for_project(job: Job) -> bool:
         if moved:
             job.status = Job.Status.WAITING
             events.publish_job(job)
-            wake_project_waiters(job.project_id)  # what it waits for may be over already
+            if recheck:
+                wake_project_waiters(job.project_id)  # what it waits for may be over already
     return bool(moved)
 
 

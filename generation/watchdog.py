@@ -73,8 +73,12 @@ def sweep() -> dict[str, int]:
         if not job.children.filter(status__in=Job.ACTIVE).exists():
             services.job_resume_children_done(job=job)
     waiters = waiting.filter(type__in=project_waiter_types())
-    for project_id in set(waiters.values_list("project_id", flat=True)):
-        # Waiting for a project that no longer moves (a wake lost with its worker).
+    paused = Job.objects.filter(status=Job.Status.PAUSED).values("project_id")
+    for project_id in set(
+        waiters.exclude(project_id__in=paused).values_list("project_id", flat=True)
+    ):
+        # Waiting for a project that no longer moves (a wake lost with its worker); one whose
+        # work is paused for the budget waits for the person (raising it moves the project).
         with transaction.atomic():
             lock_project(project_id)
             resumed["waiting"] += len(wake_project_waiters(project_id))

@@ -2,7 +2,10 @@
 
 from collections import Counter
 
+import django_rq
 import pytest
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
 
 from generation.providers.local import LocalImage, LocalSpeech, LocalText, LocalVideo
 from projects.models import Character
@@ -75,3 +78,10 @@ def drawn(counted: Counter, name: str) -> int:
 
 def portraits(project_id: int) -> dict[str, tuple[int, str]]:
     return {c.name: (c.take_id, c.image) for c in Character.objects.filter(project_id=project_id)}
+
+
+def work_one() -> None:
+    """Exactly one queued RQ job, in this process."""
+    queue = django_rq.get_queue("default")
+    worker = SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer)
+    worker.work(burst=True, max_jobs=1)

@@ -4,16 +4,13 @@ stream (auth, 404, Last-Event-ID replay), and a goal naming another project."""
 
 from decimal import Decimal
 
-import django_rq
 import pytest
 from django.conf import settings as django_settings
-from rq import SimpleWorker
-from rq.serializers import JSONSerializer
 
 from director.models import AgentRun
 from generation.models import GenerationJob
 from projects.models import Project
-from tests.director.agent_runs import calls, decide, new_project, offline, run_of, start
+from tests.director.agent_runs import calls, decide, new_project, offline, run_of, start, work_one
 from tests.director.helpers import aread_events, async_client_for
 from tests.factories import ProjectFactory
 from tests.pipeline import drain
@@ -21,13 +18,6 @@ from tests.pipeline import drain
 pytestmark = pytest.mark.django_db(transaction=True)
 Job = GenerationJob
 __all__ = ["calls", "offline"]  # fixtures
-
-
-def work_one() -> None:
-    """Exactly one queued RQ job, in this process."""
-    queue = django_rq.get_queue("default")
-    worker = SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer)
-    worker.work(burst=True, max_jobs=1)
 
 
 def post_run(api, project_id: int, body):

@@ -3,13 +3,14 @@ AGENT_CONFIRM_ABOVE_USD waits at a `spend` checkpoint, the run's budget is the p
 step past it is refused with the reason; a run without the storyboard checkpoint approves the
 storyboard itself."""
 
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 import pytest
 
+from generation import watchdog
 from generation.models import GenerationJob, SpendEntry
 from projects.models import Project
-from tests.director.agent_runs import decide, new_project, offline, run_of, start
+from tests.director.agent_runs import decide, new_project, offline, run_of, start, work_one
 from tests.generation.test_costs import priced
 from tests.pipeline import drain
 
@@ -89,3 +90,31 @@ def test_without_the_storyboard_checkpoint_the_run_approves_it_itself(api):
         if e["type"] == "action" and e["data"]["name"] == "approve_storyboard"
     ]
     assert len(approvals) == 1 and "job" in approvals[0]["result"]
+
+
+def test_work_paused_for_the_budget_parks_the_run_until_the_budget_is_raised(api, priced):
+    pid = new_project(api)
+    run = start(api, pid)
+    drain()
+    assert decide(api, run["id"], "approve").status_code == 200
+    work_one()  # the advance approves the cast: scene generation is queued
+    spent = Project.objects.get(pk=pid).spent_usd
+    below = spent.quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+    assert below < spent
+    body = {"budget_usd": float(below)}  # below what is spent: the queued work pauses
+    assert api.patch(f"/api/projects/{pid}", body, format="json").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "running"
+    said = [e["data"]["text"] for e in run["events"] if e["type"] == "log"]
+    assert said[-1].startswith("Waiting: job #") and "paused" in said[-1]
+    advances = run["advances"]
+    assert Job.objects.get(project_id=pid, type="agent-run", status="waiting")
+    assert watchdog.sweep()["waiting"] == 0  # it waits for the person, not for the watchdog
+    drain()
+    assert run_of(api, run["id"])["advances"] == advances  # parked: no advance in a loop
+
+    assert api.patch(f"/api/projects/{pid}", {"budget_usd": 50}, format="json").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "storyboard"
