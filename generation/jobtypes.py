@@ -163,6 +163,7 @@ JOB_TYPES: dict[str, JobType] = {
         JobType(
             name=Type.REFERENCE,
             step="generation.steps.objects.run",
+            retry_check=f"{_PIPELINE}.retry_reference",
             targets=(Target.OBJECT,),
             project_status="",
             mark_failed=f"{_PIPELINE}.nothing_to_mark",

@@ -642,6 +642,11 @@ def retry_image_edit(job: Job, project: Project) -> None:
     _edited_unit(project, job.target_type, job.target_id)
 
 
+def retry_reference(job: Job, project: Project) -> None:
+    obj = _unit(ProjectObject, job, "Object")
+    refuse_while_busy(project, f"the reference image of {obj.name}", object_id=obj.pk)
+
+
 def retry_refresh(job: Job, project: Project) -> None:
     _refuse_twin(job, "A refresh of this project")
     others = project.jobs.filter(status__in=Job.ACTIVE).exclude(pk=job.pk).exclude(parent=job)

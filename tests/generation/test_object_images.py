@@ -8,7 +8,7 @@ import pytest
 from generation.models import GenerationJob, SpendEntry
 from projects.models import Frame, Project, ProjectObject, Take
 from projects.takes import project_stale_units
-from tests.factories import ProjectFactory
+from tests.factories import JobFactory, ProjectFactory
 from tests.generation.test_consistency import inline_images
 from tests.generation.test_image_edit import pixels, read
 from tests.pipeline import drain
@@ -220,3 +220,22 @@ def test_through_the_fake_gemini_an_edit_sends_the_current_reference_image(api, 
     job = Job.objects.get(type="image-edit")
     (entry,) = SpendEntry.objects.filter(job=job)
     assert (entry.unit_type, entry.unit_id, entry.usd) == ("object", lamp.pk, lamp.take.cost_usd)
+
+
+def test_a_failed_drawing_is_retried_unless_a_job_works_on_the_object(api, user):
+    project = ProjectFactory(owner=user)
+    response = api.post(f"/api/projects/{project.pk}/objects", {"name": "Oar"}, format="json")
+    drain()
+    oar = ProjectObject.objects.get(pk=response.json()["id"])
+    failed = JobFactory(project=project, type="reference-generation", target_type="object",
+                        target_id=oar.pk, status="failed")  # fmt: skip
+    assert (
+        api.post(EDIT, {"object_id": oar.pk, "instruction": "x"}, format="json").status_code == 202
+    )
+    refused = api.post(f"/api/jobs/{failed.pk}/retry")
+    assert refused.status_code == 409 and "image-edit" in refused.json()["detail"]
+    drain()
+    assert api.post(f"/api/jobs/{failed.pk}/retry").status_code == 202
+    drain()
+    failed.refresh_from_db()
+    assert failed.status == Job.Status.SUCCEEDED, failed.error
