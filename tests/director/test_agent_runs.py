@@ -6,7 +6,7 @@ import pytest
 
 from director.models import AgentRun
 from generation.models import GenerationJob
-from projects.models import Character, Project, Take
+from projects.models import Character, Frame, Project, Take
 from tests.director.agent_runs import (
     calls,
     decide,
@@ -95,3 +95,29 @@ def test_a_run_makes_the_film_from_a_one_line_goal(api, calls):
     assert advances.count() >= 4
     assert set(advances.values_list("status", flat=True)) == {"succeeded"}
     assert AgentRun.objects.get(pk=run["id"]).advances == run["advances"]
+
+
+def keyframes(project_id: int) -> dict[tuple[int, int], int | None]:
+    frames = Frame.objects.filter(scene__project_id=project_id).select_related("scene")
+    return {(f.scene.order, f.order): f.keyframe_take_id for f in frames}
+
+
+def test_a_revise_at_the_storyboard_redraws_the_one_frame_it_names(api, calls):
+    pid, run, _ = to_the_cast(api, calls)
+    assert decide(api, run["id"], "approve").status_code == 200
+    run = awaiting(api, run["id"], "storyboard")
+    before, drawn_before = keyframes(pid), calls["image"]
+    notes = "make frame 2 of scene 1 darker"
+    assert decide(api, run["id"], "revise", notes).status_code == 200
+    run = awaiting(api, run["id"], "storyboard")
+    after = keyframes(pid)
+    changed = [unit for unit in before if after[unit] != before[unit]]
+    assert changed == [(1, 2)]
+    assert calls["image"] == drawn_before + 1 and calls["clip"] == 0
+    assert Take.objects.get(pk=after[(1, 2)]).instructions == "darker"
+    redo = [
+        a
+        for a in run["events"]
+        if a["type"] == "action" and a["data"]["name"] == "regenerate_keyframe"
+    ]
+    assert len(redo) == 1 and "job" in redo[0]["data"]["result"]
