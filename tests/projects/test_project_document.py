@@ -17,6 +17,7 @@ from projects.serializers import ProjectDetailSerializer
 from projects.takes import (
     clip_inputs,
     film_inputs,
+    hierarchy_frames,
     keyframe_inputs,
     line_inputs,
     portrait_inputs,
@@ -41,12 +42,10 @@ def serializer_json(user, project_id: int) -> bytes:
     return JSONRenderer().render(ProjectDetailSerializer(project, context=context).data)
 
 
-def hierarchy(project: Project) -> list[Frame]:
-    return list(
-        Frame.objects.filter(scene__project=project)
-        .select_related("scene__project", "video", "speaker")
-        .prefetch_related("scene__characters", "scene__project_objects", "characters")
-        .order_by("scene__order", "order")
+def take(project: Project, kind: str, name: str, inputs: dict, **unit) -> Take:
+    """A current take of `kind` for the unit given as `character=`, `frame=` or `obj=`."""
+    return take_record(
+        project_id=project.pk, kind=kind, file=f"{project.pk}/{name}", inputs=inputs, **unit
     )
 
 
@@ -79,21 +78,10 @@ def rich(user) -> Project:
     )
     for character in cast:
         for n in range(2 if character == cast[0] else 1):  # an older take, then the current
-            take_record(
-                project_id=project.pk,
-                kind=Take.Kind.PORTRAIT,
-                character=character,
-                file=f"{project.pk}/characters/p{character.pk}-{n}.png",
-                inputs=portrait_inputs(character),
-            )
+            name, inputs = f"characters/p{character.pk}-{n}.png", portrait_inputs(character)
+            take(project, Take.Kind.PORTRAIT, name, inputs, character=character)
     lamp = ProjectObject.objects.create(project=project, name="Brass lamp", description="old")
-    take_record(
-        project_id=project.pk,
-        kind=Take.Kind.REFERENCE,
-        obj=lamp,
-        file=f"{project.pk}/objects/lamp.png",
-        inputs=reference_inputs(lamp),
-    )
+    take(project, Take.Kind.REFERENCE, "objects/lamp.png", reference_inputs(lamp), obj=lamp)
     ProjectObject.objects.create(project=project, name="The pier")  # no image yet
     for s in range(1, 4):
         scene = SceneFactory(project=project, order=s, cast_fallback=s == 3)
@@ -110,61 +98,36 @@ def rich(user) -> Project:
             )
             if f == 3:
                 frame.characters.set([cast[2], cast[0]])
-    frames = hierarchy(project)
+    frames = hierarchy_frames(project)
     for i, frame in enumerate(frames):
         if i == 8:
             continue  # one frame never drawn
-        take_record(
-            project_id=project.pk,
-            kind=Take.Kind.KEYFRAME,
+        score = {"score": 0.5 + i / 20, "flagged": i == 3, "per_character": []}
+        name, inputs = f"frames/k{frame.pk}.png", keyframe_inputs(frame)
+        take(
+            project,
+            Take.Kind.KEYFRAME,
+            name,
+            inputs,
             frame=frame,
-            file=f"{project.pk}/frames/k{frame.pk}.png",
-            inputs=keyframe_inputs(frame),
-            consistency={"score": 0.5 + i / 20, "flagged": i == 3, "per_character": []}
-            if i % 2
-            else None,
+            consistency=score if i % 2 else None,
         )
-    frames = hierarchy(project)
+    frames = hierarchy_frames(project)
     for i, frame in enumerate(frames[:6]):
-        take = take_record(
-            project_id=project.pk,
-            kind=Take.Kind.CLIP,
-            frame=frame,
-            file=f"{project.pk}/videos/c{frame.pk}.mp4",
-            duration=2.0 + i / 10,
-            inputs=clip_inputs(frame),
-        )
-        assert take.frame_id == frame.pk
+        name, inputs = f"videos/c{frame.pk}.mp4", clip_inputs(frame)
+        take(project, Take.Kind.CLIP, name, inputs, frame=frame, duration=2.0 + i / 10)
     Video.objects.create(frame=frames[6], status=Video.Status.FAILED)  # a clip that failed
     for frame in frames:
         if frame.dialogue and frame.pk != frames[3].pk:  # one line not spoken yet
-            take_record(
-                project_id=project.pk,
-                kind=Take.Kind.LINE,
-                frame=frame,
-                file=f"{project.pk}/lines/l{frame.pk}.wav",
-                duration=1.25,
-                inputs=line_inputs(frame),
-            )
-    frames = hierarchy(project)
+            name, inputs = f"lines/l{frame.pk}.wav", line_inputs(frame)
+            take(project, Take.Kind.LINE, name, inputs, frame=frame, duration=1.25)
+    frames = hierarchy_frames(project)
     project.refresh_from_db()
-    take_record(
-        project_id=project.pk,
-        kind=Take.Kind.FILM,
-        file=f"{project.pk}/final/film.mp4",
-        duration=12.0,
-        inputs=film_inputs(project, frames),
-    )
+    take(project, Take.Kind.FILM, "final/film.mp4", film_inputs(project, frames), duration=12.0)
     # Since: a new clip (its unit has two takes; the film is stale), edits that make portraits,
     # keyframes, clips and a line stale, with their reasons.
-    take_record(
-        project_id=project.pk,
-        kind=Take.Kind.CLIP,
-        frame=frames[1],
-        file=f"{project.pk}/videos/c{frames[1].pk}-again.mp4",
-        duration=2.0,
-        inputs=clip_inputs(frames[1]),
-    )
+    again = f"videos/c{frames[1].pk}-again.mp4"
+    take(project, Take.Kind.CLIP, again, clip_inputs(frames[1]), frame=frames[1], duration=2.0)
     Character.objects.filter(pk=cast[1].pk).update(appearance="A red coat now.")
     Frame.objects.filter(pk=frames[0].pk).update(camera="Low angle", dialogue="Person 0: new")
     Frame.objects.filter(pk=frames[4].pk).update(prompt="Another prompt")
@@ -204,14 +167,8 @@ def test_the_api_answers_the_serializers_json_and_its_queries_do_not_grow(api, u
     assert response.content == serializer_json(user, rich.pk)
     small = ProjectFactory(owner=user, num_scenes=1, frames_per_scene=1)
     FrameFactory(scene=SceneFactory(project=small, order=1), order=1)
-    frame = hierarchy(small)[0]
-    take_record(
-        project_id=small.pk,
-        kind=Take.Kind.KEYFRAME,
-        frame=frame,
-        file=f"{small.pk}/frames/k.png",
-        inputs=keyframe_inputs(frame),
-    )
+    frame = hierarchy_frames(small)[0]
+    take(small, Take.Kind.KEYFRAME, "frames/k.png", keyframe_inputs(frame), frame=frame)
     with CaptureQueriesContext(connection) as small_queries:
         response = api.get(f"/api/projects/{small.pk}")
     assert response.content == serializer_json(user, small.pk)
