@@ -489,6 +489,11 @@ def start_audio_generation(*, project: Project, frame: Frame | None = None) -> J
             frame = Frame.objects.select_related("scene").get(pk=frame.pk)  # as it is now
             if not frame.dialogue.strip():
                 raise ConflictError(f"Frame {frame.pk} has no dialogue to speak.")
+            if running:  # the project's job speaks this line too: it would be spoken twice
+                raise ConflictError(
+                    f"Cannot speak frame {frame.pk}'s line while the lines of this project are "
+                    "being spoken; cancel that job or wait for it to finish."
+                )
             refuse_while_busy(
                 project, f"frame {frame.pk}'s line", scene_id=frame.scene_id, frame_id=frame.pk
             )

@@ -251,6 +251,22 @@ def test_audio_requests_that_make_no_sense_are_refused(api, user, other_api):
     assert not Job.objects.filter(project=project).exists()
 
 
+def test_one_line_is_not_spoken_while_the_projects_lines_are(api, user):
+    """The project's audio job speaks every line: a job for one of them beside it would speak
+    (and pay for) that line twice."""
+    project = ProjectFactory(owner=user)
+    frame = FrameFactory(scene=SceneFactory(project=project), dialogue="Hold on.")
+    whole = api.post("/api/jobs/audio-generation", {"project_id": project.pk}, format="json")
+    assert whole.status_code == 202, whole.json()
+    one = api.post("/api/jobs/audio-generation", {"frame_id": frame.pk}, format="json")
+    assert one.status_code == 409, one.json()
+    assert "being spoken" in one.json()["detail"]
+    assert Job.objects.filter(project=project).count() == 1
+    drain()
+    again = api.post("/api/jobs/audio-generation", {"frame_id": frame.pk}, format="json")
+    assert again.status_code == 202, again.json()  # once it is done, the line is spoken again
+
+
 # --- Gemini speech, through the real SDK against the fake --------------------------------
 
 
