@@ -20,7 +20,7 @@ from projects.models import Character
 # Who speaks a line without a speaker: the first of these that the provider offers.
 NARRATORS = ("Charon", "espeak-ivo")
 
-_CUES = {
+_CUE_WORDS = {
     "feminine": r"\b(she|her|hers|woman|women|girl|mother|daughter|sister|wife|queen|lady|"
     r"female|grandmother|aunt|widow|actress|mrs|ms|niece)\b",
     "masculine": r"\b(he|him|his|man|men|boy|father|son|brother|husband|king|lord|male|"
@@ -32,6 +32,8 @@ _CUES = {
     "bright": r"\b(bright|sharp|quick|restless|curious|lively|cheerful|excitable)\b",
     "low": r"\b(deep|gravelly|gruff|booming|rough)\b",
 }
+# Compiled at import, which the worker does before it forks: not again in every job process.
+_CUES = {trait: re.compile(pattern) for trait, pattern in _CUE_WORDS.items()}
 _AGE = re.compile(r"\b(?:around|aged?|about)\s+(\d{1,2})\b|\b(\d{1,2})[- ]year[- ]old\b", re.I)
 
 
@@ -66,7 +68,7 @@ def traits_of(character: Character) -> Counter[str]:
     ).lower()
     found: Counter[str] = Counter()
     for trait, pattern in _CUES.items():
-        found[trait] = len(re.findall(pattern, text))
+        found[trait] = len(pattern.findall(text))
     for match in _AGE.finditer(text):
         age = int(match.group(1) or match.group(2))
         found["mature" if age >= 50 else "young" if age <= 30 else "neutral"] += 2
