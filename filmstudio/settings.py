@@ -133,7 +133,8 @@ else:
 # request runs in a thread of its own, so CONN_MAX_AGE keeps nothing between requests). A
 # borrowed connection is checked first (CONN_HEALTH_CHECKS), so one the server dropped is
 # replaced. Off by default behind a transaction pooler (it pools already) and with
-# DB_CONN_MAX_AGE, which it replaces; a forked child never uses its parent's (filmstudio.db).
+# DB_CONN_MAX_AGE, which it replaces; a forked child (a work horse) forgets its parent's and
+# connects directly (filmstudio.db).
 DB_POOL = env_bool("DB_POOL", not DB_POOLER and _db["CONN_MAX_AGE"] == 0)
 if DB_POOL:
     if _db["CONN_MAX_AGE"]:
