@@ -58,6 +58,23 @@ def test_objects_are_matched_by_the_names_a_model_uses_and_unknown_ones_dropped(
     assert match_names(["a wooden crate", "", "the"], objects) == []
 
 
+def test_names_are_matched_by_whole_words_and_the_longest_name_wins(user):
+    project = ProjectFactory(owner=user)
+    key = ProjectObject.objects.create(project=project, name="Key")
+    chart = ProjectObject.objects.create(project=project, name="Map")
+    # a name inside another word is not that name
+    assert match_names(["the monkey cage", "a mapmaker's desk"], [key, chart]) == []
+    assert match_names(["the rusty key", "MAP."], [key, chart]) == [key, chart]
+    lamp = ProjectObject.objects.create(project=project, name="Lamp")
+    brass = ProjectObject.objects.create(project=project, name="Brass lamp")
+    oil = ProjectObject.objects.create(project=project, name="Oil lamp")
+    # both "Lamp" and "Brass lamp" are in "the brass lamp": the one that says more is meant
+    assert match_names(["the brass lamp"], [lamp, brass]) == [brass]
+    assert match_names(["lamp"], [lamp, brass]) == [lamp]  # exact
+    assert match_names(["the lamp"], [brass, oil]) == []  # which one? nobody
+    assert match_names(["the old lamp"], [lamp, brass, oil]) == [lamp]
+
+
 def test_the_scene_plan_lists_the_objects_and_names_them_from_an_enum(user):
     project = ProjectFactory(owner=user, synopsis="Line one.\nLine two.")
     ProjectObject.objects.create(project=project, name="Brass lamp", description="dented\n- x (y)")
