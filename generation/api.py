@@ -426,7 +426,8 @@ class ReferenceGenerationApi(JobStartApi):
         data = _validated(ReferenceJobRequest, request)
         obj = project_selectors.object_for_user(request.user, data["object_id"])
         if data["dry_run"]:
-            return quoted(obj.project, Type.REFERENCE, Target.OBJECT, obj.pk)
+            params = {"instructions": data["instructions"]}
+            return quoted(obj.project, Type.REFERENCE, Target.OBJECT, obj.pk, params)
         job = services.start_reference_generation(
             obj=obj, instructions=data["instructions"], redraw=True
         )

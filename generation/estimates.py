@@ -28,6 +28,7 @@ from generation.prompts import (
     project_objects,
     reference_prompt,
     scenes_prompt,
+    with_instructions,
 )
 from generation.providers import billed_seconds, image_choice, text_choice, video_choice
 from generation.rates import cost
@@ -224,7 +225,8 @@ def reference(project: Project, target_type: str, target_id: int, params: dict) 
     obj = ProjectObject.objects.filter(pk=target_id).first()
     if obj is None:
         return []
-    return images("references", [reference_prompt(obj, project)])
+    instructions = params.get("instructions", "")  # a redraw's, after the prompt
+    return images("references", [with_instructions(reference_prompt(obj, project), instructions)])
 
 
 def image_edit(project: Project, target_type: str, target_id: int, params: dict) -> list[Item]:

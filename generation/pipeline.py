@@ -293,8 +293,8 @@ def start_reference_generation(
         obj = ProjectObject.objects.get(pk=obj.pk)
         what = f"the reference image of {obj.name}"
         refuse_while_busy(project, what, object_id=obj.pk)
-        admit_start(project, Job.Type.REFERENCE, Job.TargetType.OBJECT, obj.pk, what=what)
         params = {"redraw": True, **({"instructions": instructions} if instructions else {})}
+        admit_start(project, Job.Type.REFERENCE, Job.TargetType.OBJECT, obj.pk, params, what=what)
         return job_create(
             project=project,
             type=Job.Type.REFERENCE,

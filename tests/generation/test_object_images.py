@@ -3,8 +3,11 @@ instruction (`POST /api/jobs/image-edit` with `object_id`, beyond the v2 contrac
 new current `reference` take, and the keyframes of the scenes that list the object go stale
 through their inputs (issue 15). Offline, an edit is visibly the old image recoloured."""
 
+from decimal import Decimal
+
 import pytest
 
+from generation.estimates import job_items
 from generation.models import GenerationJob, SpendEntry
 from projects.models import Frame, Project, ProjectObject, Take
 from projects.takes import project_stale_units
@@ -239,3 +242,30 @@ def test_a_failed_drawing_is_retried_unless_a_job_works_on_the_object(api, user)
     drain()
     failed.refresh_from_db()
     assert failed.status == Job.Status.SUCCEEDED, failed.error
+
+
+def test_a_redraws_quote_admission_and_reservation_count_its_instructions(api, user, gemini):
+    """The instructions go into the redraw's prompt (up to 2000 characters): its quote, the
+    budget's admission and the job's reservation price them too."""
+    project = ProjectFactory(owner=user)
+    lamp = ProjectObject.objects.create(project=project, name="Lamp", image="objects/x.png")
+    plain, told = {"object_id": lamp.pk}, {"object_id": lamp.pk, "instructions": "x" * 2000}
+
+    def quote(body: dict) -> dict:
+        response = api.post(REDRAW, {**body, "dry_run": True}, format="json")
+        assert response.status_code == 200, response.content
+        return response.json()["estimate"]
+
+    cheap, dear = quote(plain)["total_usd"], quote(told)["total_usd"]
+    assert dear > cheap > 0
+    # what is left of the budget is between the two: the plain redraw fits, the told one not
+    left = Decimal(str((cheap + dear) / 2)).quantize(Decimal("0.000001"))
+    Project.objects.filter(pk=project.pk).update(budget_usd=1, spent_usd=1 - left)
+    refused = api.post(REDRAW, told, format="json")
+    assert refused.status_code == 409 and "budget" in refused.json()["detail"], refused.content
+    assert not Job.objects.exists()
+    Project.objects.filter(pk=project.pk).update(budget_usd=None)
+    response = api.post(REDRAW, told, format="json")
+    assert response.status_code == 202, response.content
+    job = Job.objects.get(pk=response.json()["id"])
+    assert float(sum(i.usd for i in job_items(job))) == pytest.approx(dear)  # what it reserves
