@@ -23,6 +23,7 @@ the first; replay may then skip one).
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import json
@@ -229,6 +230,10 @@ def _trim() -> None:
 
 
 def _flush_quietly(**_: object) -> None:
+    if _in_event_loop():
+        # An async response closed in the event loop's own thread (Django's test client does
+        # this): no database work here; the timer thread stores the events within FLUSH_INTERVAL.
+        return
     try:
         flush()
     except Exception:  # a request's end is no place to fail
@@ -239,6 +244,14 @@ def _flush_quietly(**_: object) -> None:
         # to the pool, and a few streamed director turns used the pool up).
         if not connection.in_atomic_block:
             connection.close()
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 request_finished.connect(_flush_quietly, dispatch_uid="filmstudio.eventstore.flush")
