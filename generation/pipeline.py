@@ -290,17 +290,23 @@ def start_reference_generation(
     Refused while a job draws or edits it, or past the budget."""
     with transaction.atomic():
         project = lock_project(obj.project_id)
-        obj = ProjectObject.objects.get(pk=obj.pk)
+        current = ProjectObject.objects.filter(pk=obj.pk).first()  # as it is now
+        if current is None:  # deleted since the request found it
+            raise ConflictError(f"Object {obj.pk} no longer exists.")
+        obj = current
         what = f"the reference image of {obj.name}"
         refuse_while_busy(project, what, object_id=obj.pk)
-        params = {"redraw": True, **({"instructions": instructions} if instructions else {})}
+        params = {
+            **({"redraw": True} if redraw else {}),
+            **({"instructions": instructions} if instructions else {}),
+        }
         admit_start(project, Job.Type.REFERENCE, Job.TargetType.OBJECT, obj.pk, params, what=what)
         return job_create(
             project=project,
             type=Job.Type.REFERENCE,
             target_type=Job.TargetType.OBJECT,
             target_id=obj.pk,
-            params=params if redraw else None,
+            params=params or None,
         )
 
 

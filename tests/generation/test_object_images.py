@@ -7,8 +7,10 @@ from decimal import Decimal
 
 import pytest
 
+from filmstudio.exceptions import ConflictError
 from generation.estimates import job_items
 from generation.models import GenerationJob, SpendEntry
+from generation.services import start_reference_generation
 from projects.models import Frame, Project, ProjectObject, Take
 from projects.takes import project_stale_units
 from tests.factories import JobFactory, ProjectFactory
@@ -269,3 +271,17 @@ def test_a_redraws_quote_admission_and_reservation_count_its_instructions(api, u
     assert response.status_code == 202, response.content
     job = Job.objects.get(pk=response.json()["id"])
     assert float(sum(i.usd for i in job_items(job))) == pytest.approx(dear)  # what it reserves
+
+
+def test_a_redraw_of_an_object_deleted_meanwhile_is_409_and_instructions_always_go_along(user):
+    project = ProjectFactory(owner=user)
+    lamp = ProjectObject.objects.create(project=project, name="Lamp", image="objects/x.png")
+    job = start_reference_generation(obj=lamp, instructions="greener")  # not a redraw
+    assert job.params == {"instructions": "greener"}  # (they were dropped: the job drew without)
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.SUCCEEDED)
+    assert start_reference_generation(obj=lamp, redraw=True).params == {"redraw": True}
+    Job.objects.update(status=Job.Status.SUCCEEDED)
+    ProjectObject.objects.filter(pk=lamp.pk).delete()  # after the request found it
+    with pytest.raises(ConflictError, match=f"Object {lamp.pk} no longer exists"):
+        start_reference_generation(obj=lamp, redraw=True)
+    assert Job.objects.count() == 2
