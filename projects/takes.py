@@ -19,6 +19,7 @@ from django.db import models
 from projects.cast import shot_cast
 from projects.events import publish_entity
 from projects.models import Character, Frame, Project, ProjectObject, Take, Video
+from projects.sound import spoken_text
 
 Kind = Take.Kind
 
@@ -114,6 +115,16 @@ def line_inputs(frame: Frame, speech: dict[str, str] | None = None) -> dict[str,
         "voice": speaker.voice if speaker is not None else "",
         "speech": speech if speech is not None else speech_now(),
     }
+
+
+def line_wanted(frame: Frame, speech: dict[str, str]) -> bool:
+    """A frame with words to say whose line is missing or made from other inputs (its text,
+    speaker, voice, or the speech provider and model: `speech`). `frame` with its speaker,
+    line take and scene's characters."""
+    if not spoken_text(frame):
+        return False
+    take = frame.line_take
+    return take is None or staleness(take, line_inputs(frame, speech)).stale
 
 
 def film_inputs(project: Project, frames: list[Frame]) -> dict[str, Any]:

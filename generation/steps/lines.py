@@ -23,7 +23,7 @@ from generation.steps.common import (
 from generation.voices import voice_for
 from projects.models import Frame, Take
 from projects.sound import spoken_text
-from projects.takes import line_inputs, speech_now, staleness
+from projects.takes import line_inputs, line_wanted, speech_now
 
 Job = GenerationJob
 UNIT = Job.TargetType.FRAME
@@ -42,15 +42,6 @@ def _frames(job: Job) -> list[Frame]:
     else:
         frames = frames.filter(scene__project_id=job.project_id)
     return list(frames.order_by("scene__order", "order"))
-
-
-def line_wanted(frame: Frame, speech: dict[str, str]) -> bool:
-    """A frame with words to say whose line is missing or made from other inputs (its text,
-    speaker, voice, or the speech provider and model: `speech`)."""
-    if not spoken_text(frame):
-        return False
-    take = frame.line_take
-    return take is None or staleness(take, line_inputs(frame, speech)).stale
 
 
 def run(job: Job) -> None:

@@ -110,10 +110,12 @@ def test_a_project_audio_job_speaks_again_only_the_lines_another_provider_made(
         )
     assert stale_lines(api, project) == {}
     assert len([r for r in gemini.requests if r.kind == "audio"]) == 2
+    jobs = Job.objects.filter(project=project).count()
     again = api.post("/api/jobs/audio-generation", {"project_id": project.pk}, format="json")
-    assert again.status_code == 202
-    drain()
-    assert len([r for r in gemini.requests if r.kind == "audio"]) == 2  # nothing left to say
+    assert again.status_code == 409, again.json()  # nothing left to say: no empty job
+    assert again.json()["detail"] == "Nothing to speak: every line is spoken and up to date."
+    assert Job.objects.filter(project=project).count() == jobs
+    assert len([r for r in gemini.requests if r.kind == "audio"]) == 2
 
 
 def test_a_new_voice_makes_that_speakers_lines_stale_and_names_both_voices(api, spoken):
