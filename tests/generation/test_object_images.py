@@ -143,12 +143,18 @@ def test_an_object_without_an_image_or_with_a_job_on_it_is_409(api, user):
     assert busy.status_code == 409 and "reference-generation" in busy.json()["detail"]
     assert Job.objects.filter(project=project).count() == 1
     drain()
+    first = ProjectObject.objects.get(pk=oar).take_id
+    assert api.post(REDRAW, {"object_id": oar}, format="json").status_code == 202
+    drain()
+    second = ProjectObject.objects.get(pk=oar).take_id
+    assert second != first
     assert api.post(EDIT, {"object_id": oar, "instruction": "x"}, format="json").status_code == 202
     # an edit queued: neither a redraw, another edit nor going back to a take while it runs
     assert api.post(REDRAW, {"object_id": oar}, format="json").status_code == 409
     assert api.post(EDIT, {"object_id": oar, "instruction": "y"}, format="json").status_code == 409
-    first = ProjectObject.objects.get(pk=oar).take_id
-    assert api.post(f"/api/takes/{first}/select").status_code == 200  # current already: no-op
+    refused = api.post(f"/api/takes/{first}/select")
+    assert refused.status_code == 409 and "image-edit" in refused.json()["detail"], refused.content
+    assert ProjectObject.objects.get(pk=oar).take_id == second
     drain()
     assert api.post(f"/api/takes/{first}/select").status_code == 200
     assert ProjectObject.objects.get(pk=oar).take_id == first
