@@ -117,6 +117,11 @@ def test_a_project_audio_job_speaks_again_only_the_lines_another_provider_made(
     assert Job.objects.filter(project=project).count() == jobs
     assert len([r for r in gemini.requests if r.kind == "audio"]) == 2
 
+    # the same provider, another model: stale, and the reason names both models
+    settings.GEMINI_SPEECH_MODEL = "gemini-3.8-flash-lite-tts"
+    moved = "speech model changed from gemini-3.8-flash-tts to gemini-3.8-flash-lite-tts"
+    assert stale_lines(api, project) == {hers.pk: [moved], narrated.pk: [moved]}
+
 
 def test_a_new_voice_makes_that_speakers_lines_stale_and_names_both_voices(api, spoken):
     project, mira, hers, _ = spoken
