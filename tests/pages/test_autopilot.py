@@ -2,15 +2,18 @@
 the offline planner: a run started with a goal logs live from its event stream, stops at the
 cast checkpoint with its summary and estimate, a Revise with notes redraws the named portrait
 and asks again, the log is read back whole after a reload (each event once), Approve goes on to
-the storyboard checkpoint, and Cancel stops the run."""
+the storyboard checkpoint, and Cancel stops the run. And the log misses nothing across a restart
+of the web server: the page reconnects and shows what happened meanwhile, each event once."""
 
 import pytest
 from django.contrib.auth import get_user_model
 
 from director.models import AgentRun
+from director.services import run_decide
+from filmstudio.support import free_port, start_process, stop_process, web_command, web_up
 from projects.models import Character, Project
 from projects.services import project_create
-from tests.pages.conftest import PASSWORD, login, screenshot, wait_until
+from tests.pages.conftest import PASSWORD, _subprocess_env, login, screenshot, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -122,3 +125,65 @@ def test_an_autopilot_run_is_started_revised_approved_and_cancelled_from_the_stu
     seqs = log_seqs(page)
     assert seqs == sorted(set(seqs))
     assert page.console_errors == []
+
+
+class RestartableWeb:
+    """A web process of this test's own, on a port that stays the same across restarts (the
+    page's EventSource reconnects to it)."""
+
+    def __init__(self, stack):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = _subprocess_env(stack.folder)
+        self.log = stack.folder / f"uvicorn-{self.port}.log"
+        self.process = None
+        self.start()
+
+    def start(self) -> None:
+        self.process = start_process(web_command(self.port), self.env, log=self.log)
+        wait_until(lambda: web_up(self.url), message="uvicorn did not start")
+
+    def stop(self) -> None:
+        stop_process(self.process)
+        wait_until(lambda: not web_up(self.url), message="uvicorn did not stop")
+
+
+@pytest.fixture
+def web(stack, request) -> RestartableWeb:
+    web = RestartableWeb(stack)
+    request.addfinalizer(web.stop)
+    return web
+
+
+def test_the_log_misses_nothing_across_a_web_server_restart(page, stack, project, web):
+    print("web log:", web.log)
+    page.goto(f"{web.url}/accounts/login/?next=/studio/?project={project.pk}")
+    page.fill("#id_username", "aurore")
+    page.fill("#id_password", PASSWORD)
+    page.click("#login-button")
+    page.wait_for_selector("#project-view:not([hidden])")
+    start_run(page, project)
+    at_checkpoint(page, "cast")
+    before = log_seqs(page)
+
+    web.stop()
+    page.wait_for_selector("#autopilot[data-live='reconnecting…'], #autopilot[data-live='offline']")
+    # approved meanwhile (as from another client): the run goes on to the storyboard
+    run = AgentRun.objects.get(project=project)
+    run_decide(run=run, decision="approve")
+    wait_until(
+        lambda: AgentRun.objects.get(pk=run.pk).status == AgentRun.Status.AWAITING_DECISION,
+        timeout=60,
+        message="the run did not reach the storyboard",
+        stack=stack,
+    )
+    web.start()
+    page.wait_for_selector("#autopilot[data-live='live']", timeout=30_000)
+    at_checkpoint(page, "storyboard", nth=1)
+    after = log_seqs(page)
+    assert after[: len(before)] == before and after == sorted(set(after))
+    missed = AgentRun.objects.get(pk=run.pk).events.filter(pk__gt=before[-1]).count()
+    assert len(after) - len(before) == missed > 0
+    page.click("#autopilot-cancel")
+    page.click("#confirm-go")
+    page.wait_for_selector("#autopilot[data-status='cancelled']")
