@@ -156,7 +156,6 @@ def web(stack, request) -> RestartableWeb:
 
 
 def test_the_log_misses_nothing_across_a_web_server_restart(page, stack, project, web):
-    print("web log:", web.log)
     page.goto(f"{web.url}/accounts/login/?next=/studio/?project={project.pk}")
     page.fill("#id_username", "aurore")
     page.fill("#id_password", PASSWORD)
