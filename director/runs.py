@@ -50,7 +50,7 @@ from director.pages import BASE_PROMPT, UNIT_TOOLS, Page
 from director.tools import Proposal, ToolContext, ToolOutcome, execute, page_tools
 from generation import costs
 from generation import services as generation
-from generation.jobs import lock_project, project_busy
+from generation.jobs import lock_project, project_busy, started_by
 from generation.models import GenerationJob
 from generation.selectors import job_quote
 from media.signing import blob_url
@@ -373,7 +373,8 @@ def advance_job(job: Job) -> None:
     """The `agent-run` job's step: one advance, then wait for the project or end."""
     run = _run_of(job)
     try:
-        outcome = STOP if run is None else advance(run)
+        with started_by(job.pk):  # what its tool calls start is the run's (run_cancel)
+            outcome = STOP if run is None else advance(run)
     except RunStopped:
         outcome = STOP
     if outcome in (WAIT, PARK) and generation.job_wait_for_project(job, recheck=outcome == WAIT):

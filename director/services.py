@@ -28,8 +28,9 @@ from director.models import (
 from director.tools import Proposal, ToolOutcome
 from filmstudio.exceptions import ConflictError, RateLimited
 from generation import services as generation
-from generation.jobs import jobs_cancel, lock_project
+from generation.jobs import jobs_cancel, lineage, lock_project
 from generation.jobtypes import generating_statuses
+from generation.models import GenerationJob
 from generation.pipeline import set_status
 from generation.providers.keypool import RateLimiter
 from projects.models import Project
@@ -327,8 +328,10 @@ def run_decide(*, run: AgentRun, decision: str, notes: str = "") -> AgentRun:
 
 
 def run_cancel(*, run: AgentRun) -> AgentRun:
-    """Stop the run and cancel the project's jobs started since it began (at the provider too:
-    `generation.jobs.jobs_cancel`), so nothing further is asked of the providers."""
+    """Stop the run and cancel the jobs it set going (at the provider too: `generation.jobs.
+    jobs_cancel`), so nothing further is asked of the providers for it: its advances, the jobs
+    their tool calls started and what those started in turn (`generation.jobs.lineage`). Jobs
+    the person started meanwhile are theirs and go on."""
     with transaction.atomic():
         project = lock_project(run.project_id)
         run = AgentRun.objects.select_for_update().select_related("project").get(pk=run.pk)
@@ -337,8 +340,11 @@ def run_cancel(*, run: AgentRun) -> AgentRun:
                 f"Only a running or waiting run can be cancelled; it is {run.status}."
             )
         runs.set_run_status(run, AgentRun.Status.CANCELLED, held_call=None, decision=None)
-        jobs = project.jobs.filter(created_at__gte=run.created_at)
-        cancelled = jobs_cancel(jobs, "The agent run was cancelled.")
+        advances = project.jobs.filter(type=GenerationJob.Type.AGENT_RUN, params__run_id=run.pk)
+        ours = lineage(project.pk, advances.values_list("pk", flat=True))
+        cancelled = jobs_cancel(
+            GenerationJob.objects.filter(pk__in=ours), "The agent run was cancelled."
+        )
         if project.status in generating_statuses():
             set_status(project, Project.Status.CANCELLED)
         runs.emit(run, "log", {"text": f"Cancelled; jobs {cancelled} cancelled.", "planner": "run"})

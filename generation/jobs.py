@@ -2,7 +2,9 @@
 finished, requeued, cancelled. What differs by type comes from the table in `jobtypes`."""
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from decimal import Decimal
 
 from django.conf import settings
@@ -21,6 +23,33 @@ logger = logging.getLogger(__name__)
 
 Job = GenerationJob
 ACTIVE = GenerationJob.ACTIVE
+# The job whose work creates jobs now (its successors as it succeeds, an agent run's tool
+# calls): noted as `params["started_by"]`, so what a job set going can be found (`lineage`).
+_starter: ContextVar[int | None] = ContextVar("job_starter", default=None)
+
+
+@contextmanager
+def started_by(job_id: int | None) -> Iterator[None]:
+    """Jobs created inside are noted as started by the job `job_id`."""
+    token = _starter.set(job_id)
+    try:
+        yield
+    finally:
+        _starter.reset(token)
+
+
+def lineage(project_id: int, roots: Iterable[int]) -> set[int]:
+    """`roots` and every job they set going: their children and the jobs they started
+    (`started_by`), and theirs in turn."""
+    found = set(roots)
+    frontier = set(found)
+    jobs = Job.objects.filter(project_id=project_id)
+    while frontier:
+        ids = list(frontier)
+        started = jobs.filter(Q(parent_id__in=ids) | Q(params__started_by__in=ids))
+        frontier = set(started.values_list("pk", flat=True)) - found
+        found |= frontier
+    return found
 
 
 def job_create(
@@ -34,6 +63,9 @@ def job_create(
     container: bool = False,
 ) -> Job:
     """A job row, handed to RQ when the transaction commits; or a running container of children."""
+    starter = _starter.get()
+    if starter is not None:
+        params = {**(params or {}), "started_by": starter}
     job = Job.objects.create(
         project=project,
         type=type,

@@ -34,6 +34,7 @@ from generation.jobs import (
     lock_project,
     refuse_while_busy,
     settle_container,
+    started_by,
 )
 from generation.jobtypes import generating_statuses, job_type
 from generation.models import GenerationJob
@@ -139,7 +140,8 @@ def job_succeed(job: Job, result: dict | None = None) -> bool:
             logger.info("job %s finished but was no longer active: no successors", job.pk)
             return False
         project.refresh_from_db()
-        job_type(job.type).fire_successors(job, project)
+        with started_by(job.pk):
+            job_type(job.type).fire_successors(job, project)
         project_refresh(job.project_id)
     return True
 

@@ -143,6 +143,51 @@ def test_delete_while_the_pipeline_runs_cancels_its_jobs(api, calls):
     assert not Project.objects.get(pk=pid).scenes.exists()
 
 
+def test_delete_leaves_the_jobs_the_person_started_meanwhile(api, calls):
+    """Only what the run set going is cancelled: a portrait redrawn by hand during the run is
+    paid work of the person's and is kept."""
+    pid = new_project(api)
+    run = start(api, pid)
+    drain()
+    decide(api, run["id"], "approve")
+    work_one()  # the advance: the cast approved, scene generation queued (the run's)
+    character = Project.objects.get(pk=pid).characters.order_by("pk").first()
+    response = api.post(
+        "/api/jobs/portrait-generation", {"character_id": character.pk}, format="json"
+    )
+    assert response.status_code == 202, response.content
+    by_hand = Job.objects.get(pk=response.json()["id"])
+    scenes = Job.objects.get(project_id=pid, type=Job.Type.SCENES)
+    assert api.delete(f"/api/agent-runs/{run['id']}").status_code == 200
+    scenes.refresh_from_db()
+    by_hand.refresh_from_db()
+    assert scenes.status == "cancelled" and by_hand.status == "queued"
+    asked = dict(calls)
+    drain()
+    by_hand.refresh_from_db()
+    assert by_hand.status == "succeeded"
+    assert dict(calls) == {**asked, "image": asked["image"] + 1}  # the portrait, no scenes
+
+
+def test_delete_cancels_what_the_runs_jobs_started_in_turn(api, calls):
+    """The keyframe jobs that the run's scene generation started when it succeeded are the
+    run's too (and nothing of the run is left to ask the providers for)."""
+    pid = new_project(api)
+    run = start(api, pid)
+    drain()
+    decide(api, run["id"], "approve")
+    work_one()  # the advance: scene generation queued
+    work_one()  # the scenes: written, the keyframes of each scene queued
+    frames = Job.objects.filter(project_id=pid, type=Job.Type.FRAMES)
+    assert frames.count() == 2 and all(j.status == "queued" for j in frames)
+    assert api.delete(f"/api/agent-runs/{run['id']}").status_code == 200
+    assert {j.status for j in frames.all()} == {"cancelled"}
+    asked = dict(calls)
+    drain()
+    assert dict(calls) == asked
+    assert not Job.objects.filter(project_id=pid, status__in=Job.ACTIVE).exists()
+
+
 def test_a_goal_naming_another_users_project_is_refused_by_the_selectors(api, other_user):
     theirs = ProjectFactory(owner=other_user, title="Theirs", logline="Keep out")
     before = Project.objects.values().get(pk=theirs.pk)
