@@ -42,10 +42,11 @@ def run(job: GenerationJob) -> None:
         with transaction.atomic():
             lock_if_still_wanted(job)
             costs.record_unit(job.target_type, job.target_id)
+            # Slots an earlier attempt wrote, read under the lock: `rows` is from before the
+            # text call, and another attempt (a watchdog requeue) may have stored its cast since.
+            earlier = dict(Character.objects.filter(source_job_id=job.pk).values_list("slot", "pk"))
             # Each a voice of its own that fits it (a re-run picks the same ones again).
-            mine = Character.objects.filter(source_job_id=job.pk).values_list("pk", flat=True)
-            taken = cast_voices(project.pk, exclude=mine)
-            earlier = {c.slot for c in rows}  # a re-run: slots an earlier attempt wrote
+            taken = cast_voices(project.pk, exclude=earlier.values())
             made = []
             for slot, draft in enumerate(drafts[:count]):
                 fields = draft.model_dump(include=set(CHARACTER_FIELDS))

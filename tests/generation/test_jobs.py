@@ -16,6 +16,7 @@ from filmstudio import eventstore
 from generation import queue, services, watchdog
 from generation.models import GenerationJob
 from generation.providers.fal import FalVideo
+from generation.steps import characters as characters_step
 from projects.models import Character, Frame, Project, Scene, Take, Video
 from tests.factories import JobFactory, ProjectFactory
 from tests.fakes.gemini_server import tiny_png
@@ -301,6 +302,36 @@ def test_a_rerun_of_a_finished_step_converges_without_paying_again(api, project,
     assert len(gemini.requests) == calls  # text and portraits were already paid for
     job.refresh_from_db()
     assert job.status == "succeeded"
+
+
+def test_slots_another_attempt_wrote_during_the_text_call_are_updated_not_inserted(
+    api, project, monkeypatch
+):
+    """A watchdog requeue ran a second attempt while the first waited on the model: its slots
+    are in the table when the first attempt stores its cast (read before the call, they were
+    inserted again: IntegrityError on character_unique_job_slot and a failed step)."""
+    real = characters_step.text_provider()
+
+    class SecondAttemptMeanwhile:
+        def generate_json(self, **kwargs):
+            answer = real.generate_json(**kwargs)
+            job = Job.objects.get(type="character-generation")
+            for slot in range(2):
+                Character.objects.create(
+                    project=project, source_job_id=job.pk, slot=slot, name=f"Other {slot}"
+                )
+            return answer
+
+    monkeypatch.setattr(characters_step, "text_provider", SecondAttemptMeanwhile)
+    start(api, "character-generation", project_id=project.pk, count=2)
+    drain()
+    job = Job.objects.get(type="character-generation")
+    assert job.status == "succeeded", job.error
+    assert job.attempts == 1
+    rows = Character.objects.filter(project=project).order_by("slot")
+    assert [(c.source_job_id, c.slot) for c in rows] == [(job.pk, 0), (job.pk, 1)]
+    assert not any(c.name.startswith("Other") for c in rows)  # this attempt's cast, stored
+    assert all(c.image and c.voice for c in rows)
 
 
 def test_a_permanent_provider_error_fails_the_job_with_its_message(api, project, gemini):
