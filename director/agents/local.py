@@ -262,6 +262,20 @@ PORTRAIT_REFS = [
         rf"\b{_NAME}(?:'|\u2019)s\s+(?:portrait|picture|headshot|face|look)\b", re.IGNORECASE
     ),
 ]
+# The same references with the whole of a name of several words ("Elias Lindqvist's
+# portrait", "portrait of Elias Lindqvist"): taken out of the instructions.
+_CAPITALIZED = r"(?-i:[A-Z])[\w-]*"
+PORTRAIT_SPANS = [
+    re.compile(
+        rf"\b(?:portrait|picture|headshot|image|face)\s+of\s+[A-Za-z][\w-]*(?:\s+{_CAPITALIZED})*",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        rf"(?:\b{_CAPITALIZED}\s+)*\b[A-Za-z][\w-]*(?:'|\u2019)s\s+"
+        r"(?:portrait|picture|headshot|face|look)\b",
+        re.IGNORECASE,
+    ),
+]
 CLIP_WORDS = re.compile(r"\b(?:clips?|videos?|animation|motion|movement)\b", re.IGNORECASE)
 SHOT_LIST_WORDS = re.compile(
     r"\bshot\s*list\b|\b(?:new|rewrite|re-write|write)\b.*\bshots\b", re.IGNORECASE
@@ -370,8 +384,9 @@ def _portrait_name(text: str) -> str:
 
 def _instructions(text: str) -> str:
     """What is left of the request once the unit, the verbs and the nouns are taken out:
-    "make the second scene more tense and regenerate its frames" → "more tense"."""
-    for pattern in (SCENE_REF, FRAME_REF, *PORTRAIT_REFS, THEN_REDO):
+    "make the second scene more tense and regenerate its frames" → "more tense"; "redo
+    Elias Lindqvist's portrait: older, in a raincoat" → "older, in a raincoat"."""
+    for pattern in (SCENE_REF, FRAME_REF, *PORTRAIT_SPANS, THEN_REDO):
         text = pattern.sub(" ", text)
     text = _OBJECT_WORDS.sub(" ", text)
     text = _LEADING_VERB.sub(" ", text)
@@ -381,7 +396,8 @@ def _instructions(text: str) -> str:
         words.pop(0)
     while words and words[-1].lower().strip(".!?") in strip:
         words.pop()
-    return " ".join(words).strip(" .!?,;:")[:2000]
+    joined = re.sub(r"\s+([,;:.!?])", r"\1", " ".join(words))  # "older , in" → "older, in"
+    return joined.strip(" .!?,;:")[:2000]
 
 
 def _edit_value(value: str) -> tuple[str, bool]:

@@ -55,6 +55,18 @@ def test_it_reads_the_intent(message, intent):
         ("make frame 2 of scene 2 darker", UnitRequest("keyframe", 2, 2, instructions="darker")),
         ("scene two, frame one", UnitRequest("point", 2, 1)),
         ("redo Mara's portrait", UnitRequest("portrait", character="Mara")),
+        (
+            "redo Elias Lindqvist's portrait: older, in a raincoat",
+            UnitRequest("portrait", character="Lindqvist", instructions="older, in a raincoat"),
+        ),
+        (
+            "Please redraw the portrait of Elias Lindqvist: older, in a raincoat",
+            UnitRequest("portrait", character="Elias", instructions="older, in a raincoat"),
+        ),
+        (
+            "redo Mara's portrait: older",
+            UnitRequest("portrait", character="Mara", instructions="older"),
+        ),
         ("regenerate its frames", UnitRequest("which")),
         ("cancel the clip of frame 2 of scene 1", None),
     ],
