@@ -11,14 +11,18 @@ FLUSH_INTERVAL after it was sent (a timer thread, for what runs outside both: di
 
 `EventStore` is the EVENTSTREAM_STORAGE_CLASS: replay reads the recent events from Redis and
 what Redis no longer has (flushed, restarted, trimmed) from the table, so a replay survives
-losing Redis. A channel whose counter is gone starts again above the highest id in the table.
+losing Redis. A channel whose counter is gone (a new channel, Redis flushed or restarted) starts
+again RESTART_GAP above the highest id this process knows of (the table, its own buffer): other
+processes may hold newer ids not in the table yet (a step's events until it ends, at most
+BUFFER_LIMIT each), and an id handed out again would be dropped from the table and skipped by a
+client whose Last-Event-ID is the older event's. Ids have gaps then; replay only asks for ids
+above the client's last one.
 The table keeps django-eventstream's format (the data JSON-encoded once more), so events stored
 before this module replay alike.
 
 What it gives up: events still buffered when a process dies without flushing (a killed work
-horse) are in Redis only, replayable for a day unless Redis goes too; Redis lost while a step
-runs elsewhere may give that step's unflushed events ids another process reuses (the table keeps
-the first; replay may then skip one).
+horse) are in Redis only, replayable for a day unless Redis goes too; ids stay unique across a
+Redis restart as long as fewer than RESTART_GAP of one channel's ids are held unflushed then.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ TABLE_KEEP = timedelta(days=1)  # older rows are deleted, at most once per TRIM_
 TRIM_EVERY = 600.0
 FLUSH_INTERVAL = 2.0  # seconds an event may wait in the buffer when no task or request ends
 BUFFER_LIMIT = 10_000  # a database that stays away: the oldest buffered events are dropped
+# A lost counter resumes this far above the highest id known: more than all the ids of one channel
+# that processes can hold unflushed at once (each buffers at most BUFFER_LIMIT).
+RESTART_GAP = 2 * BUFFER_LIMIT
 INSERT_ROWS = 1000  # rows per INSERT statement (PostgreSQL takes at most 65535 parameters)
 
 # KEYS: counter, recent. ARGV: floor ('' = unknown), event JSON, keep, ttl, pub/sub channel
@@ -163,10 +170,10 @@ def _redis():
     return _client, _script
 
 
-def _floor(channel: str) -> int:
-    """The highest id the channel has used that this process can know of (table and buffer)."""
+def _restart_at(channel: str) -> int:
+    """Where a lost counter resumes: RESTART_GAP above the highest id this process knows of."""
     stored = StoredEvent.objects.filter(channel=channel).aggregate(top=Max("eid"))["top"] or 0
-    return max(stored, _buffer.highest(channel))
+    return max(stored, _buffer.highest(channel)) + RESTART_GAP
 
 
 def append(channel: str, event_type: str, data: str, *, publish: bool) -> int:
@@ -178,8 +185,8 @@ def append(channel: str, event_type: str, data: str, *, publish: bool) -> int:
     args += [prefix[:-1] + ', "pub_id": "', '"}']
     keys = [_counter_key(channel), _recent_key(channel)]
     event_id = int(script(keys=keys, args=["", *args]))
-    if event_id < 0:  # a new channel, or Redis lost its counter: go on above what is stored
-        event_id = int(script(keys=keys, args=[_floor(channel), *args]))
+    if event_id < 0:  # a new channel, or Redis lost its counter: go on above any id in use
+        event_id = int(script(keys=keys, args=[_restart_at(channel), *args]))
     _buffer.add(_Pending(channel, event_type, data, event_id))
     return event_id
 
@@ -271,10 +278,9 @@ class EventStore(StorageBase):
         current = client.get(_counter_key(channel))
         if current is not None:
             return int(current)
-        floor = _floor(channel)
-        if floor:  # remember it, so the next reader asks Redis only
-            client.set(_counter_key(channel), floor, nx=True)
-        return floor
+        # Remember it, so the next reader asks Redis only (another process may have been first).
+        client.set(_counter_key(channel), _restart_at(channel), nx=True)
+        return int(client.get(_counter_key(channel)) or 0)
 
     def get_events(self, channel: str, last_id: int, limit: int = 100) -> list[Event]:
         current = self.get_current_id(channel)
