@@ -128,11 +128,18 @@ def narrator_voice() -> str:
     return next((v for v in NARRATORS if v in ids), ids[0] if ids else "")
 
 
-def voice_for(character: Character | None) -> str:
-    """The voice a line is spoken in: its speaker's, or the narrator's."""
+def voice_for(character: Character | None, cast: list[Character] | None = None) -> str:
+    """The voice a line is spoken in: its speaker's, or the narrator's. A voice the provider
+    does not offer is picked against the rest of the cast: `cast` (all of the project's
+    characters) or, without it, the cast read from the database."""
     if character is None:
         return narrator_voice()
     if character.voice in set(voice_ids()):
         return character.voice
-    others = cast_voices(character.project_id, exclude=[character.pk])
+    if cast is None:
+        others = cast_voices(character.project_id, exclude=[character.pk])
+    else:
+        others = [
+            c.voice for c in cast if c.pk != character.pk and c.status != Character.Status.REJECTED
+        ]
     return pick_voice(character, others)

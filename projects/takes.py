@@ -98,6 +98,23 @@ def register_speech_choice(choice: Callable[[], tuple[str, str]]) -> None:
     _speech_choice[:] = [choice]
 
 
+# And which voice a character's lines are spoken in (generation.voices.voice_for): the one
+# stored, or when the provider does not offer it one picked from what the rest of the cast
+# (`cast`: the project's characters, else read) leaves.
+VoiceLookup = Callable[[Character, "list[Character] | None"], str]
+_voice_lookup: list[VoiceLookup] = []
+
+
+def register_voice_lookup(lookup: VoiceLookup) -> None:
+    _voice_lookup[:] = [lookup]
+
+
+def spoken_voice(character: Character, cast: list[Character] | None = None) -> str:
+    if not _voice_lookup:
+        raise ImproperlyConfigured("No voice lookup registered (is `generation` installed?)")
+    return _voice_lookup[0](character, cast)
+
+
 def speech_now() -> dict[str, str]:
     if not _speech_choice:
         raise ImproperlyConfigured("No speech choice registered (is `generation` installed?)")
@@ -105,14 +122,18 @@ def speech_now() -> dict[str, str]:
     return {"provider": provider, "model": model}
 
 
-def line_inputs(frame: Frame, speech: dict[str, str] | None = None) -> dict[str, Any]:
-    """A spoken line: its text, who says it, in which voice (the narrator's has none here: it
+def line_inputs(
+    frame: Frame, speech: dict[str, str] | None = None, cast: list[Character] | None = None
+) -> dict[str, Any]:
+    """A spoken line: its text, who says it, in which voice (the one spoken, which is the
+    stored one while the provider offers it: `spoken_voice`; the narrator's has none here: it
     is the provider's, `generation.voices.narrator_voice`) and which provider and model speak
-    it (`speech`: `speech_now()` unless given), so switching them makes the lines stale."""
+    it (`speech`: `speech_now()` unless given), so switching them makes the lines stale.
+    `cast`: all of the project's characters, when at hand."""
     speaker = frame.speaker
     return {
         "line": {"dialogue": frame.dialogue, "speaker": frame.speaker_id},
-        "voice": speaker.voice if speaker is not None else "",
+        "voice": spoken_voice(speaker, cast) if speaker is not None else "",
         "speech": speech if speech is not None else speech_now(),
     }
 
@@ -158,6 +179,8 @@ _LABELS = {
     ("project", "aspect_ratio"): "aspect ratio changed",
     ("keyframe", None): "keyframe changed",
     ("objects", None): "the scene's objects changed",
+    ("object", "name"): "name changed",
+    ("object", "description"): "description changed",
     ("clip_seconds", None): "clip length changed",
     ("line", "dialogue"): "dialogue edited",
     ("line", "speaker"): "speaker changed",
@@ -381,18 +404,22 @@ NO_TAKES = UnitTakes(None, 0, False, [])
 
 
 def take_states(
-    project: Project, characters: list[Character], frames: list[Frame]
+    project: Project,
+    characters: list[Character],
+    frames: list[Frame],
+    objects: list[ProjectObject] | tuple = (),
 ) -> dict[tuple[str, int], UnitTakes]:
-    """The takes of every unit, keyed ("portrait", character id), ("keyframe", frame id),
-    ("clip", frame id), ("line", frame id: frames with dialogue or a line), ("film", project
-    id): two queries, whatever the project's size.
+    """The takes of every unit, keyed ("portrait", character id), ("reference", object id),
+    ("keyframe", frame id), ("clip", frame id), ("line", frame id: frames with dialogue or a
+    line), ("film", project id): two queries, whatever the project's size.
 
     `frames` come in film order with their scene (its project and characters loaded) and
-    video; `characters` with their project."""
+    video; `characters` and `objects` with their project."""
     videos = {f.pk: getattr(f, "video", None) for f in frames}
     current = {("portrait", c.pk): c.take_id for c in characters} | {
         ("keyframe", f.pk): f.keyframe_take_id for f in frames
     }
+    current |= {("reference", o.pk): o.take_id for o in objects}
     current |= {("clip", pk): v.take_id if v else None for pk, v in videos.items()}
     current |= {("line", f.pk): f.line_take_id for f in frames if f.line_take_id or f.dialogue}
     current[("film", project.pk)] = project.film_take_id
@@ -401,20 +428,21 @@ def take_states(
     )
     by_id = {t.pk: t for t in takes}
     counts: dict[tuple[str, int], int] = {}
-    for kind, character_id, frame_id, n in (
+    for kind, character_id, frame_id, object_id, n in (
         Take.objects.filter(project=project)
-        .values_list("kind", "character_id", "frame_id")
+        .values_list("kind", "character_id", "frame_id", "object_id")
         .annotate(n=models.Count("id"))
-        .values_list("kind", "character_id", "frame_id", "n")
+        .values_list("kind", "character_id", "frame_id", "object_id", "n")
     ):
-        counts[(kind, character_id or frame_id or project.pk)] = n
+        counts[(kind, character_id or frame_id or object_id or project.pk)] = n
     inputs_now = {("portrait", c.pk): portrait_inputs(c) for c in characters}
+    inputs_now |= {("reference", o.pk): reference_inputs(o) for o in objects}
     speech = speech_now()
     for frame in frames:
         inputs_now[("keyframe", frame.pk)] = keyframe_inputs(frame)
         inputs_now[("clip", frame.pk)] = clip_inputs(frame)
         if ("line", frame.pk) in current:
-            inputs_now[("line", frame.pk)] = line_inputs(frame, speech)
+            inputs_now[("line", frame.pk)] = line_inputs(frame, speech, characters or None)
     inputs_now[("film", project.pk)] = film_inputs(project, frames)
     states = {}
     for key, take_id in current.items():
@@ -432,12 +460,13 @@ def hierarchy_frames(project: Project) -> list[Frame]:
     )
 
 
-STAGE_ORDER = ("portrait", "keyframe", "clip", "line", "film")
+STAGE_ORDER = ("portrait", "reference", "keyframe", "clip", "line", "film")
 
 
 def project_stale_units(project: Project) -> list[dict[str, Any]]:
     """Every unit whose current take was made from inputs that have changed since, in
-    dependency order (portraits, keyframes, clips, the film), with the reasons."""
+    dependency order (portraits, objects' reference images, keyframes, clips, lines, the
+    film), with the reasons."""
     return _stale(project, hierarchy_frames(project))
 
 
@@ -445,7 +474,8 @@ def _stale(project: Project, frames: list[Frame]) -> list[dict[str, Any]]:
     characters = list(
         project.characters.filter(status=Character.Status.APPROVED).select_related("project")
     )
-    states = take_states(project, characters, frames)
+    objects = list(project.project_objects.select_related("project").order_by("id"))
+    states = take_states(project, characters, frames, objects)
     stale = [(key, state) for key, state in states.items() if state.stale]
     stale.sort(key=lambda item: STAGE_ORDER.index(item[0][0]))  # stable: film order kept
     return [{"type": kind, "id": pk, "reasons": state.reasons} for (kind, pk), state in stale]
@@ -453,8 +483,8 @@ def _stale(project: Project, frames: list[Frame]) -> list[dict[str, Any]]:
 
 def refresh_plan(project: Project) -> list[dict[str, Any]]:
     """What a refresh will redo: the stale units, and the units that will go stale once those
-    are redone (`"follows": true`): the keyframes showing a redone portrait, the clip of a
-    redone keyframe, the film once any clip is redone. In the order the refresh runs."""
+    are redone (`"follows": true`): the keyframes showing a redone portrait or reference image
+    (those of the scenes listing the object), the clip of a redone keyframe, the film once any clip is redone. In the order the refresh runs."""
     frames = hierarchy_frames(project)
     units = _stale(project, frames)
     planned = {(u["type"], u["id"]) for u in units}
@@ -465,10 +495,15 @@ def refresh_plan(project: Project) -> list[dict[str, Any]]:
             units.append({"type": kind, "id": pk, "reasons": [reason], "follows": True})
 
     redone_portraits = {pk for kind, pk in planned if kind == "portrait"}
+    redone_references = {pk for kind, pk in planned if kind == "reference"}
     for frame in frames:
+        if not frame.keyframe_take_id:
+            continue
         cast = {c.pk for c in frame.scene.characters.all() if c.status == Character.Status.APPROVED}
-        if cast & redone_portraits and frame.keyframe_take_id:
+        if cast & redone_portraits:
             follow("keyframe", frame.pk, "a portrait it shows is redone")
+        elif {o.pk for o in frame.scene.project_objects.all()} & redone_references:
+            follow("keyframe", frame.pk, "a reference image it shows is redone")
     for frame in frames:
         video = getattr(frame, "video", None)
         if ("keyframe", frame.pk) in planned and video is not None and video.take_id:
@@ -481,11 +516,13 @@ def refresh_plan(project: Project) -> list[dict[str, Any]]:
     return units
 
 
-def unit_takes(kind: str, unit: Character | Frame | Video | Project) -> UnitTakes:
+def unit_takes(kind: str, unit: Character | ProjectObject | Frame | Video | Project) -> UnitTakes:
     """One unit's `UnitTakes`, for a response about that unit alone (a project document gets
     them all at once from `take_states`)."""
     if isinstance(unit, Character):
         return take_states(unit.project, [unit], []).get((kind, unit.pk), NO_TAKES)
+    if isinstance(unit, ProjectObject):
+        return take_states(unit.project, [], [], [unit]).get((kind, unit.pk), NO_TAKES)
     if isinstance(unit, Video):
         unit = unit.frame
     if isinstance(unit, Frame):

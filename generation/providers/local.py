@@ -84,7 +84,10 @@ def _objects_by_scene(prompt: str, count: int, objects: list[str]) -> list[list[
 LOCAL_TEXT = ("local", "local-text")
 LOCAL_IMAGE = ("local", "local-image")
 LOCAL_VIDEO = ("local", "local-video")
-LOCAL_SPEECH = ("local", "espeak-ng")
+# The speech "model" names the voice table below: a line's inputs record it, so a change of
+# how a voice sounds (espeak-bea's variant, 966fc0b) makes the lines spoken before stale.
+# Bump it with the table (tests/generation/test_sound.py pins the table to it).
+LOCAL_SPEECH = ("local", "espeak-ng-2")
 
 
 def _tokens(text: str) -> int:
@@ -332,6 +335,7 @@ class LocalVideo:
 # eSpeak NG voices: a language, a variant (its timbre), a pitch (0-99) and a speed (words per
 # minute). A formant synthesizer: clear, robotic, nothing like an actor. It only stands in
 # for a real speech model so that lines, their timing and the mix can be made offline.
+# Changing a voice's variant, pitch or speed: bump LOCAL_SPEECH's model id.
 _ESPEAK_VOICES: tuple[tuple[str, str, str, int, int, str, frozenset[str]], ...] = (
     ("espeak-ash", "Ash", "en-us+m3", 38, 155, "low, steady man's voice",
      frozenset({"masculine", "low", "mature"})),

@@ -66,7 +66,11 @@ def speak_lines(job: Job, frames: list[Frame], *, result: dict) -> None:
     project_id = job.project_id
     provider = speech_provider()
     speech = {"provider": provider.name, "model": provider.model}  # who speaks them
-    todo = [(f.pk, spoken_text(f), voice_for(f.speaker), line_inputs(f, speech)) for f in frames]
+    todo = []
+    for f in frames:  # the voice the inputs record is the one spoken
+        inputs = line_inputs(f, speech)
+        voice = inputs["voice"] if f.speaker is not None else voice_for(None)
+        todo.append((f.pk, spoken_text(f), voice, inputs))
 
     def speak(item: tuple[int, str, str, dict]) -> str:
         pk, text, voice, _ = item

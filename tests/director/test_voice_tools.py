@@ -48,7 +48,7 @@ def film(user) -> dict:
         file=f"{project.pk}/lines/frame-{spoken.pk}.wav",
         inputs=line_inputs(spoken),
         provider="local",
-        model="espeak-ng",
+        model="espeak-ng-2",
         duration=1.2,
     )
     return {"project": project, "mira": mira, "tom": tom, "scenes": scenes, "spoken": spoken}
@@ -81,7 +81,7 @@ def test_the_sound_tools_are_on_every_page_that_shows_units():
 def test_list_voices_gives_the_providers_voices_and_who_speaks_in_which(user, film):
     ctx = ToolContext(user, film["project"].pk, PAGES["characters"])
     result = execute(ctx, "list_voices", {}).result
-    assert result["speech"] == {"provider": "local", "model": "espeak-ng"}
+    assert result["speech"] == {"provider": "local", "model": "espeak-ng-2"}
     assert len(result["voices"]) == 10
     gus = next(v for v in result["voices"] if v["id"] == "espeak-gus")
     assert gus["provider"] == "local" and "low" in gus["traits"]

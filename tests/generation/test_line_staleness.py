@@ -5,6 +5,7 @@ nothing is spoken again until asked."""
 import pytest
 
 from generation.models import GenerationJob
+from generation.voices import voice_for
 from projects.models import Character, Frame, Take
 from projects.takes import inputs_hash, project_stale_units
 from tests.factories import FrameFactory, ProjectFactory, SceneFactory
@@ -37,10 +38,10 @@ def spoken(api, user):
     drain()
     takes = Take.objects.filter(project=project, kind=Take.Kind.LINE)
     assert {(t.frame_id, t.provider, t.model) for t in takes} == {
-        (hers.pk, "local", "espeak-ng"),
-        (narrated.pk, "local", "espeak-ng"),
+        (hers.pk, "local", "espeak-ng-2"),
+        (narrated.pk, "local", "espeak-ng-2"),
     }
-    assert all(t.inputs["speech"] == {"provider": "local", "model": "espeak-ng"} for t in takes)
+    assert all(t.inputs["speech"] == {"provider": "local", "model": "espeak-ng-2"} for t in takes)
     return project, mira, hers, narrated
 
 
@@ -58,16 +59,18 @@ def quote_of_lines(api, project) -> list[dict]:
 
 
 def test_switching_the_speech_provider_or_model_makes_the_lines_stale(api, spoken, settings):
-    project, _, hers, narrated = spoken
+    project, mira, hers, narrated = spoken
     assert stale_lines(api, project) == {}
     assert quote_of_lines(api, project) == []  # nothing a project job would speak
     jobs = Job.objects.filter(project=project).count()
 
     settings.SPEECH_PROVIDER = "gemini"
     switched = (
-        "speech provider changed from local (espeak-ng) to gemini (gemini-3.8-flash-lite-tts)"
+        "speech provider changed from local (espeak-ng-2) to gemini (gemini-3.8-flash-lite-tts)"
     )
-    assert stale_lines(api, project) == {hers.pk: [switched], narrated.pk: [switched]}
+    # Gemini has no espeak-bea: Mira would speak in the voice picked for her, and says so
+    recast = f"voice changed from espeak-bea to {voice_for(mira)}"
+    assert stale_lines(api, project) == {hers.pk: [switched, recast], narrated.pk: [switched]}
     # the refresh's quote prices them at the new provider's rates
     estimate = api.get(f"/api/projects/{project.pk}/stale").json()["estimate"]
     lines = [i for i in estimate["items"] if i["stage"] == "lines"]
@@ -82,7 +85,7 @@ def test_switching_the_speech_provider_or_model_makes_the_lines_stale(api, spoke
     assert sum(i["usd"] for i in quoted) > 0  # (the refresh prices each line: rounded apart)
 
     settings.GEMINI_SPEECH_MODEL = "gemini-3.8-flash-tts"
-    assert stale_lines(api, project)[hers.pk] == [switched.replace("-lite", "")]
+    assert stale_lines(api, project)[hers.pk] == [switched.replace("-lite", ""), recast]
 
     settings.SPEECH_PROVIDER = "local"  # back to what spoke them: fresh again
     assert stale_lines(api, project) == {}
@@ -141,3 +144,31 @@ def test_a_line_spoken_before_the_provider_was_recorded_keeps_its_hash(api, spok
     assert project_stale_units(project) == []
     settings.SPEECH_PROVIDER = "gemini"
     assert hers.pk in stale_lines(api, project)
+
+
+def test_a_line_records_the_voice_spoken_when_the_provider_lacks_the_stored_one(
+    api, spoken, settings, gemini
+):
+    """Gemini has no espeak-bea: Mira speaks in a voice picked from what the rest of the cast
+    leaves. Her line records that voice, so another character taking it makes her line stale."""
+    project, mira, hers, _ = spoken
+    tom = Character.objects.create(
+        project=project, name="Tom", status=Character.Status.APPROVED, voice="Puck"
+    )
+    settings.SPEECH_PROVIDER = "gemini"
+    picked = voice_for(mira)
+    assert picked not in ("espeak-bea", "Puck", "")
+    response = api.post("/api/jobs/audio-generation", {"project_id": project.pk}, format="json")
+    assert response.status_code == 202, response.json()
+    drain()
+    take = Frame.objects.get(pk=hers.pk).line_take
+    assert take.provider == "gemini" and take.inputs["voice"] == picked
+    (request,) = [r for r in gemini.requests if r.kind == "audio" and "lamp" in str(r.body)]
+    assert picked in str(request.body)  # what it records is what was asked for
+    assert stale_lines(api, project) == {}
+
+    response = api.patch(f"/api/characters/{tom.pk}", {"voice": picked}, format="json")
+    assert response.status_code == 200, response.json()
+    now = voice_for(Character.objects.get(pk=mira.pk))
+    assert now != picked
+    assert stale_lines(api, project) == {hers.pk: [f"voice changed from {picked} to {now}"]}

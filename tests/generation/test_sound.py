@@ -1,6 +1,8 @@
 """Sound (issue 13): voices, spoken lines as takes, the mix at stitch (real espeak-ng, real
 ffmpeg, the files probed and measured), subtitles timed to the spoken audio."""
 
+import hashlib
+import json
 import re
 import subprocess
 from decimal import Decimal
@@ -11,7 +13,7 @@ from django.core.files.storage import default_storage
 
 from generation.models import GenerationJob, SpendEntry
 from generation.providers.gemini import GeminiSpeech
-from generation.providers.local import LocalSpeech, wav_seconds
+from generation.providers.local import ESPEAK_SETTINGS, LOCAL_SPEECH, LocalSpeech, wav_seconds
 from generation.voices import pick_voice
 from media import ffmpeg
 from projects.models import Character, Frame, Project, Take
@@ -74,6 +76,16 @@ def test_the_offline_voices_are_espeak_stand_ins(api):
     assert all(set(v) == {"id", "provider", "name", "description"} for v in voices)
     assert all("stand-in" in v["description"] for v in voices)
     assert len({v["id"] for v in voices}) == len(voices)
+
+
+def test_the_offline_voice_table_is_pinned_to_the_local_speech_model_id():
+    """A line's inputs name the speech model, not how each voice is set up: changing a voice
+    (Bea's variant in 966fc0b) without a new model id would leave the lines it spoke fresh."""
+    table = json.dumps(sorted(ESPEAK_SETTINGS.items())).encode()
+    assert (LOCAL_SPEECH, hashlib.sha256(table).hexdigest()[:16]) == (
+        ("local", "espeak-ng-2"),
+        "6120fe2fe6a70514",
+    ), "the offline voices changed: bump LOCAL_SPEECH's model id, then this digest"
 
 
 def test_gemini_offers_its_prebuilt_voices(api, settings):
