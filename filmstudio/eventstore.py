@@ -20,6 +20,12 @@ above the client's last one.
 The table keeps django-eventstream's format (the data JSON-encoded once more), so events stored
 before this module replay alike.
 
+Redis down: the event is written to the table at once instead, its id the channel's highest
+there (or this process's) plus RESTART_GAP, under an advisory lock (so SQL per event only
+during an outage; nothing can be published then). Once Redis answers again this process adds
+those events to the channel's recent events, publishes them and raises the counter above them
+(at its next event or flush).
+
 What it gives up: events still buffered when a process dies without flushing (a killed work
 horse) are in Redis only, replayable for a day unless Redis goes too; ids stay unique across a
 Redis restart as long as fewer than RESTART_GAP of one channel's ids are held unflushed then.
@@ -62,16 +68,24 @@ BUFFER_LIMIT = 10_000  # a database that stays away: the oldest buffered events 
 # that processes can hold unflushed at once (each buffers at most BUFFER_LIMIT).
 RESTART_GAP = 2 * BUFFER_LIMIT
 INSERT_ROWS = 1000  # rows per INSERT statement (PostgreSQL takes at most 65535 parameters)
+EVENT_LOCK = 0x4576  # advisory lock class of the ids given while Redis is down (with the channel)
 
 # KEYS: counter, recent. ARGV: floor ('' = unknown), event JSON, keep, ttl, pub/sub channel
-# ('' = do not publish), message prefix, message suffix (the id goes between them).
+# ('' = do not publish), message prefix, message suffix (the id goes between them), the id the
+# event already has ('' = the next; the counter is raised to it if lower).
 # Returns the event's id, or -1 when the counter is gone and no floor was given.
 _APPEND = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  if ARGV[1] == '' then return -1 end
-  redis.call('SET', KEYS[1], ARGV[1])
+local id
+if ARGV[8] ~= '' then
+  id = tonumber(ARGV[8])
+  if tonumber(redis.call('GET', KEYS[1]) or '0') < id then redis.call('SET', KEYS[1], id) end
+else
+  if redis.call('EXISTS', KEYS[1]) == 0 then
+    if ARGV[1] == '' then return -1 end
+    redis.call('SET', KEYS[1], ARGV[1])
+  end
+  id = redis.call('INCR', KEYS[1])
 end
-local id = redis.call('INCR', KEYS[1])
 redis.call('ZADD', KEYS[2], id, id .. ' ' .. ARGV[2])
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[3]) - 1)
 redis.call('EXPIRE', KEYS[2], ARGV[4])
@@ -104,6 +118,7 @@ class _Buffer:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.items: list[_Pending] = []
+        self.unsynced: list[_Pending] = []  # stored while Redis was down, not in Redis yet
         self.oldest = 0.0  # monotonic time of the oldest buffered event
         self.timer: threading.Thread | None = None
         self.last_trim = time.monotonic()
@@ -176,19 +191,68 @@ def _restart_at(channel: str) -> int:
     return max(stored, _buffer.highest(channel)) + RESTART_GAP
 
 
-def append(channel: str, event_type: str, data: str, *, publish: bool) -> int:
-    """Give the event its id, keep it for replay, publish it (`publish`); returns the id."""
-    _, script = _redis()
+def _script_args(channel: str, event_type: str, data: str, publish: bool, eid: str) -> list:
     body = json.dumps({"type": event_type, "data": data})
     prefix = json.dumps({"channel": channel, "event_type": event_type, "data": data})
     args = [body, RECENT_KEEP, RECENT_TTL, PUBSUB_CHANNEL if publish else ""]
-    args += [prefix[:-1] + ', "pub_id": "', '"}']
-    keys = [_counter_key(channel), _recent_key(channel)]
-    event_id = int(script(keys=keys, args=["", *args]))
-    if event_id < 0:  # a new channel, or Redis lost its counter: go on above any id in use
-        event_id = int(script(keys=keys, args=[_restart_at(channel), *args]))
+    return [*args, prefix[:-1] + ', "pub_id": "', '"}', eid]
+
+
+def append(channel: str, event_type: str, data: str, *, publish: bool) -> int:
+    """Give the event its id, keep it for replay, publish it (`publish`); returns the id."""
+    try:
+        _, script = _redis()
+        if _buffer.unsynced:
+            _resync(script)
+        args = _script_args(channel, event_type, data, publish, "")
+        keys = [_counter_key(channel), _recent_key(channel)]
+        event_id = int(script(keys=keys, args=["", *args]))
+        if event_id < 0:  # a new channel, or Redis lost its counter: go on above any id in use
+            event_id = int(script(keys=keys, args=[_restart_at(channel), *args]))
+    except redis.RedisError:
+        return _store_now(channel, event_type, data)
     _buffer.add(_Pending(channel, event_type, data, event_id))
     return event_id
+
+
+def _store_now(channel: str, event_type: str, data: str) -> int:
+    """Redis is down: the event goes into the table now, its id from there (see the module)."""
+    known = max([i.eid for i in _buffer.unsynced if i.channel == channel], default=0)
+    gap = 1 if known else RESTART_GAP  # the table holds this outage's ids already
+    floor = max(known, _buffer.highest(channel))
+    table = connection.ops.quote_name(StoredEvent._meta.db_table)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [EVENT_LOCK, channel])
+        cursor.execute(
+            f"INSERT INTO {table} (channel, type, data, eid, created) "
+            f"SELECT %s, %s, %s, GREATEST(COALESCE(MAX(eid), 0), %s) + %s, %s FROM {table} "
+            "WHERE channel = %s RETURNING eid",
+            [channel, event_type, json.dumps(data), floor, gap, timezone.now(), channel],
+        )
+        event_id = int(cursor.fetchone()[0])
+    logger.warning(
+        "Redis is down: event %s of %s stored directly, not published", event_id, channel
+    )
+    with _buffer.lock:
+        _buffer.unsynced.append(_Pending(channel, event_type, data, event_id))
+        del _buffer.unsynced[: max(0, len(_buffer.unsynced) - BUFFER_LIMIT)]
+    return event_id
+
+
+def _resync(script) -> None:
+    """Redis is back: the events stored while it was down join the channels' recent events,
+    go out to the streams and raise the counters above them (a RedisError leaves the rest)."""
+    with _buffer.lock:
+        items, _buffer.unsynced = _buffer.unsynced, []
+    try:
+        while items:
+            item = items[0]
+            args = _script_args(item.channel, item.type, item.data, True, str(item.eid))
+            script(keys=[_counter_key(item.channel), _recent_key(item.channel)], args=["", *args])
+            items.pop(0)
+    finally:
+        with _buffer.lock:
+            _buffer.unsynced[:0] = items
 
 
 def send_event(channel: str, event_type: str, data: dict) -> int:
@@ -199,6 +263,9 @@ def send_event(channel: str, event_type: str, data: dict) -> int:
 def flush() -> int:
     """Write the buffered events to the table in one INSERT; how many. A failed write keeps
     them for the next flush (inside a transaction, in a savepoint: the caller's goes on)."""
+    if _buffer.unsynced:  # events stored while Redis was down: into Redis, if it is back
+        with contextlib.suppress(redis.RedisError):
+            _resync(_redis()[1])
     items = _buffer.take()
     if not items:
         return 0

@@ -1,9 +1,13 @@
 """filmstudio.eventstore: ids, a lost Redis, the batched replay log."""
 
+import json
 import uuid
 
 import pytest
+import redis
 from django_eventstream.models import Event
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from filmstudio import eventstore
 
@@ -48,3 +52,30 @@ def test_a_lost_counter_resumes_above_ids_another_process_still_holds(channel, m
     # A client whose Last-Event-ID is the worker's last id before the restart gets the new one.
     replay = eventstore.EventStore().get_events(channel, held)
     assert [e.id for e in replay] == [again]
+
+
+def test_redis_down_stores_each_event_in_the_table_and_redis_gets_them_when_back(
+    channel, monkeypatch, caplog
+):
+    for n in range(3):
+        eventstore.send_event(channel, "x", {"n": n})
+    eventstore.flush()
+    before = eventstore.EventStore().get_current_id(channel)
+    with monkeypatch.context() as down:
+        fake = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
+        down.setattr(eventstore, "_client", fake)
+        down.setattr(eventstore, "_script", fake.register_script(eventstore._APPEND))
+        outage = [eventstore.send_event(channel, "x", {"n": n}) for n in (3, 4)]
+        assert len(stored(channel)) == 5  # stored at once, nothing buffered
+        assert eventstore.flush() == 0
+    assert before < outage[0] < outage[1]
+    assert "Redis is down" in caplog.text
+    # Redis is back (with its keys): the counter goes on above the outage's ids, and a client
+    # replaying from before the outage gets everything in order, from Redis.
+    after = eventstore.send_event(channel, "x", {"n": 5})
+    assert after > outage[1]
+    replay = eventstore.EventStore().get_events(channel, before)
+    assert [json.loads(e.data)["n"] for e in replay] == [3, 4, 5]
+    assert [e.id for e in replay] == [*outage, after]
+    assert eventstore.flush() == 1
+    assert stored(channel)[-3:] == [*outage, after]
