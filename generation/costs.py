@@ -21,9 +21,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Subquery, Sum, Value
-from django.db.models.functions import Coalesce, Greatest, Least
+from django.db import connection, transaction
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from filmstudio.exceptions import BudgetExceeded, LimitExceeded
@@ -71,6 +70,23 @@ def job_meter(job: Job) -> Meter:
 # --- the ledger ------------------------------------------------------------------------------
 
 
+SETTLE = f"""
+WITH settled AS (
+    UPDATE {Job._meta.db_table} AS job
+    SET reserved_usd = GREATEST(job.reserved_usd - %(total)s, 0)
+    FROM (
+        SELECT id, reserved_usd FROM {Job._meta.db_table} WHERE id = %(job)s FOR UPDATE
+    ) AS held
+    WHERE job.id = held.id AND held.reserved_usd > 0
+    RETURNING LEAST(held.reserved_usd, %(total)s) AS usd
+)
+UPDATE {Project._meta.db_table}
+SET spent_usd = spent_usd + %(total)s,
+    reserved_usd = reserved_usd - COALESCE((SELECT usd FROM settled), 0)
+WHERE id = %(project)s
+"""  # table names from the models, amounts as parameters
+
+
 def _write(meter: Meter, entries: list[tuple[Unit, Usage]]) -> Decimal:
     if not entries:
         return ZERO
@@ -97,18 +113,20 @@ def _write(meter: Meter, entries: list[tuple[Unit, Usage]]) -> Decimal:
     ]
     SpendEntry.objects.bulk_create(rows)
     total = sum((row.usd for row in rows), ZERO)
-    if meter.project_id is not None and total:
-        # What is spent comes off what the job set aside: the two never count the same dollar.
-        # Two statements: the project's row reads the job's reservation before it shrinks.
-        held = Job.objects.filter(pk=meter.job_id).values("reserved_usd")[:1]
-        settled = Least(Coalesce(Subquery(held), Value(ZERO)), Value(total))
-        Project.objects.filter(pk=meter.project_id).update(
-            spent_usd=F("spent_usd") + total, reserved_usd=F("reserved_usd") - settled
-        )
-        if meter.job_id is not None:
-            Job.objects.filter(pk=meter.job_id, reserved_usd__gt=0).update(
-                reserved_usd=Greatest(F("reserved_usd") - total, Value(ZERO))
-            )
+    if meter.project_id is None or not total:
+        return total
+    if meter.job_id is None:
+        Project.objects.filter(pk=meter.project_id).update(spent_usd=F("spent_usd") + total)
+        return total
+    # What is spent comes off what the job set aside: the two never count the same dollar.
+    # One statement, safe without the project's lock: the job's row is locked (FOR UPDATE
+    # waits and returns its latest version) and shrunk, and what it gave comes off the
+    # project. (Read in a subquery of the project's UPDATE, the job's reservation was the
+    # statement's snapshot from before it waited: two writes not both under the project's
+    # lock settled the same dollar twice.) Callers hold that lock all the same: one lock
+    # order, the project's row before job rows (`jobs.lock_project`).
+    with connection.cursor() as cursor:
+        cursor.execute(SETTLE, {"total": total, "job": meter.job_id, "project": meter.project_id})
     return total
 
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from rest_framework.throttling import ScopedRateThrottle
 
 from filmstudio.support import wait_for
@@ -443,6 +443,62 @@ def test_what_a_running_job_spends_comes_off_what_it_reserved(priced, user):
     assert project.spent_usd == Decimal("0.078")
     assert project.reserved_usd == Decimal("0.422")  # not counted twice while it runs
     assert costs.remaining(project) == Decimal("0.50")
+
+
+def test_two_writes_racing_without_the_project_lock_settle_each_dollar_once(priced, user):
+    """Two transactions (STEP_CONCURRENCY threads) write spend against one reservation, the
+    second while the first holds its rows uncommitted: the second settles what is left, not
+    the reservation it saw before waiting (1.00 reserved, 0.78 spent twice: -0.56 reserved)."""
+    project = ProjectFactory(owner=user, budget_usd=Decimal("5.00"))
+    job = Job.objects.create(
+        project=project, type=Job.Type.FRAMES, target_type="scene", target_id=1,
+        status=Job.Status.RUNNING,
+    )  # fmt: skip
+    assert costs.reserve(job, Decimal("1.00"))
+    meter_job = Job.objects.select_related("project").get(pk=job.pk)
+    first_written, commit_first, pids, errors = threading.Event(), threading.Event(), {}, []
+
+    def spend(name: str) -> None:
+        try:
+            if name == "second":
+                first_written.wait(30)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pids[name] = cursor.fetchone()[0]
+            with transaction.atomic(), usage.metering(costs.job_meter(meter_job)):
+                usage.report(usage.Usage("local", "local-text", 20, "image", {"image": 20}))
+                assert costs.record_unit("scene", 1) == Decimal("0.78")
+                if name == "first":
+                    first_written.set()
+                    commit_first.wait(30)
+        except Exception as error:  # reported by the asserts below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = {name: threading.Thread(target=spend, args=(name,)) for name in ("first", "second")}
+    for thread in threads.values():
+        thread.start()
+
+    def second_waits_on_a_lock() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pids.get("second")]
+            )
+            row = cursor.fetchone()
+        return bool(row) and row[0] == "Lock"
+
+    try:
+        wait_for(second_waits_on_a_lock, timeout=30, message="the second write never waited")
+    finally:
+        commit_first.set()
+        for thread in threads.values():
+            thread.join(30)
+    assert not errors
+    project.refresh_from_db()
+    assert project.spent_usd == Decimal("1.56")
+    assert project.reserved_usd == 0  # 0.78 off the first write, the 0.22 left off the second
+    assert Job.objects.get(pk=job.pk).reserved_usd == 0
 
 
 def test_a_paid_voice_sample_is_in_the_ledger_as_the_users(api, user, gemini, settings):
