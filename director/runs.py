@@ -18,7 +18,8 @@ The next action, from the project's state:
 - pipeline work queued, running or waiting: wait; work paused for the budget: wait (said once);
 - a decision to carry out: `approve` → the approval through the tools (cast: each pending
   character approved, which starts the scenes; storyboard: approve_storyboard; spend: the held
-  call, as agreed); `revise` → the planner acts on the notes, then the same checkpoint again;
+  call, as agreed; budget: the approval the project waits for); `revise` → the planner acts on
+  the notes, then the same checkpoint again;
 - `awaiting_approval`: the `cast` checkpoint (always);
 - `awaiting_storyboard_approval`: the `storyboard` checkpoint, or (a run started without it)
   the approval by itself, a paid step like any other;
@@ -27,10 +28,13 @@ The next action, from the project's state:
 Money: `budget_usd` is applied as the project's budget when the run starts (what the project
 has spent plus it, or the project's own budget if that is lower: `director.services.
 run_start`), so every job of the run reserves against it through `generation.costs.reserve`
-like any other job: work that does not fit pauses and the run says so. A paid call the
-planner makes by itself whose quote is over `AGENT_CONFIRM_ABOVE_USD` is held at a `spend`
-checkpoint. The run acts on its own project only: ids of the user's other projects are
-refused here, ids of other users' by the owner-scoped selectors (`Not found.`).
+like any other job: work that does not fit pauses and the run says so. An approval whose
+quote does not fit what is left (checked before anything is approved) stops at a `budget`
+checkpoint instead of failing: raise budget_usd then approve (still short: the same checkpoint
+again). A paid call the planner makes by itself whose quote is over `AGENT_CONFIRM_ABOVE_USD`
+is held at a `spend` checkpoint. The run acts on its own project only: ids of the user's
+other projects are refused here, ids of other users' by the owner-scoped selectors (`Not
+found.`).
 """
 
 import logging
@@ -64,7 +68,13 @@ Status = AgentRun.Status
 # project's work is paused: only they can move it); or stop (a checkpoint, or the run ended).
 WAIT, PARK, STOP = "wait", "park", "stop"
 RUN_EVENTS = ("status", "log", "action", "checkpoint", "decision", "complete", "error")
-CHECKPOINT_KINDS = ("cast", "storyboard", "spend")
+CHECKPOINT_KINDS = ("cast", "storyboard", "spend", "budget")
+# The approval the project waits for, by its status: the checkpoint's kind, what it starts.
+APPROVALS: dict[str, tuple[str, str]] = {
+    Project.Status.AWAITING_APPROVAL: ("cast", Job.Type.SCENES),
+    Project.Status.AWAITING_STORYBOARD_APPROVAL: ("storyboard", Job.Type.VIDEOS),
+}
+APPROVALS_BY_KIND = dict(APPROVALS.values())
 
 AGENT_PAGE = Page(
     id="agent-run",
@@ -333,6 +343,26 @@ def storyboard_checkpoint(project: Project) -> Checkpoint:
     )
 
 
+def budget_checkpoint(project: Project, kind: str) -> Checkpoint | None:
+    """Before the `kind` approval (cast, storyboard), which starts paid work: a `budget`
+    checkpoint when its quote does not fit what is left of the project's budget (the check
+    `generation.costs.admit` makes of it), else None."""
+    estimate = _quote(project, APPROVALS_BY_KIND[kind])
+    needs = Decimal(str(estimate.get("total_usd") or 0))
+    left = costs.remaining(project)
+    if left is None or not needs or needs <= left:
+        return None
+    what = "the cast starts the scenes" if kind == "cast" else "the storyboard starts the clips"
+    return Checkpoint(
+        "budget",
+        f"Approving {what}: it needs {costs.usd_text(needs)} and "
+        f"{costs.usd_text(max(left, Decimal(0)))} is left of the "
+        f"{costs.usd_text(project.budget_usd)} budget ({costs.usd_text(project.spent_usd)} "
+        f"spent, {costs.usd_text(project.reserved_usd)} reserved): raise budget_usd then approve.",
+        estimate,
+    )
+
+
 def stop_at(run: AgentRun, checkpoint: Checkpoint) -> str:
     with transaction.atomic():
         run = _locked(run)
@@ -499,14 +529,32 @@ def next_after(run: AgentRun, project: Project) -> str:
     if state == Project.Status.AWAITING_STORYBOARD_APPROVAL:
         if "storyboard" in run.checkpoints:
             return stop_at(run, storyboard_checkpoint(project))
-        outcome, checkpoint = call_tool(run, "approve_storyboard", {})
+        return approve(run, project, "storyboard")
+    why = _last_error(project) or "nothing is running and no step follows by itself"
+    return fail(run, f"The pipeline stopped with the project {state}: {why}.")
+
+
+def approve(run: AgentRun, project: Project, kind: str, *, agreed: bool = False) -> str:
+    """The cast's or the storyboard's approval, through the tools (`agreed`: the person's, at
+    its checkpoint). When the budget does not allow what it starts, the run stops at a `budget`
+    checkpoint instead, nothing approved (approving then, once the budget is raised, goes on
+    from there; still short, the same checkpoint again)."""
+    if checkpoint := budget_checkpoint(project, kind):
+        return stop_at(run, checkpoint)
+    calls: list[tuple[str, dict]] = [("approve_storyboard", {})]
+    if kind == "cast":
+        pending = project.characters.filter(status=Character.Status.PENDING).order_by("pk")
+        calls = [("approve_character", {"character_id": c.pk}) for c in pending]
+    for name, args in calls:
+        outcome, checkpoint = call_tool(run, name, args, approved=agreed)
         if checkpoint is not None:
             return stop_at(run, checkpoint)
         if error := refused(outcome):
-            return fail(run, f"The storyboard could not be approved: {error}")
-        return WAIT
-    why = _last_error(project) or "nothing is running and no step follows by itself"
-    return fail(run, f"The pipeline stopped with the project {state}: {why}.")
+            project.refresh_from_db()  # the budget moved since it was checked: asked as well
+            if checkpoint := budget_checkpoint(project, kind):
+                return stop_at(run, checkpoint)
+            return fail(run, f"The {kind} could not be approved: {error}")
+    return WAIT
 
 
 def carry_out(run: AgentRun, project: Project) -> str:
@@ -518,17 +566,13 @@ def carry_out(run: AgentRun, project: Project) -> str:
             AgentRun.objects.filter(pk=run.pk).update(decision=None)
         checkpoint = plan(run, revise_situation(kind, decision.get("notes", "")))
         return stop_at(run, checkpoint) if checkpoint else WAIT
-    if kind == "cast":
-        pending = project.characters.filter(status=Character.Status.PENDING).order_by("pk")
-        for character in pending:
-            outcome, _ = call_tool(run, "approve_character", {"character_id": character.pk})
-            if error := refused(outcome):
-                return fail(run, f"The cast could not be approved: {error}")
-    elif kind == "storyboard":
-        outcome, _ = call_tool(run, "approve_storyboard", {}, approved=True)
-        if error := refused(outcome):
-            return fail(run, f"The storyboard could not be approved: {error}")
-    elif kind == "spend" and run.held_call:
+    if kind == "budget":  # the approval it stopped before, now that the budget may allow it
+        kind = APPROVALS.get(project.status, ("", ""))[0]
+    if kind in APPROVALS_BY_KIND:
+        with transaction.atomic():
+            AgentRun.objects.filter(pk=run.pk).update(decision=None, held_call=None)
+        return approve(run, project, kind, agreed=True)
+    if kind == "spend" and run.held_call:
         held = dict(run.held_call)
         agreed = Proposal(summary=held["summary"], estimate=held["estimate"])
         outcome, _ = call_tool(run, held["name"], held["args"], agreed=agreed)

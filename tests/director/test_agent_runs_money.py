@@ -1,7 +1,7 @@
 """Agent runs and money, offline with a priced rate card: a paid step over
-AGENT_CONFIRM_ABOVE_USD waits at a `spend` checkpoint, the run's budget is the project's and a
-step past it is refused with the reason; a run without the storyboard checkpoint approves the
-storyboard itself."""
+AGENT_CONFIRM_ABOVE_USD waits at a `spend` checkpoint, the run's budget is the project's and an
+approval past it stops at a `budget` checkpoint until the budget is raised; a run without the
+storyboard checkpoint approves the storyboard itself."""
 
 from decimal import ROUND_DOWN, Decimal
 
@@ -44,33 +44,72 @@ def test_a_paid_step_over_the_threshold_waits_for_the_person(api, priced, settin
     assert Decimal(str(run["spent_usd"])) == Project.objects.get(pk=pid).spent_usd
 
 
-def test_the_runs_budget_refuses_what_does_not_fit_and_a_new_run_goes_on(api, priced):
+def test_a_budget_short_at_an_approval_stops_and_asks_and_goes_on_once_raised(api, priced):
     pid = new_project(api)
     run = start(api, pid, budget_usd=0.2)  # the cast fits, its scenes and keyframes do not
     drain()
     run = run_of(api, run["id"])
     assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "cast", run
-    assert run["checkpoint"]["estimate"]["total_usd"] > 0.2 - run["spent_usd"]
+    quote = run["checkpoint"]["estimate"]["total_usd"]
+    assert quote > 0.2 - run["spent_usd"]
     assert decide(api, run["id"], "approve").status_code == 200
     drain()
     run = run_of(api, run["id"])
-    assert run["status"] == "failed"
-    assert "budget" in run["error"] and "raise budget_usd" in run["error"]
+    assert run["status"] == "awaiting_decision", run["error"]  # stops and asks, not failed
+    checkpoint = run["checkpoint"]
+    assert checkpoint["kind"] == "budget" and checkpoint["estimate"]["total_usd"] == quote
     project = Project.objects.get(pk=pid)
-    assert project.spent_usd <= Decimal("0.20") and not project.scenes.exists()
+    left = project.budget_usd - project.spent_usd
+    summary = checkpoint["summary"]
+    assert f"${Decimal(str(quote)).quantize(Decimal('0.01'))}" in summary  # what it needs
+    assert f"${left.quantize(Decimal('0.01'))} is left" in summary
+    assert "raise budget_usd then approve" in summary
+    assert [e["data"]["kind"] for e in run["events"] if e["type"] == "checkpoint"] == [
+        "cast",
+        "budget",
+    ]
+    assert project.characters.filter(status="approved").count() == 0  # nothing half-approved
     assert not Job.objects.filter(project_id=pid, type="scene-generation").exists()
 
-    # more money: a new run picks up where the project is (no second cast)
+    # approved while still short: the same checkpoint again, not a failure
+    assert decide(api, run["id"], "approve").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "budget"
+    assert not Job.objects.filter(project_id=pid, type="scene-generation").exists()
+
+    # the budget raised, approve: it carries on from there (no second cast)
     assert api.patch(f"/api/projects/{pid}", {"budget_usd": 50}, format="json").status_code == 200
-    again = start(api, pid, goal="Go on with the film.")
+    assert decide(api, run["id"], "approve").status_code == 200
     drain()
-    again = run_of(api, again["id"])
-    assert again["status"] == "awaiting_decision" and again["checkpoint"]["kind"] == "cast"
-    assert not [e for e in again["events"] if e["type"] == "action"]  # nothing planned again
-    assert decide(api, again["id"], "approve").status_code == 200
-    drain()
-    assert run_of(api, again["id"])["checkpoint"]["kind"] == "storyboard"
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "storyboard"
     assert Project.objects.get(pk=pid).characters.count() == 2
+    assert Job.objects.filter(project_id=pid, type="scene-generation").count() == 1
+
+
+def test_a_budget_short_at_the_storyboard_the_run_approves_itself_stops_too(api, priced):
+    pid = new_project(api, checkpoints=["cast", "storyboard"])
+    run = start(api, pid, checkpoints=[])  # the run approves the storyboard by itself
+    drain()
+    run = run_of(api, run["id"])
+    room = Decimal(str(run["checkpoint"]["estimate"]["total_usd"])) + Decimal("0.01")
+    budget = Project.objects.get(pk=pid).spent_usd + room  # the scenes and keyframes, no clips
+    body = {"budget_usd": float(budget.quantize(Decimal("0.01"), rounding=ROUND_DOWN))}
+    assert api.patch(f"/api/projects/{pid}", body, format="json").status_code == 200
+    assert decide(api, run["id"], "approve").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision", run["error"]
+    assert run["checkpoint"]["kind"] == "budget" and "storyboard" in run["checkpoint"]["summary"]
+    assert Project.objects.get(pk=pid).status == "awaiting_storyboard_approval"
+    assert not Job.objects.filter(project_id=pid, type="video-generation").exists()
+
+    assert api.patch(f"/api/projects/{pid}", {"budget_usd": 50}, format="json").status_code == 200
+    assert decide(api, run["id"], "approve").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "complete", run["error"]
 
 
 def test_without_the_storyboard_checkpoint_the_run_approves_it_itself(api):
