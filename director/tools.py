@@ -57,7 +57,7 @@ from projects.serializers import (
     SceneUpdateSerializer,
 )
 from projects.sound import spoken_text
-from projects.takes import current_take_ids, line_inputs, staleness
+from projects.takes import current_take_ids, wanted_lines, with_line_inputs
 
 Type, Target = GenerationJob.Type, GenerationJob.TargetType
 
@@ -677,8 +677,7 @@ def list_voices(ctx: ToolContext, args: dict) -> Result:
 def _stale_lines_of(character: Character) -> list[int]:
     """The frames whose current line, spoken by `character`, no longer matches its inputs."""
     frames = Frame.objects.filter(speaker=character, line_take__isnull=False)
-    frames = frames.select_related("speaker", "line_take").order_by("scene__order", "order")
-    return [f.pk for f in frames if _line_stale(f)]
+    return [f.pk for f in wanted_lines(with_line_inputs(frames).order_by("scene__order", "order"))]
 
 
 def set_voice(ctx: ToolContext, args: dict) -> Result:
@@ -736,14 +735,10 @@ def _lines_call(ctx: ToolContext, args: dict) -> tuple[Project, list[Frame], str
     if not frames:
         raise ToolError(f"Nothing to speak: {what.removeprefix('every ')} has no dialogue.")
     if "frame_id" not in args and "scene_id" not in args:  # the project's: what is not current
-        frames = [f for f in frames if f.line_take is None or _line_stale(f)]
+        frames = wanted_lines(frames)
         if not frames:
             raise ToolError("Nothing to speak: every line is spoken and up to date.")
     return project, frames, what
-
-
-def _line_stale(frame: Frame) -> bool:
-    return frame.line_take is not None and staleness(frame.line_take, line_inputs(frame)).stale
 
 
 def generate_lines(ctx: ToolContext, args: dict) -> Result:

@@ -34,8 +34,7 @@ from generation.providers import billed_seconds, image_choice, text_choice, vide
 from generation.rates import cost
 from projects.cast import shot_cast
 from projects.models import Character, Frame, Project, ProjectObject, Scene, Video
-from projects.sound import spoken_text
-from projects.takes import line_inputs, refresh_plan, speech_now, staleness
+from projects.takes import refresh_plan, wanted_lines, with_line_inputs
 
 Job = GenerationJob
 Type = Job.Type
@@ -250,15 +249,7 @@ def lines(project: Project, target_type: str, target_id: int, params: dict) -> l
         return speech("lines", list(shots.filter(pk=target_id).values_list("dialogue", flat=True)))
     if target_type == Target.SCENE:
         shots = shots.filter(scene_id=target_id)
-    shots = shots.select_related("speaker", "line_take").prefetch_related("scene__characters")
-    now = speech_now()
-    wanted = [
-        f.dialogue
-        for f in shots
-        if spoken_text(f)
-        and (f.line_take is None or staleness(f.line_take, line_inputs(f, now)).stale)
-    ]
-    return speech("lines", wanted)
+    return speech("lines", [f.dialogue for f in wanted_lines(with_line_inputs(shots))])
 
 
 def free(project: Project, target_type: str, target_id: int, params: dict) -> list[Item]:
@@ -337,6 +328,8 @@ def refresh(project: Project, planned: list[dict] | None = None) -> list[Item]:
         kind, unit_id = unit["type"], unit["id"]
         if kind == "portrait":
             items += portrait(project, Target.CHARACTER, unit_id, {})
+        elif kind == "reference":
+            items += reference(project, Target.OBJECT, unit_id, {})
         elif kind == "keyframe":
             items += keyframe(project, Target.FRAME, unit_id, {})
         elif kind == "clip":

@@ -14,7 +14,7 @@ from generation.jobs import active, busy_targets, job_create, lock_project, refu
 from generation.jobtypes import job_type, project_waiter_types
 from generation.models import GenerationJob
 from projects.models import Character, Frame, Project, ProjectObject, Scene, Video
-from projects.takes import line_wanted, speech_now
+from projects.takes import wanted_lines, with_line_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -481,14 +481,6 @@ def _has_dialogue(frames) -> bool:
     return frames.exclude(dialogue="").exists()
 
 
-def _lines_wanted(project: Project) -> bool:
-    """Some line of the project is missing or stale: what its project audio job speaks."""
-    frames = Frame.objects.filter(scene__project=project).exclude(dialogue="")
-    frames = frames.select_related("speaker", "line_take").prefetch_related("scene__characters")
-    speech = speech_now()
-    return any(line_wanted(f, speech) for f in frames)
-
-
 def lines_job(project: Project, target_type: str, target_id: int) -> Job:
     return job_create(
         project=project, type=Job.Type.AUDIO, target_type=target_type, target_id=target_id
@@ -522,7 +514,8 @@ def start_audio_generation(*, project: Project, frame: Frame | None = None) -> J
                 raise ConflictError("No frame of this project has dialogue to speak.")
             if running or active(project.jobs.filter(type=Job.Type.AUDIO)):
                 raise ConflictError("Lines of this project are already being spoken.")
-            if not _lines_wanted(project):  # the job would start and speak nothing
+            frames = with_line_inputs(Frame.objects.filter(scene__project=project))
+            if not wanted_lines(frames):  # the job would start and speak nothing
                 raise ConflictError("Nothing to speak: every line is spoken and up to date.")
             target_type, target_id, what = Job.TargetType.PROJECT, project.pk, "the lines"
         admit_start(project, Job.Type.AUDIO, target_type, target_id, what=what)

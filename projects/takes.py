@@ -8,7 +8,7 @@ timestamps: writing the same text back makes nothing stale."""
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -146,6 +146,19 @@ def line_wanted(frame: Frame, speech: dict[str, str]) -> bool:
         return False
     take = frame.line_take
     return take is None or staleness(take, line_inputs(frame, speech)).stale
+
+
+def wanted_lines(frames: Iterable[Frame]) -> list[Frame]:
+    """The frames whose line a project or scene audio job speaks (`line_wanted` with the
+    speech provider and model now). Frames with their speaker, line take and scene's
+    characters (`with_line_inputs`)."""
+    speech = speech_now()
+    return [f for f in frames if line_wanted(f, speech)]
+
+
+def with_line_inputs(frames: models.QuerySet[Frame]) -> models.QuerySet[Frame]:
+    """What `line_inputs` and `spoken_text` read of each frame, fetched with it."""
+    return frames.select_related("speaker", "line_take").prefetch_related("scene__characters")
 
 
 def film_inputs(project: Project, frames: list[Frame]) -> dict[str, Any]:
@@ -484,7 +497,8 @@ def _stale(project: Project, frames: list[Frame]) -> list[dict[str, Any]]:
 def refresh_plan(project: Project) -> list[dict[str, Any]]:
     """What a refresh will redo: the stale units, and the units that will go stale once those
     are redone (`"follows": true`): the keyframes showing a redone portrait or reference image
-    (those of the scenes listing the object), the clip of a redone keyframe, the film once any clip is redone. In the order the refresh runs."""
+    (those of the scenes listing the object), the clip of a redone keyframe, the film once any
+    clip is redone. In the order the refresh runs."""
     frames = hierarchy_frames(project)
     units = _stale(project, frames)
     planned = {(u["type"], u["id"]) for u in units}

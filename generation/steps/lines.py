@@ -9,6 +9,7 @@ from django.db import transaction
 from generation import services, usage
 from generation.models import GenerationJob
 from generation.providers import speech_provider
+from generation.providers.base import SpeechProvider
 from generation.providers.local import wav_seconds
 from generation.steps.common import (
     UnitVanished,
@@ -23,15 +24,14 @@ from generation.steps.common import (
 from generation.voices import voice_for
 from projects.models import Frame, Take
 from projects.sound import spoken_text
-from projects.takes import line_inputs, line_wanted, speech_now
+from projects.takes import line_inputs, line_wanted, with_line_inputs
 
 Job = GenerationJob
 UNIT = Job.TargetType.FRAME
 
 
 def _frames(job: Job) -> list[Frame]:
-    frames = Frame.objects.select_related("scene__project", "speaker", "line_take")
-    frames = frames.prefetch_related("scene__characters")
+    frames = with_line_inputs(Frame.objects.select_related("scene__project"))
     if job.target_type == Job.TargetType.FRAME:
         frame = frames.filter(pk=job.target_id).first()
         if frame is None:
@@ -55,17 +55,19 @@ def run(job: Job) -> None:
                 Frame.objects.filter(pk=frame.pk).update(line_take=None)
                 frame.line_take = None
                 services.publish_entity(frame)
-    speech = speech_now()
-    todo = [f for f in frames if spoken_text(f) and (one or line_wanted(f, speech))]
-    speak_lines(job, todo, result={"frame_ids": [f.pk for f in todo]})
-
-
-def speak_lines(job: Job, frames: list[Frame], *, result: dict) -> None:
-    """Speak side by side; each line becomes its frame's current take, and the job finishes.
-    The inputs are taken with the text: an edit made while it is spoken makes it stale."""
-    project_id = job.project_id
     provider = speech_provider()
     speech = {"provider": provider.name, "model": provider.model}  # who speaks them
+    todo = [f for f in frames if spoken_text(f) and (one or line_wanted(f, speech))]
+    speak_lines(job, todo, provider, speech, result={"frame_ids": [f.pk for f in todo]})
+
+
+def speak_lines(
+    job: Job, frames: list[Frame], provider: SpeechProvider, speech: dict, *, result: dict
+) -> None:
+    """Speak side by side with `provider` (`speech`: its name and model, which the inputs
+    record); each line becomes its frame's current take, and the job finishes. The inputs
+    are taken with the text: an edit made while it is spoken makes it stale."""
+    project_id = job.project_id
     todo = []
     for f in frames:  # the voice the inputs record is the one spoken
         inputs = line_inputs(f, speech)
