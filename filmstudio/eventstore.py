@@ -6,8 +6,10 @@ gives the event its id, the event joins the channel's recent events (a sorted se
 last RECENT_KEEP for a day) and goes out on django-eventstream's pub/sub channel, which every
 web process's listener relays to its open streams. The event is also buffered in this process
 and written to django-eventstream's Event table by `flush()`, all buffered events in one INSERT:
-at the end of every worker task (`generation.tasks`), of every web request, and at the latest
-FLUSH_INTERVAL after it was sent (a timer thread, for what runs outside both: director turns).
+at the end of every worker task (`generation.worker.FlushesEvents`), of every web request, and
+at the latest EVENTS_FLUSH_INTERVAL after it was sent (a timer thread, for what runs outside both:
+director turns; 0 = no timer), and when the process exits (EVENTS_FLUSH_AT_EXIT). Tests turn both
+off (tests/conftest.py) and call `flush()`.
 
 `EventStore` is the EVENTSTREAM_STORAGE_CLASS: replay reads the recent events from Redis and
 what Redis no longer has (flushed, restarted, trimmed) from the table, so a replay survives
@@ -62,7 +64,6 @@ RECENT_KEEP = 500  # events per channel kept in Redis (a replay reads at most 10
 RECENT_TTL = 24 * 3600  # seconds; django-eventstream's own event timeout
 TABLE_KEEP = timedelta(days=1)  # older rows are deleted, at most once per TRIM_EVERY
 TRIM_EVERY = 600.0
-FLUSH_INTERVAL = 2.0  # seconds an event may wait in the buffer when no task or request ends
 BUFFER_LIMIT = 10_000  # a database that stays away: the oldest buffered events are dropped
 # A lost counter resumes this far above the highest id known: more than all the ids of one channel
 # that processes can hold unflushed at once (each buffers at most BUFFER_LIMIT).
@@ -132,7 +133,7 @@ class _Buffer:
                 dropped = len(self.items) - BUFFER_LIMIT
                 del self.items[:dropped]
                 logger.warning("event buffer full: %s events dropped from the replay log", dropped)
-            if self.timer is None:
+            if self.timer is None and settings.EVENTS_FLUSH_INTERVAL > 0:
                 self.timer = threading.Thread(target=self._tick, name="event-flush", daemon=True)
                 self.timer.start()
 
@@ -151,16 +152,19 @@ class _Buffer:
             del self.items[: max(0, len(self.items) - BUFFER_LIMIT)]
 
     def _tick(self) -> None:
-        """The fallback flush: events sent where no task or request ends soon."""
-        while True:
-            time.sleep(FLUSH_INTERVAL / 4)
+        """The fallback flush: events sent where no task or request ends soon. Ends when
+        EVENTS_FLUSH_INTERVAL becomes 0."""
+        while (interval := settings.EVENTS_FLUSH_INTERVAL) > 0:
+            time.sleep(interval / 4)
             with self.lock:
-                due = self.items and time.monotonic() - self.oldest >= FLUSH_INTERVAL
+                due = self.items and time.monotonic() - self.oldest >= interval
             if due:
                 try:
                     flush()
                 finally:
                     connection.close()  # this thread's own connection: not held between ticks
+        with self.lock:
+            self.timer = None
 
 
 _buffer = _Buffer()
@@ -306,7 +310,7 @@ def _trim() -> None:
 def _flush_quietly(**_: object) -> None:
     if _in_event_loop():
         # An async response closed in the event loop's own thread (Django's test client does
-        # this): no database work here; the timer thread stores the events within FLUSH_INTERVAL.
+        # this): no database work here; the timer thread stores them within EVENTS_FLUSH_INTERVAL.
         return
     try:
         flush()
@@ -329,7 +333,14 @@ def _in_event_loop() -> bool:
 
 
 request_finished.connect(_flush_quietly, dispatch_uid="filmstudio.eventstore.flush")
-atexit.register(_flush_quietly)
+
+
+def _flush_at_exit() -> None:
+    if settings.EVENTS_FLUSH_AT_EXIT:
+        _flush_quietly()
+
+
+atexit.register(_flush_at_exit)
 
 
 class EventStore(StorageBase):

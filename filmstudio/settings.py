@@ -185,6 +185,10 @@ STEP_CONCURRENCY = env_int("STEP_CONCURRENCY", 4, minimum=1, maximum=64)
 EVENTSTREAM_REDIS = redis_connection_kwargs(REDIS_URL)
 # The replay log: recent events in Redis, all in the database in batches (filmstudio.eventstore).
 EVENTSTREAM_STORAGE_CLASS = "filmstudio.eventstore.EventStore"
+# Seconds a live event may wait for the replay log when no job or request ends (director turns;
+# a timer thread per process, 0 = none), and whether a process stores what is left at exit.
+EVENTS_FLUSH_INTERVAL = env_float("EVENTS_FLUSH_INTERVAL", 2.0, minimum=0.0)
+EVENTS_FLUSH_AT_EXIT = env_bool("EVENTS_FLUSH_AT_EXIT", True)
 EVENTSTREAM_CHANNELMANAGER_CLASS = "filmstudio.streams.OwnerChannelManager"
 # Streams (project and session events, director turns) one user may hold open at once in one
 # web process; one more is a 429.

@@ -1,5 +1,6 @@
 import django_rq
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection as db_connection
 from rest_framework.authtoken.models import Token
@@ -15,6 +16,16 @@ def clean_redis():
     connection = django_rq.get_connection("default")
     connection.flushdb()
     yield connection
+
+
+@pytest.fixture(scope="session", autouse=True)
+def live_events_flushed_when_asked():
+    """In the test process no timer thread stores live events on a connection of its own in
+    the middle of a test, and nothing is stored at exit (the test database is gone by then):
+    jobs and requests still flush when they end, tests call eventstore.flush() otherwise.
+    Servers and workers the tests start keep both (they read the environment)."""
+    settings.EVENTS_FLUSH_INTERVAL = 0
+    settings.EVENTS_FLUSH_AT_EXIT = False
 
 
 @pytest.fixture

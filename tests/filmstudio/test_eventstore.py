@@ -10,6 +10,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from filmstudio import eventstore
+from filmstudio.support import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,3 +80,25 @@ def test_redis_down_stores_each_event_in_the_table_and_redis_gets_them_when_back
     assert [e.id for e in replay] == [*outage, after]
     assert eventstore.flush() == 1
     assert stored(channel)[-3:] == [*outage, after]
+
+
+def test_the_timer_thread_runs_only_with_a_flush_interval_and_stops_at_0(channel, settings):
+    assert settings.EVENTS_FLUSH_INTERVAL == 0  # tests/conftest.py: no flush behind a test's back
+    eventstore.send_event(channel, "x", {"n": 0})
+    assert eventstore._buffer.timer is None
+    settings.EVENTS_FLUSH_INTERVAL = 0.2
+    eventstore.send_event(channel, "x", {"n": 1})
+    wait_for(lambda: len(stored(channel)) == 2, timeout=5)
+    settings.EVENTS_FLUSH_INTERVAL = 0
+    wait_for(lambda: eventstore._buffer.timer is None, timeout=5)
+
+
+def test_the_exit_flush_follows_its_setting(channel, settings):
+    eventstore.flush()
+    eventstore.send_event(channel, "x", {"n": 0})
+    settings.EVENTS_FLUSH_AT_EXIT = False
+    eventstore._flush_at_exit()
+    assert stored(channel) == []
+    settings.EVENTS_FLUSH_AT_EXIT = True
+    eventstore._flush_at_exit()
+    assert len(stored(channel)) == 1
