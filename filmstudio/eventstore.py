@@ -312,16 +312,18 @@ def _flush_quietly(**_: object) -> None:
         # An async response closed in the event loop's own thread (Django's test client does
         # this): no database work here; the timer thread stores them within EVENTS_FLUSH_INTERVAL.
         return
+    if not _buffer.items and not _buffer.unsynced:
+        return  # nothing to store: the connection stays as Django's own receiver left it
     try:
         flush()
     except Exception:  # a request's end is no place to fail
         logger.exception("could not flush live events")
     finally:
-        # Django's own request_finished receiver closed this thread's connection before: the
-        # flush took another, which must go back (with DB_POOL a connection kept here is lost
-        # to the pool, and a few streamed director turns used the pool up).
+        # Django's own request_finished receiver closed this thread's connection before (unless
+        # CONN_MAX_AGE keeps it): one the flush took must go back (with DB_POOL a connection
+        # kept here is lost to the pool, and a few streamed director turns used the pool up).
         if not connection.in_atomic_block:
-            connection.close()
+            connection.close_if_unusable_or_obsolete()
 
 
 def _in_event_loop() -> bool:

@@ -1,10 +1,12 @@
 """filmstudio.eventstore: ids, a lost Redis, the batched replay log."""
 
 import json
+import time
 import uuid
 
 import pytest
 import redis
+from django.db import connection
 from django_eventstream.models import Event
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -102,3 +104,24 @@ def test_the_exit_flush_follows_its_setting(channel, settings):
     settings.EVENTS_FLUSH_AT_EXIT = True
     eventstore._flush_at_exit()
     assert len(stored(channel)) == 1
+
+
+def test_the_request_end_flush_leaves_a_connection_kept_between_requests(channel):
+    eventstore.flush()
+    connection.ensure_connection()
+    raw = connection.connection
+    eventstore._flush_quietly()  # nothing buffered: no database work, nothing closed
+    assert connection.connection is raw
+    kept = connection.close_at
+    connection.close_at = None  # as with CONN_MAX_AGE=None: kept between requests
+    try:
+        eventstore.send_event(channel, "x", {"n": 0})
+        eventstore._flush_quietly()
+        assert len(stored(channel)) == 1 and connection.connection is raw
+        connection.close_at = time.monotonic()  # CONN_MAX_AGE=0: closed after the flush
+        eventstore.send_event(channel, "x", {"n": 1})
+        eventstore._flush_quietly()
+        assert connection.connection is None
+        assert len(stored(channel)) == 2
+    finally:
+        connection.close_at = kept
