@@ -389,12 +389,25 @@ def _scene_cast(scene: Scene, character_ids: list[int]) -> list[Character]:
 OBJECT_FIELDS = ("name", "description")
 
 
+def _refuse_name_taken(project_id: int, name: Any, pk: int | None = None) -> None:
+    """An object's name is its own in the project, case aside (400): the scene plan names
+    objects by it (`ProjectObject`'s constraint holds it in the database too)."""
+    if not isinstance(name, str):
+        return  # full_clean says what is wrong with it
+    twins = ProjectObject.objects.filter(project_id=project_id, name__iexact=name.strip())
+    if pk is not None:
+        twins = twins.exclude(pk=pk)
+    if twins.exists():
+        raise ValidationError({"name": [f"The project already has an object called {name!r}."]})
+
+
 def object_create(*, project: Project, **fields: Any) -> ProjectObject:
     """A prop or a place of the project; its reference image is drawn by a job started now
     (refused with the object, 409, when the budget does not allow it)."""
     with transaction.atomic():
         project = lock_project(project.pk)
         obj = ProjectObject(project=project, **{k: fields[k] for k in OBJECT_FIELDS if k in fields})
+        _refuse_name_taken(project.pk, obj.name)
         obj.full_clean()
         obj.save()
         start_reference_generation(obj=obj)
@@ -407,6 +420,8 @@ def object_update(*, obj: ProjectObject, **fields: Any) -> ProjectObject:
     """Edit its name or description (the reference image stays: redraw it to match)."""
     with transaction.atomic():
         lock_project(obj.project_id)
+        if "name" in fields:
+            _refuse_name_taken(obj.project_id, fields["name"], obj.pk)
         obj, updated = model_update(instance=obj, fields=list(OBJECT_FIELDS), data=fields)
         if updated:
             publish_entity(obj)

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 
 class Timestamped(models.Model):
@@ -176,6 +177,16 @@ class ProjectObject(Timestamped):
     class Meta:
         ordering = ["id"]
         verbose_name = "object"
+        constraints = [
+            # The scene plan offers the names as one enum and reads the model's back by name:
+            # two objects called "Lamp" and "lamp" would be one choice.
+            models.UniqueConstraint(
+                Lower("name"),
+                "project",
+                name="object_name_unique_per_project",
+                violation_error_message="The project already has an object of this name.",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -80,6 +80,33 @@ def test_bad_objects_are_400_and_create_nothing(api, user, body):
     assert not ProjectObject.objects.exists() and not Job.objects.exists()
 
 
+def test_object_names_are_unique_in_a_project_case_aside(api, user):
+    """The scene plan offers the names as one enum and reads the model's answer back by name:
+    "Lamp" and "lamp" would be one choice, and the second object never in a scene."""
+    project, other = ProjectFactory(owner=user), ProjectFactory(owner=user)
+    url = f"/api/projects/{project.pk}/objects"
+    lamp = api.post(url, {"name": "Brass lamp"}, format="json").json()["id"]
+    oar = api.post(url, {"name": "Oar"}, format="json").json()["id"]
+    twin = api.post(url, {"name": " brass LAMP"}, format="json")
+    assert twin.status_code == 400 and "already has an object" in twin.json()["name"][0]
+    renamed = api.patch(f"/api/objects/{oar}", {"name": "BRASS lamp"}, format="json")
+    assert renamed.status_code == 400 and "name" in renamed.json()
+    assert list(ProjectObject.objects.filter(project=project).values_list("name", flat=True)) == [
+        "Brass lamp",
+        "Oar",
+    ]
+    assert Job.objects.filter(project=project).count() == 2  # nothing started for the twin
+    # its own name in other letters, and the same name in another project, are fine
+    assert (
+        api.patch(f"/api/objects/{lamp}", {"name": "Brass Lamp"}, format="json").status_code == 200
+    )
+    elsewhere = api.post(f"/api/projects/{other.pk}/objects", {"name": "Brass lamp"}, format="json")
+    assert elsewhere.status_code == 201
+    # and the database holds it, whoever writes
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ProjectObject.objects.create(project=project, name="OAR")
+
+
 def test_an_object_past_the_budget_is_409_and_not_created(api, user, gemini):
     project = ProjectFactory(owner=user, budget_usd=0)
     response = api.post(f"/api/projects/{project.pk}/objects", {"name": "Lamp"}, format="json")
