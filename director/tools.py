@@ -690,8 +690,9 @@ def set_voice(ctx: ToolContext, args: dict) -> Result:
     voice = by_name.get(voice.strip().lower(), voice.strip())
     before = character.voice
     character = generation.character_update(character=character, voice=voice)
-    stale = _stale_lines_of(character)
-    if before == character.voice:
+    changed = before != character.voice
+    stale = _stale_lines_of(character) if changed else []  # none made stale by this call
+    if not changed:
         done = f"{character.name} already speaks in {character.voice}: nothing changed."
     else:
         done = f"{character.name} now speaks in {character.voice} (was {before or 'none'})."

@@ -133,6 +133,16 @@ def test_the_offline_director_gives_mira_the_voice_asked_for_and_says_her_lines_
     assert not GenerationJob.objects.exists()  # nothing is spoken again by itself
 
 
+def test_setting_the_voice_a_character_has_reports_no_stale_lines(user, film):
+    ctx = ToolContext(user, film["project"].pk, PAGES["characters"])
+    args = {"character_id": film["mira"].pk, "voice": "espeak-gus"}
+    first = execute(ctx, "set_voice", args).result
+    assert first["stale_line_frame_ids"] == [film["spoken"].pk]
+    again = execute(ctx, "set_voice", args).result  # her line is still stale, but not by this
+    assert again["stale_line_frame_ids"] == []
+    assert again["done"] == "Mira already speaks in espeak-gus: nothing changed."
+
+
 def test_a_voice_nobody_offers_or_a_quality_no_voice_has_changes_nothing(api, user, film):
     ctx = ToolContext(user, film["project"].pk, PAGES["characters"])
     bad = execute(ctx, "set_voice", {"character_id": film["mira"].pk, "voice": "Kore"}).result
