@@ -18,9 +18,8 @@ again RESTART_GAP above the highest id this process knows of (the table, its own
 processes may hold newer ids not in the table yet (a step's events until it ends, at most
 BUFFER_LIMIT each), and an id handed out again would be dropped from the table and skipped by a
 client whose Last-Event-ID is the older event's. Ids have gaps then; replay only asks for ids
-above the client's last one.
-The table keeps django-eventstream's format (the data JSON-encoded once more), so events stored
-before this module replay alike.
+above the client's last one. The table keeps django-eventstream's format (the data JSON-encoded
+once more), so events stored before this module replay alike.
 
 Redis down: the event is written to the table at once instead, its id the channel's highest
 there (or this process's) plus RESTART_GAP, under an advisory lock (so SQL per event only
@@ -29,8 +28,10 @@ those events to the channel's recent events, publishes them and raises the count
 (at its next event or flush).
 
 What it gives up: events still buffered when a process dies without flushing (a killed work
-horse) are in Redis only, replayable for a day unless Redis goes too; ids stay unique across a
-Redis restart as long as fewer than RESTART_GAP of one channel's ids are held unflushed then.
+horse) are in Redis only until the watchdog's sweep copies them (`persist_recent`, the projects at
+work; lost if Redis goes before that, and a killed web process's director turns are not copied);
+ids stay unique across a Redis restart as long as fewer than RESTART_GAP of one channel's ids
+are held unflushed then.
 """
 
 from __future__ import annotations
@@ -273,22 +274,8 @@ def flush() -> int:
     items = _buffer.take()
     if not items:
         return 0
-    now = timezone.now()
-    # The table's format is django-eventstream's: the JSON data encoded once more. One
-    # statement (bulk_create would add BEGIN and COMMIT round trips around it).
-    values = [(i.channel, i.type, json.dumps(i.data), i.eid, now) for i in items]
-    table = connection.ops.quote_name(StoredEvent._meta.db_table)
     try:
-        with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
-            with connection.cursor() as cursor:
-                for start in range(0, len(values), INSERT_ROWS):
-                    chunk = values[start : start + INSERT_ROWS]
-                    cursor.execute(
-                        f"INSERT INTO {table} (channel, type, data, eid, created) VALUES "
-                        + ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
-                        + " ON CONFLICT (channel, eid) DO NOTHING",
-                        [field for row in chunk for field in row],
-                    )
+        _insert([(i.channel, i.type, i.data, i.eid) for i in items])
         _trim()
     except Exception:
         _buffer.give_back(items)
@@ -297,6 +284,56 @@ def flush() -> int:
         )
         return 0
     return len(items)
+
+
+def _insert(rows: list[tuple[str, str, str, int]]) -> int:
+    """(channel, type, data JSON, id) rows into the table, ids already there skipped; how many
+    were new. The table's format is django-eventstream's: the JSON data encoded once more. One
+    statement per INSERT_ROWS (bulk_create would add BEGIN and COMMIT round trips around it)."""
+    now = timezone.now()
+    values = [(channel, type_, json.dumps(data), eid, now) for channel, type_, data, eid in rows]
+    table = connection.ops.quote_name(StoredEvent._meta.db_table)
+    new = 0
+    with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+        with connection.cursor() as cursor:
+            for start in range(0, len(values), INSERT_ROWS):
+                chunk = values[start : start + INSERT_ROWS]
+                cursor.execute(
+                    f"INSERT INTO {table} (channel, type, data, eid, created) VALUES "
+                    + ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
+                    + " ON CONFLICT (channel, eid) DO NOTHING",
+                    [field for row in chunk for field in row],
+                )
+                new += max(cursor.rowcount, 0)
+    return new
+
+
+_copied: dict[str, int] = {}  # persist_recent's: per channel, the highest id copied already
+
+
+def persist_recent(channels: list[str], limit: int = 200) -> int:
+    """Copy the channels' recent events from Redis into the table (the watchdog's sweep, for
+    the events of a process killed before it flushed); how many were new. Each event is read
+    once per process (ids above the last copied), at most `limit` per channel per call; those
+    a flush stored already are skipped (ON CONFLICT DO NOTHING)."""
+    global _copied
+    client, _ = _redis()
+    with client.pipeline(transaction=False) as pipe:
+        for channel in channels:
+            pipe.zrangebyscore(
+                _recent_key(channel), f"({_copied.get(channel, 0)}", "+inf", 0, limit
+            )
+        found = pipe.execute()
+    rows = []
+    for channel, members in zip(channels, found, strict=True):
+        for member in members:
+            eid, _, body = member.decode().partition(" ")
+            event = json.loads(body)
+            rows.append((channel, event["type"], event["data"], int(eid)))
+    new = _insert(rows) if rows else 0
+    top = {channel: eid for channel, _, _, eid in rows}  # ascending per channel
+    _copied = {channel: top.get(channel, _copied.get(channel, 0)) for channel in channels}
+    return new
 
 
 def _trim() -> None:

@@ -10,11 +10,14 @@ from datetime import timedelta
 import django_rq
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from rq.job import Job as RQJob
 from rq.serializers import JSONSerializer
 
+from filmstudio import eventstore
 from generation import services
+from generation.events import project_channel
 from generation.jobs import lock_project, wake_project_waiters
 from generation.jobtypes import project_waiter_types, remote_types
 from generation.models import GenerationJob
@@ -36,6 +39,16 @@ def rq_job_alive(rq_job_id: str) -> bool:
         return False
     status = job.get_status(refresh=False)
     return getattr(status, "value", str(status)) in ALIVE
+
+
+def persist_live_events(recent: float = 600.0, most: int = 100) -> int:
+    """The live events of projects at work (jobs active or changed in the last `recent`
+    seconds, at most `most` projects), from Redis into the replay table: a job process killed
+    before its end never stored its own. How many events were new there."""
+    since = timezone.now() - timedelta(seconds=recent)
+    active = Job.objects.filter(Q(status__in=Job.ACTIVE) | Q(updated_at__gte=since))
+    projects = active.order_by().values_list("project_id", flat=True).distinct()[:most]
+    return eventstore.persist_recent([project_channel(pk) for pk in projects])
 
 
 def promote_overdue(grace: float) -> int:

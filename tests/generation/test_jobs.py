@@ -8,12 +8,13 @@ from datetime import timedelta
 import django_rq
 import pytest
 from django.core.files.storage import default_storage
+from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 from django_eventstream.models import Event
 
 from filmstudio import eventstore
-from generation import queue, services, watchdog
+from generation import events, queue, services, watchdog
 from generation.models import GenerationJob
 from generation.providers.fal import FalVideo
 from generation.steps import characters as characters_step
@@ -363,6 +364,20 @@ def test_a_transient_storm_is_retried_until_it_passes(api, project, gemini, sett
 
 
 # --- the watchdog --------------------------------------------------------------------------
+
+
+def test_the_watchdog_stores_the_live_events_of_a_job_process_killed_before_its_end(
+    project, monkeypatch
+):
+    services.start_character_generation(project=project, count=2)  # the project is at work
+    channel = events.project_channel(project.pk)
+    eventstore.flush()
+    sent = [eventstore.send_event(channel, "project", {"n": n}) for n in range(3)]
+    monkeypatch.setattr(eventstore, "_buffer", eventstore._Buffer())  # died with them unflushed
+    call_command("watchdog", "--once")
+    stored = Event.objects.filter(channel=channel, eid__in=sent)
+    assert [json.loads(json.loads(e.data))["n"] for e in stored.order_by("eid")] == [0, 1, 2]
+    assert watchdog.persist_live_events() == 0  # each event is read from Redis once
 
 
 def test_the_watchdog_resumes_a_step_whose_worker_died(api, project, settings):

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
 from filmstudio import eventstore
-from generation.watchdog import sweep
+from generation.watchdog import persist_live_events, sweep
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,10 @@ class Command(BaseCommand):
                     raise
             finally:
                 eventstore.flush()  # the sweep's live events, into the replay log at once
+                try:
+                    persist_live_events()  # and those of job processes killed before their end
+                except Exception:
+                    logger.exception("could not copy live events into the replay log")
                 close_old_connections()
             if once:
                 return
