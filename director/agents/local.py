@@ -145,6 +145,8 @@ def _generate_kind(text: str) -> str | None:
     return KIND_WORDS[match.group(1).rstrip("s")] if match else None
 
 
+# Whose voice: a name, or the narrator (never an article or a pronoun read as a name).
+_WHO = r"((?:the\s+)?narrator|(?!(?:the|a|an|his|her|their|its|my|our)\b)[A-Za-z][\w-]*)"
 _RULES: list[tuple[str, str]] = [
     ("highlight", r"\bhighlight\s+(?:the\s+)?(.+?)[.!?]*$"),
     ("new_project", r"\b(?:new|create\s+a|start\s+a(?:\s+new)?)\s+project\b"),
@@ -159,27 +161,29 @@ _RULES: list[tuple[str, str]] = [
     ),
     ("approve", r"\bapprove\s+(.+?)[.!?]*$"),
     ("reject", r"\breject\s+(.+?)(?:\s+(?:because|since|as|for)\s+(.+?))?[.!?]*$"),
-    ("list_voices", r"\b(?:list|show|which|what)\b.*\bvoices\b|^\W*voices\W*$"),
-    # set_voice: (the character's name, what the voice should be)
-    ("set_voice", r"\bgive\s+([A-Za-z][\w-]*)\s+(.*\bvoice\b.*?)[.!?]*$"),
+    ("list_voices", r"\b(?:list|show|which|what)\b.*\bvoices?\b|^\W*voices\W*$"),
+    # set_voice: (the character's name or "the narrator", what the voice should be)
+    ("set_voice", rf"\bgive\s+{_WHO}\s+(.*\bvoice\b.*?)[.!?]*$"),
     (
         "set_voice",
-        r"\bmake\s+([A-Za-z][\w-]*)(?:(?:'|\u2019)s\s+voice(?:\s+sound)?|\s+sound)\s+(.+?)[.!?]*$",
+        rf"\bmake\s+{_WHO}(?:(?:'|\u2019)s\s+voice(?:\s+sound)?|\s+sound)\s+(.+?)[.!?]*$",
     ),
     (
         "set_voice",
-        r"\b(?:change|set|switch)\s+([A-Za-z][\w-]*)(?:'|\u2019)s\s+voice\s+(?:to|into)\s+(.+?)[.!?]*$",
+        rf"\b(?:change|set|switch)\s+{_WHO}(?:'|\u2019)s\s+voice\s+(?:to|into)\s+(.+?)[.!?]*$",
     ),
     (
         "set_voice",
-        r"\b(?:change|set|switch)\s+the\s+voice\s+of\s+([A-Za-z][\w-]*)\s+(?:to|into)\s+(.+?)[.!?]*$",
+        rf"\b(?:change|set|switch)\s+the\s+voice\s+of\s+{_WHO}\s+(?:to|into)\s+(.+?)[.!?]*$",
     ),
-    ("set_voice", r"\b([A-Za-z][\w-]*)\s+should\s+sound\s+(.+?)[.!?]*$"),
+    ("set_voice", rf"\b{_WHO}\s+should\s+sound\s+(.+?)[.!?]*$"),
+    # Paid: only a sentence that opens with the verb and asks nothing ("what does Mira say in
+    # her lines?" and "read me the dialogue" are questions about the text).
     (
         "speak_lines",
-        r"^(?!.*\b(?:set|change|update|edit|rename)\b.*\s(?:to|into|:)\s)(?:.*\b(?:speak|say|"
-        r"voice|record|narrate|read)\b.*\b(?:lines?|dialogue)\b|.*\b(?:generate|create|redo)\b.*"
-        r"\b(?:lines|spoken\s+lines|audio|speech)\b|\W*speak\b)",
+        r"^\W*(?:(?:please|now|ok(?:ay)?|so|and|then|also)\W+)*(?!.*\?\W*$)(?:"
+        r"(?:speak|say|voice|record|narrate|read\s+(?:out|aloud))\b.*\b(?:lines?|dialogue)\b|"
+        r"(?:generate|create|redo)\b.*\b(?:lines|spoken\s+lines|audio|speech)\b|speak\b)",
     ),
     ("unit", ""),  # a request about one unit (parse_unit), before the generic rules
     ("retry", r"\bretry\b(?:\D*(\d+))?"),
@@ -812,6 +816,13 @@ class _Plan:
         if voices is None:
             return " I could not read the voices.", []
         cast = voices.get("cast", [])
+        if self.intent.value.lower().removeprefix("the ").strip() == "narrator":
+            return (
+                " The narrator is nobody in the cast: lines without a speaker are read in the "
+                "speech provider's narrator voice, which is not set per project. Give the line "
+                f"a speaker to have it said in their voice. {_cast_line(cast)}",
+                [],
+            )
         found = _matches(cast, [self.intent.value])
         if not found:
             return f" I found nobody called “{self.intent.value}”. {_cast_line(cast)}", []

@@ -46,6 +46,35 @@ def test_it_reads_the_intent(message, intent):
 
 
 @pytest.mark.parametrize(
+    ("message", "intent"),
+    [
+        # questions about the lines are not the paid request to speak them
+        ("what does Mira say in her lines?", Intent("help")),
+        ("read me the dialogue", Intent("help")),
+        ("can Tom speak the lines?", Intent("help")),
+        ("which voice does Mira speak in?", Intent("list_voices")),
+        ("what voices are there", Intent("list_voices")),
+        ("give the narrator a deeper voice", Intent("set_voice", "the narrator", "a deeper voice")),
+        ("give Mira a deeper voice", Intent("set_voice", "Mira", "a deeper voice")),
+        ("make her voice warmer", Intent("help")),  # whose? nobody called "her"
+        ("speak the lines of scene 2", Intent("speak_lines")),
+        ("please read out the dialogue", Intent("speak_lines")),
+        ("Now generate the audio.", Intent("speak_lines")),
+        ("speak", Intent("speak_lines")),
+    ],
+)
+def test_it_reads_voice_and_line_requests(message, intent):
+    assert parse(message) == intent
+
+
+@pytest.mark.parametrize(
+    "message", ["read me the dialogue of scene 2", "can Tom speak the lines of scene 2?"]
+)
+def test_a_question_about_a_scenes_lines_is_not_a_request_to_speak_them(message):
+    assert parse(message).kind != "speak_lines"  # (the scene itself, or help)
+
+
+@pytest.mark.parametrize(
     ("message", "unit"),
     [
         (

@@ -133,6 +133,13 @@ def test_the_offline_director_gives_mira_the_voice_asked_for_and_says_her_lines_
     assert not GenerationJob.objects.exists()  # nothing is spoken again by itself
 
 
+def test_the_narrators_voice_is_not_set_on_a_character_called_the(api, film):
+    events = ask(api, film, "give the narrator a deeper voice")
+    assert [c["name"] for c in calls(events)] == ["list_voices"]
+    assert "The narrator is nobody in the cast" in events[-1].data["text"]
+    assert not GenerationJob.objects.exists()
+
+
 def test_setting_the_voice_a_character_has_reports_no_stale_lines(user, film):
     ctx = ToolContext(user, film["project"].pk, PAGES["characters"])
     args = {"character_id": film["mira"].pk, "voice": "espeak-gus"}
