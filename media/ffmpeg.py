@@ -558,6 +558,15 @@ def _film_tracks(binary: str, fmt: CanonicalFormat) -> tuple[_Track, ...] | None
     return head.tracks if head is not None else None
 
 
+def sample_film_format(fmt: CanonicalFormat) -> bool:
+    """Take `fmt`'s sample now (the worker, before it forks: no job process encodes it again).
+    A failed sample is not kept, so that the job processes try again."""
+    if _film_tracks(ffmpeg_binary(), fmt) is not None:
+        return True
+    _film_tracks.cache_clear()
+    return False
+
+
 def _copyable(head: _Mp4Head | None, fmt: CanonicalFormat, frames: int) -> bool:
     """Already the film's format as this encoder writes it, the same tracks to the byte of their
     decoder configurations (so that it joins the stream-copy stitch: a clip that only looks

@@ -53,7 +53,11 @@ def image_suffix(data: bytes) -> str:
 
 
 def film_format(project: Project) -> ffmpeg.CanonicalFormat:
-    width, height = ffmpeg.canonical_size(project.aspect_ratio, settings.MEDIA_BASE_HEIGHT)
+    return film_format_of(project.aspect_ratio)
+
+
+def film_format_of(aspect_ratio: str) -> ffmpeg.CanonicalFormat:
+    width, height = ffmpeg.canonical_size(aspect_ratio, settings.MEDIA_BASE_HEIGHT)
     return ffmpeg.CanonicalFormat(width, height, settings.MEDIA_FPS)
 
 

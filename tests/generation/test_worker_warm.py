@@ -9,13 +9,17 @@ import pytest
 from tests.pipeline import subprocess_env
 
 # In a fresh process (a test process has built most of them already): warm(), then a fork that
-# reads a Gemini answer through the SDK and takes the fal clients, as a work horse does.
+# reads a Gemini answer through the SDK, takes the fal clients and checks a clip against each
+# aspect ratio's film format (normalize_clip's stream-copy test), as a work horse does.
 PROBE = """
 import json, os, django
 django.setup()
 from google.genai import types
 from generation import worker
 from generation.providers import fal
+from generation.steps.common import film_format_of
+from media import ffmpeg
+from projects.models import Project
 MODELS = [types.GenerateContentResponse, types.Candidate, types.Content, types.Part, types.Blob,
           types.GenerateContentResponseUsageMetadata, types.GenerateContentConfig]
 def built():
@@ -27,6 +31,11 @@ if os.fork() == 0:
     made = [fal.fal_sync_client.cache_info().currsize, fal.download_client.cache_info().currsize]
     types.GenerateContentResponse._from_response(
         response=worker._sample_answer(image=True), kwargs={})
+    sampled = ffmpeg._film_tracks.cache_info()
+    tracks = [bool(ffmpeg._film_tracks(ffmpeg.ffmpeg_binary(), film_format_of(ratio)))
+              for ratio in Project.AspectRatio.values]
+    encoded = ffmpeg._film_tracks.cache_info().misses - sampled.misses
+    made.append({"sampled": sampled.currsize, "tracks": tracks, "encoded": encoded})
     os.write(write, json.dumps({"built": built(), "clients": made}).encode())
     os._exit(0)
 os.close(write)
@@ -48,4 +57,7 @@ def test_warm_builds_the_sdk_models_and_clients_a_job_process_would_build(settin
     assert not all(found["before"].values())  # not built at import: warm() is what builds them
     assert all(found["after"].values()), found["after"]
     assert all(found["built"].values()), found["built"]  # still built in the job process
-    assert found["clients"] == [1, 1]  # the fal and download clients: inherited, made once
+    fal_client, download_client, formats = found["clients"]
+    assert [fal_client, download_client] == [1, 1]  # the fal and download clients: inherited
+    # Each aspect ratio's film format sampled before the fork: the job process encodes none.
+    assert formats == {"sampled": 3, "tracks": [True, True, True], "encoded": 0}
