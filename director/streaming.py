@@ -11,8 +11,9 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 
 from django.conf import settings
-from django_eventstream import send_event
-from django_eventstream.utils import get_storage, sse_encode_event
+from django_eventstream.utils import sse_encode_event
+
+from filmstudio import eventstore
 
 logger = logging.getLogger(__name__)
 
@@ -113,11 +114,8 @@ class TurnEvents:
         self.relay.close()
 
     def _publish(self, event_type: str, data: dict) -> str | None:
-        try:
-            send_event(self.channel, event_type, data)
-            # One turn at a time per session (director.services.turn_start), so the channel's
-            # current id is the event just stored.
-            return f"{self.channel}:{get_storage().get_current_id(self.channel)}"
+        try:  # one Redis round trip: the id, the replay log and the pub/sub message
+            return f"{self.channel}:{eventstore.send_event(self.channel, event_type, data)}"
         except Exception:  # the live relay matters more than the replay log: carry on without
             logger.exception("could not publish %s on %s", event_type, self.channel)
             return None

@@ -4,10 +4,12 @@ import asyncio
 import threading
 
 import pytest
+import redis
 
 from director.models import DirectorMessage, DirectorSession, DirectorTurn
 from director.selectors import session_history
-from director.streaming import KEEPALIVE, TurnRelay
+from director.streaming import KEEPALIVE, TurnEvents, TurnRelay
+from filmstudio import eventstore
 
 
 def produce(relay: TurnRelay, chunks: list[str], gate: threading.Event) -> threading.Thread:
@@ -88,3 +90,29 @@ def test_history_keeps_whole_turns_only(user, settings):
     assert [m.turn_id for m in history] == [turns[1].pk] * 4 + [turns[2].pk] * 4
     assert [m.role for m in history[:4]] == ["user", "assistant", "tool", "assistant"]
     assert session_history(session, before=turns[3], turns=0) == []
+
+
+@pytest.mark.django_db
+def test_a_turn_event_costs_one_redis_round_trip_and_carries_the_id_it_was_stored_with(
+    monkeypatch,
+):
+    commands = []
+    execute = redis.Redis.execute_command
+
+    def counted(self, *args, **options):
+        commands.append(args[0])
+        return execute(self, *args, **options)
+
+    relay = TurnRelay()
+    turn = TurnEvents(session_id=10**9, relay=relay)
+    monkeypatch.setattr(redis.Redis, "execute_command", counted)
+    first = turn._publish("message", {"delta": "a"})
+    commands.clear()
+    eventstore.send_event(turn.channel, "message", {"delta": "elsewhere"})  # another sender
+    second = turn._publish("message", {"delta": "b"})
+    monkeypatch.undo()
+    assert len(commands) == 2  # the other sender's and this one's: a script call each
+    ids = [int(e.id) for e in eventstore.EventStore().get_events(turn.channel, 0)]
+    assert second == f"{turn.channel}:{ids[-1]}" and first == f"{turn.channel}:{ids[0]}"
+    client, _ = eventstore._redis()
+    client.delete(eventstore._counter_key(turn.channel), eventstore._recent_key(turn.channel))
