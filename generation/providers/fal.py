@@ -69,7 +69,7 @@ def fal_sync_client(key: str, timeout: float) -> fal_client.SyncClient:
     an httpx client (its TLS context) costs 25-50 ms, once per job when each job made its own.
     The worker makes it before forking (generation.worker.warm); no connection is open yet."""
     client = fal_client.SyncClient(key=key, default_timeout=timeout)
-    assert client._client is not None  # a cached property: built now, shared from here on
+    _http = client._client  # a cached property: built now, shared from here on
     return client
 
 

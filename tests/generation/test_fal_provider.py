@@ -2,6 +2,8 @@
 
 import base64
 import json
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +22,7 @@ from generation.providers.fal import (
 )
 from tests.fakes.fal_server import FakeFal
 from tests.fakes.gemini_server import tiny_png
+from tests.pipeline import subprocess_env
 
 FAL_KEY = "fal-test-key-id:fal-test-key-secret-0123456789"
 MODEL = "fal-ai/kling-video/v2.1/standard/image-to-video"
@@ -212,6 +215,22 @@ def test_a_failed_download_is_transient(fake):
 
     with pytest.raises(TransientProviderError, match="download"):
         _poll_until_settled(request_id)
+
+
+def test_the_cached_fal_client_builds_its_http_client_also_under_python_o(settings):
+    """fal_sync_client builds the SDK's HTTP client at once (the worker does it before forking):
+    with an `assert` doing it, `python -O` dropped the statement and every job built its own."""
+    probe = (
+        "import django; django.setup()\n"
+        "from generation.providers import fal\n"
+        "print('_client' in vars(fal.fal_sync_client('key', 5.0)))"
+    )
+    env = subprocess_env(settings) | {"DJANGO_SETTINGS_MODULE": "filmstudio.settings"}
+    done = subprocess.run(
+        [sys.executable, "-O", "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True"]
 
 
 # ------------------------------------------------------------------ webhooks
