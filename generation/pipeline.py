@@ -4,6 +4,7 @@ videos (one job per frame) and spoken lines (one job per scene) → stitching (o
 is ready and no line is being spoken) → complete."""
 
 import logging
+from collections.abc import Callable
 
 from django.db import transaction
 from django.db.models import Count, Q
@@ -216,35 +217,36 @@ def start_keyframe_generation(*, frame: Frame, instructions: str = "") -> Job:
         return _unit_job(project, Job.Type.KEYFRAME, Job.TargetType.FRAME, frame.pk, instructions)
 
 
+# What an image edit works on, by target type: (the model, its label, what it is called, its
+# image's name, the `refuse_while_busy` arguments).
+_EDITED: dict[str, tuple[type[Character | ProjectObject | Frame], str, Callable, str, Callable]] = {
+    Job.TargetType.CHARACTER: (
+        Character, "Character", lambda u: f"the portrait of {u.name}", "portrait",
+        lambda u: {"character_id": u.pk},
+    ),
+    Job.TargetType.OBJECT: (
+        ProjectObject, "Object", lambda u: f"the reference image of {u.name}", "reference image",
+        lambda u: {"object_id": u.pk},
+    ),
+    Job.TargetType.FRAME: (
+        Frame, "Frame", lambda u: f"frame {u.pk}'s keyframe", "keyframe",
+        lambda u: {"scene_id": u.scene_id, "frame_id": u.pk},
+    ),
+}  # fmt: skip
+
+
 def _edited_unit(project: Project, target_type: str, target_id: int) -> tuple[str, str]:
     """What an image edit works on, as it is now: its name, or `ConflictError` when it has no
     image yet or a job works on it (project row locked)."""
-    if target_type == Job.TargetType.CHARACTER:
-        character = Character.objects.filter(pk=target_id).first()
-        if character is None:
-            raise ConflictError(f"Character {target_id} no longer exists.")
-        what = f"the portrait of {character.name}"
-        if not character.image:
-            raise ConflictError(f"Cannot edit {what}: it has no portrait yet.")
-        refuse_while_busy(project, what, character_id=character.pk)
-        return what, character.image
-    if target_type == Job.TargetType.OBJECT:
-        obj = ProjectObject.objects.filter(pk=target_id).first()
-        if obj is None:
-            raise ConflictError(f"Object {target_id} no longer exists.")
-        what = f"the reference image of {obj.name}"
-        if not obj.image:
-            raise ConflictError(f"Cannot edit {what}: it has no reference image yet.")
-        refuse_while_busy(project, what, object_id=obj.pk)
-        return what, obj.image
-    frame = Frame.objects.filter(pk=target_id).first()
-    if frame is None:
-        raise ConflictError(f"Frame {target_id} no longer exists.")
-    what = f"frame {frame.pk}'s keyframe"
-    if not frame.image:
-        raise ConflictError(f"Cannot edit {what}: it has no keyframe yet.")
-    refuse_while_busy(project, what, scene_id=frame.scene_id, frame_id=frame.pk)
-    return what, frame.image
+    model, label, called, image, busy = _EDITED[target_type]
+    unit = model.objects.filter(pk=target_id).first()
+    if unit is None:
+        raise ConflictError(f"{label} {target_id} no longer exists.")
+    what = called(unit)
+    if not unit.image:
+        raise ConflictError(f"Cannot edit {what}: it has no {image} yet.")
+    refuse_while_busy(project, what, **busy(unit))
+    return what, unit.image
 
 
 def start_image_edit(

@@ -111,7 +111,10 @@ REDO_TYPES = (GenerationJob.Type.PORTRAIT, GenerationJob.Type.KEYFRAME)
 
 
 def take_seed(job: GenerationJob, unit_pk: int) -> int:
-    return unit_pk + job.pk if job.type in REDO_TYPES else unit_pk
+    """The unit's own seed for its first take; a new one for a redo (a job type that only
+    redoes, or a job asked to redraw: the same prompt offline would draw the same image)."""
+    redo = job.type in REDO_TYPES or (job.params or {}).get("redraw")
+    return unit_pk + job.pk if redo else unit_pk
 
 
 def record_take(job: GenerationJob, provider, unit: tuple[str, int], **fields) -> Take:

@@ -29,9 +29,7 @@ def run(job: GenerationJob) -> None:
     prompt = with_instructions(reference_prompt(obj, obj.project), instructions)
     inputs = reference_inputs(obj)
     provider = image_provider()
-    # The first drawing's seed is the object's; a redraw's is new (the same prompt offline
-    # would draw the same image).
-    seed = obj.pk + job.pk if job.params.get("redraw") else take_seed(job, obj.pk)
+    seed = take_seed(job, obj.pk)  # the object's for its first drawing, a new one to redraw
 
     def draw(pk: int) -> str:
         with usage.for_unit(UNIT, pk):
