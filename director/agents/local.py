@@ -827,7 +827,7 @@ class _Plan:
         if not found:
             return f" I found nobody called “{self.intent.value}”. {_cast_line(cast)}", []
         character = found[0]
-        voice = pick_voice(voices["voices"], character, cast, self.intent.extra)
+        voice = voice_asked_for(voices["voices"], character, cast, self.intent.extra)
         if voice is None:
             return (
                 f" Which voice for {character['name']}? Say e.g. “a deeper voice”, “warmer”, "
@@ -1052,7 +1052,9 @@ def _voice_word(word: str) -> set[str]:
     return set()
 
 
-def pick_voice(voices: list[dict], character: dict, cast: list[dict], wanted: str) -> dict | None:
+def voice_asked_for(
+    voices: list[dict], character: dict, cast: list[dict], wanted: str
+) -> dict | None:
     """The voice a request asks for: one named in it, else the best fit for the qualities it
     names (keeping the current voice's register unless it asks for another, preferring voices
     nobody else in the cast speaks in); None when it names nothing a voice is described by."""
