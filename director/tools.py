@@ -715,24 +715,18 @@ def _lines_call(ctx: ToolContext, args: dict) -> tuple[Project, list[Frame], str
         raise ToolError("Give one of frame_id, scene_id or project_id.")
     if "frame_id" in args:
         frame = selectors.frame_for_user(ctx.user, _int_arg(args, "frame_id"))
-        frames, what = [frame], f"the line of {_frame_label(frame)}"
+        shots, what = Frame.objects.filter(pk=frame.pk), f"the line of {_frame_label(frame)}"
         project = frame.scene.project
     elif "scene_id" in args:
         scene = selectors.scene_for_user(ctx.user, _int_arg(args, "scene_id"))
-        frames = list(scene.frames.order_by("order"))
+        shots = Frame.objects.filter(scene=scene)
         project, what = scene.project, f"the lines of scene {scene.order} ({scene.title})"
     else:
         project = _project(ctx, args)
-        frames = list(Frame.objects.filter(scene__project=project))
+        shots = Frame.objects.filter(scene__project=project)
         what = f"every missing or stale line of “{project.title}”"
-    frames = [
-        f
-        for f in Frame.objects.filter(pk__in=[f.pk for f in frames])
-        .select_related("scene__project", "speaker", "line_take")
-        .prefetch_related("scene__characters")
-        .order_by("scene__order", "order")
-        if spoken_text(f)
-    ]
+    shots = with_line_inputs(shots.exclude(dialogue="").select_related("scene__project"))
+    frames = [f for f in shots.order_by("scene__order", "order") if spoken_text(f)]
     if not frames:
         raise ToolError(f"Nothing to speak: {what.removeprefix('every ')} has no dialogue.")
     if "frame_id" not in args and "scene_id" not in args:  # the project's: what is not current
