@@ -472,7 +472,9 @@ class ImageEditApi(JobStartApi):
 StaleUnit = inline_serializer(
     "StaleUnit",
     {
-        "type": serializers.ChoiceField(choices=["portrait", "keyframe", "clip", "line", "film"]),
+        "type": serializers.ChoiceField(
+            choices=["portrait", "reference", "keyframe", "clip", "line", "film"]
+        ),
         "id": serializers.IntegerField(),
         "reasons": serializers.ListField(child=serializers.CharField()),
         "follows": serializers.BooleanField(

@@ -113,8 +113,9 @@ class ProjectObjectsApi(APIView):
     def get(self, request, project_id: int):
         project = selectors.project_for_user(request.user, project_id)
         reject_unknown_params(request, allowed=[])
-        objects = selectors.objects_with_takes(project.project_objects.select_related("project"))
-        return Response(ProjectObjectSerializer(objects, many=True).data)
+        objects = list(project.project_objects.select_related("project").order_by("id"))
+        context = {"take_states": take_states(project, [], [], objects)}
+        return Response(ProjectObjectSerializer(objects, many=True, context=context).data)
 
     @extend_schema(
         request=ProjectObjectSerializer,

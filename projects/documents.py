@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 from django.db.models.query import ValuesListIterable
 from django.http import Http404
 
@@ -161,12 +161,7 @@ _CHARACTERS = _Compiled(
     lambda pid, _: Character.objects.filter(project_id=pid).order_by("id").values()
 )
 _OBJECTS = _Compiled(
-    lambda pid, _: (
-        ProjectObject.objects.filter(project_id=pid)
-        .annotate(takes_count=Count("takes"))
-        .order_by("id")
-        .values(*_columns(ProjectObject), "takes_count")
-    )
+    lambda pid, _: ProjectObject.objects.filter(project_id=pid).order_by("id").values()
 )
 _SCENES = _Compiled(lambda pid, _: Scene.objects.filter(project_id=pid).order_by("order").values())
 _FRAMES = _Compiled(
@@ -239,7 +234,7 @@ def project_document(user, project_id: int) -> Row:
         "updated_at": _when(project["updated_at"]),
         **_takes(state(Take.Kind.FILM, pid)),
         "characters": [_character(c, state) for c in characters],
-        "objects": [_object(o) for o in objects],
+        "objects": [_object(o, state) for o in objects],
         "scenes": [
             {
                 "id": s["id"],
@@ -276,10 +271,11 @@ def _character(c: Row, state) -> Row:
     }
 
 
-def _object(o: Row) -> Row:
+def _object(o: Row, state) -> Row:
     values = {
         **o,
         "image_url": blob_url(o["image"]),
+        **_takes(state(Take.Kind.REFERENCE, o["id"])),
         "created_at": _when(o["created_at"]),
         "updated_at": _when(o["updated_at"]),
     }
@@ -363,4 +359,5 @@ def _states(project, characters, objects, scenes, frames, scene_cast, scene_obje
         owner,
         cast(list[Character], list(cast_by_id.values())),
         cast(list[Frame], frame_units),
+        cast(list[ProjectObject], list(objects_by_id.values())),
     )

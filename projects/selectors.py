@@ -1,7 +1,7 @@
 """Reads for the API, admin and dashboards. Owner scoping lives here and nowhere else."""
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
 from projects.models import Character, Frame, Project, ProjectObject, Scene, Take
@@ -12,11 +12,6 @@ def projects_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Projec
     if not user.is_authenticated:
         return Project.objects.none()
     return Project.objects.filter(owner_id=user.pk)
-
-
-def objects_with_takes(queryset: QuerySet[ProjectObject]) -> QuerySet[ProjectObject]:
-    """Objects in order, each with how many reference takes it has (`takes_count`)."""
-    return queryset.annotate(takes_count=Count("takes")).order_by("id")
 
 
 def project_hierarchy(queryset: QuerySet[Project]) -> QuerySet[Project]:
@@ -34,7 +29,7 @@ def project_hierarchy(queryset: QuerySet[Project]) -> QuerySet[Project]:
     )
     return queryset.prefetch_related(
         Prefetch("characters", queryset=Character.objects.order_by("id")),
-        Prefetch("project_objects", queryset=objects_with_takes(ProjectObject.objects.all())),
+        Prefetch("project_objects", queryset=ProjectObject.objects.order_by("id")),
         Prefetch("scenes", queryset=scenes),
     )
 
@@ -87,7 +82,8 @@ def take_for_user(user, take_id: int) -> Take:
 def hierarchy_take_states(project: Project) -> dict:
     """The takes of every unit of a project fetched with `project_hierarchy` (two queries)."""
     frames = [frame for scene in project.scenes.all() for frame in scene.frames.all()]
-    return take_states(project, list(project.characters.all()), frames)
+    objects = list(project.project_objects.all())
+    return take_states(project, list(project.characters.all()), frames, objects)
 
 
 def scene_with_frames(scene_id: int) -> tuple[Scene, dict]:

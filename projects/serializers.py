@@ -84,14 +84,14 @@ class CharacterSerializer(TakeStateFields, StrictModelSerializer):
         return blob_url(obj.image)
 
 
-class ProjectObjectSerializer(StrictModelSerializer):
+class ProjectObjectSerializer(TakeStateFields, StrictModelSerializer):
     """A prop or a place; its `image_url` is its current reference image (drawn by a
-    `reference-generation` job started when it is created)."""
+    `reference-generation` job started when it is created), `stale` when its name, description
+    or the project's style changed since that take."""
 
+    take_kind = Take.Kind.REFERENCE
     project_id = serializers.IntegerField(read_only=True)
     image_url = serializers.SerializerMethodField()
-    take_id = serializers.IntegerField(read_only=True, allow_null=True)
-    takes_count = serializers.SerializerMethodField(help_text="How many reference takes it has.")
     name = StrictCharField(max_length=120)
     description = StrictCharField(max_length=5000, required=False, allow_blank=True)
 
@@ -103,18 +103,13 @@ class ProjectObjectSerializer(StrictModelSerializer):
             "name",
             "description",
             "image_url",
-            "take_id",
-            "takes_count",
+            *TakeStateFields.TAKE_FIELDS,
             "created_at",
             "updated_at",
         ]
 
     def get_image_url(self, obj: ProjectObject) -> str | None:
         return blob_url(obj.image)
-
-    def get_takes_count(self, obj: ProjectObject) -> int:
-        counted = getattr(obj, "takes_count", None)  # annotated by the lists' selectors
-        return obj.takes.count() if counted is None else counted
 
 
 class VideoSerializer(TakeStateFields, serializers.ModelSerializer):

@@ -1,7 +1,7 @@
 """Refresh: regenerate exactly the stale units, stage by stage in dependency order (portraits,
-then keyframes, then clips, then spoken lines), then re-cut the film. The job runs once per
-stage: it starts that stage's unit jobs as its children, waits (no worker held), and runs
-again when they are done."""
+objects' reference images, then keyframes, then clips, then spoken lines), then re-cut the
+film. The job runs once per stage: it starts that stage's unit jobs as its children, waits (no
+worker held), and runs again when they are done."""
 
 from django.db import transaction
 
@@ -16,6 +16,7 @@ Job = GenerationJob
 # Stale unit type → (job type, target type): the order is the order of the stages.
 STAGES = (
     ("portrait", Job.Type.PORTRAIT, Job.TargetType.CHARACTER),
+    ("reference", Job.Type.REFERENCE, Job.TargetType.OBJECT),
     ("keyframe", Job.Type.KEYFRAME, Job.TargetType.FRAME),
     ("clip", Job.Type.VIDEOS, Job.TargetType.FRAME),
     ("line", Job.Type.AUDIO, Job.TargetType.FRAME),

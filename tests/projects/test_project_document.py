@@ -158,6 +158,11 @@ def test_the_one_pass_document_is_the_serializers_json_byte_for_byte(user, rich)
     assert doc["stale"] is True and doc["final_video_url"].startswith("/blob/")
     assert doc["take_id"] is not None and doc["budget_usd"] == Decimal("12.50")
     assert [o["image_url"] is None for o in doc["objects"]] == [False, True]
+    # the lamp renamed and the style changed since its reference take; the pier has none
+    assert [(o["stale"], o["stale_reasons"], o["takes_count"]) for o in doc["objects"]] == [
+        (True, ["name changed", "project style changed"], 1),
+        (False, [], 0),
+    ]
 
 
 def test_the_api_answers_the_serializers_json_and_its_queries_do_not_grow(api, user, rich):

@@ -4,14 +4,14 @@
 // On each scene card, which objects it shows, editable (PATCH object_ids).
 import { api, errorText } from "./api.js";
 import { $, confirmDialog, el, notify, reconcile } from "./dom.js";
-import { editable, editImage, regenerate, takeStrip } from "./control.js";
+import { editable, editImage, regenerate, staleBadge, staleNote, takeStrip } from "./control.js";
 
 const ACTIVE = ["queued", "running", "waiting"];
 
 export function renderObjects(p, actions) {
   const inScenes = (o) => p.scenes.filter((s) => s.object_ids.includes(o.id)).map((s) => s.order);
   reconcile($("#object-list"), p.objects, (o) => `object-${o.id}`,
-    (o) => JSON.stringify([o.name, o.description, o.image_url, o.take_id, o.takes_count, inScenes(o)]),
+    (o) => JSON.stringify([o.name, o.description, o.image_url, o.take_id, o.takes_count, o.stale, o.stale_reasons, inScenes(o)]),
     (o) => objectCard(o, inScenes(o), actions));
   $("#objects-empty").hidden = p.objects.length > 0;
   if (p.objects.some((o) => !o.image_url)) drawingStates(p.id);
@@ -20,11 +20,12 @@ export function renderObjects(p, actions) {
 function objectCard(o, scenes, actions) {
   const url = `/api/objects/${o.id}`;
   const what = `reference image of ${o.name}`;
-  return el("div", { class: "card object", id: `object-${o.id}`, "data-object": o.id },
+  return el("div", { class: "card object", id: `object-${o.id}`, "data-object": o.id, "data-stale": o.stale ? "true" : null },
     o.image_url ? el("img", { class: "portrait", src: o.image_url, alt: `Reference image of ${o.name}` })
       : el("div", { class: "no-portrait", "data-drawing": o.id, text: "No reference image yet" }),
     o.takes_count > 1 ? takeStrip({ url: `${url}/takes`, kind: "reference", count: o.takes_count, what, onSelected: actions.soon }) : null,
-    el("h3", {}, editable({ url, field: "name", value: o.name, name: `name of ${o.name}`, cls: "title", maxlength: 120, onSaved: actions.soon })),
+    el("h3", {}, editable({ url, field: "name", value: o.name, name: `name of ${o.name}`, cls: "title", maxlength: 120, onSaved: actions.soon }), " ", staleBadge(o)),
+    staleNote(o),
     editable({ url, field: "description", value: o.description, name: `description of ${o.name}`, multiline: true, onSaved: actions.soon }),
     el("p", { class: "small muted in-scenes", text: scenes.length ? `In scene${scenes.length > 1 ? "s" : ""} ${scenes.join(", ")}` : "In no scene yet" }),
     el("div", { class: "row" },

@@ -4,7 +4,7 @@ import { api, errorText } from "./api.js";
 import { $, badge, confirmDialog, el, notify } from "./dom.js";
 import { quoteBlock } from "./money.js";
 
-const NOUN = { portrait: "portrait", keyframe: "keyframe", clip: "clip", line: "spoken line", film: "final film" };
+const NOUN = { portrait: "portrait", reference: "reference image", keyframe: "keyframe", clip: "clip", line: "spoken line", film: "final film" };
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 // "Keyframe · scene 1, frame 2" from the project the page holds.
@@ -13,6 +13,10 @@ export function unitName(unit, p) {
   if (unit.type === "portrait") {
     const c = p?.characters.find((x) => x.id === unit.id);
     return `Portrait · ${c ? c.name : `character #${unit.id}`}`;
+  }
+  if (unit.type === "reference") {
+    const o = p?.objects?.find((x) => x.id === unit.id);
+    return `Reference image · ${o ? o.name : `object #${unit.id}`}`;
   }
   for (const s of p?.scenes || []) {
     const f = s.frames.find((x) => x.id === unit.id);
