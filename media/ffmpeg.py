@@ -1030,6 +1030,12 @@ TARGET_TRUE_PEAK = -1.0
 TRUE_PEAK_AIM = -2.0
 # A sample-peak limiter lets true peaks through by up to about this much.
 PEAK_MARGIN_DB = 0.5
+# The film's loudness as written is this close to TARGET_LUFS, or it is levelled again (what
+# the limiter took off made up for), at most MIX_PASSES levels (AAC encodes) in all.
+LOUDNESS_TOLERANCE = 0.3
+MIX_PASSES = 3
+# At most this much is made up (a limit far lower would stop at alimiter's floor, -24 dBFS).
+MAKEUP_MAX_DB = 6.0
 DIALOGUE_LUFS = -20.0
 DIALOGUE_PEAK_DB = 9.0
 MIX_PEAK_DB = 10.0
@@ -1348,8 +1354,10 @@ def mix_sound(
     The dialogue is brought to DIALOGUE_LUFS with its peaks limited, the music and the clips'
     sound UNDER_DB below it and ducked by it (sidechaincompress), the music faded in and out;
     the sum is limited and measured, and one gain (what loudnorm's linear second pass would
-    apply) sets the level. With `stems` (a folder), the dialogue and music as they sit in the
-    final mix are written there too (dialogue.wav, music.wav)."""
+    apply) sets the level; the film is measured as written and levelled again while it is off
+    its loudness or over its peak (`_level_mix`, at most twice more). With `stems` (a folder),
+    the dialogue and music as they sit in the final mix are written there too (dialogue.wav,
+    music.wav)."""
     video, dst = Path(video), Path(dst)
     deadline = time.monotonic() + timeout
     info = probe(video, timeout=min(30, timeout))
@@ -1367,18 +1375,42 @@ def mix_sound(
             dialogue=parts["d"], music=parts["m"], bed=parts["b"], gains=gains, dst=premix,
             duration=info.duration, stems=raw_stems, timeout=_remaining(deadline),
         )  # fmt: skip
-        normalization, gain = _normalize_into(video, premix, measured, dst, _remaining(deadline))
-        written = loudness(dst, timeout=max(1.0, _remaining(deadline)))
-        if normalization != "none" and written.true_peak > TARGET_TRUE_PEAK:
-            # The limiter or the AAC encoder let a peak through: limit lower by the excess.
-            headroom = written.true_peak - TARGET_TRUE_PEAK + PEAK_MARGIN_DB
-            normalization, gain = _normalize_into(
-                video, premix, measured, dst, _remaining(deadline), headroom=headroom
-            )
-            written = loudness(dst, timeout=max(1.0, _remaining(deadline)))
+        normalization, gain, written = _level_mix(video, premix, measured, dst, deadline)
         if raw_stems is not None and stems is not None:
             _level_stems(raw_stems, Path(stems), gain, _remaining(deadline))
     return MixResult(written, normalization, gain)
+
+
+def _level_mix(
+    video: Path, premix: Path, measured: Loudness, dst: Path, deadline: float
+) -> tuple[str, float, Loudness]:
+    """The premix levelled into `dst` and measured as written, then levelled again while the
+    film is off its aim (at most MIX_PASSES levels): a peak the limiter or the AAC encoder let
+    through is limited lower by the excess, and what the limiter took off the loudness is
+    made up by the gain (the limit moves down with it: the peaks stay where they were). A dB
+    more gain into the limiter is less than a dB louder: after two levels at one limit, the
+    next gain follows the line through them."""
+    headroom = extra = 0.0
+    last: tuple[float, float] | None = None  # (extra, integrated) of the level before, same limit
+    for _ in range(MIX_PASSES):
+        normalization, gain = _normalize_into(
+            video, premix, measured, dst, _remaining(deadline), headroom=headroom, extra=extra
+        )
+        written = loudness(dst, timeout=max(1.0, _remaining(deadline)))
+        over = written.true_peak - TARGET_TRUE_PEAK
+        short = TARGET_LUFS - written.integrated
+        if normalization == "none" or (over <= 0 and abs(short) <= LOUDNESS_TOLERANCE):
+            break
+        slope = 1.0
+        if last is not None and extra != last[0]:
+            slope = min(1.0, max(0.2, (written.integrated - last[1]) / (extra - last[0])))
+        last = (extra, written.integrated)
+        if over > 0:  # the limit lower by the excess, from the peak or the limit if lower
+            limit = TRUE_PEAK_AIM - PEAK_MARGIN_DB - headroom
+            headroom += max(0.0, limit - written.true_peak) + over + PEAK_MARGIN_DB
+            last = None
+        extra = max(-MAKEUP_MAX_DB, min(MAKEUP_MAX_DB, extra + short / slope))
+    return normalization, gain, written
 
 
 def _level_stems(source: Path, target: Path, gain: float, timeout: float) -> None:
@@ -1392,14 +1424,14 @@ def _level_stems(source: Path, target: Path, gain: float, timeout: float) -> Non
 
 def _normalize_into(
     video: Path, premix: Path, measured: Loudness, dst: Path, timeout: float,
-    headroom: float = 0.0,
+    headroom: float = 0.0, extra: float = 0.0,
 ) -> tuple[str, float]:  # fmt: skip
     """The premix brought to TARGET_LUFS by one gain (its measured figures: loudnorm's second
     pass in linear mode is this gain, at the cost of resampling the film to 192 kHz and back),
-    muxed with the picture copied: one AAC track the film's length. Returns the mode
-    ("linear", or "none" for silence) and the gain applied."""
+    plus `extra` dB (what a limiter took off), muxed with the picture copied: one AAC track the
+    film's length. Returns the mode ("linear", or "none" for silence) and the gain applied."""
     silent = measured.integrated <= SILENT_LUFS
-    gain = 0.0 if silent else TARGET_LUFS - measured.integrated
+    gain = 0.0 if silent else TARGET_LUFS - measured.integrated + extra
     # Peaks the gain would push over the aim are limited first (by a fraction of a dB in
     # practice), so that one gain serves the whole film.
     ceiling = TRUE_PEAK_AIM - PEAK_MARGIN_DB - headroom - gain
