@@ -11,6 +11,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -75,8 +76,10 @@ def fal_sync_client(key: str, timeout: float) -> fal_client.SyncClient:
 
 @functools.cache
 def download_client() -> httpx.Client:
-    """The HTTP client clips are fetched with (one per process, for the same reason)."""
-    return httpx.Client(follow_redirects=False)
+    """The HTTP client clips are fetched with (one per process, for the same reason). It keeps
+    no cookies: what one job's download was told to send back goes with no later request."""
+    no_cookies = CookieJar(DefaultCookiePolicy(allowed_domains=[]))
+    return httpx.Client(follow_redirects=False, cookies=no_cookies)
 
 
 def _detail_text(detail: Any) -> str:

@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from generation.providers.base import PermanentProviderError, TransientProviderError, VideoPoll
 from generation.providers.fal import (
     FalVideo,
+    download_client,
     fal_duration,
     jwks_cache,
     verify_fal_webhook,
@@ -215,6 +216,26 @@ def test_a_failed_download_is_transient(fake):
 
     with pytest.raises(TransientProviderError, match="download"):
         _poll_until_settled(request_id)
+
+
+def test_a_cookie_one_download_was_given_goes_with_no_later_download(fake, monkeypatch):
+    """The clips' HTTP client is one per process, shared by every job (and thread) in it."""
+    serve = fake._serve_public
+
+    def with_a_cookie(kind, exchange):
+        if kind != "file":
+            return serve(kind, exchange)
+        cookie = {"Set-Cookie": "session=first-job; Path=/"}
+        return exchange.send(200, fake.video, "video/mp4", cookie)
+
+    monkeypatch.setattr(fake, "_serve_public", with_a_cookie)
+    first, second = _submit(), _submit(seed=8)
+    assert _poll_until_settled(first).video == fake.video
+    assert _poll_until_settled(second).video == fake.video
+    downloads = [r for r in fake.requests if r.kind == "file"]
+    assert len(downloads) == 2
+    assert all("cookie" not in r.headers for r in downloads)
+    assert not list(download_client().cookies.jar)
 
 
 def test_the_cached_fal_client_builds_its_http_client_also_under_python_o(settings):
