@@ -1,5 +1,7 @@
 """`make bench` calls a target held or missed only on a machine that was quiet before it."""
 
+import pytest
+
 from bench.run import MAX_LOAD, NOT_JUDGED, judge, markdown_table
 
 
@@ -14,16 +16,20 @@ def rows() -> list[dict]:
 
 def test_a_quiet_machine_gets_its_verdicts():
     table = rows()
-    assert judge(table, MAX_LOAD)
+    assert judge(table, MAX_LOAD, MAX_LOAD)
     assert [row["holds"] for row in table] == [True, False, None]
     assert "✅ yes" in markdown_table(table) and "❌ no" in markdown_table(table)
 
 
-def test_a_busy_machine_gets_no_verdict_and_keeps_what_it_would_have_been():
+@pytest.mark.parametrize(
+    ("before", "after"), [(MAX_LOAD + 0.1, 0.2), (0.2, MAX_LOAD + 4)], ids=["before", "after"]
+)
+def test_a_machine_busy_before_or_after_gets_no_verdict_and_says_how_busy(before, after):
     table = rows()
-    assert not judge(table, MAX_LOAD + 0.1)
-    assert [row["holds"] for row in table] == [NOT_JUDGED, NOT_JUDGED, None]
+    assert not judge(table, before, after)
+    said = f"{NOT_JUDGED} (load {before:.1f} before, {after:.1f} after)"
+    assert [row["holds"] for row in table] == [said, said, None]
     assert [row.get("holds_unjudged") for row in table] == [True, False, None]
     text = markdown_table(table)
-    assert text.count("| not judged |") == 2
+    assert text.count(f"| {said} |") == 2
     assert "✅" not in text and "❌" not in text
