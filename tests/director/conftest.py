@@ -10,6 +10,8 @@ from django.db import connections
 from django_eventstream.views import RedisListener, get_listener_manager
 
 from generation.providers.keypool import REDIS_PREFIX
+from tests.director.helpers import KEY
+from tests.fakes.gemini_server import FakeGemini
 
 
 @pytest.fixture(autouse=True)
@@ -58,3 +60,24 @@ def run(event_loop_thread) -> Run:
     # AsyncClient runs sync views in asgiref's shared executor thread and never closes its
     # connection: close it there, or the test database cannot be flushed and dropped.
     run(sync_to_async(connections.close_all)())
+
+
+@pytest.fixture(scope="module")
+def fake_server():
+    """The fake Gemini API (one per test module)."""
+    with FakeGemini() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(fake_server, settings):
+    """The Gemini director pointed at the fake, its script and requests reset."""
+    fake_server.reset()
+    settings.DIRECTOR_PROVIDER = "gemini"
+    settings.GEMINI_API_KEYS = [KEY]
+    settings.GEMINI_BASE_URL = fake_server.url
+    settings.GEMINI_DIRECTOR_MODEL = "gemini-2.5-flash"
+    settings.GEMINI_RPM = 1000
+    settings.GEMINI_TIMEOUT = 5.0
+    settings.PROVIDER_MAX_ATTEMPTS = 2
+    return fake_server

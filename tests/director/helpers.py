@@ -64,3 +64,17 @@ def counts_of(estimate: dict) -> dict:
     """A confirmation's paid calls, without their price (asserted on its own)."""
     assert estimate["total_usd"] >= 0
     return {key: value for key, value in estimate.items() if key != "total_usd"}
+
+
+# --- the Gemini director against the fake (its fixtures: conftest.fake_server and fake) ------
+
+KEY = "AIzaFakeDirectorKeyAAAAAAAAAAAAAAAAAAAAA"
+
+
+def call(name: str, **args) -> dict:
+    """A function call in a scripted model turn."""
+    return {"function_call": {"name": name, "args": args}}
+
+
+def stream_bodies(fake) -> list[dict]:
+    return [r.body for r in fake.requests if r.kind == "stream"]

@@ -10,12 +10,12 @@ from director.models import AgentRun
 from generation.models import GenerationJob, SpendEntry
 from projects.models import Project
 from tests.director.agent_runs import decide, new_project, offline, run_of, start
-from tests.director.test_gemini_director import KEY, call, fake, fake_server, stream_bodies
+from tests.director.helpers import KEY, call, stream_bodies
 from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Job = GenerationJob
-__all__ = ["fake", "fake_server", "offline"]  # fixtures
+__all__ = ["offline"]  # fixtures
 
 
 def responses_in(body: dict) -> dict[str, dict]:

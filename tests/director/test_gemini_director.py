@@ -7,37 +7,18 @@ from director.pages import PAGES
 from generation.models import GenerationJob, SpendEntry
 from projects.models import Character
 from tests.director.helpers import (
+    KEY,
     aread_events,
     async_client_for,
+    call,
     counts_of,
+    stream_bodies,
     turn_events,
     types_of,
 )
 from tests.factories import CharacterFactory, FrameFactory, ProjectFactory, SceneFactory
-from tests.fakes.gemini_server import FakeGemini
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-KEY = "AIzaFakeDirectorKeyAAAAAAAAAAAAAAAAAAAAA"
-
-
-@pytest.fixture(scope="module")
-def fake_server():
-    with FakeGemini() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(fake_server, settings):
-    fake_server.reset()
-    settings.DIRECTOR_PROVIDER = "gemini"
-    settings.GEMINI_API_KEYS = [KEY]
-    settings.GEMINI_BASE_URL = fake_server.url
-    settings.GEMINI_DIRECTOR_MODEL = "gemini-2.5-flash"
-    settings.GEMINI_RPM = 1000
-    settings.GEMINI_TIMEOUT = 5.0
-    settings.PROVIDER_MAX_ATTEMPTS = 2
-    return fake_server
 
 
 @pytest.fixture
@@ -45,14 +26,6 @@ def project(user):
     project = ProjectFactory(owner=user, status="awaiting_approval")
     CharacterFactory(project=project, name="Mara")
     return project
-
-
-def call(name: str, **args) -> dict:
-    return {"function_call": {"name": name, "args": args}}
-
-
-def stream_bodies(fake) -> list[dict]:
-    return [r.body for r in fake.requests if r.kind == "stream"]
 
 
 def ask(run, user, **body):

@@ -10,8 +10,7 @@ from filmstudio.support import read_events
 from generation.models import GenerationJob
 from projects.models import Character, Frame, Project, Take
 from projects.takes import line_inputs, take_record
-from tests.director import test_gemini_director as gemini_tests
-from tests.director.helpers import async_client_for, counts_of, turn_events, types_of
+from tests.director.helpers import async_client_for, call, counts_of, turn_events, types_of
 from tests.factories import FrameFactory, ProjectFactory, SceneFactory
 
 pytestmark = pytest.mark.django_db
@@ -228,9 +227,6 @@ def test_a_scene_without_dialogue_has_nothing_to_confirm(api, user, film, other_
 
 
 # --- the Gemini director, through the real SDK and the fake ------------------------------
-
-# Its fixtures, shared: the fake Gemini server (per module) and the director pointed at it.
-fake_server, fake, call = gemini_tests.fake_server, gemini_tests.fake, gemini_tests.call
 
 
 @pytest.mark.django_db(transaction=True)

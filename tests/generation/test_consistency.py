@@ -3,8 +3,6 @@ it, every keyframe request carries the portraits of exactly the characters in th
 earlier shot of the scene), read off the requests the fake Gemini received through the real SDK.
 The fake answers like a model: given free strings it writes first names only."""
 
-import base64
-
 import pytest
 
 from generation.consistency import local_verdict
@@ -15,6 +13,7 @@ from projects.cast import match_names, shot_cast
 from projects.models import Character, Frame, Project
 from tests.factories import CharacterFactory, ProjectFactory
 from tests.fakes.gemini_server import FakeGemini
+from tests.generation.images import inline_images, read
 from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,30 +25,9 @@ def local_video(settings):
     settings.SPEECH_PROVIDER = "local"
 
 
-def inline_images(body: dict) -> list[bytes]:
-    return [
-        _decoded(part["inlineData"]["data"])
-        for content in body.get("contents") or []
-        for part in content.get("parts") or []
-        if "inlineData" in part
-    ]
-
-
-def _decoded(data: str) -> bytes:
-    # the SDK sends bytes URL-safe base64 encoded, unpadded
-    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-
-
 def response_schema(body: dict) -> dict:
     config = body.get("generationConfig") or {}
     return config.get("responseJsonSchema") or config.get("responseSchema") or {}
-
-
-def read(name: str) -> bytes:
-    from django.core.files.storage import default_storage  # noqa: PLC0415 (one helper)
-
-    with default_storage.open(name, "rb") as handle:
-        return handle.read()
 
 
 def film_through_the_fake(api, user, *, reject: int = 0) -> Project:

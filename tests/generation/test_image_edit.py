@@ -2,17 +2,13 @@
 keyframe take from the current image and the text, offline (a visible, deterministic edit)
 and through the fake Gemini (the request carries the current image's bytes)."""
 
-import io
-
 import pytest
-from django.core.files.storage import default_storage
-from PIL import Image
 
 from generation.models import GenerationJob, SpendEntry
 from projects.models import Character, Frame, Project, Take
 from projects.takes import project_stale_units
 from tests.factories import CharacterFactory, ProjectFactory
-from tests.generation.test_consistency import inline_images
+from tests.generation.images import inline_images, pixels, read
 from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,15 +20,6 @@ URL = "/api/jobs/image-edit"
 def offline_media(settings):
     settings.VIDEO_PROVIDER = "local"
     settings.SPEECH_PROVIDER = "local"
-
-
-def read(name: str) -> bytes:
-    with default_storage.open(name, "rb") as handle:
-        return handle.read()
-
-
-def pixels(data: bytes) -> Image.Image:
-    return Image.open(io.BytesIO(data)).convert("RGB")
 
 
 def small_film(api, user) -> Project:

@@ -14,8 +14,7 @@ from generation.services import start_reference_generation
 from projects.models import Frame, Project, ProjectObject, Take
 from projects.takes import project_stale_units
 from tests.factories import JobFactory, ProjectFactory
-from tests.generation.test_consistency import inline_images
-from tests.generation.test_image_edit import pixels, read
+from tests.generation.images import inline_images, pixels, read
 from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
