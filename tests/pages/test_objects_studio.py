@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from generation import services as generation
+from generation.models import GenerationJob
 from generation.pipeline import start_character_generation
 from projects.models import Character, Frame, Project, ProjectObject, Take
 from projects.services import project_create
@@ -135,4 +136,32 @@ def test_objects_are_added_proposed_edited_redrawn_and_deleted_in_the_studio(pag
     assert not ProjectObject.objects.filter(pk=lamp.pk).exists()
     page.wait_for_selector(f"#scene-{first.pk} .scene-objects:has-text('No objects')")
     assert page.is_visible("#objects-empty")
+    assert page.console_errors == []
+
+
+def test_a_failed_drawing_is_shown_and_the_jobs_are_not_asked_for_on_every_render(
+    page, stack, project
+):
+    """An object whose drawing failed keeps no image: the page says so, from one look at the
+    jobs, and does not ask again each time the project is drawn again (it did, forever)."""
+    oar = ProjectObject.objects.create(project=project, name="Oar")
+    failed = {"status": "failed", "error": "no image came back"}
+    GenerationJob.objects.create(
+        project=project, type="reference-generation", target_type="object", target_id=oar.pk,
+        **failed,
+    )  # fmt: skip
+    asked = []
+    page.on(
+        "request", lambda r: asked.append(r.url) if "type=reference-generation" in r.url else None
+    )
+    login(page, "odile", next_url=f"/studio/?project={project.pk}")
+    page.wait_for_selector("body[data-live='on']")
+    page.wait_for_selector(
+        f"#object-{oar.pk} [data-drawing]:has-text('Drawing failed: no image came back')"
+    )
+    for n in range(3):  # three renders (live events of the project)
+        generation.project_update(project=project, title=f"The Lamp {n}")
+        page.wait_for_selector(f"#project-view:has-text('The Lamp {n}')")
+    assert page.is_visible(f"#object-{oar.pk} [data-drawing]:has-text('Drawing failed')")
+    assert len(asked) == 1, asked
     assert page.console_errors == []

@@ -14,7 +14,8 @@ export function renderObjects(p, actions) {
     (o) => JSON.stringify([o.name, o.description, o.image_url, o.take_id, o.takes_count, o.stale, o.stale_reasons, inScenes(o)]),
     (o) => objectCard(o, inScenes(o), actions));
   $("#objects-empty").hidden = p.objects.length > 0;
-  if (p.objects.some((o) => !o.image_url)) drawingStates(p.id);
+  const undrawn = p.objects.filter((o) => !o.image_url).map((o) => o.id);
+  if (undrawn.length) drawingStates(p.id, undrawn);
 }
 
 function objectCard(o, scenes, actions) {
@@ -29,19 +30,29 @@ function objectCard(o, scenes, actions) {
     editable({ url, field: "description", value: o.description, name: `description of ${o.name}`, multiline: true, onSaved: actions.soon }),
     el("p", { class: "small muted in-scenes", text: scenes.length ? `In scene${scenes.length > 1 ? "s" : ""} ${scenes.join(", ")}` : "In no scene yet" }),
     el("div", { class: "row" },
-      regenerate({ what, model: "image", url: "/api/jobs/reference-generation", body: { object_id: o.id }, onStarted: actions.soon }),
+      regenerate({ what, model: "image", url: "/api/jobs/reference-generation", body: { object_id: o.id }, onStarted: () => { drawing.key = null; actions.soon(); } }),
       o.image_url ? editImage({ what, body: { object_id: o.id }, onStarted: actions.soon }) : null,
       el("button", { class: "btn danger small delete-object", type: "button", text: "Delete", onclick: () => deleteObject(o, actions) })));
 }
 
 // An object without an image: is its drawing under way, or did it fail? (The recent jobs.)
-async function drawingStates(projectId) {
-  const { ok, data } = await api("GET", `/api/jobs?project_id=${projectId}&type=reference-generation&page_size=50`);
-  if (!ok) return;
-  const newest = new Map();
-  for (const job of data.results) if (!newest.has(job.target.id)) newest.set(job.target.id, job);
+// Asked again only when the objects without an image change, while a drawing was under way at
+// the last answer, or after a redraw is started: not on every render (a failed one forever);
+// a card drawn again meanwhile shows the last answer.
+const drawing = { key: null, active: false, newest: new Map() };
+
+async function drawingStates(projectId, undrawn) {
+  const key = `${projectId}:${undrawn.join(",")}`;
+  if (key !== drawing.key || drawing.active) {
+    drawing.key = key;
+    const { ok, data } = await api("GET", `/api/jobs?project_id=${projectId}&type=reference-generation&page_size=50`);
+    if (!ok) { drawing.key = null; return; }
+    drawing.newest = new Map();
+    for (const job of data.results) if (!drawing.newest.has(job.target.id)) drawing.newest.set(job.target.id, job);
+    drawing.active = undrawn.some((id) => ACTIVE.includes(drawing.newest.get(id)?.status));
+  }
   for (const box of document.querySelectorAll("[data-drawing]")) {
-    const job = newest.get(Number(box.dataset.drawing));
+    const job = drawing.newest.get(Number(box.dataset.drawing));
     if (!job) continue;
     box.textContent = ACTIVE.includes(job.status) ? "Drawing the reference image…" : job.status === "failed" ? `Drawing failed: ${job.error || "see the jobs"}` : box.textContent;
     box.dataset.state = job.status;
