@@ -127,6 +127,40 @@ def test_an_autopilot_run_is_started_revised_approved_and_cancelled_from_the_stu
     assert page.console_errors == []
 
 
+def test_at_a_budget_checkpoint_the_budget_is_raised_and_the_run_approved_from_the_panel(
+    page, stack, project
+):
+    """The offline rate card costs nothing, so the budget checkpoint (an approval the budget
+    cannot pay for, tests/director/test_agent_runs.py) is set on the run here: the panel shows
+    a budget field beside Approve; a refused budget changes nothing, a raised one is the
+    project's and the run carries out the cast's approval."""
+    login(page, "aurore", next_url=f"/studio/?project={project.pk}")
+    page.wait_for_selector("#project-view:not([hidden])")
+    run = start_run(page, project)
+    at_checkpoint(page, "cast")
+    summary = "Approving the cast starts the scenes: it needs $0.16 and $0.12 is left."
+    AgentRun.objects.filter(pk=run.pk).update(checkpoint_kind="budget", checkpoint_summary=summary)
+    page.reload()
+    page.wait_for_selector("#autopilot-checkpoint[data-kind='budget']")
+    assert page.text_content("#autopilot-checkpoint .summary") == summary
+    budget = Project.objects.get(pk=project.pk).budget_usd
+
+    page.fill("#autopilot-raise-budget", "-1")
+    page.click("#autopilot-raise")
+    page.wait_for_selector("#autopilot-checkpoint .field-error:not([hidden])")
+    assert "budget" in page.text_content("#autopilot-checkpoint .field-error").lower()
+    assert Project.objects.get(pk=project.pk).budget_usd == budget
+    assert AgentRun.objects.get(pk=run.pk).status == AgentRun.Status.AWAITING_DECISION
+
+    page.fill("#autopilot-raise-budget", "12")
+    page.click("#autopilot-raise")
+    at_checkpoint(page, "storyboard", nth=1)
+    assert float(Project.objects.get(pk=project.pk).budget_usd) == 12
+    assert all(c.status == Character.Status.APPROVED for c in project.characters.all())
+    # the browser logs the refused PATCH's 400 itself; nothing else went wrong
+    assert [e for e in page.console_errors if "status of 400" not in e] == []
+
+
 class RestartableWeb:
     """A web process of this test's own, on a port that stays the same across restarts (the
     page's EventSource reconnects to it)."""

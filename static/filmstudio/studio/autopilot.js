@@ -1,5 +1,6 @@
 // The Autopilot panel: an agent run drives the whole pipeline towards a goal and stops at its
-// checkpoints (the cast always, the storyboard if asked, a paid step over the threshold) for the
+// checkpoints (the cast always, the storyboard if asked, a paid step over the threshold, an approval
+// the budget cannot pay for: a budget field beside Approve) for the
 // producer's Approve or Revise (with notes). Its log comes from the run's event stream
 // (/api/agent-runs/{id}/events): read whole from the run first, then live; a reconnect replays
 // what was missed (Last-Event-ID) and every event shows once (by its seq). State is the server's.
@@ -147,10 +148,25 @@ function checkpointBox(run) {
     el("h3", { text: `Checkpoint: ${cp.kind}` }),
     el("p", { class: "summary", text: cp.summary }),
     el("p", { class: "small", id: "autopilot-estimate", text: `Approving starts about ${usd(cp.estimate?.total_usd)} of work.` }),
+    cp.kind === "budget" ? budgetRow(run, error) : "",
     el("div", { class: "row" },
       el("button", { class: "btn primary small", type: "button", id: "autopilot-approve", text: "Approve", onclick: () => decide(run, "approve", "", error) }),
       el("button", { class: "btn small", type: "button", id: "autopilot-revise", text: "Revise", onclick: () => decide(run, "revise", notes.value.trim(), error) })),
     notes, error);
+}
+
+// At a budget checkpoint: the project's budget raised here (PATCH, checked by the server), then approved.
+function budgetRow(run, error) {
+  const input = el("input", { id: "autopilot-raise-budget", type: "number", min: "0", step: "0.01", "aria-label": "New budget of the project, USD", placeholder: "New budget, USD" });
+  return el("div", { class: "row" }, input,
+    el("button", { class: "btn primary small", type: "button", id: "autopilot-raise", text: "Raise the budget and approve", onclick: () => raiseAndApprove(run, input.value, error) }));
+}
+
+async function raiseAndApprove(run, value, error) {
+  if (value === "") { error.hidden = false; error.textContent = "Give the project's new budget."; return; }
+  const { ok, data } = await api("PATCH", `/api/projects/${run.project_id}`, { budget_usd: Number(value) });
+  if (!ok) { error.hidden = false; error.textContent = errorText(data, "Could not change the budget."); return; }
+  await decide(run, "approve", "", error);
 }
 
 async function decide(run, decision, notes, error) {
