@@ -5,7 +5,7 @@ and through the fake Gemini (the request carries the current image's bytes)."""
 import pytest
 
 from generation.models import GenerationJob, SpendEntry
-from projects.models import Character, Frame, Project, Take
+from projects.models import Character, Frame, Project, ProjectObject, Take
 from projects.takes import project_stale_units
 from tests.factories import CharacterFactory, ProjectFactory
 from tests.generation.images import inline_images, pixels, read
@@ -156,29 +156,41 @@ def test_an_edit_over_the_budget_is_refused(api, user, gemini):
     assert not Job.objects.filter(type="image-edit").exists()
 
 
-def test_through_the_fake_gemini_the_request_carries_the_current_portrait(api, user, gemini):
-    project = ProjectFactory(owner=user)
+def _drawn_character(api, project: Project) -> Character:
     body = {"project_id": project.pk, "count": 1}
     assert api.post("/api/jobs/character-generation", body, format="json").status_code == 202
     drain()
-    character = Character.objects.get(project=project)
-    current = read(character.image)
+    return Character.objects.get(project=project)
+
+
+def _drawn_object(api, project: Project) -> ProjectObject:
+    response = api.post(f"/api/projects/{project.pk}/objects", {"name": "Lamp"}, format="json")
+    drain()
+    return ProjectObject.objects.get(pk=response.json()["id"])
+
+
+@pytest.mark.parametrize(
+    ("kind", "drawn"), [("character", _drawn_character), ("object", _drawn_object)]
+)
+def test_through_the_fake_gemini_the_request_carries_the_current_image(
+    api, user, gemini, kind, drawn
+):
+    """A portrait or an object's reference image (issue 15): the edit sends it, and what it
+    cost is the new take's and in the ledger for that unit."""
+    unit = drawn(api, ProjectFactory(owner=user))
+    current = read(unit.image)
     before = len(gemini.requests)
-    edit = {"character_id": character.pk, "instruction": "add round glasses"}
+    edit = {f"{kind}_id": unit.pk, "instruction": "add a crack"}
     assert api.post(URL, edit, format="json").status_code == 202
     drain()
     (request,) = [r for r in gemini.requests[before:] if r.kind == "image"]
     assert inline_images(request.body) == [current]
-    assert "Edit this image: add round glasses; keep everything else." in str(request.body)
-    character.refresh_from_db()
-    assert read(character.image) != current
-    assert character.take.provider == "gemini" and character.take.cost_usd > 0
+    assert "Edit this image: add a crack; keep everything else." in str(request.body)
+    unit.refresh_from_db()
+    assert read(unit.image) != current
+    assert unit.take.provider == "gemini" and unit.take.cost_usd > 0
     job = Job.objects.get(type="image-edit")
     assert job.status == Job.Status.SUCCEEDED, job.error
     (entry,) = SpendEntry.objects.filter(job=job)
-    assert (entry.stage, entry.unit_type, entry.unit_id) == (
-        "image-edit",
-        "character",
-        character.pk,
-    )
-    assert entry.usd == character.take.cost_usd
+    assert (entry.stage, entry.unit_type, entry.unit_id) == ("image-edit", kind, unit.pk)
+    assert entry.usd == unit.take.cost_usd

@@ -9,12 +9,12 @@ import pytest
 
 from filmstudio.exceptions import ConflictError
 from generation.estimates import job_items
-from generation.models import GenerationJob, SpendEntry
+from generation.models import GenerationJob
 from generation.services import start_reference_generation
 from projects.models import Frame, Project, ProjectObject, Take
 from projects.takes import project_stale_units
 from tests.factories import JobFactory, ProjectFactory
-from tests.generation.images import inline_images, pixels, read
+from tests.generation.images import pixels, read
 from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -210,26 +210,6 @@ def test_the_openapi_schema_documents_object_edits_and_redraws(api):
     assert (
         "object_id" in schema["components"]["schemas"]["ReferenceJobRequestRequest"]["properties"]
     )
-
-
-def test_through_the_fake_gemini_an_edit_sends_the_current_reference_image(api, user, gemini):
-    project = ProjectFactory(owner=user)
-    response = api.post(f"/api/projects/{project.pk}/objects", {"name": "Lamp"}, format="json")
-    drain()
-    lamp = ProjectObject.objects.get(pk=response.json()["id"])
-    current = read(lamp.image)
-    before = len(gemini.requests)
-    body = {"object_id": lamp.pk, "instruction": "add a crack in the glass"}
-    assert api.post(EDIT, body, format="json").status_code == 202
-    drain()
-    (request,) = [r for r in gemini.requests[before:] if r.kind == "image"]
-    assert inline_images(request.body) == [current]
-    assert "Edit this image: add a crack in the glass" in str(request.body)
-    lamp.refresh_from_db()
-    assert read(lamp.image) != current and lamp.take.provider == "gemini"
-    job = Job.objects.get(type="image-edit")
-    (entry,) = SpendEntry.objects.filter(job=job)
-    assert (entry.unit_type, entry.unit_id, entry.usd) == ("object", lamp.pk, lamp.take.cost_usd)
 
 
 def test_a_failed_drawing_is_retried_unless_a_job_works_on_the_object(api, user):
