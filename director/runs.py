@@ -54,7 +54,7 @@ from director.pages import BASE_PROMPT, UNIT_TOOLS, Page
 from director.tools import Proposal, ToolContext, ToolOutcome, execute, page_tools
 from generation import costs
 from generation import services as generation
-from generation.jobs import lock_project, project_busy, started_by
+from generation.jobs import jobs_cancel, lineage, lock_project, project_busy, started_by
 from generation.models import GenerationJob
 from generation.selectors import job_quote
 from media.signing import blob_url
@@ -432,6 +432,19 @@ def advance_cancelled(job: Job) -> None:
     run = _locked(run)
     if run.status in AgentRun.ACTIVE:
         set_run_status(run, Status.CANCELLED, error=f"Its job #{job.pk} was cancelled: {job.error}")
+        cancel_what_it_started(run, f"The agent run was cancelled with its job #{job.pk}.")
+
+
+def cancel_what_it_started(run: AgentRun, reason: str) -> list[int]:
+    """Cancel (through `generation.jobs.jobs_cancel`, at the provider too) the run's advances,
+    the jobs their tool calls started and what those started in turn (`lineage`); jobs the
+    person started meanwhile are theirs and go on. The run is no longer active by then, so the
+    `cancelled` hook of its other advances finds it done."""
+    advances = GenerationJob.objects.filter(
+        project_id=run.project_id, type=GenerationJob.Type.AGENT_RUN, params__run_id=run.pk
+    )
+    ours = lineage(run.project_id, advances.values_list("pk", flat=True))
+    return jobs_cancel(GenerationJob.objects.filter(pk__in=ours), reason)
 
 
 def advance(run: AgentRun) -> str:

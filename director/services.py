@@ -28,9 +28,8 @@ from director.models import (
 from director.tools import Proposal, ToolOutcome
 from filmstudio.exceptions import ConflictError, RateLimited
 from generation import services as generation
-from generation.jobs import jobs_cancel, lineage, lock_project
+from generation.jobs import lock_project
 from generation.jobtypes import generating_statuses
-from generation.models import GenerationJob
 from generation.pipeline import set_status
 from generation.providers.keypool import RateLimiter
 from projects.models import Project
@@ -340,11 +339,7 @@ def run_cancel(*, run: AgentRun) -> AgentRun:
                 f"Only a running or waiting run can be cancelled; it is {run.status}."
             )
         runs.set_run_status(run, AgentRun.Status.CANCELLED, held_call=None, decision=None)
-        advances = project.jobs.filter(type=GenerationJob.Type.AGENT_RUN, params__run_id=run.pk)
-        ours = lineage(project.pk, advances.values_list("pk", flat=True))
-        cancelled = jobs_cancel(
-            GenerationJob.objects.filter(pk__in=ours), "The agent run was cancelled."
-        )
+        cancelled = runs.cancel_what_it_started(run, "The agent run was cancelled.")
         if project.status in generating_statuses():
             set_status(project, Project.Status.CANCELLED)
         runs.emit(run, "log", {"text": f"Cancelled; jobs {cancelled} cancelled.", "planner": "run"})

@@ -236,6 +236,21 @@ def test_the_events_stream_is_private_and_replayable(api, user, other_user, run)
     assert [e.id for e in rest] == [e.id for e in everything[3:]]
 
 
+def test_cancelling_the_runs_waiting_job_cancels_what_the_run_started(api):
+    pid = new_project(api)
+    run = start(api, pid)
+    work_one()  # the advance: it starts the cast and waits for it
+    advance = Job.objects.get(project_id=pid, type="agent-run")
+    cast = Job.objects.get(project_id=pid, type="character-generation")
+    assert advance.status == "waiting" and cast.status == "queued"
+    assert api.delete(f"/api/jobs/{advance.pk}").status_code == 200
+    assert run_of(api, run["id"])["status"] == "cancelled"
+    cast.refresh_from_db()
+    assert cast.status == "cancelled" and f"job #{advance.pk}" in cast.error
+    drain()
+    assert not Project.objects.get(pk=pid).characters.exists()
+
+
 def test_cancelling_the_runs_own_job_cancels_the_run(api):
     pid = new_project(api)
     run = start(api, pid)
