@@ -51,7 +51,7 @@ from director.agents.autopilot import REVISE, SET_UP, planner_for_settings
 from director.agents.base import Round, TurnInput
 from director.models import AgentRun, AgentRunEvent
 from director.pages import BASE_PROMPT, UNIT_TOOLS, Page
-from director.tools import Proposal, ToolContext, ToolOutcome, execute, page_tools
+from director.tools import Proposal, ToolContext, ToolOutcome, execute, normalized, page_tools
 from generation import costs
 from generation import services as generation
 from generation.jobs import jobs_cancel, lineage, lock_project, project_busy, started_by
@@ -224,8 +224,10 @@ def call_tool(
 
     A tool that spends or replaces answers with a proposal first: the run agrees to it by
     itself when its quote is at most AGENT_CONFIRM_ABOVE_USD (or the person `approved` the
-    checkpoint it answers), else the call is held at a `spend` checkpoint."""
-    args = dict(args or {})
+    checkpoint it answers), else the call is held at a `spend` checkpoint. The arguments are
+    normalised first, as `execute` does (7.0 is project 7), so the check that keeps the run on
+    its own project sees the ids the tool will use."""
+    args = normalized(args)
     with transaction.atomic():
         lock_project(run.project_id)
         if not AgentRun.objects.filter(pk=run.pk, status=Status.RUNNING).exists():

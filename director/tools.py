@@ -135,8 +135,11 @@ _INSTRUCTIONS = {
 # ------------------------------------------------------------------ argument helpers
 
 
-def _normalized(args: dict) -> dict:
-    """JSON from the model may carry 3.0 for 3: make integral floats ints."""
+def normalized(args: Any) -> dict:
+    """JSON from the model may carry 3.0 for 3: make integral floats ints (not an object: no
+    arguments)."""
+    if not isinstance(args, dict):
+        return {}
     return {
         key: int(value) if isinstance(value, float) and value.is_integer() else value
         for key, value in args.items()
@@ -1085,7 +1088,7 @@ def execute(
     would do now: its proposal is worked out again (its checks run again) and must match the
     one they confirmed, else nothing runs and they are asked again. Without `agreed`, the call
     is checked and the outcome carries the `proposal` to confirm."""
-    args = _normalized(args) if isinstance(args, dict) else {}
+    args = normalized(args)
     tool = TOOLS.get(name)
     if tool is None or name not in ctx.page.tools:
         return ToolOutcome(name, args, {"error": f"No tool {name!r} on the {ctx.page.id} page."})

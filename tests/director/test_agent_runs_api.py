@@ -8,11 +8,12 @@ import pytest
 from django.conf import settings as django_settings
 
 from director.models import AgentRun
+from director.runs import call_tool
 from generation.models import GenerationJob
-from projects.models import Project
+from projects.models import Character, Project
 from tests.director.agent_runs import calls, decide, new_project, offline, run_of, start, work_one
 from tests.director.helpers import aread_events, async_client_for
-from tests.factories import ProjectFactory
+from tests.factories import CharacterFactory, ProjectFactory
 from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -209,6 +210,28 @@ def test_a_goal_naming_another_users_project_is_refused_by_the_selectors(api, ot
     assert Project.objects.values().get(pk=theirs.pk) == before
     assert not Job.objects.filter(project_id__in=[theirs.pk, mine_too]).exists()
     assert Project.objects.get(pk=pid).characters.count() == 2
+
+
+@pytest.mark.parametrize("as_float", [False, True], ids=["int", "float"])
+def test_ids_of_the_users_other_project_are_refused_also_as_floats(api, user, as_float):
+    """7.0 is id 7 to the tools (JSON from a model): the run's check sees it so too."""
+    pid = new_project(api)
+    other = ProjectFactory(owner=user, title="My other film", budget_usd=Decimal("0.01"))
+    character = CharacterFactory(project=other, status=Character.Status.APPROVED)
+    run = AgentRun.objects.get(pk=start(api, pid)["id"])
+
+    def asked(value: int) -> float | int:
+        return float(value) if as_float else value
+
+    for name, args in [
+        ("update_project", {"project_id": asked(other.pk), "title": "Taken"}),
+        ("regenerate_portrait", {"character_id": asked(character.pk)}),
+    ]:
+        outcome, checkpoint = call_tool(run, name, args, planner=True)
+        assert checkpoint is None, name
+        assert "acts on project" in outcome.result["error"], (name, outcome.result)
+    assert Project.objects.get(pk=other.pk).title == "My other film"
+    assert not Job.objects.filter(project_id=other.pk).exists()
 
 
 def test_the_events_stream_is_private_and_replayable(api, user, other_user, run):
