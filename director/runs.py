@@ -210,6 +210,21 @@ def _elsewhere(run: AgentRun, args: dict) -> str | None:
     return None
 
 
+def _clips_before_the_approval(run: AgentRun, name: str, args: dict) -> str | None:
+    """A refusal for a call that makes clips (one frame's, a scene's) while the project awaits
+    its storyboard's approval: the run's approval starts them, at its checkpoint (every
+    frame's are refused by `start_video_generation` itself)."""
+    clips = (
+        name == "regenerate_clip"
+        or (name == "regenerate_scene" and args.get("kind") == "clips")
+        or (name == "start_generation" and args.get("kind") == "videos")
+    )
+    awaiting = Project.Status.AWAITING_STORYBOARD_APPROVAL
+    if clips and Project.objects.filter(pk=run.project_id, status=awaiting).exists():
+        return "The storyboard awaits approval at its checkpoint: no clip is made before it."
+    return None
+
+
 def call_tool(
     run: AgentRun,
     name: str,
@@ -232,7 +247,7 @@ def call_tool(
         lock_project(run.project_id)
         if not AgentRun.objects.filter(pk=run.pk, status=Status.RUNNING).exists():
             raise RunStopped()
-        refusal = _elsewhere(run, args)
+        refusal = _elsewhere(run, args) or _clips_before_the_approval(run, name, args)
         if planner and name in PLANNER_REFUSED:
             refusal = "The app asks the person at the checkpoints; do not approve yourself."
         if refusal:

@@ -393,8 +393,31 @@ def status_while_running(job: Job, project: Project) -> str:
 def start_video_generation(
     *, project: Project, frame: Frame | None = None, instructions: str = ""
 ) -> Job:
+    """Every frame's clip (a parent job), or one `frame`'s. Every frame's is refused while the
+    project awaits its storyboard's approval: that approval starts them
+    (`start_approved_video_generation`); one frame's clip may be tried before it."""
+    return _start_videos(project, frame, instructions)
+
+
+def start_approved_video_generation(*, project: Project) -> Job:
+    """(`storyboard_approve`, project row locked, its checks made.) Every frame's clip."""
+    return _start_videos(project, None, "", storyboard_approved=True)
+
+
+def _start_videos(
+    project: Project, frame: Frame | None, instructions: str, *, storyboard_approved: bool = False
+) -> Job:
     with transaction.atomic():
         project = lock_project(project)
+        if (
+            frame is None
+            and not storyboard_approved
+            and project.status == Project.Status.AWAITING_STORYBOARD_APPROVAL
+        ):
+            raise ConflictError(
+                "The storyboard awaits approval: approving it starts the clips "
+                f"(POST /api/projects/{project.pk}/storyboard/approve)."
+            )
         busy = busy_targets(project, [Job.Type.VIDEOS], Job.TargetType.FRAME)
         if frame is not None:
             frame = Frame.objects.select_related("scene").get(pk=frame.pk)  # as it is now

@@ -49,6 +49,7 @@ from generation.pipeline import (
     scene_generation_started,
     set_status,
     speak_project,
+    start_approved_video_generation,
     start_audio_generation,
     start_character_generation,
     start_export,
@@ -532,7 +533,7 @@ def storyboard_approve(*, project: Project) -> Job:
         problem = keyframes_problem(project)
         if problem:
             raise ConflictError(f"Cannot approve the storyboard: {problem}")
-        job = start_video_generation(project=project)
+        job = start_approved_video_generation(project=project)
         speak_project(project)  # the lines beside the clips
     logger.info("storyboard of project %s approved: video job %s", project.pk, job.pk)
     return job

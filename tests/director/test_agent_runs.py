@@ -121,3 +121,24 @@ def test_a_revise_at_the_storyboard_redraws_the_one_frame_it_names(api, calls):
         if a["type"] == "action" and a["data"]["name"] == "regenerate_keyframe"
     ]
     assert len(redo) == 1 and "job" in redo[0]["data"]["result"]
+
+
+@pytest.mark.parametrize("notes", ["make the videos", "make the clip of frame 1 of scene 1 again"])
+def test_a_revise_at_the_storyboard_makes_no_clip_before_the_approval(api, calls, notes):
+    """Clips (all of them, or one) would go past the person's storyboard approval."""
+    pid, run, _ = to_the_cast(api, calls)
+    assert decide(api, run["id"], "approve").status_code == 200
+    run = awaiting(api, run["id"], "storyboard")
+    assert decide(api, run["id"], "revise", notes).status_code == 200
+    run = awaiting(api, run["id"], "storyboard")
+    assert Project.objects.get(pk=pid).status == "awaiting_storyboard_approval"
+    assert calls["clip"] == 0
+    assert not Job.objects.filter(project_id=pid, type=Job.Type.VIDEOS).exists()
+    tried = [
+        e["data"]
+        for e in run["events"]
+        if e["type"] == "action"
+        and e["data"]["name"] in ("start_generation", "regenerate_clip", "regenerate_scene")
+        and e["data"]["args"].get("kind") != "characters"
+    ]
+    assert tried and all("storyboard" in a["result"]["error"] for a in tried), tried

@@ -5,6 +5,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from filmstudio.exceptions import ConflictError
 from generation import services
 from generation.models import GenerationJob
 from generation.providers.local import LocalVideo
@@ -251,6 +252,24 @@ def test_one_frames_clip_can_be_tried_before_approving(api, awaiting, clips_aske
     drain()
     awaiting.refresh_from_db()
     assert awaiting.status == Project.Status.COMPLETE
+
+
+def test_every_frames_clips_are_refused_until_the_storyboard_is_approved(api, user):
+    """Whoever asks (the job API, the director's tools, an agent run): only the approval
+    starts the clips of every frame."""
+    project = awaiting_world(user)
+    body = {"project_id": project.pk}
+    response = api.post("/api/jobs/video-generation", body, format="json")
+    assert response.status_code == 409
+    assert f"POST /api/projects/{project.pk}/storyboard/approve" in response.json()["detail"]
+    with pytest.raises(ConflictError, match="storyboard awaits approval"):
+        services.start_video_generation(project=project)
+    project.refresh_from_db()
+    assert project.status == AWAITING and not project.jobs.exists()
+    response = approve(api, project.pk)  # the approval itself starts them
+    assert response.status_code == 202
+    job = response.json()
+    assert (job["type"], job["target"]["type"]) == (Job.Type.VIDEOS, "project")
 
 
 def test_the_admin_action_approves_through_the_service(admin_client, api, awaiting):
