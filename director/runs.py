@@ -52,10 +52,12 @@ from director.agents.base import Round, TurnInput
 from director.models import AgentRun, AgentRunEvent
 from director.pages import BASE_PROMPT, UNIT_TOOLS, Page
 from director.tools import Proposal, ToolContext, ToolOutcome, execute, normalized, page_tools
+from filmstudio.exceptions import LimitExceeded
 from generation import costs
 from generation import services as generation
 from generation.jobs import jobs_cancel, lineage, lock_project, project_busy, started_by
 from generation.models import GenerationJob
+from generation.providers.base import ProviderError
 from generation.selectors import job_quote
 from media.signing import blob_url
 from projects.models import Character, Frame, Project, Scene, Take
@@ -594,7 +596,18 @@ def carry_out(run: AgentRun, project: Project) -> str:
     if verdict == "revise":
         with transaction.atomic():  # consumed first: what the notes ask is paid for once
             AgentRun.objects.filter(pk=run.pk).update(decision=None)
-        checkpoint = plan(run, revise_situation(kind, decision.get("notes", "")))
+        try:
+            checkpoint = plan(run, revise_situation(kind, decision.get("notes", "")))
+        except (ProviderError, LimitExceeded) as error:
+            # The planner's model failed (a 429, a timeout, the daily cap): the notes are not
+            # dropped silently, the person is asked again (the project's checkpoint).
+            _say_once(
+                run,
+                f"The director could not act on your notes: {error.message.rstrip('.')}. "
+                "Nothing more was done for them; decide again (revise with the same notes to "
+                "try again).",
+            )
+            return WAIT
         return stop_at(run, checkpoint) if checkpoint else WAIT
     if kind == "budget":  # the approval it stopped before, now that the budget may allow it
         kind = APPROVALS.get(project.status, ("", ""))[0]

@@ -1,6 +1,7 @@
 """Agent runs when things go wrong, in this process: a wake lost while the run waited (the
 watchdog queues it), a planner that crashes (the run fails with the message, as an `error`
-event), a run going round in circles (AGENT_MAX_ADVANCES)."""
+event), a run going round in circles (AGENT_MAX_ADVANCES), the planner's model failing on the
+person's notes (they are asked again)."""
 
 from datetime import timedelta
 
@@ -8,11 +9,14 @@ import django_rq
 import pytest
 from django.utils import timezone
 
-from director.agents.autopilot import LocalPlanner
+from director.agents.autopilot import REVISE, LocalPlanner
 from director.models import AgentRun
+from filmstudio.exceptions import LimitExceeded
 from generation import watchdog
 from generation.models import GenerationJob
-from tests.director.agent_runs import new_project, offline, run_of, start
+from generation.providers.base import PermanentProviderError, TransientProviderError
+from projects.models import Character, Take
+from tests.director.agent_runs import decide, new_project, offline, run_of, start
 from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -71,3 +75,43 @@ def test_a_run_that_advances_too_often_stops(api, settings):
     run = run_of(api, run["id"])
     assert run["status"] == "failed" and "AGENT_MAX_ADVANCES" in run["error"]
     assert run["advances"] == 2
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TransientProviderError("gemini: 429 RESOURCE_EXHAUSTED"),
+        PermanentProviderError("gemini: 400 the request was refused"),
+        LimitExceeded("The daily spend cap of $5.00 is reached."),
+    ],
+    ids=["transient", "permanent", "daily-cap"],
+)
+def test_a_planner_error_on_the_notes_asks_the_person_again(api, monkeypatch, error):
+    """The notes are not dropped silently (a retry would find the decision consumed), nor does
+    the run fail: the person hears why and decides again."""
+    pid = new_project(api)
+    run = start(api, pid)
+    drain()
+    step = LocalPlanner.step
+
+    def failing(self, turn, on_delta):
+        if turn.message.startswith(REVISE):
+            raise error
+        return step(self, turn, on_delta)
+
+    monkeypatch.setattr(LocalPlanner, "step", failing)
+    name = Character.objects.filter(project_id=pid).order_by("pk").first().name
+    notes = f"redo {name}'s portrait: older"
+    assert decide(api, run["id"], "revise", notes).status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "cast", run
+    said = [e["data"]["text"] for e in run["events"] if e["type"] == "log"]
+    assert any("could not act on your notes" in t and error.message[:20] in t for t in said)
+    assert Take.objects.filter(character__project_id=pid).count() == 2  # nothing redrawn
+
+    monkeypatch.setattr(LocalPlanner, "step", step)  # the model is back: the same notes
+    assert decide(api, run["id"], "revise", notes).status_code == 200
+    drain()
+    assert run_of(api, run["id"])["status"] == "awaiting_decision"
+    assert Take.objects.filter(character__project_id=pid).count() == 3
