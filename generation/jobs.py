@@ -221,8 +221,10 @@ def release_reservations(job_ids: list[int]) -> None:
         Project.objects.filter(pk=project_id).update(reserved_usd=F("reserved_usd") - usd)
 
 
-def job_finish(job: Job, status: str, **fields) -> bool:
-    """Move an active job to a final status; False if it was no longer active."""
+def job_finish(job: Job, status: str, *, wake: bool = True, **fields) -> bool:
+    """Move an active job to a final status; False if it was no longer active. Without `wake`
+    the caller wakes the project's waiters itself (`services.job_succeed`: once its successors
+    exist, so a stage boundary does not queue an advance that finds the next stage running)."""
     # No savepoint: a failure here fails the caller's transaction anyway (two statements less).
     with transaction.atomic(savepoint=False):
         lock_project(job.project_id)
@@ -241,7 +243,8 @@ def job_finish(job: Job, status: str, **fields) -> bool:
             events.publish_job(job)
             if job.parent_id:
                 settle_container(job.parent_id)
-            wake_project_waiters(job.project_id)
+            if wake:
+                wake_project_waiters(job.project_id)
     return bool(done)
 
 

@@ -35,6 +35,7 @@ from generation.jobs import (
     refuse_while_busy,
     settle_container,
     started_by,
+    wake_project_waiters,
 )
 from generation.jobtypes import generating_statuses, job_type
 from generation.models import GenerationJob
@@ -137,13 +138,15 @@ def job_succeed(job: Job, result: dict | None = None) -> bool:
     """Mark success and fire the successors, in one transaction. False if cancelled meanwhile."""
     with transaction.atomic(savepoint=False):  # inside the step's own: no savepoint round trips
         project = lock_project(job.project_id)
-        if not job_finish(job, Job.Status.SUCCEEDED, progress=100, result=result or {}):
+        done = job_finish(job, Job.Status.SUCCEEDED, wake=False, progress=100, result=result or {})
+        if not done:
             logger.info("job %s finished but was no longer active: no successors", job.pk)
             return False
         project.refresh_from_db()
         with started_by(job.pk):
             job_type(job.type).fire_successors(job, project)
         project_refresh(job.project_id)
+        wake_project_waiters(job.project_id)  # after its successors: none at a stage boundary
     return True
 
 

@@ -19,7 +19,7 @@ from generation.models import GenerationJob
 from generation.providers.fal import FalVideo
 from generation.steps import characters as characters_step
 from projects.models import Character, Frame, Project, Scene, Take, Video
-from tests.factories import JobFactory, ProjectFactory
+from tests.factories import JobFactory, ProjectFactory, SceneFactory
 from tests.fakes.gemini_server import tiny_png
 from tests.pipeline import drain
 
@@ -275,6 +275,22 @@ def test_exactly_one_stitch_when_every_clip_finishes_at_once(filmed):
         thread.join()
     assert not errors
     assert Job.objects.filter(type="video-stitching").count() == stitches_before + 1
+
+
+def test_a_stage_that_starts_the_next_wakes_no_project_waiter(project):
+    """An agent run waiting for its project goes on once nothing of it moves, not at each stage
+    boundary: the scenes' success starts the frames before the waiters are looked at."""
+    SceneFactory(project=project)
+    Project.objects.filter(pk=project.pk).update(status=Project.Status.GENERATING_SCENES)
+    scenes = JobFactory(project=project, type=Job.Type.SCENES, status=Job.Status.RUNNING)
+    waiter = JobFactory(project=project, type=Job.Type.AGENT_RUN, status=Job.Status.WAITING)
+    assert services.job_succeed(scenes)
+    waiter.refresh_from_db()
+    assert waiter.status == Job.Status.WAITING
+    frames = Job.objects.get(project=project, type=Job.Type.FRAMES)
+    assert services.job_fail(frames, "the shots could not be written")  # nothing moves now
+    waiter.refresh_from_db()
+    assert waiter.status == Job.Status.QUEUED
 
 
 # --- idempotency, provider errors, retries against the fake services -----------------------
