@@ -28,6 +28,7 @@ from django.utils import timezone
 from filmstudio.exceptions import BudgetExceeded, LimitExceeded
 from generation import events, queue
 from generation.jobs import ACTIVE, lock_project, wake_project_waiters
+from generation.jobtypes import project_waiter_types
 from generation.models import GenerationJob, SpendEntry, UserLimit
 from generation.usage import Meter, Unit, Usage, current_meter, metering
 from projects.models import Project
@@ -237,11 +238,10 @@ def remaining(project: Project) -> Decimal | None:
 
 
 def active_projects(user_id: int) -> set[int]:
-    return set(
-        Job.objects.filter(project__owner_id=user_id, status__in=ACTIVE).values_list(
-            "project_id", flat=True
-        )
-    )
+    """The user's projects with work under way (an agent run parked at its project, waiting for
+    the person or for the budget, is not that: it would hold a slot of USER_MAX_ACTIVE_PROJECTS)."""
+    jobs = Job.objects.filter(project__owner_id=user_id, status__in=ACTIVE)
+    return set(jobs.exclude(type__in=project_waiter_types()).values_list("project_id", flat=True))
 
 
 def admit(project: Project, estimate: dict, *, what: str) -> None:
@@ -317,9 +317,12 @@ def _pause(job: Job, project: Project, reason: str) -> None:
 
 
 def pause_queued(project: Project, reason: str) -> int:
-    """The budget was lowered below what is spent (project row locked): queued jobs wait."""
+    """The budget was lowered below what is spent (project row locked): queued jobs wait. Not
+    an agent run's advance: what it spends it reserves when it runs (pausing then like any
+    job), and paused here it would leave its run silent."""
     paused = 0
-    for job in Job.objects.filter(project=project, status=Job.Status.QUEUED).select_for_update():
+    queued = Job.objects.filter(project=project, status=Job.Status.QUEUED)
+    for job in queued.exclude(type__in=project_waiter_types()).select_for_update():
         queue.rq_cancel(job.rq_job_id)
         _pause(job, project, reason)
         paused += 1

@@ -16,7 +16,7 @@ from filmstudio.support import wait_for
 from generation import costs, estimates, services, usage
 from generation.models import GenerationJob, SpendEntry, UserLimit
 from projects.models import Project, Take
-from tests.factories import FrameFactory, ProjectFactory, SceneFactory
+from tests.factories import FrameFactory, JobFactory, ProjectFactory, SceneFactory
 from tests.pipeline import Workers, drain, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -238,6 +238,26 @@ def test_a_budget_lowered_below_what_is_spent_pauses_and_says_so(api, priced):
     assert job.status == Job.Status.PAUSED and "below what is already spent" in job.error
     drain()
     assert not Project.objects.get(pk=pid).scenes.exists()
+
+
+def test_an_agent_runs_advance_is_not_paused_with_the_queue_nor_holds_an_active_slot(
+    api, user, priced, settings
+):
+    settings.USER_MAX_ACTIVE_PROJECTS = 1
+    parked = ProjectFactory(owner=user)  # a run waiting for the person: not generating
+    JobFactory(project=parked, type=Job.Type.AGENT_RUN, status=Job.Status.WAITING)
+    pid = make_project(api)
+    assert start_cast(api, pid).status_code == 202
+    drain()
+    advance = JobFactory(
+        project=Project.objects.get(pk=pid), type=Job.Type.AGENT_RUN, status=Job.Status.QUEUED
+    )
+    approve_cast(api, pid)
+    response = api.patch(f"/api/projects/{pid}", {"budget_usd": "0.01"}, format="json")
+    assert response.json()["status"] == "paused_budget"
+    assert Job.objects.get(project_id=pid, type=Job.Type.SCENES).status == Job.Status.PAUSED
+    advance.refresh_from_db()
+    assert advance.status == Job.Status.QUEUED and not advance.error  # its run goes on
 
 
 def test_two_workers_racing_for_the_last_dollar_only_one_proceeds(priced, user):
