@@ -29,7 +29,8 @@ from director.tools import Proposal, ToolOutcome
 from filmstudio.exceptions import ConflictError, RateLimited
 from generation import services as generation
 from generation.jobs import lock_project
-from generation.jobtypes import generating_statuses
+from generation.jobtypes import JOB_TYPES, generating_statuses
+from generation.models import GenerationJob
 from generation.pipeline import set_status
 from generation.providers.keypool import RateLimiter
 from projects.models import Project
@@ -326,6 +327,13 @@ def run_decide(*, run: AgentRun, decision: str, notes: str = "") -> AgentRun:
     return run
 
 
+def _stage_goes_on(project: Project) -> bool:
+    """A job of the stage the project shows is still active: the person's own, which a run's
+    cancel spares (its success moves the project on as if no run had been)."""
+    stage = [t.name for t in JOB_TYPES.values() if t.project_status == project.status]
+    return project.jobs.filter(type__in=stage, status__in=GenerationJob.ACTIVE).exists()
+
+
 def run_cancel(*, run: AgentRun) -> AgentRun:
     """Stop the run and cancel the jobs it set going (at the provider too: `generation.jobs.
     jobs_cancel`), so nothing further is asked of the providers for it: its advances, the jobs
@@ -340,7 +348,7 @@ def run_cancel(*, run: AgentRun) -> AgentRun:
             )
         runs.set_run_status(run, AgentRun.Status.CANCELLED, held_call=None, decision=None)
         cancelled = runs.cancel_what_it_started(run, "The agent run was cancelled.")
-        if project.status in generating_statuses():
+        if project.status in generating_statuses() and not _stage_goes_on(project):
             set_status(project, Project.Status.CANCELLED)
         runs.emit(run, "log", {"text": f"Cancelled; jobs {cancelled} cancelled.", "planner": "run"})
     logger.info("agent run %s cancelled (jobs %s)", run.pk, cancelled)

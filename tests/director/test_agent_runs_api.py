@@ -170,6 +170,21 @@ def test_delete_leaves_the_jobs_the_person_started_meanwhile(api, calls):
     assert dict(calls) == {**asked, "image": asked["image"] + 1}  # the portrait, no scenes
 
 
+def test_delete_leaves_the_project_at_the_stage_the_persons_job_still_runs(api, calls):
+    """The person's own character generation, which the run waits for, goes on and the project
+    stays at its stage: not cancelled with its cast on the way."""
+    pid = new_project(api)
+    body = {"project_id": pid, "count": 2}
+    assert api.post("/api/jobs/character-generation", body, format="json").status_code == 202
+    run = start(api, pid)
+    assert Project.objects.get(pk=pid).status == "generating_characters"
+    assert api.delete(f"/api/agent-runs/{run['id']}").status_code == 200
+    assert Project.objects.get(pk=pid).status == "generating_characters"
+    drain()
+    project = Project.objects.get(pk=pid)
+    assert project.status == "awaiting_approval" and project.characters.count() == 2
+
+
 def test_delete_cancels_what_the_runs_jobs_started_in_turn(api, calls):
     """The keyframe jobs that the run's scene generation started when it succeeded are the
     run's too (and nothing of the run is left to ask the providers for)."""
