@@ -25,8 +25,10 @@ from director.models import (
     DirectorSession,
     DirectorTurn,
 )
-from director.tools import Proposal, ToolOutcome
+from director.pages import BASE_PROMPT
+from director.tools import Proposal, ToolOutcome, page_tools
 from filmstudio.exceptions import ConflictError, RateLimited
+from generation import estimates
 from generation import services as generation
 from generation.jobs import lock_project
 from generation.jobtypes import JOB_TYPES, generating_statuses
@@ -325,6 +327,32 @@ def run_decide(*, run: AgentRun, decision: str, notes: str = "") -> AgentRun:
         runs.set_run_status(run, AgentRun.Status.RUNNING)
         runs.start_advance(run)
     return run
+
+
+def advance_estimate(
+    project: Project, target_type: str, target_id: int, params: dict
+) -> list[estimates.Item]:
+    """(The `agent-run` job type's estimate: what one advance reserves before it runs, and
+    pauses on when it does not fit.) Its planner's rounds when it will plan: the goal not set
+    up yet, or a revise's notes. An advance that waits, approves or stops spends nothing."""
+    run_id = params.get("run_id")
+    running = AgentRun.objects.filter(status=AgentRun.Status.RUNNING)
+    run = running.filter(pk=run_id).first() if isinstance(run_id, int) else None
+    if run is None:
+        return []
+    decision = run.decision or {}
+    if decision.get("decision") == "revise":
+        situation = runs.revise_situation(str(decision.get("kind", "")), decision.get("notes", ""))
+    elif not run.set_up and not project.characters.exists():
+        situation = runs.set_up_situation(run)
+    else:
+        return []
+    tools = [t for t in page_tools(runs.AGENT_PAGE) if t.name not in runs.PLANNER_REFUSED]
+    declared = [
+        {"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools
+    ]
+    prompt = f"{BASE_PROMPT}\n{runs.AGENT_PAGE.prompt}\n{json.dumps(declared)}\n{situation}"
+    return estimates.planner(prompt)
 
 
 def _stage_goes_on(project: Project) -> bool:

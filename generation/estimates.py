@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
+
 from generation import providers
 from generation.costs import ZERO, remaining
 from generation.jobtypes import job_type
@@ -250,6 +252,29 @@ def lines(project: Project, target_type: str, target_id: int, params: dict) -> l
     if target_type == Target.SCENE:
         shots = shots.filter(scene_id=target_id)
     return speech("lines", [f.dialogue for f in wanted_lines(with_line_inputs(shots))])
+
+
+# An agent run's planner (`director.runs.plan`), per round: what it answers (a few tool calls or
+# a sentence) and what each later round carries of an earlier one (its calls and their results).
+PLANNER_ANSWER_TOKENS = 150
+PLANNER_ROUND_TOKENS = 600
+
+
+def planner(prompt: str) -> list[Item]:
+    """An agent run's planner acting on one situation: `prompt` (its instructions, tools and
+    the situation) sent in each of its rounds, at most DIRECTOR_MAX_TOOL_ROUNDS and the final
+    answer, each with the rounds before it; priced for the director's model. The offline
+    planner is rules: nothing."""
+    provider, model = providers.director_choice()
+    if provider == "local":
+        return []
+    rounds = settings.DIRECTOR_MAX_TOOL_ROUNDS + 1
+    sent = rounds * tokens(prompt) + PLANNER_ROUND_TOKENS * rounds * (rounds - 1) // 2
+    written = round(rounds * PLANNER_ANSWER_TOKENS * (1 + THINKING_SHARE))
+    return [
+        priced("planner", provider, model, sent, "input_tokens"),
+        priced("planner", provider, model, written, "output_tokens"),
+    ]
 
 
 def free(project: Project, target_type: str, target_id: int, params: dict) -> list[Item]:

@@ -207,6 +207,7 @@ JOB_TYPES: dict[str, JobType] = {
             mark_failed="director.runs.advance_failed",
             cancelled="director.runs.advance_cancelled",
             after=f"{_PIPELINE}.after_unit",
+            estimate="director.services.advance_estimate",  # its planner's calls, if it plans
         ),
     )
 }

@@ -71,6 +71,12 @@ def speech_choice() -> tuple[str, str]:
     return ("gemini", settings.GEMINI_SPEECH_MODEL) if _speech_kind() == "gemini" else LOCAL_SPEECH
 
 
+def director_choice() -> tuple[str, str]:
+    """The director's model (its turns, agent runs' planner); offline, the rules (`local`)."""
+    kind = _choice("DIRECTOR_PROVIDER", remote="gemini", available=bool(settings.GEMINI_API_KEYS))
+    return ("gemini", settings.GEMINI_DIRECTOR_MODEL) if kind == "gemini" else LOCAL_TEXT
+
+
 def speech_voices() -> list[Voice]:
     """The voices of the configured speech provider (no client built, no call made)."""
     if _speech_kind() == "gemini":

@@ -7,15 +7,17 @@ response. The pipeline's own providers stay offline."""
 import pytest
 
 from director.models import AgentRun
+from generation import estimates
 from generation.models import GenerationJob, SpendEntry
 from projects.models import Project
 from tests.director.agent_runs import decide, new_project, offline, run_of, start
 from tests.director.helpers import KEY, call, stream_bodies
+from tests.generation.test_costs import priced
 from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Job = GenerationJob
-__all__ = ["offline"]  # fixtures
+__all__ = ["offline", "priced"]  # fixtures
 
 
 def responses_in(body: dict) -> dict[str, dict]:
@@ -120,3 +122,42 @@ def test_gemini_plans_the_run_with_native_tool_calls(api, fake):
     refused = [a for a in actions(run) if "error" in (a["result"] or {})]
     assert [a["name"] for a in refused] == ["start_generation", "retry_job", "approve_character"]
     assert AgentRun.objects.get(pk=run["id"]).planner == "gemini"
+
+
+def test_a_gemini_planner_reserves_its_rounds_and_asks_nothing_past_the_budget(api, fake):
+    """An advance that plans reserves its planner's rounds (the director's model on the rate
+    card) like any job: with nothing left of the budget a revise's planner call is not made,
+    the advance waits paused, and a raised budget has the planner act on the notes."""
+    run, project = set_up_by_gemini(api, fake)
+    spent = SpendEntry.objects.filter(project=project, stage="agent-run")
+    assert project.spent_usd > 0 and spent.count() == 4
+    response = api.patch(f"/api/projects/{project.pk}", {"budget_usd": "0"}, format="json")
+    assert response.status_code == 200 and response.json()["status"] == "awaiting_approval"
+    fake.script_turn(["Nothing to change."])
+    assert decide(api, run["id"], "revise", "Make it darker.").status_code == 200
+    drain()
+    assert len(stream_bodies(fake)) == 4 and spent.count() == 4  # the planner was not asked
+    advance = Job.objects.filter(project=project, type="agent-run").latest("pk")
+    assert advance.status == "paused" and "raise budget_usd" in advance.error
+    assert run_of(api, run["id"])["status"] == "running"
+
+    response = api.patch(f"/api/projects/{project.pk}", {"budget_usd": "5"}, format="json")
+    assert response.status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "cast", run
+    bodies = stream_bodies(fake)
+    assert len(bodies) == 5 and bodies[4]["contents"][0]["parts"][0]["text"].endswith("darker.")
+    advance.refresh_from_db()
+    assert advance.status == "succeeded" and advance.reserved_usd == 0
+
+
+def test_an_advance_that_plans_reserves_its_planners_rounds_offline_nothing(api, priced, settings):
+    pid = new_project(api)
+    start(api, pid)
+    advance = Job.objects.get(project_id=pid, type="agent-run")  # the set-up: it plans
+    assert estimates.job_items(advance) == []  # the offline planner is rules, even priced
+    settings.DIRECTOR_PROVIDER = "gemini"
+    items = estimates.job_items(advance)
+    assert {(i.provider, i.model) for i in items} == {("gemini", settings.GEMINI_DIRECTOR_MODEL)}
+    assert estimates.total(items) > 0
