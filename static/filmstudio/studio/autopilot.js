@@ -96,7 +96,7 @@ function line(type, d) {
     case "status": return `Status: ${label(d.status || "")}${d.project_status ? ` (project ${label(d.project_status)})` : ""}`;
     case "log": return d.text || "";
     case "action": {
-      const outcome = d.result?.error ? `refused: ${d.result.error}` : d.result?.held ? "held for your decision" : "done";
+      const outcome = d.result?.error ? `refused: ${d.result.error}` : d.held ? "held for your decision" : "done";
       return `${d.name}(${summary(d.args)}): ${outcome}`;
     }
     case "checkpoint": return `Checkpoint, ${d.kind}: ${d.summary}`;
