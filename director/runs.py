@@ -19,7 +19,8 @@ The next action, from the project's state:
 - a decision to carry out: `approve` → the approval through the tools (cast: each pending
   character approved, which starts the scenes; storyboard: approve_storyboard; spend: the held
   call, as agreed; budget: the approval the project waits for); `revise` → the planner acts on
-  the notes, then the same checkpoint again;
+  the notes (a held call is dropped: the planner calls again if they want it), then the
+  project's checkpoint again;
 - `awaiting_approval`: the `cast` checkpoint (always);
 - `awaiting_storyboard_approval`: the `storyboard` checkpoint, or (a run started without it)
   the approval by itself, a paid step like any other;
@@ -493,7 +494,7 @@ def advance(run: AgentRun) -> str:
     if run.decision:
         return carry_out(run, project)
     held = run.held_call
-    if held:  # asked again after a revise, freshly quoted
+    if held:  # agreed but changed since it was quoted: asked again, freshly quoted
         _, checkpoint = call_tool(run, held["name"], held["args"])
         if checkpoint is None:
             with transaction.atomic():
@@ -594,8 +595,10 @@ def carry_out(run: AgentRun, project: Project) -> str:
     decision = run.decision or {}
     kind, verdict = str(decision.get("kind", "")), decision.get("decision")
     if verdict == "revise":
-        with transaction.atomic():  # consumed first: what the notes ask is paid for once
-            AgentRun.objects.filter(pk=run.pk).update(decision=None)
+        # Consumed first: what the notes ask is paid for once. A call held at a spend checkpoint
+        # is dropped (the planner calls again if the notes want it).
+        with transaction.atomic():
+            AgentRun.objects.filter(pk=run.pk).update(decision=None, held_call=None)
         try:
             checkpoint = plan(run, revise_situation(kind, decision.get("notes", "")))
         except (ProviderError, LimitExceeded) as error:

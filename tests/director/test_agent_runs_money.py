@@ -1,15 +1,17 @@
 """Agent runs and money, offline with a priced rate card: a paid step over
 AGENT_CONFIRM_ABOVE_USD waits at a `spend` checkpoint, the run's budget is the project's and an
 approval past it stops at a `budget` checkpoint until the budget is raised; a run without the
-storyboard checkpoint approves the storyboard itself."""
+storyboard checkpoint approves the storyboard itself; a revise at a spend checkpoint drops the
+held call."""
 
 from decimal import ROUND_DOWN, Decimal
 
 import pytest
 
+from director.models import AgentRun
 from generation import watchdog
 from generation.models import GenerationJob, SpendEntry
-from projects.models import Project
+from projects.models import Project, Take
 from tests.director.agent_runs import decide, new_project, offline, run_of, start, work_one
 from tests.generation.test_costs import priced
 from tests.pipeline import drain
@@ -157,3 +159,28 @@ def test_work_paused_for_the_budget_parks_the_run_until_the_budget_is_raised(api
     drain()
     run = run_of(api, run["id"])
     assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "storyboard"
+
+
+def test_a_revise_at_a_spend_checkpoint_drops_the_held_call(api, priced, settings):
+    """“Don't do that”: the held call is not made later by itself (here its quote is under
+    the threshold by then); the planner would call again if the notes wanted it."""
+    pid = new_project(api)
+    run = start(api, pid)
+    drain()
+    assert run_of(api, run["id"])["checkpoint"]["kind"] == "cast"
+    settings.AGENT_CONFIRM_ABOVE_USD = 0.0  # every paid call waits for the person
+    name = Project.objects.get(pk=pid).characters.order_by("pk").first().name
+    assert decide(api, run["id"], "revise", f"redo {name}'s portrait: older").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "spend", run
+    assert AgentRun.objects.get(pk=run["id"]).held_call["name"] == "regenerate_portrait"
+
+    settings.AGENT_CONFIRM_ABOVE_USD = 100.0  # it would run by itself now
+    assert decide(api, run["id"], "revise", "never mind").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "cast", run
+    assert AgentRun.objects.get(pk=run["id"]).held_call is None
+    assert not Job.objects.filter(project_id=pid, type="portrait-generation").exists()
+    assert Take.objects.filter(character__project_id=pid).count() == 2
