@@ -57,7 +57,9 @@ from filmstudio.exceptions import LimitExceeded
 from generation import costs
 from generation import services as generation
 from generation.jobs import jobs_cancel, lineage, lock_project, project_busy, started_by
+from generation.jobtypes import generating_statuses
 from generation.models import GenerationJob
+from generation.pipeline import set_status
 from generation.providers.base import ProviderError
 from generation.selectors import job_quote
 from media.signing import blob_url
@@ -142,7 +144,8 @@ def run_spent(run: AgentRun) -> Decimal:
 
 
 def finish(run: AgentRun, status: str, *, error: str = "") -> None:
-    """(Run row locked.) complete, failed or cancelled."""
+    """(Project and run rows locked.) complete, failed or cancelled. A failed run's work is
+    cancelled: nothing goes on spending for a run that ended (the person's own jobs go on)."""
     set_run_status(run, status, error=error[:4000])
     if status == Status.COMPLETE:
         project = run.project
@@ -157,6 +160,10 @@ def finish(run: AgentRun, status: str, *, error: str = "") -> None:
         )
     elif status == Status.FAILED:
         emit(run, "error", {"message": run.error})
+        stopped = cancel_what_it_started(run, f"The agent run failed: {run.error}"[:4000])
+        project = Project.objects.get(pk=run.project_id)
+        if stopped and project.status in generating_statuses() and not project_busy(project.pk):
+            set_status(project, Project.Status.CANCELLED)  # its stage was the run's
 
 
 def start_advance(run: AgentRun) -> Job:
@@ -469,6 +476,7 @@ def cancel_what_it_started(run: AgentRun, reason: str) -> list[int]:
 
 def advance(run: AgentRun) -> str:
     with transaction.atomic():
+        lock_project(run.project_id)  # before the run's row, as everywhere (a finish cancels)
         run = _locked(run)
         if run.status != Status.RUNNING:
             return STOP
@@ -536,6 +544,7 @@ def set_up(run: AgentRun, project: Project) -> str:
 
 def fail(run: AgentRun, message: str) -> str:
     with transaction.atomic():
+        lock_project(run.project_id)
         run = _locked(run)
         if run.status == Status.RUNNING:
             finish(run, Status.FAILED, error=message)

@@ -1,7 +1,7 @@
 """Agent runs when things go wrong, in this process: a wake lost while the run waited (the
 watchdog queues it), a planner that crashes (the run fails with the message, as an `error`
 event), a run going round in circles (AGENT_MAX_ADVANCES), the planner's model failing on the
-person's notes (they are asked again)."""
+person's notes (they are asked again), a failed run's work cancelled."""
 
 from datetime import timedelta
 
@@ -115,3 +115,28 @@ def test_a_planner_error_on_the_notes_asks_the_person_again(api, monkeypatch, er
     drain()
     assert run_of(api, run["id"])["status"] == "awaiting_decision"
     assert Take.objects.filter(character__project_id=pid).count() == 3
+
+
+def test_a_failed_run_cancels_the_work_it_started(api, monkeypatch):
+    """The planner crashes after its call started a portrait: the run fails, and the portrait
+    is not drawn (nothing goes on spending for it)."""
+    pid = new_project(api)
+    run = start(api, pid)
+    drain()
+    step = LocalPlanner.step
+
+    def crash_after_a_call(self, turn, on_delta):
+        if any(o.name == "regenerate_portrait" for r in turn.rounds for o in r.outcomes):
+            raise RuntimeError("the planner fell over")
+        return step(self, turn, on_delta)
+
+    monkeypatch.setattr(LocalPlanner, "step", crash_after_a_call)
+    name = Character.objects.filter(project_id=pid).order_by("pk").first().name
+    assert decide(api, run["id"], "revise", f"redo {name}'s portrait: older").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "failed" and "the planner fell over" in run["error"], run
+    portrait = Job.objects.get(project_id=pid, type="portrait-generation")
+    assert portrait.status == "cancelled" and "agent run failed" in portrait.error
+    assert Take.objects.filter(character__project_id=pid).count() == 2  # not drawn
+    assert not Job.objects.filter(project_id=pid, status__in=Job.ACTIVE).exists()
