@@ -140,16 +140,9 @@ def test_at_a_budget_checkpoint_the_budget_is_raised_and_the_run_approved_from_t
     at_checkpoint(page, "cast")
     summary = "Approving the cast starts the scenes: it needs $0.16 and $0.12 is left."
     AgentRun.objects.filter(pk=run.pk).update(checkpoint_kind="budget", checkpoint_summary=summary)
-    # a call held for the person (as at a spend checkpoint): `held` is the event's own field
-    quote = {"confirmation_required": True, "summary": "Make the clip again", "estimate": {}}
-    held = {"name": "regenerate_clip", "args": {"frame_id": 1}, "result": quote, "held": True}
-    run.events.create(type="action", data=held)
     page.reload()
     page.wait_for_selector("#autopilot-checkpoint[data-kind='budget']")
     assert page.text_content("#autopilot-checkpoint .summary") == summary
-    assert page.locator("#autopilot-log li[data-type='action']").last.text_content() == (
-        "regenerate_clip(frame_id=1): held for your decision"
-    )
     budget = Project.objects.get(pk=project.pk).budget_usd
 
     page.fill("#autopilot-raise-budget", "-1")
@@ -164,6 +157,15 @@ def test_at_a_budget_checkpoint_the_budget_is_raised_and_the_run_approved_from_t
     at_checkpoint(page, "storyboard", nth=1)
     assert float(Project.objects.get(pk=project.pk).budget_usd) == 12
     assert all(c.status == Character.Status.APPROVED for c in project.characters.all())
+    # a call held for the person (as at a spend checkpoint): `held` is the event's own field
+    quote = {"confirmation_required": True, "summary": "Make the clip again", "estimate": {}}
+    held = {"name": "regenerate_clip", "args": {"frame_id": 1}, "result": quote, "held": True}
+    run.events.create(type="action", data=held)
+    page.reload()
+    page.wait_for_selector("#autopilot-checkpoint[data-kind='storyboard']")
+    assert page.locator("#autopilot-log li[data-type='action']").last.text_content() == (
+        "regenerate_clip(frame_id=1): held for your decision"
+    )
     # the browser logs the refused PATCH's 400 itself; nothing else went wrong
     assert [e for e in page.console_errors if "status of 400" not in e] == []
 
