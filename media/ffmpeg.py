@@ -1033,6 +1033,9 @@ PEAK_MARGIN_DB = 0.5
 # The film's loudness as written is this close to TARGET_LUFS, or it is levelled again (what
 # the limiter took off made up for), at most MIX_PASSES levels (AAC encodes) in all.
 LOUDNESS_TOLERANCE = 0.3
+# Inside the target's ±1 LU with room for the AAC encoder and the meter: a level kept when no
+# later one comes closer without breaking the peak.
+LOUDNESS_ACCEPTABLE = 0.7
 MIX_PASSES = 3
 # At most this much is made up (a limit far lower would stop at alimiter's floor, -24 dBFS).
 MAKEUP_MAX_DB = 6.0
@@ -1392,6 +1395,7 @@ def _level_mix(
     next gain follows the line through them."""
     headroom = extra = 0.0
     last: tuple[float, float] | None = None  # (extra, integrated) of the level before, same limit
+    within: tuple[float, float] | None = None  # (headroom, extra) of a level inside the spec
     for _ in range(MIX_PASSES):
         normalization, gain = _normalize_into(
             video, premix, measured, dst, _remaining(deadline), headroom=headroom, extra=extra
@@ -1401,6 +1405,8 @@ def _level_mix(
         short = TARGET_LUFS - written.integrated
         if normalization == "none" or (over <= 0 and abs(short) <= LOUDNESS_TOLERANCE):
             break
+        if over <= 0 and abs(short) <= LOUDNESS_ACCEPTABLE:
+            within = (headroom, extra)
         slope = 1.0
         if last is not None and extra != last[0]:
             slope = min(1.0, max(0.2, (written.integrated - last[1]) / (extra - last[0])))
@@ -1410,6 +1416,15 @@ def _level_mix(
             headroom += max(0.0, limit - written.true_peak) + over + PEAK_MARGIN_DB
             last = None
         extra = max(-MAKEUP_MAX_DB, min(MAKEUP_MAX_DB, extra + short / slope))
+    else:
+        # No level came within the tolerance: the last one must not be worse than the spec
+        # (a gain followed up past the peak aim): the last level inside it is written again.
+        if (over > 0 or abs(short) > LOUDNESS_ACCEPTABLE) and within is not None:
+            normalization, gain = _normalize_into(
+                video, premix, measured, dst, _remaining(deadline),
+                headroom=within[0], extra=within[1],
+            )  # fmt: skip
+            written = loudness(dst, timeout=max(1.0, _remaining(deadline)))
     return normalization, gain, written
 
 
