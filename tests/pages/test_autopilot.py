@@ -142,13 +142,14 @@ def test_at_a_budget_checkpoint_the_budget_is_raised_and_the_run_approved_from_t
     AgentRun.objects.filter(pk=run.pk).update(checkpoint_kind="budget", checkpoint_summary=summary)
     page.reload()
     page.wait_for_selector("#autopilot-checkpoint[data-kind='budget']")
+    page.wait_for_selector("#autopilot[data-live='live']")  # the run is read again then
     assert page.text_content("#autopilot-checkpoint .summary") == summary
     budget = Project.objects.get(pk=project.pk).budget_usd
 
     page.fill("#autopilot-raise-budget", "-1")
     page.click("#autopilot-raise")
-    page.wait_for_selector("#autopilot-checkpoint .field-error:not([hidden])")
-    assert "budget" in page.text_content("#autopilot-checkpoint .field-error").lower()
+    page.wait_for_selector("#notice.error:not([hidden])")
+    assert "budget" in page.text_content("#notice").lower()
     assert Project.objects.get(pk=project.pk).budget_usd == budget
     assert AgentRun.objects.get(pk=run.pk).status == AgentRun.Status.AWAITING_DECISION
 

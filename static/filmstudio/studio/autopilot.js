@@ -143,6 +143,7 @@ function renderRun(run) {
 function checkpointBox(run) {
   const cp = run.checkpoint;
   const notes = el("textarea", { id: "autopilot-notes", maxlength: "2000", rows: "2", placeholder: "What to change, e.g. “redo Mara's portrait: older, in a raincoat”", "aria-label": "Notes for the revision" });
+  notes.value = typed("#autopilot-notes");  // the run re-read (an event) keeps what is being typed
   const error = el("div", { class: "field-error", role: "alert", hidden: true });
   return el("div", { class: "panel checkpoint", id: "autopilot-checkpoint", "data-kind": cp.kind },
     el("h3", { text: `Checkpoint: ${cp.kind}` }),
@@ -158,14 +159,23 @@ function checkpointBox(run) {
 // At a budget checkpoint: the project's budget raised here (PATCH, checked by the server), then approved.
 function budgetRow(run, error) {
   const input = el("input", { id: "autopilot-raise-budget", type: "number", min: "0", step: "0.01", "aria-label": "New budget of the project, USD", placeholder: "New budget, USD" });
+  input.value = typed("#autopilot-raise-budget");
   return el("div", { class: "row" }, input,
     el("button", { class: "btn primary small", type: "button", id: "autopilot-raise", text: "Raise the budget and approve", onclick: () => raiseAndApprove(run, input.value, error) }));
+}
+
+function typed(selector) {
+  return document.querySelector(selector)?.value || "";
 }
 
 async function raiseAndApprove(run, value, error) {
   if (value === "") { error.hidden = false; error.textContent = "Give the project's new budget."; return; }
   const { ok, data } = await api("PATCH", `/api/projects/${run.project_id}`, { budget_usd: Number(value) });
-  if (!ok) { error.hidden = false; error.textContent = errorText(data, "Could not change the budget."); return; }
+  if (!ok) {
+    // also as a notice: an event arriving now re-renders the checkpoint (and its error line)
+    const text = errorText(data, "Could not change the budget.");
+    error.hidden = false; error.textContent = text; notify(text, "error"); return;
+  }
   await decide(run, "approve", "", error);
 }
 
