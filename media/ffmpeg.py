@@ -1031,12 +1031,19 @@ TRUE_PEAK_AIM = -2.0
 # A sample-peak limiter lets true peaks through by up to about this much.
 PEAK_MARGIN_DB = 0.5
 # The film's loudness as written is this close to TARGET_LUFS, or it is levelled again (what
-# the limiter took off made up for), at most MIX_PASSES levels (AAC encodes) in all.
+# the limiter took off made up for): at most MIX_TRIALS levels tried on the PCM, of which at
+# most MIX_PASSES encoded (AAC).
 LOUDNESS_TOLERANCE = 0.3
 # Inside the target's ±1 LU with room for the AAC encoder and the meter: a level kept when no
 # later one comes closer without breaking the peak.
 LOUDNESS_ACCEPTABLE = 0.7
 MIX_PASSES = 3
+MIX_TRIALS = 6
+# A level tried on the PCM is encoded when it is this close to TARGET_LUFS (AAC moves it a
+# tenth or so).
+TRIAL_TOLERANCE = 0.1
+# A level tried on the PCM keeps this much below TARGET_TRUE_PEAK for what AAC adds.
+ENCODER_PEAK_DB = 0.5
 # At most this much is made up (a limit far lower would stop at alimiter's floor, -24 dBFS).
 MAKEUP_MAX_DB = 6.0
 DIALOGUE_LUFS = -20.0
@@ -1357,8 +1364,8 @@ def mix_sound(
     The dialogue is brought to DIALOGUE_LUFS with its peaks limited, the music and the clips'
     sound UNDER_DB below it and ducked by it (sidechaincompress), the music faded in and out;
     the sum is limited and measured, and one gain (what loudnorm's linear second pass would
-    apply) sets the level; the film is measured as written and levelled again while it is off
-    its loudness or over its peak (`_level_mix`, at most twice more). With `stems` (a folder),
+    apply) sets the level, tried on the PCM until it is on its loudness and under its peak,
+    then encoded once and measured as written (`_level_mix`). With `stems` (a folder),
     the dialogue and music as they sit in the final mix are written there too (dialogue.wav,
     music.wav)."""
     video, dst = Path(video), Path(dst)
@@ -1387,45 +1394,68 @@ def mix_sound(
 def _level_mix(
     video: Path, premix: Path, measured: Loudness, dst: Path, deadline: float
 ) -> tuple[str, float, Loudness]:
-    """The premix levelled into `dst` and measured as written, then levelled again while the
-    film is off its aim (at most MIX_PASSES levels): a peak the limiter or the AAC encoder let
-    through is limited lower by the excess, and what the limiter took off the loudness is
-    made up by the gain (the limit moves down with it: the peaks stay where they were). A dB
-    more gain into the limiter is less than a dB louder: after two levels at one limit, the
-    next gain follows the line through them."""
+    """The premix levelled into `dst` and measured as written. Levels are tried on the PCM
+    first (`_level_trial`: the level's chain measured, no file, a fraction of an AAC encode)
+    until one lands within TRIAL_TOLERANCE of the target with room below the peak for the
+    encoder; that one is encoded (AAC, muxed with the picture) and measured, and while the
+    encoder took it off the aim the search goes on from what was written (at most MIX_PASSES
+    encodes). A peak over the aim is limited lower by the excess, and what the limiter took
+    off the loudness is made up by the gain (the limit moves down with it: the peaks stay
+    where they were). A dB more gain into the limiter is less than a dB louder: after two
+    levels at one limit, the next gain follows the line through them."""
     headroom = extra = 0.0
+    if measured.integrated <= SILENT_LUFS:
+        return _encode_level(video, premix, measured, dst, deadline, (headroom, extra))
     last: tuple[float, float] | None = None  # (extra, integrated) of the level before, same limit
-    within: tuple[float, float] | None = None  # (headroom, extra) of a level inside the spec
-    for _ in range(MIX_PASSES):
-        normalization, gain = _normalize_into(
-            video, premix, measured, dst, _remaining(deadline), headroom=headroom, extra=extra
-        )
-        written = loudness(dst, timeout=max(1.0, _remaining(deadline)))
-        over = written.true_peak - TARGET_TRUE_PEAK
-        short = TARGET_LUFS - written.integrated
-        if normalization == "none" or (over <= 0 and abs(short) <= LOUDNESS_TOLERANCE):
-            break
-        if over <= 0 and abs(short) <= LOUDNESS_ACCEPTABLE:
-            within = (headroom, extra)
+    best: tuple[float, tuple[float, float]] | None = None  # (LU off, level) inside the spec
+    written: tuple[tuple[str, float, Loudness], tuple[float, float]] | None = None
+    encodes = 0
+    for _ in range(MIX_TRIALS):
+        level = (headroom, extra)
+        figures = _level_trial(premix, measured, _remaining(deadline), *level)
+        over = figures.true_peak - (TARGET_TRUE_PEAK - ENCODER_PEAK_DB)
+        short = TARGET_LUFS - figures.integrated
+        if over <= 0 and abs(short) <= TRIAL_TOLERANCE:
+            written = (_encode_level(video, premix, measured, dst, deadline, level), level)
+            encodes += 1
+            figures = written[0][2]
+            over = figures.true_peak - TARGET_TRUE_PEAK
+            short = TARGET_LUFS - figures.integrated
+            if (over <= 0 and abs(short) <= LOUDNESS_TOLERANCE) or encodes >= MIX_PASSES:
+                return written[0]
+        if (
+            over <= 0
+            and abs(short) <= LOUDNESS_ACCEPTABLE
+            and (best is None or abs(short) < best[0])
+        ):
+            best = (abs(short), level)
         slope = 1.0
         if last is not None and extra != last[0]:
-            slope = min(1.0, max(0.2, (written.integrated - last[1]) / (extra - last[0])))
-        last = (extra, written.integrated)
+            slope = min(1.0, max(0.2, (figures.integrated - last[1]) / (extra - last[0])))
+        last = (extra, figures.integrated)
         if over > 0:  # the limit lower by the excess, from the peak or the limit if lower
             limit = TRUE_PEAK_AIM - PEAK_MARGIN_DB - headroom
-            headroom += max(0.0, limit - written.true_peak) + over + PEAK_MARGIN_DB
+            headroom += max(0.0, limit - figures.true_peak) + over + PEAK_MARGIN_DB
             last = None
         extra = max(-MAKEUP_MAX_DB, min(MAKEUP_MAX_DB, extra + short / slope))
-    else:
-        # No level came within the tolerance: the last one must not be worse than the spec
-        # (a gain followed up past the peak aim): the last level inside it is written again.
-        if (over > 0 or abs(short) > LOUDNESS_ACCEPTABLE) and within is not None:
-            normalization, gain = _normalize_into(
-                video, premix, measured, dst, _remaining(deadline),
-                headroom=within[0], extra=within[1],
-            )  # fmt: skip
-            written = loudness(dst, timeout=max(1.0, _remaining(deadline)))
-    return normalization, gain, written
+    # No level came within the tolerance: the film must not be worse than the spec (a gain
+    # followed up past the peak aim): the level closest to the target inside it is written.
+    if best is not None and (written is None or written[1] != best[1]):
+        return _encode_level(video, premix, measured, dst, deadline, best[1])
+    if written is not None:
+        return written[0]
+    return _encode_level(video, premix, measured, dst, deadline, (headroom, extra))
+
+
+def _encode_level(
+    video: Path, premix: Path, measured: Loudness, dst: Path, deadline: float,
+    level: tuple[float, float],
+) -> tuple[str, float, Loudness]:  # fmt: skip
+    """`_normalize_into` at `level` (headroom, extra), then the film measured as written."""
+    normalization, gain = _normalize_into(
+        video, premix, measured, dst, _remaining(deadline), headroom=level[0], extra=level[1]
+    )
+    return normalization, gain, loudness(dst, timeout=max(1.0, _remaining(deadline)))
 
 
 def _level_stems(source: Path, target: Path, gain: float, timeout: float) -> None:
@@ -1437,25 +1467,43 @@ def _level_stems(source: Path, target: Path, gain: float, timeout: float) -> Non
         _run(args, purpose=f"level the {stem.stem} stem", timeout=timeout)
 
 
+def _level_chain(measured: Loudness, headroom: float, extra: float) -> tuple[float, str]:
+    """The gain that brings the premix to TARGET_LUFS (its measured figures: loudnorm's second
+    pass in linear mode is this gain, at the cost of resampling the film to 192 kHz and back),
+    plus `extra` dB (what a limiter took off), and the filter chain applying it."""
+    if measured.integrated <= SILENT_LUFS:
+        return 0.0, "anull"
+    gain = TARGET_LUFS - measured.integrated + extra
+    # Peaks the gain would push over the aim are limited first (by a fraction of a dB in
+    # practice), so that one gain serves the whole film.
+    ceiling = TRUE_PEAK_AIM - PEAK_MARGIN_DB - headroom - gain
+    chain = f"volume={gain:.3f}dB"
+    if measured.true_peak > ceiling:
+        limit = max(0.0625, 10 ** (ceiling / 20))
+        chain = f"alimiter=limit={limit:.5f}:level=0:attack=2:release=50,{chain}"
+    return gain, chain
+
+
+def _level_trial(
+    premix: Path, measured: Loudness, timeout: float, headroom: float, extra: float
+) -> Loudness:
+    """What the premix would measure at this level (true peak too), before any encoder."""
+    _, chain = _level_chain(measured, headroom, extra)
+    meter = "ebur128=peak=true:framelog=verbose"
+    args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-i", str(premix), "-af", f"{chain},{meter}"]
+    args += ["-f", "null", "-"]
+    stderr = _run(args, purpose="try a level of the mix", timeout=timeout)
+    return _ebur128_summary(stderr, premix.name)
+
+
 def _normalize_into(
     video: Path, premix: Path, measured: Loudness, dst: Path, timeout: float,
     headroom: float = 0.0, extra: float = 0.0,
 ) -> tuple[str, float]:  # fmt: skip
-    """The premix brought to TARGET_LUFS by one gain (its measured figures: loudnorm's second
-    pass in linear mode is this gain, at the cost of resampling the film to 192 kHz and back),
-    plus `extra` dB (what a limiter took off), muxed with the picture copied: one AAC track the
-    film's length. Returns the mode ("linear", or "none" for silence) and the gain applied."""
-    silent = measured.integrated <= SILENT_LUFS
-    gain = 0.0 if silent else TARGET_LUFS - measured.integrated + extra
-    # Peaks the gain would push over the aim are limited first (by a fraction of a dB in
-    # practice), so that one gain serves the whole film.
-    ceiling = TRUE_PEAK_AIM - PEAK_MARGIN_DB - headroom - gain
-    chain = "anull"
-    if not silent:
-        chain = f"volume={gain:.3f}dB"
-        if measured.true_peak > ceiling:
-            limit = max(0.0625, 10 ** (ceiling / 20))
-            chain = f"alimiter=limit={limit:.5f}:level=0:attack=2:release=50,{chain}"
+    """The premix at its level (`_level_chain`) muxed with the picture copied: one AAC track
+    the film's length. Returns the mode ("linear", or "none" for silence) and the gain
+    applied."""
+    gain, chain = _level_chain(measured, headroom, extra)
     with _atomic_output(dst) as tmp:
         args = [ffmpeg_binary(), *_GLOBAL_ARGS, "-y", "-i", str(video), "-i", str(premix)]
         args += ["-filter_complex", f"[1:a]{chain}[a]"]
@@ -1463,7 +1511,7 @@ def _normalize_into(
         args += ["-b:a", AUDIO_BITRATE, "-ar", str(AUDIO_RATE), "-ac", str(AUDIO_CHANNELS)]
         args += ["-shortest", "-movflags", "+faststart", "-map_metadata", "-1", str(tmp)]
         _run(args, purpose="level the mix and mux it with the picture", timeout=timeout)
-    return ("none", 0.0) if silent else ("linear", gain)
+    return ("none", 0.0) if measured.integrated <= SILENT_LUFS else ("linear", gain)
 
 
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_./-]+")
