@@ -318,7 +318,9 @@ def test_normalize_replaces_existing_destination_atomically(known_clip: Path, tm
 
 @pytest.fixture
 def ffmpeg_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The command line of every ffmpeg run media.ffmpeg makes from here on."""
+    """The command line of every ffmpeg run media.ffmpeg makes from here on (the film format's
+    sample, taken once per process, taken before: the counts do not depend on the order)."""
+    mf.sample_film_format(FMT)
     runs: list[list[str]] = []
     real = mf.subprocess.run
 
