@@ -39,6 +39,7 @@ found.`).
 """
 
 import logging
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -184,6 +185,26 @@ class RunStopped(Exception):
     """The run was cancelled (or finished) while this advance worked."""
 
 
+class Superseded(RunStopped):
+    """This advance's job is no longer this delivery's: the watchdog took it for lost (no
+    heartbeat) and queued it again while this one still worked. The new delivery goes on from
+    the run's state; this one acts no more and leaves the job row alone."""
+
+
+# The (job id, attempt) of the advance at work in this context (`advance_job`).
+_ADVANCE: ContextVar[tuple[int, int] | None] = ContextVar("agent_run_advance", default=None)
+
+
+def _still_ours() -> None:
+    """Raise Superseded when the job of the advance at work was queued again (each requeue
+    counts an attempt; a cancel does not: that is the run's own matter, RunStopped)."""
+    current = _ADVANCE.get()
+    if current is not None:
+        job_id, attempt = current
+        if GenerationJob.objects.filter(pk=job_id).exclude(attempts=attempt).exists():
+            raise Superseded()
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     kind: str
@@ -257,6 +278,7 @@ def call_tool(
         lock_project(run.project_id)
         if not AgentRun.objects.filter(pk=run.pk, status=Status.RUNNING).exists():
             raise RunStopped()
+        _still_ours()
         refusal = _elsewhere(run, args) or _clips_before_the_approval(run, name, args)
         if planner and name in PLANNER_REFUSED:
             refusal = "The app asks the person at the checkpoints; do not approve yourself."
@@ -418,7 +440,10 @@ def checkpoint_payload(run: AgentRun) -> dict | None:
 
 
 def _locked(run: AgentRun) -> AgentRun:
-    return AgentRun.objects.select_for_update().select_related("project", "user").get(pk=run.pk)
+    """The run's row, locked; inside an advance, only while its job is still this delivery's."""
+    locked = AgentRun.objects.select_for_update().select_related("project", "user").get(pk=run.pk)
+    _still_ours()
+    return locked
 
 
 def _run_of(job: Job) -> AgentRun | None:
@@ -427,15 +452,27 @@ def _run_of(job: Job) -> AgentRun | None:
 
 
 def advance_job(job: Job) -> None:
-    """The `agent-run` job's step: one advance, then wait for the project or end."""
+    """The `agent-run` job's step: one advance, then wait for the project or end (unless the
+    job was queued again meanwhile: the other delivery's, then)."""
     run = _run_of(job)
+    token = _ADVANCE.set((job.pk, job.attempts))
     try:
         with started_by(job.pk):  # what its tool calls start is the run's (run_cancel)
             outcome = STOP if run is None else advance(run)
-    except RunStopped:
-        outcome = STOP
-    if outcome in (WAIT, PARK) and generation.job_wait_for_project(job, recheck=outcome == WAIT):
+        if outcome in (WAIT, PARK) and generation.job_wait_for_project(
+            job, recheck=outcome == WAIT
+        ):
+            return
+        _still_ours()
+    except Superseded:
+        logger.warning(
+            "agent-run job %s attempt %s was queued again: stopped", job.pk, job.attempts
+        )
         return
+    except RunStopped:
+        pass
+    finally:
+        _ADVANCE.reset(token)
     generation.job_succeed(job, {"run_id": run.pk if run else None})
 
 

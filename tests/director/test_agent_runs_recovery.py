@@ -140,3 +140,40 @@ def test_a_failed_run_cancels_the_work_it_started(api, monkeypatch):
     assert portrait.status == "cancelled" and "agent run failed" in portrait.error
     assert Take.objects.filter(character__project_id=pid).count() == 2  # not drawn
     assert not Job.objects.filter(project_id=pid, status__in=Job.ACTIVE).exists()
+
+
+def test_an_advance_queued_again_while_it_worked_leaves_the_run_to_the_new_delivery(
+    api, monkeypatch, settings
+):
+    """The watchdog takes a stalled advance for lost (no heartbeat) and queues its job again
+    while the first delivery still plans: the first acts no more (no tool call, its job row
+    left to the second), the second sets the film up once and stops at the cast."""
+    settings.JOB_HEARTBEAT_TIMEOUT = 1
+    real = LocalPlanner.step
+    stalled = []
+
+    def stall(self, turn, on_delta):
+        if not stalled:  # the first advance's first round: its heartbeat goes stale
+            stalled.append(1)
+            Job.objects.filter(type="agent-run", status="running").update(
+                heartbeat_at=timezone.now() - timedelta(seconds=5)
+            )
+            assert watchdog.sweep()["running"] == 1
+        return real(self, turn, on_delta)
+
+    monkeypatch.setattr(LocalPlanner, "step", stall)
+    pid = new_project(api)
+    run = start(api, pid)
+    drain()
+    advances = Job.objects.filter(project_id=pid, type="agent-run").order_by("pk")
+    first = advances.first()
+    assert first.attempts == 2 and first.status == "succeeded"
+    assert Job.objects.filter(project_id=pid, type="character-generation").count() == 1
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "cast"
+    started = [
+        e
+        for e in run["events"]
+        if e["type"] == "action" and e["data"]["name"] == "start_generation"
+    ]
+    assert len(started) == 1
