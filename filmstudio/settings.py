@@ -180,6 +180,8 @@ JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 6, minimum=1, maximum=100)
 WATCHDOG_INTERVAL = env_float("WATCHDOG_INTERVAL", 15.0, minimum=0.1)
 # Provider calls a single step runs at once (portraits, keyframes).
 STEP_CONCURRENCY = env_int("STEP_CONCURRENCY", 4, minimum=1, maximum=64)
+# Clip submissions and deliveries one worker job takes on at once, side by side on its threads.
+JOB_BATCH_SIZE = env_int("JOB_BATCH_SIZE", 5, minimum=1, maximum=64)
 
 # Live events: worker processes publish through Redis; events are stored for Last-Event-ID.
 EVENTSTREAM_REDIS = redis_connection_kwargs(REDIS_URL)

@@ -144,7 +144,17 @@ def record_unit(unit_type: str, unit_id: int) -> Decimal:
         if unit == (unit_type, unit_id) and usage.call_id not in meter.written
     ]
     meter.written.update(usage.call_id for _, usage in entries)
-    return _write(meter, entries)
+    cost = _write(meter, entries)
+    # Once committed they are in the ledger: the step's `flush` need not look (a second
+    # transaction under the project's lock per clip delivered); rolled back, it writes them.
+    calls = {usage.call_id for _, usage in entries}
+    if calls:
+        transaction.on_commit(lambda: _recorded(meter, calls))
+    return cost
+
+
+def _recorded(meter: Meter, calls: set[str]) -> None:
+    meter.pending = [(unit, usage) for unit, usage in meter.pending if usage.call_id not in calls]
 
 
 def flush(meter: Meter) -> Decimal:

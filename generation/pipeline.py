@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 
 from filmstudio.exceptions import ConflictError
-from generation import costs, estimates, events
+from generation import costs, estimates, events, queue
 from generation.jobs import active, busy_targets, job_create, lock_project, refuse_while_busy
 from generation.jobtypes import job_type, project_waiter_types
 from generation.models import GenerationJob
@@ -453,8 +453,9 @@ def _start_videos(
                 what="video generation",
             )  # fmt: skip
             job = _project_job(project, Job.Type.VIDEOS, container=True)
-            for f in frames:
-                _video_job(project, f, parent=job)
+            with queue.batched():  # submitted a few per worker job, side by side
+                for f in frames:
+                    _video_job(project, f, parent=job)
         show_stage(project, Job.Type.VIDEOS)
     return job
 
@@ -722,8 +723,9 @@ def after_frames(job: Job, project: Project) -> None:
         # keyframes (under the project's row lock) put the project in front of them.
         _await_storyboard_approval(project)
         return
-    for frame in Frame.objects.filter(scene_id=job.target_id).order_by("order"):
-        _video_job(project, frame)
+    with queue.batched():
+        for frame in Frame.objects.filter(scene_id=job.target_id).order_by("order"):
+            _video_job(project, frame)
     speak_scene(project, job.target_id)
     show_stage(project, Job.Type.VIDEOS)
 

@@ -5,10 +5,18 @@ import logging
 import random
 import threading
 import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    connections,
+)
 from django.utils import timezone
 
 from filmstudio.logging import public_error, redact
@@ -105,6 +113,42 @@ def run_job(job_id: int) -> None:
             _handle_failure(job, error)
 
 
+def side_by_side(task: Callable[[int], None], job_ids: list[int]) -> None:
+    """`task` for each job row of a batch (`queue.batched`) at once, one thread each (at most
+    JOB_BATCH_SIZE): every row as if delivered on its own, with a database connection of its
+    thread's (closed when it is done). Inside a transaction (tests that run jobs in-process in
+    theirs) the rows run one after the other on this one, which other threads cannot see."""
+    if len(job_ids) <= 1 or connection.in_atomic_block:
+        for job_id in job_ids:
+            task(job_id)
+        return
+
+    def run(job_id: int) -> BaseException | None:
+        try:
+            task(job_id)
+        except Exception as error:  # the others go on; RQ hears of it at the end
+            logger.exception("job %s of a batch failed", job_id)
+            return error
+        finally:
+            connections.close_all()
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(settings.JOB_BATCH_SIZE, len(job_ids))) as pool:
+        errors = [error for error in pool.map(run, job_ids) if error is not None]
+    if errors:
+        raise errors[0]
+
+
+def run_jobs(job_ids: list[int]) -> None:
+    """Several job rows handed over together (clip submissions): each as `run_job`."""
+    side_by_side(run_job, job_ids)
+
+
+def poll_videos(job_ids: list[int]) -> None:
+    """Several finished clips handed over together: each delivered as by `poll_video`."""
+    side_by_side(poll_video, job_ids)
+
+
 def poll_video(job_id: int) -> None:
     close_old_connections()
     job = (
@@ -141,8 +185,9 @@ def poll_waiting() -> None:
     finished = [pk for (pk, _), ready in outcomes if ready is not False]
     pending = [pk for (pk, _), ready in outcomes if ready is False]
     waiting.filter(pk__in=pending).update(heartbeat_at=now)
-    for pk in finished:
-        queue.enqueue(pk, task=queue.POLL_TASK, urgent=True)
+    with queue.batched():
+        for pk in finished:
+            queue.enqueue(pk, task=queue.POLL_TASK, urgent=True)
     if waiting.exclude(pk__in=finished).exists():
         queue.ensure_poller()
 

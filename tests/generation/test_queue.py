@@ -2,6 +2,7 @@
 lean on still behave as we assume (a change in RQ fails here, not in production)."""
 
 import signal
+import threading
 import time
 
 import django_rq
@@ -11,7 +12,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 from rq.worker import WorkerStatus
 
-from generation import queue
+from generation import queue, services, tasks
 from generation.jobtypes import JOB_TYPES, load_job_types
 from generation.models import GenerationJob
 from generation.worker import PreloadWorker
@@ -79,6 +80,47 @@ def test_rq_cancel_drops_a_delivery_that_has_not_started(user, rq_queue):
     queue.rq_cancel("job-that-never-existed")  # gone already: not an error
     with pytest.raises(NoSuchJobError):
         RQJob.fetch("job-that-never-existed", connection=rq_queue.connection)
+
+
+def test_batched_work_reaches_redis_on_commit_a_few_rows_per_rq_job(user, rq_queue):
+    project = ProjectFactory(owner=user)
+    a, b, c = (JobFactory(project=project) for _ in range(3))
+    d = JobFactory(project=project)
+    with transaction.atomic(), queue.batched(size=2):
+        for job in (a, b, c):
+            queue.enqueue(job.pk, urgent=True)
+        queue.enqueue(d.pk, task=queue.POLL_TASK)
+        assert rq_queue.count == 0
+    batches = rq_queue.jobs
+    # urgent ones at the front, in the order they were made
+    assert [(j.func_name, j.args) for j in batches] == [
+        ("generation.tasks.run_jobs", [[a.pk, b.pk]]),
+        ("generation.tasks.run_jobs", [[c.pk]]),
+        ("generation.tasks.poll_videos", [[d.pk]]),
+    ]
+    for job, batch in ((a, 0), (b, 0), (c, 1), (d, 2)):
+        job.refresh_from_db()
+        assert job.rq_job_id == batches[batch].id
+    # Cancelling one row leaves the RQ job that carries the others: its claim skips the row.
+    queue.rq_cancel(a.rq_job_id)
+    assert rq_queue.count == 3
+
+
+def test_a_batch_runs_its_rows_side_by_side_each_claimed_on_its_own(user):
+    project = ProjectFactory(owner=user)
+    rows = [JobFactory(project=project).pk for _ in range(3)]
+    GenerationJob.objects.filter(pk=rows[0]).update(status=GenerationJob.Status.CANCELLED)
+    claimed, threads = [], set()
+
+    def claim(pk: int) -> None:
+        threads.add(threading.get_ident())
+        if services.job_claim(pk) is not None:  # each thread on a connection of its own
+            claimed.append(pk)
+
+    tasks.side_by_side(claim, rows)
+    assert sorted(claimed) == rows[1:]  # the cancelled row is skipped by its claim
+    assert threads and threading.get_ident() not in threads  # on the batch's threads
+    assert GenerationJob.objects.get(pk=rows[1]).status == GenerationJob.Status.RUNNING
 
 
 @pytest.mark.parametrize("busy", [False, True])
