@@ -33,7 +33,8 @@ like any other job: work that does not fit pauses and the run says so. An approv
 quote does not fit what is left (checked before anything is approved) stops at a `budget`
 checkpoint instead of failing: raise budget_usd then approve (still short: the same checkpoint
 again). A paid call the planner makes by itself whose quote is over `AGENT_CONFIRM_ABOVE_USD`
-is held at a `spend` checkpoint. The run acts on its own project only: ids of the user's
+(over what is left of it: it counts for all of one plan's calls together) is held at a `spend`
+checkpoint. The run acts on its own project only: ids of the user's
 other projects are refused here, ids of other users' by the owner-scoped selectors (`Not
 found.`).
 """
@@ -256,6 +257,15 @@ def _clips_before_the_approval(run: AgentRun, name: str, args: dict) -> str | No
     return None
 
 
+@dataclass
+class Allowance:
+    """What the run may still agree to by itself in one plan: AGENT_CONFIRM_ABOVE_USD for all
+    its calls together, not for each (ten calls just under it are not ten times it)."""
+
+    left: float
+    agreed: float = 0.0
+
+
 def call_tool(
     run: AgentRun,
     name: str,
@@ -264,13 +274,15 @@ def call_tool(
     agreed: Proposal | None = None,
     approved: bool = False,
     planner: bool = False,
+    allowance: Allowance | None = None,
 ) -> tuple[ToolOutcome, Checkpoint | None]:
     """One call as the run's user, under the project's row lock and only while the run runs
     (a cancel, which takes the same lock, cannot slip between the check and the call).
 
     A tool that spends or replaces answers with a proposal first: the run agrees to it by
-    itself when its quote is at most AGENT_CONFIRM_ABOVE_USD (or the person `approved` the
-    checkpoint it answers), else the call is held at a `spend` checkpoint. The arguments are
+    itself when its quote is at most AGENT_CONFIRM_ABOVE_USD, or what is left of the plan's
+    `allowance` (or the person `approved` the checkpoint it answers), else the call is held at
+    a `spend` checkpoint. The arguments are
     normalised first, as `execute` does (7.0 is project 7), so the check that keeps the run on
     its own project sees the ids the tool will use."""
     args = normalized(args)
@@ -290,11 +302,22 @@ def call_tool(
         if outcome.proposal is not None:
             proposal = outcome.proposal
             total = float(proposal.estimate.get("total_usd") or 0)
-            if approved or total <= settings.AGENT_CONFIRM_ABOVE_USD:
+            free = settings.AGENT_CONFIRM_ABOVE_USD if allowance is None else allowance.left
+            if approved or total <= free:
                 outcome = execute(_context(run), name, outcome.args, agreed=proposal)
+                if allowance is not None and not approved and refused(outcome) is None:
+                    allowance.left -= total
+                    allowance.agreed += total
             else:
+                summary = proposal.summary
+                if allowance is not None and allowance.agreed:
+                    summary += (
+                        f" (The run agreed to ${allowance.agreed:.2f} by itself in this step; "
+                        f"more than ${settings.AGENT_CONFIRM_ABOVE_USD:.2f} in all waits for "
+                        "you.)"
+                    )
                 held = {"name": name, "args": outcome.args, **_proposal_dict(proposal)}
-                checkpoint = Checkpoint("spend", proposal.summary, proposal.estimate, held)
+                checkpoint = Checkpoint("spend", summary, proposal.estimate, held)
         emit(run, "action", outcome.as_call() | ({"held": True} if checkpoint else {}))
     return outcome, checkpoint
 
@@ -329,6 +352,7 @@ def plan(run: AgentRun, situation: str) -> Checkpoint | None:
         rounds=[],
     )
     cap = settings.DIRECTOR_MAX_TOOL_ROUNDS
+    allowance = Allowance(settings.AGENT_CONFIRM_ABOVE_USD)
     for number in range(cap + 1):
         spoken: list[str] = []
         step = planner.step(replace(turn, final=number == cap), spoken.append)
@@ -339,7 +363,9 @@ def plan(run: AgentRun, situation: str) -> Checkpoint | None:
         calls = [] if number == cap else step.calls
         outcomes = []
         for call in calls:
-            outcome, checkpoint = call_tool(run, call.name, call.args, planner=True)
+            outcome, checkpoint = call_tool(
+                run, call.name, call.args, planner=True, allowance=allowance
+            )
             if checkpoint is not None:
                 return checkpoint
             outcomes.append(outcome)

@@ -8,6 +8,8 @@ from decimal import ROUND_DOWN, Decimal
 
 import pytest
 
+from director.agents.autopilot import LocalPlanner
+from director.agents.base import Call, Step
 from director.models import AgentRun
 from generation import watchdog
 from generation.models import GenerationJob, SpendEntry
@@ -184,3 +186,45 @@ def test_a_revise_at_a_spend_checkpoint_drops_the_held_call(api, priced, setting
     assert AgentRun.objects.get(pk=run["id"]).held_call is None
     assert not Job.objects.filter(project_id=pid, type="portrait-generation").exists()
     assert Take.objects.filter(character__project_id=pid).count() == 2
+
+
+def test_what_the_run_agrees_to_by_itself_counts_for_the_whole_plan(
+    api, priced, settings, monkeypatch
+):
+    """The planner redraws both portraits in one step (as Gemini may): each quote is under
+    AGENT_CONFIRM_ABOVE_USD, both together are over it: the first is drawn, the second waits at
+    a `spend` checkpoint that says what the run agreed to already; approved, it is drawn."""
+    pid = new_project(api)
+    run = start(api, pid)
+    drain()
+    assert run_of(api, run["id"])["checkpoint"]["kind"] == "cast"
+    cast = list(Project.objects.get(pk=pid).characters.order_by("pk"))
+    quote = api.post(
+        "/api/jobs/portrait-generation",
+        {"character_id": cast[0].pk, "dry_run": True},
+        format="json",
+    ).json()["estimate"]["total_usd"]
+    settings.AGENT_CONFIRM_ABOVE_USD = quote * 1.5  # one fits, two do not
+
+    def both(self, turn, on_delta):
+        if turn.rounds:
+            return Step("Both redrawn.", [])
+        calls = [Call("regenerate_portrait", {"character_id": c.pk}) for c in cast]
+        return Step("Redrawing both portraits.", calls)
+
+    monkeypatch.setattr(LocalPlanner, "step", both)
+    assert decide(api, run["id"], "revise", "redo both portraits").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "spend", run
+    assert f"agreed to ${quote:.2f} by itself" in run["checkpoint"]["summary"]
+    held = AgentRun.objects.get(pk=run["id"]).held_call
+    assert held["name"] == "regenerate_portrait" and held["args"]["character_id"] == cast[1].pk
+    portraits = Job.objects.filter(project_id=pid, type="portrait-generation")
+    assert [j.target_id for j in portraits] == [cast[0].pk]
+
+    assert decide(api, run["id"], "approve").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["checkpoint"]["kind"] == "cast", run
+    assert sorted(j.target_id for j in portraits.all()) == [cast[0].pk, cast[1].pk]
