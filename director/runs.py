@@ -46,7 +46,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Model
+from django.db.models import Model, Sum
 from django.utils import timezone
 from django_eventstream import send_event
 
@@ -60,7 +60,7 @@ from generation import costs
 from generation import services as generation
 from generation.jobs import jobs_cancel, lineage, lock_project, project_busy, started_by
 from generation.jobtypes import generating_statuses
-from generation.models import GenerationJob
+from generation.models import GenerationJob, SpendEntry
 from generation.pipeline import set_status
 from generation.providers.base import ProviderError
 from generation.selectors import job_quote
@@ -141,8 +141,18 @@ def set_run_status(run: AgentRun, status: str, **fields) -> None:
 
 
 def run_spent(run: AgentRun) -> Decimal:
-    project = Project.objects.only("spent_usd").get(pk=run.project_id)
-    return max(project.spent_usd - run.spent_at_start_usd, Decimal(0))
+    """What the run's work cost: the ledger's entries of its advances (a Gemini planner's
+    calls), of the jobs their tool calls started and of what those set going in turn
+    (`lineage`). What the person started by hand meanwhile is theirs, not the run's."""
+    ours = lineage(run.project_id, _advances(run).values_list("pk", flat=True))
+    spent = SpendEntry.objects.filter(job_id__in=ours).aggregate(usd=Sum("usd"))["usd"]
+    return spent or Decimal(0)
+
+
+def _advances(run: AgentRun):
+    return GenerationJob.objects.filter(
+        project_id=run.project_id, type=GenerationJob.Type.AGENT_RUN, params__run_id=run.pk
+    )
 
 
 def finish(run: AgentRun, status: str, *, error: str = "") -> None:
@@ -530,10 +540,7 @@ def cancel_what_it_started(run: AgentRun, reason: str) -> list[int]:
     the jobs their tool calls started and what those started in turn (`lineage`); jobs the
     person started meanwhile are theirs and go on. The run is no longer active by then, so the
     `cancelled` hook of its other advances finds it done."""
-    advances = GenerationJob.objects.filter(
-        project_id=run.project_id, type=GenerationJob.Type.AGENT_RUN, params__run_id=run.pk
-    )
-    ours = lineage(run.project_id, advances.values_list("pk", flat=True))
+    ours = lineage(run.project_id, _advances(run).values_list("pk", flat=True))
     return jobs_cancel(GenerationJob.objects.filter(pk__in=ours), reason)
 
 

@@ -228,3 +228,25 @@ def test_what_the_run_agrees_to_by_itself_counts_for_the_whole_plan(
     run = run_of(api, run["id"])
     assert run["checkpoint"]["kind"] == "cast", run
     assert sorted(j.target_id for j in portraits.all()) == [cast[0].pk, cast[1].pk]
+
+
+def test_the_runs_spend_is_its_own_work_not_what_the_person_did_meanwhile(api, priced):
+    pid = new_project(api)
+    run = start(api, pid)
+    drain()
+    assert run_of(api, run["id"])["checkpoint"]["kind"] == "cast"
+    character = Project.objects.get(pk=pid).characters.order_by("pk").first()
+    response = api.post(
+        "/api/jobs/portrait-generation", {"character_id": character.pk}, format="json"
+    )
+    assert response.status_code in (201, 202), response.content
+    drain()
+    by_hand = SpendEntry.objects.filter(job_id=response.json()["id"])
+    assert by_hand.exists()
+    project = Project.objects.get(pk=pid)
+    run = run_of(api, run["id"])
+    mine = sum(e.usd for e in by_hand)
+    assert Decimal(str(run["spent_usd"])) == (project.spent_usd - mine).quantize(
+        Decimal("0.000001")
+    )
+    assert 0 < run["spent_usd"] < float(project.spent_usd)
