@@ -23,8 +23,9 @@ from django.conf import settings
 from django.http import JsonResponse, StreamingHttpResponse
 from django_eventstream.channelmanager import DefaultChannelManager
 from django_eventstream.views import events
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
+
+from filmstudio.auth import TokenAuthentication
 
 
 def request_user(request):

@@ -23,10 +23,10 @@ from django.http import (
 )
 from django.utils.http import parse_etags
 from django.views.decorators.csrf import csrf_exempt
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from filmstudio.api import json_not_found
+from filmstudio.auth import TokenAuthentication
 from media.signing import MEDIA_TYPES, hash_name, verify
 from projects.models import Project
 from projects.selectors import projects_for_user

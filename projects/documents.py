@@ -14,17 +14,23 @@ from decimal import Decimal
 from typing import Any, cast
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
 from django.db.models import QuerySet
-from django.db.models.query import ValuesListIterable
 from django.http import Http404
 
+from filmstudio.queries import CompiledQuery, bound_cursor
 from media.signing import blob_url
 from projects import services
 from projects.models import Character, Frame, Project, ProjectObject, Scene, Take
 from projects.selectors import projects_for_user
 from projects.serializers import ProjectObjectSerializer
-from projects.takes import NO_TAKES, UnitTakes, take_states
+from projects.takes import (
+    NO_TAKES,
+    RECORDED_FIELDS,
+    InputsNow,
+    Recorded,
+    UnitTakes,
+    unit_states,
+)
 
 Row = dict[str, Any]
 _CENTS, _MICROS = Decimal("0.01"), Decimal("0.000001")
@@ -91,85 +97,91 @@ class _Owner:
 _PROJECT, _OWNER = 2**62 + 17, 2**62 + 29
 
 
-class _Compiled:
-    """A query of the document whose SQL Django compiles once per process instead of on every
-    request (compiling the document's querysets was most of its Python time): built with
-    stand-in ids, run with the project's and its owner's; rows as dicts named like `.values()`
-    (or tuples for `.values_list()`), through the fields' converters (JSON)."""
-
-    def __init__(self, build: Callable[[int, int], QuerySet]):
-        self._build = build
-        self._compiled: tuple[str, list[str], dict, bool] | None = None
-
-    def _compile(self) -> tuple[str, list[str], dict, bool]:
-        queryset = self._build(_PROJECT, _OWNER)
-        compiler = queryset.query.get_compiler(using=queryset.db)
-        sql, params = compiler.as_sql()
-        slots = []
-        for value in params:
-            if value not in (_PROJECT, _OWNER):
-                raise ValueError(f"a document query may take only the project's ids: {value!r}")
-            slots.append("project" if value == _PROJECT else "owner")
-        converters = compiler.get_converters([column for column, _, _ in compiler.select])
-        named = queryset._iterable_class is not ValuesListIterable
-        return sql, slots, converters, named
-
-    def rows(self, project_id: int, owner_id: int = 0) -> list:
-        if self._compiled is None:
-            self._compiled = self._compile()
-        sql, slots, converters, named = self._compiled
-        ids = {"project": project_id, "owner": owner_id}
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [ids[slot] for slot in slots])
-            names = [column.name for column in cursor.description or []]
-            rows = cursor.fetchall()
-        if converters:
-            rows = [list(row) for row in rows]
-            for row in rows:
-                for position, (functions, expression) in converters.items():
-                    for function in functions:
-                        row[position] = function(row[position], expression, connection)
-        if named:
-            return [dict(zip(names, row, strict=True)) for row in rows]
-        return [tuple(row) for row in rows]
+def _compiled(build: Callable[[int, int], QuerySet]) -> CompiledQuery:
+    """A document query compiled once: `rows(project id, owner id)`."""
+    return CompiledQuery(build, _PROJECT, _OWNER)
 
 
-def _pairs_query(through, owner: str, other: str, path: str) -> _Compiled:
-    return _Compiled(
+def _take_columns(pointer: str) -> list[str]:
+    """The columns `staleness` reads of the current take a unit points at (`pointer`), joined."""
+    return [f"{pointer}__{name}" for name in RECORDED_FIELDS]
+
+
+def _recorded(rows: list[Row], pointer: str, into: dict[int, Recorded]) -> None:
+    """The current takes in `rows` (joined by `_take_columns(pointer)`), by take id."""
+    names = _take_columns(pointer)
+    for row in rows:
+        pk = row[f"{pointer}_id"]
+        if pk is not None:
+            into[pk] = Recorded(*(row[name] for name in names))
+
+
+def _pairs_query(through, owner: str, other: str, path: str) -> CompiledQuery:
+    return _compiled(
         lambda pid, _: (
             through.objects.filter(**{path: pid}).order_by(other).values_list(owner, other)
         )
     )
 
 
-def _pairs(query: _Compiled, pid: int) -> dict[int, list[int]]:
+def _pairs(query: CompiledQuery, pid: int, cursor) -> dict[int, list[int]]:
     """A many-to-many table's rows as {owner id: [other ids ascending]}."""
     found: dict[int, list[int]] = {}
-    for left, right in query.rows(pid):
+    for left, right in query.rows(pid, 0, cursor=cursor):
         found.setdefault(left, []).append(right)
     return found
 
 
-_PROJECT_ROW = _Compiled(
+_PROJECT_ROW = _compiled(
     lambda pid, owner: (
         projects_for_user(cast(AbstractBaseUser, _Owner(owner)))
         .filter(pk=pid)
-        .values(*_columns(Project))
+        .values(*_columns(Project), *_take_columns("film_take"))
     )
 )
-_CHARACTERS = _Compiled(
-    lambda pid, _: Character.objects.filter(project_id=pid).order_by("id").values()
+_CHARACTERS = _compiled(
+    lambda pid, _: (
+        Character.objects.filter(project_id=pid)
+        .order_by("id")
+        .values(*_columns(Character), *_take_columns("take"))
+    )
 )
-_OBJECTS = _Compiled(
-    lambda pid, _: ProjectObject.objects.filter(project_id=pid).order_by("id").values()
+_OBJECTS = _compiled(
+    lambda pid, _: (
+        ProjectObject.objects.filter(project_id=pid)
+        .order_by("id")
+        .values(*_columns(ProjectObject), *_take_columns("take"))
+    )
 )
-_SCENES = _Compiled(lambda pid, _: Scene.objects.filter(project_id=pid).order_by("order").values())
-_FRAMES = _Compiled(
+# What the document and the frames' and scenes' inputs read of them (not their timestamps).
+_SCENE_COLUMNS = (
+    "id",
+    "order",
+    *services.SCENE_FIELDS,
+    "status",
+    "cast_fallback",
+)
+_FRAME_COLUMNS = (
+    "id",
+    "scene_id",
+    "order",
+    *services.FRAME_FIELDS,
+    "duration",
+    "speaker_id",
+    "status",
+    "image",
+    "keyframe_take_id",
+    "line_take_id",
+)
+_SCENES = _compiled(
+    lambda pid, _: Scene.objects.filter(project_id=pid).order_by("order").values(*_SCENE_COLUMNS)
+)
+_FRAMES = _compiled(
     lambda pid, _: (
         Frame.objects.filter(scene__project_id=pid)
         .order_by("scene__order", "order")
         .values(
-            *_columns(Frame),
+            *_FRAME_COLUMNS,
             "speaker__voice",
             "video__id",
             "video__status",
@@ -179,6 +191,9 @@ _FRAMES = _Compiled(
             "keyframe_take__consistency",
             "line_take__file",
             "line_take__duration",
+            *_take_columns("keyframe_take"),
+            *_take_columns("line_take"),
+            *_take_columns("video__take"),
         )
     )
 )
@@ -198,18 +213,19 @@ def project_document(user, project_id: int) -> Row:
     `user` does not own it."""
     if not user.is_authenticated:  # as projects_for_user: nobody's project
         raise Http404
-    found = _PROJECT_ROW.rows(project_id, user.pk)
-    if not found:
-        raise Http404
-    project = found[0]
-    pid = project["id"]
-    characters = _CHARACTERS.rows(pid)
-    objects = _OBJECTS.rows(pid)
-    scenes = _SCENES.rows(pid)
-    frames = _FRAMES.rows(pid)
-    scene_cast = _pairs(_SCENE_CAST, pid)
-    scene_objects = _pairs(_SCENE_OBJECTS, pid)
-    shot_cast = _pairs(_SHOT_CAST, pid)
+    with bound_cursor() as cursor:
+        found = _PROJECT_ROW.rows(project_id, user.pk, cursor=cursor)
+        if not found:
+            raise Http404
+        project = found[0]
+        pid = project["id"]
+        characters = _CHARACTERS.rows(pid, 0, cursor=cursor)
+        objects = _OBJECTS.rows(pid, 0, cursor=cursor)
+        scenes = _SCENES.rows(pid, 0, cursor=cursor)
+        frames = _FRAMES.rows(pid, 0, cursor=cursor)
+        scene_cast = _pairs(_SCENE_CAST, pid, cursor)
+        scene_objects = _pairs(_SCENE_OBJECTS, pid, cursor)
+        shot_cast = _pairs(_SHOT_CAST, pid, cursor)
     states = _states(
         project, characters, objects, scenes, frames, scene_cast, scene_objects, shot_cast
     )
@@ -321,12 +337,50 @@ def _frame(f: Row, shot_cast: dict[int, list[int]], state) -> Row:
     }
 
 
+def _plain(row: Row) -> Row:
+    """A row's own columns (not those of the rows it is joined to)."""
+    return {k: v for k, v in row.items() if "__" not in k}
+
+
 def _states(project, characters, objects, scenes, frames, scene_cast, scene_objects, shot_cast):
-    """`take_states` over light units made from the rows (no model instances)."""
-    # A real Project (one instance): take_states filters the takes by it.
-    owner = Project(**project)
-    cast_by_id = {c["id"]: _Unit(c, project=owner) for c in characters}
-    objects_by_id = {o["id"]: _Unit(o, project=owner) for o in objects}
+    """`take_states` from the rows: the current take of each unit and what it recorded were
+    joined to them; the units' inputs now come from light units made from the rows (no model
+    instances), built only if a take recorded inputs to compare with."""
+    pid = project["id"]
+    current: dict[tuple[str, int], int | None] = {
+        ("portrait", c["id"]): c["take_id"] for c in characters
+    }
+    current.update((("keyframe", f["id"]), f["keyframe_take_id"]) for f in frames)
+    current.update((("reference", o["id"]), o["take_id"]) for o in objects)
+    current.update((("clip", f["id"]), f["video__take_id"]) for f in frames)
+    current.update(
+        (("line", f["id"]), f["line_take_id"]) for f in frames if f["line_take_id"] or f["dialogue"]
+    )
+    current[("film", pid)] = project["film_take_id"]
+    recorded: dict[int, Recorded] = {}
+    _recorded([project], "film_take", recorded)
+    _recorded(characters, "take", recorded)
+    _recorded(objects, "take", recorded)
+    for pointer in ("keyframe_take", "line_take", "video__take"):
+        _recorded(frames, pointer, recorded)
+    built: list[InputsNow] = []
+
+    def inputs_now(key: tuple[str, int]) -> dict[str, Any]:
+        if not built:
+            units = (characters, objects, scenes, frames, scene_cast, scene_objects, shot_cast)
+            built.append(_inputs_now(project, *units))
+        return built[0](key)
+
+    return unit_states(pid, current, recorded, inputs_now)
+
+
+def _inputs_now(
+    project, characters, objects, scenes, frames, scene_cast, scene_objects, shot_cast
+) -> InputsNow:
+    """The units' inputs documents, from light units made from the rows."""
+    owner = _Unit(_plain(project))
+    cast_by_id = {c["id"]: _Unit(_plain(c), project=owner) for c in characters}
+    objects_by_id = {o["id"]: _Unit(_plain(o), project=owner) for o in objects}
     scene_units = {
         s["id"]: _Unit(
             s,
@@ -348,15 +402,15 @@ def _states(project, characters, objects, scenes, frames, scene_cast, scene_obje
             )
         frame_units.append(
             _Unit(
-                {k: v for k, v in f.items() if "__" not in k},
+                _plain(f),
                 scene=scene_units[f["scene_id"]],
                 characters=_Many([cast_by_id[pk] for pk in shot_cast.get(f["id"], [])]),
                 speaker=speaker,
                 video=video,
             )
         )
-    return take_states(
-        owner,
+    return InputsNow(
+        cast(Project, owner),
         cast(list[Character], list(cast_by_id.values())),
         cast(list[Frame], frame_units),
         cast(list[ProjectObject], list(objects_by_id.values())),

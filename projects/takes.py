@@ -16,6 +16,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
+from filmstudio.queries import CompiledQuery
 from projects.cast import shot_cast
 from projects.events import publish_entity
 from projects.models import Character, Frame, Project, ProjectObject, Take, Video
@@ -275,7 +276,21 @@ class Staleness:
 FRESH = Staleness(False, [])
 
 
-def _recorded_inputs(take: Take, now: dict[str, Any]) -> tuple[dict[str, Any], str]:
+@dataclass(frozen=True)
+class Recorded:
+    """What staleness reads of a take (fetched as plain values, with the unit's row)."""
+
+    kind: str
+    inputs: dict[str, Any]
+    inputs_hash: str
+    provider: str
+    model: str
+
+
+RECORDED_FIELDS = ("kind", "inputs", "inputs_hash", "provider", "model")
+
+
+def _recorded_inputs(take: Take | Recorded, now: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The take's inputs document and hash; a line spoken before its speech provider was part
     of its inputs has the provider and model its take records."""
     if "speech" in now and take.kind == Kind.LINE and "speech" not in take.inputs:
@@ -284,7 +299,7 @@ def _recorded_inputs(take: Take, now: dict[str, Any]) -> tuple[dict[str, Any], s
     return take.inputs, take.inputs_hash
 
 
-def staleness(take: Take | None, now: dict[str, Any]) -> Staleness:
+def staleness(take: Take | Recorded | None, now: dict[str, Any]) -> Staleness:
     """A unit with no take yet is not stale (it is missing); a take made before inputs were
     recorded (upgraded) takes the inputs as they stand as its baseline."""
     if take is None or not take.inputs_hash:
@@ -416,6 +431,18 @@ class UnitTakes:
 NO_TAKES = UnitTakes(None, 0, False, [])
 
 
+# The takes counted by unit, a query compiled once (with a stand-in for the project's id).
+_TAKE_COUNTS = CompiledQuery(
+    lambda pid: (
+        Take.objects.filter(project_id=pid)
+        .values_list("kind", "character_id", "frame_id", "object_id")
+        .annotate(n=models.Count("id"))
+        .values_list("kind", "character_id", "frame_id", "object_id", "n")
+    ),
+    2**62 + 17,
+)
+
+
 def take_states(
     project: Project,
     characters: list[Character],
@@ -429,39 +456,72 @@ def take_states(
     `frames` come in film order with their scene (its project and characters loaded) and
     video; `characters` and `objects` with their project."""
     videos = {f.pk: getattr(f, "video", None) for f in frames}
-    current = {("portrait", c.pk): c.take_id for c in characters} | {
-        ("keyframe", f.pk): f.keyframe_take_id for f in frames
-    }
-    current |= {("reference", o.pk): o.take_id for o in objects}
-    current |= {("clip", pk): v.take_id if v else None for pk, v in videos.items()}
-    current |= {("line", f.pk): f.line_take_id for f in frames if f.line_take_id or f.dialogue}
+    current = {("portrait", c.pk): c.take_id for c in characters}
+    current.update({("keyframe", f.pk): f.keyframe_take_id for f in frames})
+    current.update({("reference", o.pk): o.take_id for o in objects})
+    current.update({("clip", pk): v.take_id if v else None for pk, v in videos.items()})
+    current.update({("line", f.pk): f.line_take_id for f in frames if f.line_take_id or f.dialogue})
     current[("film", project.pk)] = project.film_take_id
-    takes = Take.objects.filter(pk__in=[pk for pk in current.values() if pk]).only(
-        "id", "kind", "inputs", "inputs_hash", "provider", "model"
+    recorded = {
+        pk: Recorded(*values)
+        for pk, *values in Take.objects.filter(
+            pk__in=[pk for pk in current.values() if pk]
+        ).values_list("id", *RECORDED_FIELDS)
+    }
+    return unit_states(
+        project.pk, current, recorded, InputsNow(project, characters, frames, objects)
     )
-    by_id = {t.pk: t for t in takes}
+
+
+def unit_states(
+    project_id: int,
+    current: dict[tuple[str, int], int | None],
+    recorded: dict[int, Recorded],
+    inputs_now: Callable[[tuple[str, int]], dict[str, Any]],
+) -> dict[tuple[str, int], UnitTakes]:
+    """`take_states` from what it gathers: each unit's current take id (`current`, keyed as
+    there), those takes (`recorded`, by id) and the unit's inputs document now
+    (`inputs_now(key)`, asked only of units whose current take recorded inputs: with none a
+    unit cannot be stale). One query: the takes counted by unit."""
     counts: dict[tuple[str, int], int] = {}
-    for kind, character_id, frame_id, object_id, n in (
-        Take.objects.filter(project=project)
-        .values_list("kind", "character_id", "frame_id", "object_id")
-        .annotate(n=models.Count("id"))
-        .values_list("kind", "character_id", "frame_id", "object_id", "n")
-    ):
-        counts[(kind, character_id or frame_id or object_id or project.pk)] = n
-    inputs_now = {("portrait", c.pk): portrait_inputs(c) for c in characters}
-    inputs_now |= {("reference", o.pk): reference_inputs(o) for o in objects}
-    speech = speech_now()
-    for frame in frames:
-        inputs_now[("keyframe", frame.pk)] = keyframe_inputs(frame)
-        inputs_now[("clip", frame.pk)] = clip_inputs(frame)
-        if ("line", frame.pk) in current:
-            inputs_now[("line", frame.pk)] = line_inputs(frame, speech, characters or None)
-    inputs_now[("film", project.pk)] = film_inputs(project, frames)
+    for kind, character_id, frame_id, object_id, n in _TAKE_COUNTS.rows(project_id):
+        counts[(kind, character_id or frame_id or object_id or project_id)] = n
     states = {}
     for key, take_id in current.items():
-        found = staleness(by_id.get(take_id) if take_id else None, inputs_now[key])
+        take = recorded.get(take_id) if take_id else None
+        if take is None or not take.inputs_hash:
+            states[key] = UnitTakes(take_id, counts.get(key, 0), False, [])
+            continue
+        found = staleness(take, inputs_now(key))
         states[key] = UnitTakes(take_id, counts.get(key, 0), found.stale, found.reasons)
     return states
+
+
+class InputsNow:
+    """The inputs document of a unit as it stands, by `take_states` key, built when asked."""
+
+    def __init__(self, project, characters, frames, objects):
+        self.project, self.characters, self.frames = project, characters, frames
+        self._characters = {c.pk: c for c in characters}
+        self._objects = {o.pk: o for o in objects}
+        self._frames = {f.pk: f for f in frames}
+        self._speech: dict[str, str] | None = None
+
+    def __call__(self, key: tuple[str, int]) -> dict[str, Any]:
+        kind, pk = key
+        if kind == "portrait":
+            return portrait_inputs(self._characters[pk])
+        if kind == "reference":
+            return reference_inputs(self._objects[pk])
+        if kind == "keyframe":
+            return keyframe_inputs(self._frames[pk])
+        if kind == "clip":
+            return clip_inputs(self._frames[pk])
+        if kind == "line":
+            if self._speech is None:
+                self._speech = speech_now()
+            return line_inputs(self._frames[pk], self._speech, self.characters or None)
+        return film_inputs(self.project, self.frames)
 
 
 def hierarchy_frames(project: Project) -> list[Frame]:

@@ -11,12 +11,13 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.http import StreamingHttpResponse
 from django.test import AsyncClient, Client
+from django.utils.crypto import salted_hmac
 from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from media import ffmpeg
-from media.signing import blob_url, sign
+from media.signing import blob_url, sign, verify
 from media.storage import media_name
 from projects.blob import CHUNK_SIZE
 from projects.models import Project
@@ -404,3 +405,16 @@ def test_under_asgi_the_file_is_streamed_asynchronously(user, media_root):
     assert response.status_code == 206
     assert b"".join(chunks) == data[1:]
     assert max(len(chunk) for chunk in chunks) == CHUNK_SIZE
+
+
+def test_a_signature_is_djangos_salted_hmac_and_follows_the_secret_key(settings):
+    name, now = "7/frames/shot-abc.png", 1_800_000_000.0
+    expires, mac = sign(name, now=now).split(".")
+    reference = salted_hmac("filmstudio.media.blob", f"{name}:{expires}", algorithm="sha256")
+    assert mac == reference.hexdigest()[:32]
+    assert verify(name, f"{expires}.{mac}", now=now)
+    settings.SECRET_KEY = "another secret key, long enough for the checks" * 2
+    assert sign(name, now=now) != f"{expires}.{mac}"
+    assert not verify(name, f"{expires}.{mac}", now=now)
+    reference = salted_hmac("filmstudio.media.blob", f"{name}:{expires}", algorithm="sha256")
+    assert sign(name, now=now) == f"{expires}.{reference.hexdigest()[:32]}"
