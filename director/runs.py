@@ -29,8 +29,8 @@ The next action, from the project's state:
 Money: `budget_usd` is applied as the project's budget when the run starts (what the project
 has spent plus it, or the project's own budget if that is lower: `director.services.
 run_start`), so every job of the run reserves against it through `generation.costs.reserve`
-like any other job: work that does not fit pauses and the run says so. An approval whose
-quote does not fit what is left (checked before anything is approved) stops at a `budget`
+like any other job: work that does not fit pauses and the run says so. The set-up's first
+step (the cast) or an approval whose quote does not fit what is left (checked before anything is approved) stops at a `budget`
 checkpoint instead of failing: raise budget_usd then approve (still short: the same checkpoint
 again). A paid call the planner makes by itself whose quote is over `AGENT_CONFIRM_ABOVE_USD`
 (over what is left of it: it counts for all of one plan's calls together) is held at a `spend`
@@ -50,7 +50,7 @@ from django.db.models import Model, Sum
 from django.utils import timezone
 from django_eventstream import send_event
 
-from director.agents.autopilot import REVISE, SET_UP, planner_for_settings
+from director.agents.autopilot import REVISE, SET_UP, goal_numbers, planner_for_settings
 from director.agents.base import Round, TurnInput
 from director.models import AgentRun, AgentRunEvent
 from director.pages import BASE_PROMPT, UNIT_TOOLS, Page
@@ -428,19 +428,27 @@ def storyboard_checkpoint(project: Project) -> Checkpoint:
     )
 
 
+# What a budget checkpoint is asked before: the job type its quote is of, and what it starts.
+BUDGETED = {
+    "set-up": (Job.Type.CHARACTERS, "Starting the film draws the cast"),
+    "cast": (Job.Type.SCENES, "Approving the cast starts the scenes"),
+    "storyboard": (Job.Type.VIDEOS, "Approving the storyboard starts the clips"),
+}
+
+
 def budget_checkpoint(project: Project, kind: str) -> Checkpoint | None:
-    """Before the `kind` approval (cast, storyboard), which starts paid work: a `budget`
-    checkpoint when its quote does not fit what is left of the project's budget (the check
-    `generation.costs.admit` makes of it), else None."""
-    estimate = _quote(project, APPROVALS_BY_KIND[kind])
+    """Before `kind` (the set-up's first step, the cast's or the storyboard's approval), which
+    starts paid work: a `budget` checkpoint when its quote does not fit what is left of the
+    project's budget (the check `generation.costs.admit` makes of it), else None."""
+    type, what = BUDGETED[kind]
+    estimate = _quote(project, type)
     needs = Decimal(str(estimate.get("total_usd") or 0))
     left = costs.remaining(project)
     if left is None or not needs or needs <= left:
         return None
-    what = "the cast starts the scenes" if kind == "cast" else "the storyboard starts the clips"
     return Checkpoint(
         "budget",
-        f"Approving {what}: it needs {costs.usd_text(needs)} and "
+        f"{what}: it needs {costs.usd_text(needs)} and "
         f"{costs.usd_text(max(left, Decimal(0)))} is left of the "
         f"{costs.usd_text(project.budget_usd)} budget ({costs.usd_text(project.spent_usd)} "
         f"spent, {costs.usd_text(project.reserved_usd)} reserved): raise budget_usd then approve.",
@@ -604,11 +612,26 @@ def set_up(run: AgentRun, project: Project) -> str:
         return stop_at(run, checkpoint)
     if not project_busy(run.project_id) and not project.characters.exists():
         # The planner started nothing: the pipeline's first step, as the goal's run needs it.
-        outcome, checkpoint = call_tool(run, "start_generation", {"kind": "characters"})
-        if checkpoint is not None:
+        return start_cast(run, project)
+    return WAIT
+
+
+def start_cast(run: AgentRun, project: Project) -> str:
+    """The pipeline's first step (the cast, as many as the goal names); a budget it does not
+    fit stops at a `budget` checkpoint (approved once raised: this again), not a failure."""
+    if checkpoint := budget_checkpoint(project, "set-up"):
+        return stop_at(run, checkpoint)
+    args: dict[str, object] = {"kind": "characters"}
+    if count := goal_numbers(run.goal).get("count"):
+        args["count"] = count
+    outcome, checkpoint = call_tool(run, "start_generation", args)
+    if checkpoint is not None:
+        return stop_at(run, checkpoint)
+    if error := refused(outcome):
+        project.refresh_from_db()  # the budget moved since it was checked: asked as well
+        if checkpoint := budget_checkpoint(project, "set-up"):
             return stop_at(run, checkpoint)
-        if error := refused(outcome):
-            return fail(run, f"The pipeline did not start: {error}")
+        return fail(run, f"The pipeline did not start: {error}")
     return WAIT
 
 
@@ -691,8 +714,12 @@ def carry_out(run: AgentRun, project: Project) -> str:
             )
             return WAIT
         return stop_at(run, checkpoint) if checkpoint else WAIT
-    if kind == "budget":  # the approval it stopped before, now that the budget may allow it
+    if kind == "budget":  # the step it stopped before, now that the budget may allow it
         kind = APPROVALS.get(project.status, ("", ""))[0]
+        if not kind and not project.characters.exists():
+            with transaction.atomic():
+                AgentRun.objects.filter(pk=run.pk).update(decision=None, held_call=None)
+            return start_cast(run, project)
     if kind in APPROVALS_BY_KIND:
         with transaction.atomic():
             AgentRun.objects.filter(pk=run.pk).update(decision=None, held_call=None)

@@ -250,3 +250,27 @@ def test_the_runs_spend_is_its_own_work_not_what_the_person_did_meanwhile(api, p
         Decimal("0.000001")
     )
     assert 0 < run["spent_usd"] < float(project.spent_usd)
+
+
+def test_a_budget_too_small_for_the_cast_stops_and_asks_before_anything_starts(api, priced):
+    pid = new_project(api)
+    run = start(api, pid, budget_usd=0.01)  # the cast's portraits alone need more
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision", run["error"]  # asked, not failed
+    checkpoint = run["checkpoint"]
+    assert (
+        checkpoint["kind"] == "budget" and "raise budget_usd then approve" in checkpoint["summary"]
+    )
+    assert checkpoint["summary"].startswith("Starting the film draws the cast")
+    assert not Job.objects.filter(project_id=pid, type="character-generation").exists()
+    assert not SpendEntry.objects.filter(project_id=pid).exists()
+
+    assert api.patch(f"/api/projects/{pid}", {"budget_usd": 50}, format="json").status_code == 200
+    assert decide(api, run["id"], "approve").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "cast", run
+    # the count the goal names ("with two characters"), once
+    assert Job.objects.filter(project_id=pid, type="character-generation").count() == 1
+    assert Project.objects.get(pk=pid).characters.count() == 2
