@@ -235,7 +235,7 @@ def project_document(user, project_id: int) -> Row:
 
     frames_of: dict[int, list[Row]] = {}
     for frame in frames:
-        frames_of.setdefault(frame["scene_id"], []).append(_frame(frame, shot_cast, state))
+        frames_of.setdefault(frame["scene_id"], []).append(_frame(frame, shot_cast, states))
     return {
         "id": pid,
         **{name: project[name] for name in services.PROJECT_FIELDS},
@@ -298,10 +298,11 @@ def _object(o: Row, state) -> Row:
     return {name: values[name] for name in ProjectObjectSerializer.Meta.fields}
 
 
-def _frame(f: Row, shot_cast: dict[int, list[int]], state) -> Row:
+def _frame(f: Row, shot_cast: dict[int, list[int]], states: dict) -> Row:
+    pk = f["id"]
     line = None
     if f["line_take_id"] is not None:
-        spoken = state(Take.Kind.LINE, f["id"])
+        spoken = states.get(("line", pk), NO_TAKES)
         line = {
             "take_id": f["line_take_id"],
             "url": blob_url(f["line_take__file"]),
@@ -312,26 +313,36 @@ def _frame(f: Row, shot_cast: dict[int, list[int]], state) -> Row:
         }
     video = None
     if f["video__id"] is not None:
+        clip = states.get(("clip", pk), NO_TAKES)
+        duration = f["video__duration"]
         video = {
             "id": f["video__id"],
             "status": f["video__status"],
             "video_url": blob_url(f["video__file"]),
-            "duration": _float(f["video__duration"]),
-            **_takes(state(Take.Kind.CLIP, f["id"])),
+            "duration": None if duration is None else float(duration),
+            "take_id": clip.take_id,
+            "takes_count": clip.takes_count,
+            "stale": clip.stale,
+            "stale_reasons": clip.reasons,
         }
+    keyframe = states.get(("keyframe", pk), NO_TAKES)
+    duration = f["duration"]
     return {
-        "id": f["id"],
+        "id": pk,
         "order": f["order"],
         "prompt": f["prompt"],
         "camera": f["camera"],
         "dialogue": f["dialogue"],
         "speaker_id": f["speaker_id"],
-        "character_ids": shot_cast.get(f["id"], []),
+        "character_ids": shot_cast.get(pk, []),
         "consistency": f["keyframe_take__consistency"] if f["keyframe_take_id"] else None,
-        "duration": _float(f["duration"]),
+        "duration": None if duration is None else float(duration),
         "status": f["status"],
         "image_url": blob_url(f["image"]),
-        **_takes(state(Take.Kind.KEYFRAME, f["id"])),
+        "take_id": keyframe.take_id,
+        "takes_count": keyframe.takes_count,
+        "stale": keyframe.stale,
+        "stale_reasons": keyframe.reasons,
         "line": line,
         "video": video,
     }

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
@@ -418,9 +418,9 @@ def take_is_current(take: Take) -> bool:
     return take.pk in current_take_ids([take])
 
 
-@dataclass(frozen=True)
-class UnitTakes:
-    """A unit's current take, how many takes it has, and whether its inputs changed since."""
+class UnitTakes(NamedTuple):
+    """A unit's current take, how many takes it has, and whether its inputs changed since (a
+    tuple: a project document makes one per unit)."""
 
     take_id: int | None
     takes_count: int
@@ -490,7 +490,8 @@ def unit_states(
     for key, take_id in current.items():
         take = recorded.get(take_id) if take_id else None
         if take is None or not take.inputs_hash:
-            states[key] = UnitTakes(take_id, counts.get(key, 0), False, [])
+            count = counts.get(key, 0)
+            states[key] = UnitTakes(take_id, count, False, []) if take_id or count else NO_TAKES
             continue
         found = staleness(take, inputs_now(key))
         states[key] = UnitTakes(take_id, counts.get(key, 0), found.stale, found.reasons)
