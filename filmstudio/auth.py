@@ -29,6 +29,9 @@ _TOKEN_USER = CompiledQuery(
     ),
     _KEY,
 )
+# The user and token models and the user's columns, looked up on first use (the app registry
+# is not ready when this module loads).
+_models: list = []
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
@@ -36,13 +39,13 @@ class TokenAuthentication(authentication.TokenAuthentication):
         found = _TOKEN_USER.rows(key)
         if not found:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
+        if not _models:
+            _models[:] = [get_user_model(), _user_columns(), apps.get_model("authtoken", "Token")]
+        user_model, columns, token_model = _models
         *values, created = found[0]
-        user_model = get_user_model()
-        user = user_model.from_db(user_model.objects.db, _user_columns(), values)
+        user = user_model.from_db(user_model.objects.db, columns, values)
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
-        # The model looked up when called, as DRF does (this module loads before the apps).
-        token_model = apps.get_model("authtoken", "Token")
         fields = ["key", "user_id", "created"]
         token = token_model.from_db(token_model.objects.db, fields, [key, user.pk, created])
         token.user = user

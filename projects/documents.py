@@ -226,9 +226,8 @@ def project_document(user, project_id: int) -> Row:
         scene_cast = _pairs(_SCENE_CAST, pid, cursor)
         scene_objects = _pairs(_SCENE_OBJECTS, pid, cursor)
         shot_cast = _pairs(_SHOT_CAST, pid, cursor)
-    states = _states(
-        project, characters, objects, scenes, frames, scene_cast, scene_objects, shot_cast
-    )
+        units = (characters, objects, scenes, frames, scene_cast, scene_objects, shot_cast)
+        states = _states(project, *units, cursor=cursor)
 
     def state(kind: str, pk: int) -> UnitTakes:
         return states.get((kind, pk), NO_TAKES)
@@ -353,7 +352,9 @@ def _plain(row: Row) -> Row:
     return {k: v for k, v in row.items() if "__" not in k}
 
 
-def _states(project, characters, objects, scenes, frames, scene_cast, scene_objects, shot_cast):
+def _states(
+    project, characters, objects, scenes, frames, scene_cast, scene_objects, shot_cast, cursor
+):
     """`take_states` from the rows: the current take of each unit and what it recorded were
     joined to them; the units' inputs now come from light units made from the rows (no model
     instances), built only if a take recorded inputs to compare with."""
@@ -382,7 +383,7 @@ def _states(project, characters, objects, scenes, frames, scene_cast, scene_obje
             built.append(_inputs_now(project, *units))
         return built[0](key)
 
-    return unit_states(pid, current, recorded, inputs_now)
+    return unit_states(pid, current, recorded, inputs_now, cursor)
 
 
 def _inputs_now(

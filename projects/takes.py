@@ -478,13 +478,14 @@ def unit_states(
     current: dict[tuple[str, int], int | None],
     recorded: dict[int, Recorded],
     inputs_now: Callable[[tuple[str, int]], dict[str, Any]],
+    cursor: Any = None,
 ) -> dict[tuple[str, int], UnitTakes]:
     """`take_states` from what it gathers: each unit's current take id (`current`, keyed as
     there), those takes (`recorded`, by id) and the unit's inputs document now
     (`inputs_now(key)`, asked only of units whose current take recorded inputs: with none a
-    unit cannot be stale). One query: the takes counted by unit."""
+    unit cannot be stale). One query: the takes counted by unit (on `cursor` if given)."""
     counts: dict[tuple[str, int], int] = {}
-    for kind, character_id, frame_id, object_id, n in _TAKE_COUNTS.rows(project_id):
+    for kind, character_id, frame_id, object_id, n in _TAKE_COUNTS.rows(project_id, cursor=cursor):
         counts[(kind, character_id or frame_id or object_id or project_id)] = n
     states = {}
     for key, take_id in current.items():
