@@ -1,3 +1,5 @@
+import datetime
+
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -515,13 +517,29 @@ class ProjectRefreshApi(JobStartApi):
 
 class RatesApi(APIView):
     @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "at",
+                OpenApiTypes.DATE,
+                description="An addition: the card in effect on this day (UTC; default today), "
+                "to see an announced price change.",
+            )
+        ],
         responses=RateSerializer(many=True),
         summary="The rate card: what each provider's model costs per unit",
-        description="Dated list prices with their source; `local` (offline) costs 0. Replaced "
-        "or extended by the file named in `RATE_CARD_FILE`.",
+        description="Dated list prices with their source, the ones in effect today (a price "
+        "announced for a later day is used from that day: see `at`); `local` (offline) costs "
+        "0. Replaced or extended by the file named in `RATE_CARD_FILE`.",
     )
     def get(self, request):
-        return Response([rate.as_dict() for rate in rate_card()])
+        reject_unknown_params(request, allowed=["at"])
+        day = None
+        if "at" in request.query_params:
+            try:
+                day = datetime.date.fromisoformat(request.query_params["at"])
+            except ValueError:
+                raise serializers.ValidationError({"at": ["A day as YYYY-MM-DD."]}) from None
+        return Response([rate.as_dict() for rate in rate_card(day)])
 
 
 class ProjectEstimateApi(APIView):

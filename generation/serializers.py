@@ -140,6 +140,10 @@ class RateSerializer(serializers.Serializer):
     usd = serializers.FloatField()
     as_of = serializers.CharField(help_text="When the price was read from `source`.")
     source = serializers.CharField()
+    effective_from = serializers.DateField(
+        allow_null=True,
+        help_text="An addition: the day (UTC) from which this is the price; null: always.",
+    )
 
 
 class EstimateItemSerializer(serializers.Serializer):

@@ -3,6 +3,7 @@
 The offline provider reports usage like the real ones; a rate card file (`RATE_CARD_FILE`)
 prices it like Gemini and fal here, so the whole money path runs offline for real."""
 
+import datetime
 import json
 import threading
 from decimal import Decimal
@@ -13,7 +14,7 @@ from django.db import connection, transaction
 from rest_framework.throttling import ScopedRateThrottle
 
 from filmstudio.support import wait_for
-from generation import costs, estimates, services, usage
+from generation import costs, estimates, rates, services, usage
 from generation.models import GenerationJob, SpendEntry, UserLimit
 from projects.models import Project, Take
 from tests.factories import FrameFactory, JobFactory, ProjectFactory, SceneFactory
@@ -112,6 +113,53 @@ def costs_missing_rate():
     from generation.rates import MissingRate  # noqa: PLC0415 (one test's import)
 
     return MissingRate
+
+
+def test_a_price_announced_for_a_later_day_is_paid_and_quoted_from_that_day(
+    api, priced, monkeypatch
+):
+    card = json.loads(priced.read_text())
+    card["rates"].append(  # the image's output tokens at double the price from 2027
+        {"provider": "local", "model": "local-image", "unit": "1M_output_tokens", "usd": "60",
+         "as_of": "2026-12-01", "effective_from": "2027-01-01"}
+    )  # fmt: skip
+    priced.write_text(json.dumps(card))
+    rates._card.cache_clear()
+    day = datetime.date
+    assert rates.unit_price("local", "local-image", "output_tokens", day(2026, 12, 31)) == (
+        Decimal("30") / 1_000_000
+    )
+    assert rates.unit_price("local", "local-image", "output_tokens", day(2027, 1, 1)) == (
+        Decimal("60") / 1_000_000
+    )
+    key = ("local", "local-image", "1M_output_tokens")
+
+    def listed(query: str = "") -> dict:
+        response = api.get(f"/api/rates{query}")
+        assert response.status_code == 200, response.content
+        return {(r["provider"], r["model"], r["unit"]): r for r in response.json()}[key]
+
+    monkeypatch.setattr(rates, "today", lambda: day(2026, 12, 1))
+    assert listed()["usd"] == 30 and listed()["effective_from"] is None
+    later = listed("?at=2027-01-02")
+    assert later["usd"] == 60 and later["effective_from"] == "2027-01-01"
+    assert api.get("/api/rates?at=next-year").status_code == 400
+    assert api.get("/api/rates?when=2027-01-02").status_code == 400
+
+    def cast_of_one() -> tuple[float, Decimal]:
+        pid = make_project(api)
+        body = {"project_id": pid, "count": 1, "dry_run": True}
+        quote = api.post("/api/jobs/character-generation", body, format="json").json()
+        assert start_cast(api, pid, 1).status_code == 202
+        drain()
+        portraits = SpendEntry.objects.filter(project_id=pid, unit_type="character")
+        return quote["estimate"]["total_usd"], sum(e.usd for e in portraits)
+
+    quoted_now, paid_now = cast_of_one()
+    monkeypatch.setattr(rates, "today", lambda: day(2027, 1, 2))
+    quoted_later, paid_later = cast_of_one()
+    assert quoted_later > quoted_now and paid_later > paid_now > 0
+    assert GenerationJob.objects.filter(status="failed").count() == 0
 
 
 # --- quotes, the ledger and their agreement --------------------------------------------------
