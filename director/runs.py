@@ -30,9 +30,9 @@ Money: `budget_usd` is applied as the project's budget when the run starts (what
 has spent plus it, or the project's own budget if that is lower: `director.services.
 run_start`), so every job of the run reserves against it through `generation.costs.reserve`
 like any other job: work that does not fit pauses and the run says so. The set-up's first
-step (the cast) or an approval whose quote does not fit what is left (checked before anything is approved) stops at a `budget`
-checkpoint instead of failing: raise budget_usd then approve (still short: the same checkpoint
-again). A paid call the planner makes by itself whose quote is over `AGENT_CONFIRM_ABOVE_USD`
+step (the cast) or an approval whose quote does not fit what is left (checked before anything
+is approved) stops at a `budget` checkpoint instead of failing: raise budget_usd then approve
+(still short: the same checkpoint again). A paid call the planner makes by itself whose quote is over `AGENT_CONFIRM_ABOVE_USD`
 (over what is left of it: it counts for all of one plan's calls together) is held at a `spend`
 checkpoint. The run acts on its own project only: ids of the user's
 other projects are refused here, ids of other users' by the owner-scoped selectors (`Not
