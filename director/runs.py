@@ -32,11 +32,11 @@ run_start`), so every job of the run reserves against it through `generation.cos
 like any other job: work that does not fit pauses and the run says so. The set-up's first
 step (the cast) or an approval whose quote does not fit what is left (checked before anything
 is approved) stops at a `budget` checkpoint instead of failing: raise budget_usd then approve
-(still short: the same checkpoint again). A paid call the planner makes by itself whose quote is over `AGENT_CONFIRM_ABOVE_USD`
-(over what is left of it: it counts for all of one plan's calls together) is held at a `spend`
-checkpoint. The run acts on its own project only: ids of the user's
-other projects are refused here, ids of other users' by the owner-scoped selectors (`Not
-found.`).
+(still short: the same checkpoint again). A paid call the planner makes by itself whose quote
+is over `AGENT_CONFIRM_ABOVE_USD` (over what is left of it: it counts for all of one plan's
+calls together) is held at a `spend` checkpoint. The run acts on its own project only: ids of
+the user's other projects are refused here, ids of other users' by the owner-scoped selectors
+(`Not found.`).
 """
 
 import logging
