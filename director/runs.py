@@ -344,6 +344,14 @@ def _proposal_dict(proposal: Proposal) -> dict:
 # --------------------------------------------------------------------------- the planner
 
 
+def planner_page(project_id: int) -> tuple[Page, str, list]:
+    """The planner's page, its system prompt and its tools (no approvals: those are the
+    person's, at the checkpoints)."""
+    page = replace(AGENT_PAGE, prompt=AGENT_PAGE.prompt.format(project_id=project_id))
+    tools = [t for t in page_tools(page) if t.name not in PLANNER_REFUSED]
+    return page, f"{BASE_PROMPT}\n{page.prompt}", tools
+
+
 def plan(run: AgentRun, situation: str) -> Checkpoint | None:
     """The planner's rounds on one situation; each call through `call_tool`, each result back
     to it. Ends when it answers without calls (or at the tool-round cap), or at a call held for
@@ -351,11 +359,11 @@ def plan(run: AgentRun, situation: str) -> Checkpoint | None:
     planner = planner_for_settings()
     if planner.name != "local":  # a paid model: not past the user's daily cap
         costs.refuse_over_daily_cap(run.user_id)
-    page = replace(AGENT_PAGE, prompt=AGENT_PAGE.prompt.format(project_id=run.project_id))
+    page, system, tools = planner_page(run.project_id)
     turn = TurnInput(
-        system=f"{BASE_PROMPT}\n{page.prompt}",
+        system=system,
         page=page,
-        tools=[t for t in page_tools(page) if t.name not in PLANNER_REFUSED],
+        tools=tools,
         history=[],
         message=situation,
         project_id=run.project_id,

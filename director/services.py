@@ -25,8 +25,7 @@ from director.models import (
     DirectorSession,
     DirectorTurn,
 )
-from director.pages import BASE_PROMPT
-from director.tools import Proposal, ToolOutcome, page_tools
+from director.tools import Proposal, ToolOutcome
 from filmstudio.exceptions import ConflictError, RateLimited
 from generation import estimates
 from generation import services as generation
@@ -347,12 +346,11 @@ def advance_estimate(
         situation = runs.set_up_situation(run)
     else:
         return []
-    tools = [t for t in page_tools(runs.AGENT_PAGE) if t.name not in runs.PLANNER_REFUSED]
+    _, system, tools = runs.planner_page(project.pk)
     declared = [
         {"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools
     ]
-    prompt = f"{BASE_PROMPT}\n{runs.AGENT_PAGE.prompt}\n{json.dumps(declared)}\n{situation}"
-    return estimates.planner(prompt)
+    return estimates.planner(f"{system}\n{json.dumps(declared)}\n{situation}")
 
 
 def _stage_goes_on(project: Project) -> bool:
