@@ -57,9 +57,13 @@ class CompiledQuery:
     parameter of its SQL must be one of the stand-ins (values no real query would use, such as
     ids beyond any id), so that `rows(*values)` can put the real values in their places."""
 
-    def __init__(self, build: Callable[..., QuerySet], *standins: object):
+    def __init__(
+        self, build: Callable[..., QuerySet], *standins: object, raw: tuple[str, ...] = ()
+    ):
+        """`raw`: columns left as the database gives them (no converter: JSON as its text)."""
         self._build = build
         self._standins = standins
+        self._raw = raw
         self._compiled: tuple[str, list[int], dict, bool, str] | None = None
         self._names: list[str] | None = None
 
@@ -74,6 +78,10 @@ class CompiledQuery:
                 raise ValueError(f"a compiled query may take only its stand-ins: {value!r}")
             slots.append(found[0])
         converters = compiler.get_converters([column for column, _, _ in compiler.select])
+        raw = {i for i, (_, _, alias) in enumerate(compiler.select) if alias in self._raw}
+        if len(raw) != len(self._raw):
+            raise ValueError(f"a raw column is not selected: {self._raw!r}")
+        converters = {i: found for i, found in converters.items() if i not in raw}
         named = queryset._iterable_class is not ValuesListIterable
         return sql, slots, converters, named, queryset.db
 

@@ -97,9 +97,10 @@ class _Owner:
 _PROJECT, _OWNER = 2**62 + 17, 2**62 + 29
 
 
-def _compiled(build: Callable[[int, int], QuerySet]) -> CompiledQuery:
-    """A document query compiled once: `rows(project id, owner id)`."""
-    return CompiledQuery(build, _PROJECT, _OWNER)
+def _compiled(build: Callable[[int, int], QuerySet], *takes: str) -> CompiledQuery:
+    """A document query compiled once: `rows(project id, owner id)`; the inputs of the current
+    takes joined through `takes` stay JSON text (`Recorded` parses them if a take is stale)."""
+    return CompiledQuery(build, _PROJECT, _OWNER, raw=tuple(f"{t}__inputs" for t in takes))
 
 
 def _take_columns(pointer: str) -> list[str]:
@@ -137,21 +138,24 @@ _PROJECT_ROW = _compiled(
         projects_for_user(cast(AbstractBaseUser, _Owner(owner)))
         .filter(pk=pid)
         .values(*_columns(Project), *_take_columns("film_take"))
-    )
+    ),
+    "film_take",
 )
 _CHARACTERS = _compiled(
     lambda pid, _: (
         Character.objects.filter(project_id=pid)
         .order_by("id")
         .values(*_columns(Character), *_take_columns("take"))
-    )
+    ),
+    "take",
 )
 _OBJECTS = _compiled(
     lambda pid, _: (
         ProjectObject.objects.filter(project_id=pid)
         .order_by("id")
         .values(*_columns(ProjectObject), *_take_columns("take"))
-    )
+    ),
+    "take",
 )
 # What the document and the frames' and scenes' inputs read of them (not their timestamps).
 _SCENE_COLUMNS = (
@@ -195,7 +199,10 @@ _FRAMES = _compiled(
             *_take_columns("line_take"),
             *_take_columns("video__take"),
         )
-    )
+    ),
+    "keyframe_take",
+    "line_take",
+    "video__take",
 )
 _SCENE_CAST = _pairs_query(
     Scene.characters.through, "scene_id", "character_id", "scene__project_id"

@@ -276,15 +276,23 @@ class Staleness:
 FRESH = Staleness(False, [])
 
 
-@dataclass(frozen=True)
 class Recorded:
-    """What staleness reads of a take (fetched as plain values, with the unit's row)."""
+    """What staleness reads of a take (fetched as plain values, with the unit's row). `inputs`
+    may come as its JSON text, parsed when first read: a fresh take's is not (its hash says)."""
 
-    kind: str
-    inputs: dict[str, Any]
-    inputs_hash: str
-    provider: str
-    model: str
+    __slots__ = ("_inputs", "inputs_hash", "kind", "model", "provider")
+
+    def __init__(
+        self, kind: str, inputs: dict[str, Any] | str, inputs_hash: str, provider: str, model: str
+    ):
+        self.kind, self._inputs, self.inputs_hash = kind, inputs, inputs_hash
+        self.provider, self.model = provider, model
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        if isinstance(self._inputs, str):
+            self._inputs = json.loads(self._inputs)
+        return self._inputs
 
 
 RECORDED_FIELDS = ("kind", "inputs", "inputs_hash", "provider", "model")
@@ -299,14 +307,21 @@ def _recorded_inputs(take: Take | Recorded, now: dict[str, Any]) -> tuple[dict[s
     return take.inputs, take.inputs_hash
 
 
+def _recorded_hash(take: Take | Recorded, now: dict[str, Any]) -> str:
+    """The hash `_recorded_inputs` gives, reading the take's inputs only for a line's."""
+    if "speech" in now and take.kind == Kind.LINE:
+        return _recorded_inputs(take, now)[1]
+    return take.inputs_hash
+
+
 def staleness(take: Take | Recorded | None, now: dict[str, Any]) -> Staleness:
     """A unit with no take yet is not stale (it is missing); a take made before inputs were
     recorded (upgraded) takes the inputs as they stand as its baseline."""
     if take is None or not take.inputs_hash:
         return FRESH
-    before, recorded = _recorded_inputs(take, now)
-    if recorded == inputs_hash(now):
+    if _recorded_hash(take, now) == inputs_hash(now):
         return FRESH
+    before = _recorded_inputs(take, now)[0]
     return Staleness(True, stale_reasons(before, now) or ["inputs changed"])
 
 
