@@ -25,6 +25,19 @@ def drain(*, rounds: int = 300) -> None:
     raise AssertionError("the pipeline did not settle")
 
 
+def cast_approved(api, project, *, count: int = 1) -> None:
+    """`count` characters drawn through the API and approved, and what follows run: the
+    project then waits at the storyboard (or is complete, without that checkpoint)."""
+    body = {"project_id": project.pk, "count": count}
+    response = api.post("/api/jobs/character-generation", body, format="json")
+    assert response.status_code == 202, response.content
+    drain()
+    for character in project.characters.all():
+        assert api.post(f"/api/characters/{character.pk}/approve").status_code == 200
+    drain()
+    project.refresh_from_db()
+
+
 def database_url(db: dict) -> str:
     """A DATABASE_URL for the test database, for subprocesses (workers, web servers)."""
     auth = quote(db["USER"] or "")

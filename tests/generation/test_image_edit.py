@@ -9,7 +9,7 @@ from projects.models import Character, Frame, Project, ProjectObject, Take
 from projects.takes import project_stale_units
 from tests.factories import CharacterFactory, ProjectFactory
 from tests.generation.images import inline_images, pixels, read
-from tests.pipeline import drain
+from tests.pipeline import cast_approved, drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Job = GenerationJob
@@ -24,13 +24,7 @@ def offline_media(settings):
 
 def small_film(api, user) -> Project:
     project = ProjectFactory(owner=user, num_scenes=1, frames_per_scene=2, clip_seconds=2)
-    body = {"project_id": project.pk, "count": 1}
-    assert api.post("/api/jobs/character-generation", body, format="json").status_code == 202
-    drain()
-    for character in project.characters.all():
-        assert api.post(f"/api/characters/{character.pk}/approve").status_code == 200
-    drain()
-    project.refresh_from_db()
+    cast_approved(api, project)
     assert project.status == Project.Status.COMPLETE, project.status
     return project
 

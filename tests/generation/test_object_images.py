@@ -15,7 +15,7 @@ from projects.models import Frame, Project, ProjectObject, Take
 from projects.takes import project_stale_units
 from tests.factories import JobFactory, ProjectFactory
 from tests.generation.images import pixels, read
-from tests.pipeline import drain
+from tests.pipeline import cast_approved, drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Job = GenerationJob
@@ -42,13 +42,7 @@ def storyboard_with_a_lamp(api, user) -> tuple[Project, ProjectObject]:
     response = api.post(f"/api/projects/{project.pk}/objects", {"name": "Brass lamp"},
                         format="json")  # fmt: skip
     assert response.status_code == 201, response.content
-    body = {"project_id": project.pk, "count": 1}
-    assert api.post("/api/jobs/character-generation", body, format="json").status_code == 202
-    drain()
-    for character in project.characters.all():
-        assert api.post(f"/api/characters/{character.pk}/approve").status_code == 200
-    drain()
-    project.refresh_from_db()
+    cast_approved(api, project)
     assert project.status == Project.Status.AWAITING_STORYBOARD_APPROVAL, project.status
     lamp = ProjectObject.objects.get(pk=response.json()["id"])
     assert [list(s.project_objects.all()) for s in project.scenes.order_by("order")] == [[lamp], []]
