@@ -131,14 +131,18 @@ def rq_cancel(rq_job_id: str) -> None:
     transaction.on_commit(cancel)
 
 
-def ensure_poller() -> None:
-    """One scheduled poller at a time (a token in Redis; it expires if the poller is lost)."""
+def ensure_poller(*, now: bool = False) -> None:
+    """One scheduled poller at a time (a token in Redis; it expires if the poller is lost).
+    `now`: at the back of the queue instead of VIDEO_POLL_INTERVAL later (clips are finishing:
+    the rest of a burst is looked for as soon as the deliveries ahead of it are under way)."""
     interval = settings.VIDEO_POLL_INTERVAL
     queue = get_queue()
     if queue.connection.set(POLLER_KEY, "1", nx=True, px=int((4 * interval + 10) * 1000)):
-        queue.enqueue_in(
-            timedelta(seconds=interval), POLLER_TASK, job_id=f"poller-{uuid.uuid4().hex[:8]}"
-        )
+        job_id = f"poller-{uuid.uuid4().hex[:8]}"
+        if now:
+            queue.enqueue(POLLER_TASK, job_id=job_id)
+        else:
+            queue.enqueue_in(timedelta(seconds=interval), POLLER_TASK, job_id=job_id)
 
 
 def poller_done() -> None:

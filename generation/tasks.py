@@ -183,13 +183,15 @@ def poll_waiting() -> None:
     outcomes = gather(lambda item: provider.ready(item[1][-1]), due)
     # An error is poll_video's to handle (back-off, attempts): hand it over as if ready.
     finished = [pk for (pk, _), ready in outcomes if ready is not False]
-    pending = [pk for (pk, _), ready in outcomes if ready is False]
-    waiting.filter(pk__in=pending).update(heartbeat_at=now)
+    # Looked at now, the finished ones too: the next round (at once, below) does not hand
+    # them over a second time while their delivery waits in the queue.
+    waiting.filter(pk__in=[pk for pk, _ in due]).update(heartbeat_at=now)
     with queue.batched():
         for pk in finished:
             queue.enqueue(pk, task=queue.POLL_TASK, urgent=True)
     if waiting.exclude(pk__in=finished).exists():
-        queue.ensure_poller()
+        # Clips finish in bursts (submitted together): while they do, look again at once.
+        queue.ensure_poller(now=any(ready is True for _, ready in outcomes))
 
 
 def cancel_remote(request_ids: list[str]) -> None:
