@@ -488,11 +488,13 @@ def cut_problem(project: Project, frames: list[Frame] | None = None) -> str | No
 
 
 def stitch_problem(project: Project) -> str | None:
-    frames = Frame.objects.filter(scene__project=project)
-    total = frames.count()
+    # One statement: every clip delivered asks it, under the project's row lock.
+    counts = Frame.objects.filter(scene__project=project).aggregate(
+        total=Count("id"), ready=Count("id", filter=Q(video__status=Video.Status.READY))
+    )
+    total, ready = counts["total"], counts["ready"]
     if not total:
         return "the project has no frames yet."
-    ready = frames.filter(video__status=Video.Status.READY).count()
     if ready < total:
         return f"{total - ready} of {total} clips are not ready."
     if active(project.jobs.filter(type=Job.Type.AUDIO)):
