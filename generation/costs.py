@@ -22,7 +22,6 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Sum
 from django.utils import timezone
 
 from filmstudio.exceptions import BudgetExceeded, LimitExceeded
@@ -71,64 +70,85 @@ def job_meter(job: Job) -> Meter:
 # --- the ledger ------------------------------------------------------------------------------
 
 
-SETTLE = f"""
-WITH settled AS (
-    UPDATE {Job._meta.db_table} AS job
-    SET reserved_usd = GREATEST(job.reserved_usd - %(total)s, 0)
-    FROM (
-        SELECT id, reserved_usd FROM {Job._meta.db_table} WHERE id = %(job)s FOR UPDATE
-    ) AS held
-    WHERE job.id = held.id AND held.reserved_usd > 0
-    RETURNING LEAST(held.reserved_usd, %(total)s) AS usd
+_SPEND = SpendEntry._meta.db_table
+_SPEND_COLUMNS = (
+    "user_id, project_id, job_id, stage, unit_type, unit_id, provider, model, call_id, "
+    "quantity, quantity_unit, usage, usd, created_at"
 )
-UPDATE {Project._meta.db_table}
-SET spent_usd = spent_usd + %(total)s,
-    reserved_usd = reserved_usd - COALESCE((SELECT usd FROM settled), 0)
-WHERE id = %(project)s
-"""  # table names from the models, amounts as parameters
+_SPEND_ROW = "(" + ", ".join(["%s"] * 14) + ")"
+# The new rows (a call already in the ledger is skipped: `call_id` is unique), what they cost
+# off the job's reservation and onto the project's spend: one statement.
+#
+# What is spent comes off what the job set aside: the two never count the same dollar. Safe
+# without the project's lock: the job's row is locked (FOR UPDATE waits and returns its latest
+# version) and shrunk, and what it gave comes off the project. (Read in a subquery of the
+# project's UPDATE, the job's reservation was the statement's snapshot from before it waited:
+# two writes not both under the project's lock settled the same dollar twice.) Callers hold
+# that lock all the same: one lock order, the project's row before job rows
+# (`jobs.lock_project`). Table names come from the models, values are parameters.
+_INSERT = f"""
+WITH new AS (
+    INSERT INTO {_SPEND} ({_SPEND_COLUMNS}) VALUES {{rows}}
+    ON CONFLICT (call_id) DO NOTHING
+    RETURNING call_id, usd
+), total AS (SELECT COALESCE(SUM(usd), 0) AS usd FROM new)"""
+_SETTLE_JOB = f""", settled AS (
+    UPDATE {Job._meta.db_table} AS job
+    SET reserved_usd = GREATEST(job.reserved_usd - (SELECT usd FROM total), 0)
+    FROM (
+        SELECT id, reserved_usd FROM {Job._meta.db_table} WHERE id = %s FOR UPDATE
+    ) AS held
+    WHERE job.id = held.id AND held.reserved_usd > 0 AND (SELECT usd FROM total) > 0
+    RETURNING LEAST(held.reserved_usd, (SELECT usd FROM total)) AS usd
+)"""
+_SPEND_PROJECT = f""", spent AS (
+    UPDATE {Project._meta.db_table}
+    SET spent_usd = spent_usd + (SELECT usd FROM total),
+        reserved_usd = reserved_usd - {{settled}}
+    WHERE id = %s AND (SELECT usd FROM total) > 0
+)"""
 
 
 def _write(meter: Meter, entries: list[tuple[Unit, Usage]]) -> Decimal:
+    return sum(_write_rows(meter, entries).values(), ZERO)
+
+
+def _write_rows(meter: Meter, entries: list[tuple[Unit, Usage]]) -> dict[str, Decimal]:
+    """Ledger rows for `entries` (those not in it yet) and the project's spend, in one
+    statement; what each new row cost, by call id."""
     if not entries:
-        return ZERO
-    calls = [usage.call_id for _, usage in entries]
-    known = set(SpendEntry.objects.filter(call_id__in=calls).values_list("call_id", flat=True))
-    entries = [(unit, usage) for unit, usage in entries if usage.call_id not in known]
-    rows = [
-        SpendEntry(
-            user_id=meter.user_id,
-            project_id=meter.project_id,
-            job_id=meter.job_id,
-            stage=meter.stage,
-            unit_type=unit[0],
-            unit_id=unit[1],
-            provider=usage.provider,
-            model=usage.model,
-            call_id=usage.call_id,
-            quantity=Decimal(str(usage.quantity)).quantize(Decimal("0.001")),
-            quantity_unit=usage.quantity_unit,
-            usage=dict(usage.parts),
-            usd=usage.usd,
-        )
-        for unit, usage in entries
-    ]
-    SpendEntry.objects.bulk_create(rows)
-    total = sum((row.usd for row in rows), ZERO)
-    if meter.project_id is None or not total:
-        return total
-    if meter.job_id is None:
-        Project.objects.filter(pk=meter.project_id).update(spent_usd=F("spent_usd") + total)
-        return total
-    # What is spent comes off what the job set aside: the two never count the same dollar.
-    # One statement, safe without the project's lock: the job's row is locked (FOR UPDATE
-    # waits and returns its latest version) and shrunk, and what it gave comes off the
-    # project. (Read in a subquery of the project's UPDATE, the job's reservation was the
-    # statement's snapshot from before it waited: two writes not both under the project's
-    # lock settled the same dollar twice.) Callers hold that lock all the same: one lock
-    # order, the project's row before job rows (`jobs.lock_project`).
+        return {}
+    now = timezone.now()
+    usage_field = SpendEntry._meta.get_field("usage")
+    params: list = []
+    for unit, usage in entries:
+        params += [
+            meter.user_id,
+            meter.project_id,
+            meter.job_id,
+            meter.stage,
+            unit[0],
+            unit[1],
+            usage.provider,
+            usage.model,
+            usage.call_id,
+            Decimal(str(usage.quantity)).quantize(Decimal("0.001")),
+            usage.quantity_unit,
+            usage_field.get_db_prep_save(dict(usage.parts), connection),
+            usage.usd,
+            now,
+        ]
+    sql = _INSERT.format(rows=", ".join([_SPEND_ROW] * len(entries)))
+    if meter.project_id is not None:
+        if meter.job_id is not None:
+            sql += _SETTLE_JOB
+            params.append(meter.job_id)
+        settled = "COALESCE((SELECT usd FROM settled), 0)" if meter.job_id is not None else "0"
+        sql += _SPEND_PROJECT.format(settled=settled)
+        params.append(meter.project_id)
     with connection.cursor() as cursor:
-        cursor.execute(SETTLE, {"total": total, "job": meter.job_id, "project": meter.project_id})
-    return total
+        cursor.execute(sql + " SELECT call_id, usd FROM new", params)
+        return dict(cursor.fetchall())
 
 
 def record_unit(unit_type: str, unit_id: int) -> Decimal:
@@ -151,6 +171,28 @@ def record_unit(unit_type: str, unit_id: int) -> Decimal:
     if calls:
         transaction.on_commit(lambda: _recorded(meter, calls))
     return cost
+
+
+def record_units(unit_type: str, unit_ids: list[int]) -> dict[int, Decimal]:
+    """`record_unit` for several units of one type in one write (a step storing a whole
+    cast); the cost of each."""
+    costs = dict.fromkeys(unit_ids, ZERO)
+    meter = current_meter()
+    if meter is None:
+        return costs
+    entries = [
+        (unit, usage)
+        for unit, usage in meter.pending
+        if unit[0] == unit_type and unit[1] in costs and usage.call_id not in meter.written
+    ]
+    meter.written.update(usage.call_id for _, usage in entries)
+    new = _write_rows(meter, entries)
+    for (_, unit_id), usage in entries:
+        costs[unit_id] += new.get(usage.call_id, ZERO)
+    calls = {usage.call_id for _, usage in entries}
+    if calls:
+        transaction.on_commit(lambda: _recorded(meter, calls))
+    return costs
 
 
 def _recorded(meter: Meter, calls: set[str]) -> None:
@@ -187,10 +229,10 @@ def limits_for(user_id: int, *, lock: bool = False) -> Limits:
     """The user's limits (staff set them in the admin; else the settings' defaults). With
     `lock`, the user's limit row is locked too: one user's reservations take turns."""
     rows = UserLimit.objects.filter(user_id=user_id)
-    if lock:
+    row = rows.select_for_update().first() if lock else rows.first()
+    if lock and row is None:  # the user's first reservation: the row to lock is made
         UserLimit.objects.get_or_create(user_id=user_id)
-        rows = rows.select_for_update()
-    row = rows.first()
+        row = rows.select_for_update().first()
     daily = row.daily_spend_usd if row and row.daily_spend_usd is not None else None
     active = row.max_active_projects if row and row.max_active_projects is not None else None
     return Limits(
@@ -199,20 +241,22 @@ def limits_for(user_id: int, *, lock: bool = False) -> Limits:
     )
 
 
+# Both sums in one round trip (a reservation reads them under its locks).
+_SPENT_TODAY = f"""
+SELECT COALESCE((
+    SELECT SUM(usd) FROM {_SPEND} WHERE user_id = %(user)s AND created_at >= %(since)s
+), 0) + COALESCE((
+    SELECT SUM(reserved_usd) FROM {Project._meta.db_table} WHERE owner_id = %(user)s
+), 0)
+"""
+
+
 def spent_today(user_id: int) -> Decimal:
     """The user's spend over the last 24 hours, plus what their running jobs have reserved."""
     since = timezone.now() - timedelta(hours=24)
-    spent = (
-        SpendEntry.objects.filter(user_id=user_id, created_at__gte=since).aggregate(
-            total=Sum("usd")
-        )["total"]
-        or ZERO
-    )
-    reserved = (
-        Project.objects.filter(owner_id=user_id).aggregate(total=Sum("reserved_usd"))["total"]
-        or ZERO
-    )
-    return spent + reserved
+    with connection.cursor() as cursor:
+        cursor.execute(_SPENT_TODAY, {"user": user_id, "since": since})
+        return cursor.fetchone()[0]
 
 
 def _daily_problem(user_id: int, usd: Decimal, limits: Limits) -> str | None:
@@ -277,6 +321,12 @@ def admit(project: Project, estimate: dict, *, what: str) -> None:
 # --- reservations ----------------------------------------------------------------------------
 
 
+_RESERVE = f"""
+WITH held AS (UPDATE {Job._meta.db_table} SET reserved_usd = %(usd)s WHERE id = %(job)s)
+UPDATE {Project._meta.db_table} SET reserved_usd = reserved_usd + %(usd)s WHERE id = %(project)s
+"""  # the job's reservation and its project's, in one statement
+
+
 def reserve(job: Job, usd: Decimal) -> bool:
     """Before a job's paid calls: set aside `usd` (its estimate) of the budget and of the daily
     cap, or pause the job (and the project) when it does not fit. True if it may go on. A job
@@ -293,8 +343,8 @@ def reserve(job: Job, usd: Decimal) -> bool:
         if problem:
             _pause(row, project, f"Paused before spending: {problem}.")
             return False
-        Job.objects.filter(pk=job.pk).update(reserved_usd=usd)
-        Project.objects.filter(pk=project.pk).update(reserved_usd=F("reserved_usd") + usd)
+        with connection.cursor() as cursor:
+            cursor.execute(_RESERVE, {"usd": usd, "job": job.pk, "project": project.pk})
         job.reserved_usd = usd
     return True
 

@@ -137,12 +137,12 @@ Job = GenerationJob
 def job_succeed(job: Job, result: dict | None = None) -> bool:
     """Mark success and fire the successors, in one transaction. False if cancelled meanwhile."""
     with transaction.atomic(savepoint=False):  # inside the step's own: no savepoint round trips
-        project = lock_project(job.project_id)
+        # job_finish takes the project's row lock first; read again after it (its reservation).
         done = job_finish(job, Job.Status.SUCCEEDED, wake=False, progress=100, result=result or {})
         if not done:
             logger.info("job %s finished but was no longer active: no successors", job.pk)
             return False
-        project.refresh_from_db()
+        project = lock_project(job.project_id)
         with started_by(job.pk):
             job_type(job.type).fire_successors(job, project)
         project_refresh(job.project_id)

@@ -1,4 +1,5 @@
 from django.db import transaction
+from django.utils import timezone
 
 from generation import costs, services, usage
 from generation.models import GenerationJob
@@ -12,14 +13,13 @@ from generation.steps.common import (
     gather,
     image_suffix,
     lock_if_still_wanted,
-    record_take,
     store_bytes,
     take_seed,
 )
 from generation.voices import cast_voices, pick_voice
 from projects.models import Character, Take
 from projects.services import CHARACTER_FIELDS
-from projects.takes import portrait_inputs
+from projects.takes import inputs_hash, portrait_inputs
 
 UNIT = GenerationJob.TargetType.CHARACTER
 
@@ -65,7 +65,10 @@ def run(job: GenerationJob) -> None:
             # New rows in one INSERT (update_or_create cost six statements each).
             for character in Character.objects.bulk_create(made):
                 services.publish_entity(character)
-        rows = list(Character.objects.filter(source_job_id=job.pk).order_by("slot"))
+            if earlier:
+                rows = list(Character.objects.filter(source_job_id=job.pk).order_by("slot"))
+            else:  # just written, with their ids: not read again
+                rows = made
     for character in rows:
         character.project = project  # the job's, loaded with it: not once more per portrait
     services.job_progress(job, 30)
@@ -108,26 +111,54 @@ def draw_portraits(
             )
         return store_bytes(project.pk, "characters", f"character-{pk}", data, image_suffix(data))
 
-    def store(item: tuple[int, str, dict], name: str) -> int | None:
-        pk, prompt, inputs = item
-        character = Character.objects.select_related("project").filter(pk=pk).first()
-        if character is None:
-            return None
-        if character.status == Character.Status.GENERATING:
-            character.status = Character.Status.PENDING
-            character.save(update_fields=["status", "updated_at"])
-        take = record_take(
-            job,
-            provider,
-            (UNIT, pk),
+    def store_all(made: list[tuple[tuple[int, str, dict], str]]) -> list[int | None]:
+        return store_portraits(job, provider, made, instructions=instructions)
+
+    finish_with_outcomes(job, gather(draw, todo), result=result, store_all=store_all)
+
+
+def store_portraits(
+    job: GenerationJob,
+    provider,
+    made: list[tuple[tuple[int, str, dict], str]],
+    *,
+    instructions: str,
+) -> list[int | None]:
+    """Each drawn portrait (`made`: (character id, prompt, inputs), file name) becomes its
+    character's current take, and a character just written awaits its decision: the takes
+    and their ledger rows for the whole cast in a few statements (row by row it cost seven per
+    character). None for a character gone meanwhile (its calls are written by the step's flush)."""
+    found = Character.objects.in_bulk([pk for (pk, _, _), _ in made])
+    cost = costs.record_units(UNIT, list(found))
+    takes = {
+        pk: Take(
+            project_id=job.project_id,
             kind=Take.Kind.PORTRAIT,
-            character=character,
+            character=found[pk],
             file=name,
-            inputs=inputs,
             prompt=prompt,
             instructions=instructions,
+            provider=provider.name,
+            model=getattr(provider, "model", ""),
             seed=take_seed(job, pk),
+            cost_usd=cost[pk],
+            inputs=inputs,
+            inputs_hash=inputs_hash(inputs),
+            source_job_id=job.pk,
         )
-        return take.pk
-
-    finish_with_outcomes(job, gather(draw, todo), store, result=result)
+        for (pk, prompt, inputs), name in made
+        if pk in found
+    }
+    Take.objects.bulk_create(takes.values())
+    now = timezone.now()
+    for pk, take in takes.items():
+        character = found[pk]
+        if character.status == Character.Status.GENERATING:
+            character.status = Character.Status.PENDING
+        character.take, character.image, character.updated_at = take, take.file, now
+    Character.objects.bulk_update(
+        [found[pk] for pk in takes], ["status", "take", "image", "updated_at"]
+    )
+    for pk in takes:
+        services.publish_entity(found[pk])
+    return [takes[pk].pk if pk in takes else None for (pk, _, _), _ in made]

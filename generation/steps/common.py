@@ -133,25 +133,30 @@ def record_take(job: GenerationJob, provider, unit: tuple[str, int], **fields) -
 def finish_with_outcomes(
     job: GenerationJob,
     outcomes: list[tuple[T, R | Exception]],
-    store: Callable[[T, str], int | None],
+    store: Callable[[T, str], int | None] | None = None,
     *,
     result: dict,
+    store_all: Callable[[list[tuple[T, str]]], list[int | None]] | None = None,
 ) -> None:
     """Store what a step's provider calls made, then finish the job, in one transaction under
     the project's row lock: a job cancelled meanwhile stores nothing (its files go), and the
     takes become current together with the job's success.
 
     `store(item, name)` records one file and returns its take's id, or None when its unit is
-    gone. When a call failed, what succeeded is kept and the first failure is raised."""
-    made = [(item, name) for item, name in outcomes if isinstance(name, str)]
+    gone; or `store_all([(item, name), ...])` records them all at once (a take id or None for
+    each). When a call failed, what succeeded is kept and the first failure is raised."""
+    made: list[tuple[T, str]] = [(i, name) for i, name in outcomes if isinstance(name, str)]
     error = first_error(outcomes)
     with transaction.atomic():
         lock_project(job.project_id)
         wanted = job_still_active(job)
         if wanted:
             take_ids = []
-            for item, name in made:
-                take_id = store(item, name)
+            if store_all is not None:
+                stored = store_all(made) if made else []
+            else:
+                stored = [store(item, name) for item, name in made]  # type: ignore[misc]
+            for (_, name), take_id in zip(made, stored, strict=True):
                 if take_id is None:
                     delete_after_commit(name)
                 else:
