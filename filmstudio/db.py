@@ -9,14 +9,20 @@ directly from then on: a work horse lives for one job, and a pool of its own (th
 connection handed over by one) made its first query 4.7 ms slower than opening a connection.
 Registered with `os.register_at_fork` when the settings load, so it holds in every process that
 runs Django. Processes that are not forked (uvicorn's, also with --workers, which spawns them;
-a non-forking worker) keep their pool.
+a non-forking worker) keep their pool. The one exception is a connection handed over on
+purpose (`handing_over`): the parent leaves it alone until the child has exited.
 """
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
+
+_hand_over = None  # the connection the next fork keeps (`handing_over`)
 
 
-def forget_inherited_connections() -> None:
+def connect_directly() -> None:
+    """This process's connections are opened directly from now on, not taken from a pool."""
     postgresql = sys.modules.get("django.db.backends.postgresql.base")
     if postgresql is not None:
         # The pools are shared by every connection of the class, keyed by alias.
@@ -29,7 +35,30 @@ def forget_inherited_connections() -> None:
     if db is not None:
         for wrapper in db.connections.all(initialized_only=True):
             wrapper.settings_dict.get("OPTIONS", {}).pop("pool", None)
-            wrapper.connection = None
+
+
+def forget_inherited_connections() -> None:
+    global _hand_over
+    kept, _hand_over = _hand_over, None  # the child's own forks forget it again
+    connect_directly()
+    db = sys.modules.get("django.db")
+    if db is not None:
+        for wrapper in db.connections.all(initialized_only=True):
+            if wrapper.connection is not kept:
+                wrapper.connection = None
+
+
+@contextlib.contextmanager
+def handing_over(connection) -> Iterator[None]:
+    """A fork inside keeps `connection` (a psycopg connection this process does not use until
+    the child is done with it: `generation.worker.PreloadWorker` hands its work horse the
+    connection it opened, so a job does not connect, nor PostgreSQL start a backend, each time)."""
+    global _hand_over
+    _hand_over = connection
+    try:
+        yield
+    finally:
+        _hand_over = None
 
 
 os.register_at_fork(after_in_child=forget_inherited_connections)
