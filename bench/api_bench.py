@@ -147,7 +147,8 @@ def run(ctx: Context) -> Result:
         "per request (mean of 20): what the view and serializers cost, apart from ASGI.",
         f"Bench 4e: server time = median of {FLOOR_REPEAT} in-process requests (token lookup, "
         "middleware, view, rendering); floor = median of the same SQL statements (captured from "
-        "one request, run on one open psycopg connection, rows fetched) + signing each of the "
+        "one request, run on one open psycopg connection, rows fetched; psycopg prepares a "
+        "statement run 5 times, so these run prepared) + signing each of the "
         "document's blob URLs + `json.dumps` of the document, each interleaved with the requests: "
         f"SQL {floor['sql_ms']:.2f} ms, signatures {floor['sign_ms']:.2f} ms, dumps "
         f"{floor['dumps_ms']:.2f} ms.",

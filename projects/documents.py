@@ -1,10 +1,11 @@
 """The project document (`GET /api/projects/{id}`) built in one pass from plain rows.
 
 The same JSON as `ProjectDetailSerializer` (a test compares them byte for byte on a rich
-project), without model instances or nested serializers: a dozen small `.values()` queries, the
-takes' staleness from `projects.takes.take_states` (fed light rows that carry every column it
-reads), and dicts written out in the serializers' field order. On a 10 scenes by 5 frames project
-that was most of the request's time (bench 4e).
+project), without model instances or nested serializers: eight queries of plain rows compiled once
+per process and prepared by PostgreSQL once per connection (`filmstudio.queries`), each unit's
+current take joined to its row, the takes' staleness from `projects.takes.unit_states` (the
+units' inputs documents built from light rows, and only for units whose take recorded inputs),
+and dicts written out in the serializers' field order (bench 4e).
 """
 
 from collections.abc import Callable
