@@ -515,7 +515,6 @@ def advance_job(job: Job) -> None:
             job, recheck=outcome == WAIT
         ):
             return
-        _still_ours()
     except Superseded:
         logger.warning(
             "agent-run job %s attempt %s was queued again: stopped", job.pk, job.attempts
@@ -525,7 +524,8 @@ def advance_job(job: Job) -> None:
         pass
     finally:
         _ADVANCE.reset(token)
-    generation.job_succeed(job, {"run_id": run.pk if run else None})
+    # Not if queued again meanwhile: the row is the new delivery's (checked in the write).
+    generation.job_succeed(job, {"run_id": run.pk if run else None}, attempt=job.attempts)
 
 
 def advance_failed(job: Job) -> None:

@@ -171,10 +171,12 @@ def wake_project_waiters(project_id: int) -> list[int]:
 def job_wait_for_project(job: Job, *, recheck: bool = True) -> bool:
     """A job that goes on when the rest of its project has stopped moving (the jobs it started
     finished, failed or paused): no worker is held meanwhile. Without `recheck` it waits even
-    if nothing moves now (its project waits for the person: paused for the budget)."""
+    if nothing moves now (its project waits for the person: paused for the budget). Only the
+    delivery of the job's attempt moves it (not one the watchdog has queued again since)."""
     with transaction.atomic():
         lock_project(job.project_id)
-        moved = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+        running = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts)
+        moved = running.update(
             status=Job.Status.WAITING, heartbeat_at=timezone.now(), updated_at=timezone.now()
         )
         if moved:
@@ -221,21 +223,27 @@ def release_reservations(job_ids: list[int]) -> None:
         Project.objects.filter(pk=project_id).update(reserved_usd=F("reserved_usd") - usd)
 
 
-def job_finish(job: Job, status: str, *, wake: bool = True, **fields) -> bool:
-    """Move an active job to a final status; False if it was no longer active. Without `wake`
-    the caller wakes the project's waiters itself (`services.job_succeed`: once its successors
-    exist, so a stage boundary does not queue an advance that finds the next stage running)."""
+def job_finish(
+    job: Job, status: str, *, wake: bool = True, attempt: int | None = None, **fields
+) -> bool:
+    """Move an active job to a final status; False if it was no longer active (or, given
+    `attempt`, no longer at that attempt: queued again since). Without `wake` the caller wakes
+    the project's waiters itself (`services.job_succeed`: once its successors exist, so a
+    stage boundary does not queue an advance that finds the next stage running)."""
     # No savepoint: a failure here fails the caller's transaction anyway (two statements less).
     with transaction.atomic(savepoint=False):
         lock_project(job.project_id)
         now = timezone.now()
         # What the job set aside is free again: off the project first (read from the job row
         # while it is still active), then zeroed with the status, in two statements.
-        held = Job.objects.filter(pk=job.pk, status__in=ACTIVE).values("reserved_usd")[:1]
+        active = Job.objects.filter(pk=job.pk, status__in=ACTIVE)
+        if attempt is not None:
+            active = active.filter(attempts=attempt)
+        held = active.values("reserved_usd")[:1]
         Project.objects.filter(pk=job.project_id).update(
             reserved_usd=F("reserved_usd") - Coalesce(Subquery(held), Value(Decimal(0)))
         )
-        done = Job.objects.filter(pk=job.pk, status__in=ACTIVE).update(
+        done = active.update(
             status=status, finished_at=now, updated_at=now, reserved_usd=0, **fields
         )
         if done:

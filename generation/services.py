@@ -134,11 +134,15 @@ Job = GenerationJob
 # --- finishing -----------------------------------------------------------------------------
 
 
-def job_succeed(job: Job, result: dict | None = None) -> bool:
-    """Mark success and fire the successors, in one transaction. False if cancelled meanwhile."""
+def job_succeed(job: Job, result: dict | None = None, *, attempt: int | None = None) -> bool:
+    """Mark success and fire the successors, in one transaction. False if cancelled meanwhile
+    (or, given `attempt`, queued again since: see `job_finish`)."""
     with transaction.atomic(savepoint=False):  # inside the step's own: no savepoint round trips
         # job_finish takes the project's row lock first; read again after it (its reservation).
-        done = job_finish(job, Job.Status.SUCCEEDED, wake=False, progress=100, result=result or {})
+        done = job_finish(
+            job, Job.Status.SUCCEEDED, wake=False, attempt=attempt, progress=100,
+            result=result or {},
+        )  # fmt: skip
         if not done:
             logger.info("job %s finished but was no longer active: no successors", job.pk)
             return False

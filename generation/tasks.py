@@ -78,6 +78,12 @@ def _handle_failure(job: GenerationJob, error: Exception, *, poll: bool = False)
             logger.warning(
                 "job %s: spend not written yet (%s); written when the step ends", job.pk, lost
             )
+    if _superseded(job):
+        # The watchdog took this delivery for lost and queued the job again (an attempt more):
+        # the row is the new delivery's; this one's failure must not requeue or fail it.
+        logger.warning("job %s attempt %s failed after it was queued again: %s", job.pk,
+                       job.attempts, error)  # fmt: skip
+        return
     job.refresh_from_db()
     # What the job's owner reads (job.error): the message, without server paths or secrets;
     # the traceback is for staff (the dashboard's job page).
@@ -97,6 +103,14 @@ def _handle_failure(job: GenerationJob, error: Exception, *, poll: bool = False)
         services.job_fail(job, message, redact(traceback.format_exc()))
 
 
+def _superseded(job: GenerationJob) -> bool:
+    try:
+        return GenerationJob.objects.filter(pk=job.pk).exclude(attempts=job.attempts).exists()
+    except DATABASE_TRANSIENT:
+        connection.close()
+        return False
+
+
 def run_job(job_id: int) -> None:
     close_old_connections()
     job = services.job_claim(job_id)
@@ -114,27 +128,32 @@ def run_job(job_id: int) -> None:
 
 
 def side_by_side(task: Callable[[int], None], job_ids: list[int]) -> None:
-    """`task` for each job row of a batch (`queue.batched`) at once, one thread each (at most
-    JOB_BATCH_SIZE): every row as if delivered on its own, with a database connection of its
-    thread's (closed when it is done). Inside a transaction (tests that run jobs in-process in
-    theirs) the rows run one after the other on this one, which other threads cannot see."""
+    """`task` for each job row of a batch (`queue.batched`) at once: every row as if delivered
+    on its own. The first runs on this thread (on the connection the worker handed its horse),
+    each other one on a thread of its own with a database connection of its own (closed when
+    it is done). Inside a transaction (tests that run jobs in-process in theirs) the rows run
+    one after the other on this one, which other threads cannot see."""
     if len(job_ids) <= 1 or connection.in_atomic_block:
         for job_id in job_ids:
             task(job_id)
         return
 
-    def run(job_id: int) -> BaseException | None:
+    def run(job_id: int, *, own_connection: bool) -> BaseException | None:
         try:
             task(job_id)
         except Exception as error:  # the others go on; RQ hears of it at the end
             logger.exception("job %s of a batch failed", job_id)
             return error
         finally:
-            connections.close_all()
+            if own_connection:
+                connections.close_all()
         return None
 
-    with ThreadPoolExecutor(max_workers=min(settings.JOB_BATCH_SIZE, len(job_ids))) as pool:
-        errors = [error for error in pool.map(run, job_ids) if error is not None]
+    first, *others = job_ids
+    with ThreadPoolExecutor(max_workers=min(settings.JOB_BATCH_SIZE, len(others))) as pool:
+        running = [pool.submit(run, job_id, own_connection=True) for job_id in others]
+        outcomes = [run(first, own_connection=False), *(r.result() for r in running)]
+    errors = [error for error in outcomes if error is not None]
     if errors:
         raise errors[0]
 

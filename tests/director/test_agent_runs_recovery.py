@@ -16,7 +16,7 @@ from generation import watchdog
 from generation.models import GenerationJob
 from generation.providers.base import PermanentProviderError, TransientProviderError
 from projects.models import Character, Take
-from tests.director.agent_runs import decide, new_project, offline, run_of, start
+from tests.director.agent_runs import decide, new_project, offline, run_of, start, work_one
 from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -142,12 +142,14 @@ def test_a_failed_run_cancels_the_work_it_started(api, monkeypatch):
     assert not Job.objects.filter(project_id=pid, status__in=Job.ACTIVE).exists()
 
 
+@pytest.mark.parametrize("then", ["goes on", "crashes"])
 def test_an_advance_queued_again_while_it_worked_leaves_the_run_to_the_new_delivery(
-    api, monkeypatch, settings
+    api, monkeypatch, settings, then
 ):
-    """The watchdog takes a stalled advance for lost (no heartbeat) and queues its job again
-    while the first delivery still plans: the first acts no more (no tool call, its job row
-    left to the second), the second sets the film up once and stops at the cast."""
+    """The watchdog takes a stalled advance for lost (no heartbeat) and queues its job again,
+    and the new delivery sets the film up, while the first still plans: the first acts no
+    more (no tool call; its job row, and its failure when it crashes after, are left to the
+    second), and the run stops at the cast with one cast drawn."""
     settings.JOB_HEARTBEAT_TIMEOUT = 1
     real = LocalPlanner.step
     stalled = []
@@ -159,6 +161,9 @@ def test_an_advance_queued_again_while_it_worked_leaves_the_run_to_the_new_deliv
                 heartbeat_at=timezone.now() - timedelta(seconds=5)
             )
             assert watchdog.sweep()["running"] == 1
+            work_one()  # the new delivery (it sets the film up and waits) while this one works
+            if then == "crashes":
+                raise TransientProviderError("the planner's model timed out")
         return real(self, turn, on_delta)
 
     monkeypatch.setattr(LocalPlanner, "step", stall)
@@ -167,7 +172,7 @@ def test_an_advance_queued_again_while_it_worked_leaves_the_run_to_the_new_deliv
     drain()
     advances = Job.objects.filter(project_id=pid, type="agent-run").order_by("pk")
     first = advances.first()
-    assert first.attempts == 2 and first.status == "succeeded"
+    assert first.attempts == 2 and first.status == "succeeded", (first.attempts, first.error)
     assert Job.objects.filter(project_id=pid, type="character-generation").count() == 1
     run = run_of(api, run["id"])
     assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "cast"
