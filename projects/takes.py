@@ -25,9 +25,13 @@ from projects.sound import spoken_text
 Kind = Take.Kind
 
 
+# `json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`, with one
+# encoder for every call (a project document hashes one inputs document per take).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def inputs_hash(document: dict[str, Any]) -> str:
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(document).encode()).hexdigest()
 
 
 # --- inputs documents ----------------------------------------------------------------------
