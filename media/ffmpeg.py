@@ -1042,8 +1042,10 @@ MIX_TRIALS = 6
 # A level tried on the PCM is encoded when it is this close to TARGET_LUFS (AAC moves it a
 # tenth or so).
 TRIAL_TOLERANCE = 0.1
-# A level tried on the PCM keeps this much below TARGET_TRUE_PEAK for what AAC adds.
+# A level tried on the PCM keeps this much below TARGET_TRUE_PEAK for what AAC adds; once an
+# encode has shown what it adds, this much for how it varies from level to level.
 ENCODER_PEAK_DB = 0.5
+ENCODER_VARIANCE_DB = 0.2
 # At most this much is made up (a limit far lower would stop at alimiter's floor, -24 dBFS).
 MAKEUP_MAX_DB = 6.0
 DIALOGUE_LUFS = -20.0
@@ -1385,66 +1387,77 @@ def mix_sound(
             dialogue=parts["d"], music=parts["m"], bed=parts["b"], gains=gains, dst=premix,
             duration=info.duration, stems=raw_stems, timeout=_remaining(deadline),
         )  # fmt: skip
-        normalization, gain, written = _level_mix(video, premix, measured, dst, deadline)
+        normalization, gain, written = _level_mix(video, premix, measured, dst, folder, deadline)
         if raw_stems is not None and stems is not None:
             _level_stems(raw_stems, Path(stems), gain, _remaining(deadline))
     return MixResult(written, normalization, gain)
 
 
 def _level_mix(
-    video: Path, premix: Path, measured: Loudness, dst: Path, deadline: float
+    video: Path, premix: Path, measured: Loudness, dst: Path, folder: Path, deadline: float
 ) -> tuple[str, float, Loudness]:
     """The premix levelled into `dst` and measured as written. Levels are tried on the PCM
     first (`_level_trial`: the level's chain measured, no file, a fraction of an AAC encode)
-    until one lands within TRIAL_TOLERANCE of the target with room below the peak for the
-    encoder; that one is encoded (AAC, muxed with the picture) and measured, and while the
-    encoder took it off the aim the search goes on from what was written (at most MIX_PASSES
-    encodes). A peak over the aim is limited lower by the excess, and what the limiter took
-    off the loudness is made up by the gain (the limit moves down with it: the peaks stay
-    where they were). A dB more gain into the limiter is less than a dB louder: after two
-    levels at one limit, the next gain follows the line through them."""
+    until one is due to land within TRIAL_TOLERANCE of the target under the peak; that one is
+    encoded (AAC, muxed with the picture, into `folder`) and measured. What the encoder moved
+    it by (loudness, peak) is learnt and counted in the trials that follow, and the search goes
+    on while the film is off its aim (at most MIX_PASSES encodes); the encode closest to the
+    spec becomes `dst`. A peak over the aim is limited lower by the excess, and what the
+    limiter took off the loudness is made up by the gain (the limit moves down with it: the
+    peaks stay where they were). A dB more gain into the limiter is less than a dB louder:
+    after two levels at one limit, the next gain follows the line through them."""
     headroom = extra = 0.0
     if measured.integrated <= SILENT_LUFS:
         return _encode_level(video, premix, measured, dst, deadline, (headroom, extra))
+    # What the encoder adds to a level's trial (LU, dB): learnt at each encode; until the first,
+    # ENCODER_PEAK_DB of room under the peak.
+    moved, room = (0.0, 0.0), ENCODER_PEAK_DB
     last: tuple[float, float] | None = None  # (extra, integrated) of the level before, same limit
-    best: tuple[float, tuple[float, float]] | None = None  # (LU off, level) inside the spec
-    written: tuple[tuple[str, float, Loudness], tuple[float, float]] | None = None
-    encodes = 0
+    best_trial: tuple[float, tuple[float, float]] | None = None  # (LU off, level) under the peak
+    takes: list[tuple[Path, tuple[str, float, Loudness]]] = []
     for _ in range(MIX_TRIALS):
         level = (headroom, extra)
-        figures = _level_trial(premix, measured, _remaining(deadline), *level)
-        over = figures.true_peak - (TARGET_TRUE_PEAK - ENCODER_PEAK_DB)
-        short = TARGET_LUFS - figures.integrated
+        trial = _level_trial(premix, measured, _remaining(deadline), *level)
+        integrated, peak = trial.integrated + moved[0], trial.true_peak + moved[1]
+        over = peak - (TARGET_TRUE_PEAK - room)
+        short = TARGET_LUFS - integrated
+        if over <= 0 and (best_trial is None or abs(short) < best_trial[0]):
+            best_trial = (abs(short), level)
         if over <= 0 and abs(short) <= TRIAL_TOLERANCE:
-            written = (_encode_level(video, premix, measured, dst, deadline, level), level)
-            encodes += 1
-            figures = written[0][2]
-            over = figures.true_peak - TARGET_TRUE_PEAK
-            short = TARGET_LUFS - figures.integrated
-            if (over <= 0 and abs(short) <= LOUDNESS_TOLERANCE) or encodes >= MIX_PASSES:
-                return written[0]
-        if (
-            over <= 0
-            and abs(short) <= LOUDNESS_ACCEPTABLE
-            and (best is None or abs(short) < best[0])
-        ):
-            best = (abs(short), level)
+            take = folder / f"level-{len(takes)}{dst.suffix}"
+            written = _encode_level(video, premix, measured, take, deadline, level)
+            takes.append((take, written))
+            figures = written[2]
+            moved = (figures.integrated - trial.integrated, figures.true_peak - trial.true_peak)
+            room = ENCODER_VARIANCE_DB
+            integrated, peak = figures.integrated, figures.true_peak
+            over, short = peak - TARGET_TRUE_PEAK, TARGET_LUFS - integrated
+            if (over <= 0 and abs(short) <= LOUDNESS_TOLERANCE) or len(takes) >= MIX_PASSES:
+                break
         slope = 1.0
         if last is not None and extra != last[0]:
-            slope = min(1.0, max(0.2, (figures.integrated - last[1]) / (extra - last[0])))
-        last = (extra, figures.integrated)
+            slope = min(1.0, max(0.2, (integrated - last[1]) / (extra - last[0])))
+        last = (extra, integrated)
         if over > 0:  # the limit lower by the excess, from the peak or the limit if lower
             limit = TRUE_PEAK_AIM - PEAK_MARGIN_DB - headroom
-            headroom += max(0.0, limit - figures.true_peak) + over + PEAK_MARGIN_DB
+            headroom += max(0.0, limit - peak) + over + PEAK_MARGIN_DB
             last = None
         extra = max(-MAKEUP_MAX_DB, min(MAKEUP_MAX_DB, extra + short / slope))
-    # No level came within the tolerance: the film must not be worse than the spec (a gain
-    # followed up past the peak aim): the level closest to the target inside it is written.
-    if best is not None and (written is None or written[1] != best[1]):
-        return _encode_level(video, premix, measured, dst, deadline, best[1])
-    if written is not None:
-        return written[0]
-    return _encode_level(video, premix, measured, dst, deadline, (headroom, extra))
+    if not takes:  # no level came within the tolerance: the closest under the peak
+        chosen = best_trial[1] if best_trial is not None else (headroom, extra)
+        return _encode_level(video, premix, measured, dst, deadline, chosen)
+    path, written = min(takes, key=lambda take: _off_spec(take[1][2]))
+    os.replace(path, dst)
+    return written
+
+
+def _off_spec(figures: Loudness) -> tuple[bool, float]:
+    """How far a written film is from the spec: inside it first (by its LU off the target),
+    then by how much it breaks it."""
+    off = abs(TARGET_LUFS - figures.integrated)
+    over = max(0.0, figures.true_peak - TARGET_TRUE_PEAK)
+    inside = over == 0 and off <= LOUDNESS_ACCEPTABLE
+    return (not inside, off if inside else over + max(0.0, off - LOUDNESS_ACCEPTABLE))
 
 
 def _encode_level(

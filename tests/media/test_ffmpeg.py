@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import dataclasses
 import os
 import re
 import shutil
@@ -717,3 +718,36 @@ def test_what_the_limiter_takes_off_is_made_up_so_the_film_lands_on_the_target(
     assert film == mixed.loudness
     assert film.integrated == pytest.approx(mf.TARGET_LUFS, abs=0.5)
     assert film.true_peak <= mf.TARGET_TRUE_PEAK
+
+
+@pytest.mark.parametrize("bias", [-0.35, 0.5])
+def test_what_the_encoder_moves_a_level_by_is_learnt_and_the_next_encode_lands(
+    canonical_clips: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    ffmpeg_runs: list[list[str]], bias: float,
+):  # fmt: skip
+    """An encoder that writes every level `bias` LU off its PCM trial (as measured): the
+    first encode misses the tolerance, the next trials count the bias, the second lands."""
+    line = tmp_path / "line.wav"
+    run_ffmpeg(
+        *("-f", "lavfi", "-i", "sine=frequency=330:duration=3"),
+        *("-ar", "22050", "-ac", "1", "-c:a", "pcm_s16le", str(line)),
+    )
+    picture = tmp_path / "picture.mp4"
+    mf.stitch(canonical_clips, picture, fmt=FMT)
+    real = mf.loudness
+
+    def biased(src, **kwargs):
+        figures = real(src, **kwargs)
+        if Path(src) != picture:  # an encoded level, as measured
+            return dataclasses.replace(figures, integrated=figures.integrated + bias)
+        return figures
+
+    monkeypatch.setattr(mf, "loudness", biased)
+    ffmpeg_runs.clear()
+    mixed = mf.mix_sound(picture, tmp_path / "film.mp4", lines=[mf.PlacedLine(line, 0.2)])
+    assert len(level_runs(ffmpeg_runs)) == 2
+    assert abs(mixed.loudness.integrated - mf.TARGET_LUFS) <= mf.LOUDNESS_TOLERANCE
+    assert mixed.loudness.true_peak <= mf.TARGET_TRUE_PEAK
+    written = real(tmp_path / "film.mp4")  # the file is the take that landed
+    assert written.integrated + bias == pytest.approx(mixed.loudness.integrated, abs=0.05)
+    assert not list(tmp_path.glob("mix-*"))  # the other take went with the work folder
