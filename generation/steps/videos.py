@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 
-from generation import costs, services, usage
+from generation import costs, queue, services, usage
 from generation.jobs import lock_project
 from generation.models import GenerationJob
 from generation.prompts import video_prompt
@@ -76,7 +76,9 @@ def run(job: GenerationJob) -> None:
             webhook_url=webhook_url(),
         )
         if not services.job_wait(job, request_id=request_id, params=made_from):
-            return  # cancelled while submitting
+            # Cancelled while submitting: the cancel did not know this request; stop it at fal.
+            queue.cancel_remote([request_id])
+            return
     poll(job)
 
 

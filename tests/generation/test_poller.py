@@ -7,11 +7,13 @@ import django_rq
 import pytest
 from django.utils import timezone
 
-from generation import tasks
+from generation import services, tasks
 from generation.models import GenerationJob
 from generation.providers.fal import FalVideo
-from tests.factories import JobFactory, ProjectFactory
+from generation.steps.common import store_bytes
+from tests.factories import FrameFactory, JobFactory, ProjectFactory, SceneFactory
 from tests.fakes.gemini_server import tiny_png
+from tests.pipeline import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Job = GenerationJob
@@ -64,3 +66,25 @@ def test_with_nothing_finished_the_next_round_waits_its_interval(user, fal, rq_q
     # Looked at just now: a round at once would not look again, nor hand anything over.
     tasks.poll_waiting()
     assert rq_queue.count == 0
+
+
+def test_a_clip_cancelled_while_it_is_submitted_is_cancelled_at_fal(user, fal, monkeypatch):
+    scene = SceneFactory(project=ProjectFactory(owner=user, clip_seconds=2))
+    frame = FrameFactory(scene=scene, duration=2.0)
+    frame.image = store_bytes(scene.project_id, "frames", "frame", tiny_png("16:9"), ".png")
+    frame.save(update_fields=["image"])
+    fal.latency["run"] = 600.0
+    submit = FalVideo.submit
+
+    def submit_then_cancelled(self, **kwargs) -> str:
+        request_id = submit(self, **kwargs)
+        job = Job.objects.get(type=Job.Type.VIDEOS, target_id=frame.pk)
+        services.job_cancel(job=job)  # the producer cancels while fal answers
+        return request_id
+
+    monkeypatch.setattr(FalVideo, "submit", submit_then_cancelled)
+    services.start_video_generation(project=scene.project, frame=frame)
+    drain()
+    (request_id,) = fal.jobs
+    assert fal.jobs[request_id].cancelled
+    assert Job.objects.get(type=Job.Type.VIDEOS).status == Job.Status.CANCELLED
