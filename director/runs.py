@@ -272,8 +272,8 @@ class Allowance:
     """What the run may still agree to by itself in one plan: AGENT_CONFIRM_ABOVE_USD for all
     its calls together, not for each (ten calls just under it are not ten times it)."""
 
-    left: float
-    agreed: float = 0.0
+    left: Decimal
+    agreed: Decimal = Decimal(0)
 
 
 def call_tool(
@@ -304,6 +304,11 @@ def call_tool(
         refusal = _elsewhere(run, args) or _clips_before_the_approval(run, name, args)
         if planner and name in PLANNER_REFUSED:
             refusal = "The app asks the person at the checkpoints; do not approve yourself."
+        elif planner and name == "reject_character" and _settles_the_cast(run, args):
+            refusal = (
+                "Rejecting the last undecided character settles the cast and starts the scenes: "
+                "the person decides that at the cast checkpoint."
+            )
         if refusal:
             outcome = ToolOutcome(name, args, {"error": refusal})
         else:
@@ -311,8 +316,8 @@ def call_tool(
         checkpoint = None
         if outcome.proposal is not None:
             proposal = outcome.proposal
-            total = float(proposal.estimate.get("total_usd") or 0)
-            free = settings.AGENT_CONFIRM_ABOVE_USD if allowance is None else allowance.left
+            total = Decimal(str(proposal.estimate.get("total_usd") or 0))
+            free = _threshold() if allowance is None else allowance.left
             if approved or total <= free:
                 outcome = execute(_context(run), name, outcome.args, agreed=proposal)
                 if allowance is not None and not approved and refused(outcome) is None:
@@ -330,6 +335,16 @@ def call_tool(
                 checkpoint = Checkpoint("spend", summary, proposal.estimate, held)
         emit(run, "action", outcome.as_call() | ({"held": True} if checkpoint else {}))
     return outcome, checkpoint
+
+
+def _threshold() -> Decimal:
+    return Decimal(str(settings.AGENT_CONFIRM_ABOVE_USD))
+
+
+def _settles_the_cast(run: AgentRun, args: dict) -> bool:
+    """(Project row locked.) No other character of the run's project waits for a decision."""
+    pending = Character.objects.filter(project_id=run.project_id, status=Character.Status.PENDING)
+    return not pending.exclude(pk=args.get("character_id") or 0).exists()
 
 
 def refused(outcome: ToolOutcome) -> str | None:
@@ -370,7 +385,7 @@ def plan(run: AgentRun, situation: str) -> Checkpoint | None:
         rounds=[],
     )
     cap = settings.DIRECTOR_MAX_TOOL_ROUNDS
-    allowance = Allowance(settings.AGENT_CONFIRM_ABOVE_USD)
+    allowance = Allowance(_threshold())
     for number in range(cap + 1):
         spoken: list[str] = []
         step = planner.step(replace(turn, final=number == cap), spoken.append)
@@ -404,8 +419,8 @@ def revise_situation(kind: str, notes: str) -> str:
 # --------------------------------------------------------------------------- checkpoints
 
 
-def _quote(project: Project, type: str) -> dict:
-    return job_quote(project, type, Job.TargetType.PROJECT, project.pk)
+def _quote(project: Project, type: str, params: dict | None = None) -> dict:
+    return job_quote(project, type, Job.TargetType.PROJECT, project.pk, params)
 
 
 def cast_checkpoint(project: Project) -> Checkpoint:
@@ -444,12 +459,13 @@ BUDGETED = {
 }
 
 
-def budget_checkpoint(project: Project, kind: str) -> Checkpoint | None:
+def budget_checkpoint(project: Project, kind: str, params: dict | None = None) -> Checkpoint | None:
     """Before `kind` (the set-up's first step, the cast's or the storyboard's approval), which
-    starts paid work: a `budget` checkpoint when its quote does not fit what is left of the
-    project's budget (the check `generation.costs.admit` makes of it), else None."""
+    starts paid work: a `budget` checkpoint when its quote (of the job with `params`) does not
+    fit what is left of the project's budget (the check `generation.costs.admit` makes of
+    it), else None."""
     type, what = BUDGETED[kind]
-    estimate = _quote(project, type)
+    estimate = _quote(project, type, params)
     needs = Decimal(str(estimate.get("total_usd") or 0))
     left = costs.remaining(project)
     if left is None or not needs or needs <= left:
@@ -589,7 +605,7 @@ def advance(run: AgentRun) -> str:
         return carry_out(run, project)
     held = run.held_call
     if held:  # agreed but changed since it was quoted: asked again, freshly quoted
-        _, checkpoint = call_tool(run, held["name"], held["args"])
+        _, checkpoint = call_tool(run, held["name"], held["args"], allowance=Allowance(Decimal(0)))
         if checkpoint is None:
             with transaction.atomic():
                 AgentRun.objects.filter(pk=run.pk).update(held_call=None)
@@ -627,17 +643,18 @@ def set_up(run: AgentRun, project: Project) -> str:
 def start_cast(run: AgentRun, project: Project) -> str:
     """The pipeline's first step (the cast, as many as the goal names); a budget it does not
     fit stops at a `budget` checkpoint (approved once raised: this again), not a failure."""
-    if checkpoint := budget_checkpoint(project, "set-up"):
+    count = goal_numbers(run.goal).get("count")
+    params = {"count": count} if count else None
+    if checkpoint := budget_checkpoint(project, "set-up", params):
         return stop_at(run, checkpoint)
-    args: dict[str, object] = {"kind": "characters"}
-    if count := goal_numbers(run.goal).get("count"):
-        args["count"] = count
-    outcome, checkpoint = call_tool(run, "start_generation", args)
+    outcome, checkpoint = call_tool(
+        run, "start_generation", {"kind": "characters", **(params or {})}
+    )
     if checkpoint is not None:
         return stop_at(run, checkpoint)
     if error := refused(outcome):
         project.refresh_from_db()  # the budget moved since it was checked: asked as well
-        if checkpoint := budget_checkpoint(project, "set-up"):
+        if checkpoint := budget_checkpoint(project, "set-up", params):
             return stop_at(run, checkpoint)
         return fail(run, f"The pipeline did not start: {error}")
     return WAIT
@@ -673,6 +690,8 @@ def next_after(run: AgentRun, project: Project) -> str:
         if "storyboard" in run.checkpoints:
             return stop_at(run, storyboard_checkpoint(project))
         return approve(run, project, "storyboard")
+    if not project.characters.exists() and not _last_error(project):
+        return start_cast(run, project)  # not started yet (a revise at the set-up's budget)
     why = _last_error(project) or "nothing is running and no step follows by itself"
     return fail(run, f"The pipeline stopped with the project {state}: {why}.")
 

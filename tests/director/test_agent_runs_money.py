@@ -263,8 +263,18 @@ def test_a_budget_too_small_for_the_cast_stops_and_asks_before_anything_starts(a
         checkpoint["kind"] == "budget" and "raise budget_usd then approve" in checkpoint["summary"]
     )
     assert checkpoint["summary"].startswith("Starting the film draws the cast")
+    body = {"project_id": pid, "count": 2, "dry_run": True}  # the goal's "two characters"
+    quote = api.post("/api/jobs/character-generation", body, format="json").json()["estimate"]
+    assert checkpoint["estimate"]["total_usd"] == pytest.approx(quote["total_usd"], rel=0.01)
     assert not Job.objects.filter(project_id=pid, type="character-generation").exists()
     assert not SpendEntry.objects.filter(project_id=pid).exists()
+
+    # revised ("keep it cheap"): nothing the notes can do about the cast's price; asked again
+    assert decide(api, run["id"], "revise", "keep it cheap").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision", run["error"]
+    assert run["checkpoint"]["kind"] == "budget"
 
     assert api.patch(f"/api/projects/{pid}", {"budget_usd": 50}, format="json").status_code == 200
     assert decide(api, run["id"], "approve").status_code == 200
@@ -274,3 +284,32 @@ def test_a_budget_too_small_for_the_cast_stops_and_asks_before_anything_starts(a
     # the count the goal names ("with two characters"), once
     assert Job.objects.filter(project_id=pid, type="character-generation").count() == 1
     assert Project.objects.get(pk=pid).characters.count() == 2
+
+
+def test_the_planner_does_not_settle_the_cast_by_rejecting_its_last_undecided_character(
+    api, priced, monkeypatch
+):
+    """One character approved by hand, then “drop the other”: the reject would settle the cast
+    and start the scenes (paid) with no checkpoint; it is refused, and the cast asked again."""
+    pid = new_project(api)
+    run = start(api, pid)
+    drain()
+    assert run_of(api, run["id"])["checkpoint"]["kind"] == "cast"
+    first, second = Project.objects.get(pk=pid).characters.order_by("pk")
+    assert api.post(f"/api/characters/{first.pk}/approve").status_code == 200
+
+    def drop(self, turn, on_delta):
+        if turn.rounds:
+            return Step("Done.", [])
+        return Step("Dropping them.", [Call("reject_character", {"character_id": second.pk})])
+
+    monkeypatch.setattr(LocalPlanner, "step", drop)
+    assert decide(api, run["id"], "revise", f"drop {second.name}").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "cast", run
+    action = [e["data"] for e in run["events"] if e["type"] == "action"][-1]
+    assert action["name"] == "reject_character" and "cast checkpoint" in action["result"]["error"]
+    second.refresh_from_db()
+    assert second.status == "pending"
+    assert not Job.objects.filter(project_id=pid, type="scene-generation").exists()
