@@ -1,5 +1,3 @@
-import datetime
-
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -18,7 +16,7 @@ from rest_framework.views import APIView
 from filmstudio.api import parse_id, reject_unknown_params
 from generation import services, sound
 from generation.models import GenerationJob
-from generation.rates import rate_card
+from generation.rates import parse_day, rate_card
 from generation.selectors import (
     job_for_user,
     job_quote,
@@ -536,7 +534,7 @@ class RatesApi(APIView):
         day = None
         if "at" in request.query_params:
             try:
-                day = datetime.date.fromisoformat(request.query_params["at"])
+                day = parse_day(request.query_params["at"])
             except ValueError:
                 raise serializers.ValidationError({"at": ["A day as YYYY-MM-DD."]}) from None
         return Response([rate.as_dict() for rate in rate_card(day)])

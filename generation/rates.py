@@ -3,8 +3,8 @@ replaced or added by the file named in `RATE_CARD_FILE`). The offline provider c
 
 A row may say from which day (UTC) it is the price (`effective_from`): a change the provider
 announced is a second row of the same model and unit, and every price is looked up for the
-day it is paid (or quoted) on. A model's rows in the `RATE_CARD_FILE` replace all of its rows
-of that unit in `rates.json`."""
+day it is paid (or quoted) on. A row of the `RATE_CARD_FILE` replaces the row of `rates.json`
+for the same model, unit and day (an undated one the undated one), and adds the others."""
 
 import datetime
 import json
@@ -63,11 +63,14 @@ def _rows(path: Path) -> list[Rate]:
         raise ImproperlyConfigured(f"rate card {path}: {type(error).__name__}: {error}") from None
 
 
+def parse_day(value: object) -> datetime.date:
+    """A day written YYYY-MM-DD, nothing else (ValueError)."""
+    return datetime.datetime.strptime(str(value), "%Y-%m-%d").date()
+
+
 def _day(value: object) -> str:
     """An `effective_from` as an ISO date ("" for none); anything else is a ValueError."""
-    if value in (None, ""):
-        return ""
-    return datetime.date.fromisoformat(str(value)).isoformat()
+    return "" if value in (None, "") else parse_day(value).isoformat()
 
 
 Key = tuple[str, str, str]  # provider, model, unit
@@ -84,9 +87,7 @@ def _by_key(rows: list[Rate]) -> dict[Key, list[Rate]]:
 @lru_cache(maxsize=8)
 def _card(override: str) -> dict[Key, list[Rate]]:
     """Each model's unit with its prices, the earliest first."""
-    rates = _by_key(_rows(CARD))
-    if override:
-        rates.update(_by_key(_rows(Path(override))))
+    rates = _by_key(_rows(CARD) + (_rows(Path(override)) if override else []))
     negative = [r for dated in rates.values() for r in dated if r.usd < 0]
     if negative:
         raise ImproperlyConfigured(f"rate card: negative price for {negative[0]}")
@@ -125,13 +126,12 @@ def unit_price(
     (today)."""
     unit = rate_unit(quantity_unit)
     card, day = _card(settings.RATE_CARD_FILE), day or today()
-    rate = None
-    for key in ((provider, model, unit), (provider, ANY_MODEL, unit)):
-        if rate is None and key in card:
-            rate = _in_effect(card[key], day)
+    # The model's own rows when it has any (none in effect yet is no price), else the provider's.
+    dated = card.get((provider, model, unit)) or card.get((provider, ANY_MODEL, unit)) or []
+    rate = _in_effect(dated, day)
     if rate is None:
         raise MissingRate(
-            f"No price for {provider} {model} per {unit} in the rate card: add it "
+            f"No price for {provider} {model} per {unit} on {day} in the rate card: add it "
             "(generation/rates.json, or a file named by RATE_CARD_FILE) before using this model."
         )
     return rate.usd / 1_000_000 if unit.startswith("1M_") else rate.usd

@@ -119,10 +119,12 @@ def test_a_price_announced_for_a_later_day_is_paid_and_quoted_from_that_day(
     api, priced, monkeypatch
 ):
     card = json.loads(priced.read_text())
-    card["rates"].append(  # the image's output tokens at double the price from 2027
+    card["rates"] += [  # the image's output tokens at double the price from 2027
         {"provider": "local", "model": "local-image", "unit": "1M_output_tokens", "usd": "60",
-         "as_of": "2026-12-01", "effective_from": "2027-01-01"}
-    )  # fmt: skip
+         "as_of": "2026-12-01", "effective_from": "2027-01-01"},
+        {"provider": "gemini", "model": "gemini-2.5-flash", "unit": "1M_input_tokens",
+         "usd": "0.40", "as_of": "2026-12-01", "effective_from": "2027-02-01"},
+    ]  # fmt: skip
     priced.write_text(json.dumps(card))
     rates._card.cache_clear()
     day = datetime.date
@@ -132,6 +134,9 @@ def test_a_price_announced_for_a_later_day_is_paid_and_quoted_from_that_day(
     assert rates.unit_price("local", "local-image", "output_tokens", day(2027, 1, 1)) == (
         Decimal("60") / 1_000_000
     )
+    # the card file added a day's row: the shipped card's row of the same unit holds until then
+    flash = ("gemini", "gemini-2.5-flash", "input_tokens")
+    assert rates.unit_price(*flash, day(2026, 12, 31)) == Decimal("0.30") / 1_000_000
     key = ("local", "local-image", "1M_output_tokens")
 
     def listed(query: str = "") -> dict:
@@ -143,7 +148,8 @@ def test_a_price_announced_for_a_later_day_is_paid_and_quoted_from_that_day(
     assert listed()["usd"] == 30 and listed()["effective_from"] is None
     later = listed("?at=2027-01-02")
     assert later["usd"] == 60 and later["effective_from"] == "2027-01-01"
-    assert api.get("/api/rates?at=next-year").status_code == 400
+    for bad in ("next-year", "20270101", "2027-W01-1"):
+        assert api.get(f"/api/rates?at={bad}").status_code == 400, bad
     assert api.get("/api/rates?when=2027-01-02").status_code == 400
 
     def cast_of_one() -> tuple[float, Decimal]:
