@@ -29,6 +29,10 @@ worker.warm()
 read, write = os.pipe()
 if os.fork() == 0:
     made = [fal.fal_sync_client.cache_info().currsize, fal.download_client.cache_info().currsize]
+    from generation import schemas
+    built_plans = schemas._sized.cache_info().misses
+    schemas.CastPlan.sized(4)
+    made.append(schemas._sized.cache_info().misses - built_plans)
     types.GenerateContentResponse._from_response(
         response=worker._sample_answer(image=True), kwargs={})
     sampled = ffmpeg._film_tracks.cache_info()
@@ -57,7 +61,8 @@ def test_warm_builds_the_sdk_models_and_clients_a_job_process_would_build(settin
     assert not all(found["before"].values())  # not built at import: warm() is what builds them
     assert all(found["after"].values()), found["after"]
     assert all(found["built"].values()), found["built"]  # still built in the job process
-    fal_client, download_client, formats = found["clients"]
+    fal_client, download_client, plans_built, formats = found["clients"]
     assert [fal_client, download_client] == [1, 1]  # the fal and download clients: inherited
+    assert plans_built == 0  # a cast's plan class (per size) was built before the fork
     # Each aspect ratio's film format sampled before the fork: the job process encodes none.
     assert formats == {"sampled": 3, "tracks": [True, True, True], "encoded": 0}
