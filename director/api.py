@@ -15,7 +15,13 @@ from rest_framework.views import APIView
 from director import selectors, services
 from director.models import AgentRun, DirectorMessage, DirectorSession
 from director.pages import PAGE_IDS, PAGES, Page
-from director.runs import CHECKPOINT_KINDS, RUN_EVENTS, checkpoint_payload, run_spent
+from director.runs import (
+    CHECKPOINT_KINDS,
+    RUN_EVENTS,
+    checkpoint_payload,
+    run_spent,
+    runs_spent,
+)
 from director.services import DECISIONS
 from director.streaming import TURN_EVENTS, TurnRelay
 from director.tools import TOOL_KINDS, page_tools
@@ -340,7 +346,8 @@ class AgentRunSerializer(serializers.ModelSerializer):
         return checkpoint_payload(run)
 
     def get_spent_usd(self, run: AgentRun) -> float:
-        return float(run_spent(run))
+        spent = self.context.get("spent")  # a list's, counted for all its runs at once
+        return float(spent[run.pk] if spent is not None else run_spent(run))
 
     def get_events_url(self, run: AgentRun) -> str:
         return f"/api/agent-runs/{run.pk}/events"
@@ -381,7 +388,9 @@ class ProjectAgentRunsApi(APIView):
     def get(self, request, project_id: int):
         project = project_selectors.project_for_user(request.user, project_id)
         runs = selectors.runs_for_user(request.user).filter(project=project)
-        return Response(AgentRunSerializer(runs[:50], many=True).data)
+        runs = list(runs[:50])
+        spent = runs_spent(project_id, [run.pk for run in runs])
+        return Response(AgentRunSerializer(runs, many=True, context={"spent": spent}).data)
 
     @extend_schema(
         request=AgentRunRequest,

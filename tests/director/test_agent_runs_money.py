@@ -250,6 +250,8 @@ def test_the_runs_spend_is_its_own_work_not_what_the_person_did_meanwhile(api, p
         Decimal("0.000001")
     )
     assert 0 < run["spent_usd"] < float(project.spent_usd)
+    listed = api.get(f"/api/projects/{pid}/agent-runs").json()  # counted for the list at once
+    assert [r["spent_usd"] for r in listed] == [run["spent_usd"]]
 
 
 def test_a_budget_too_small_for_the_cast_stops_and_asks_before_anything_starts(api, priced):
