@@ -50,7 +50,10 @@ def test_requests_under_asgi_share_the_pools_connections_and_survive_dropped_one
     project = ProjectFactory(owner=user)
     headers = {"Authorization": f"Token {Token.objects.create(user=user).key}"}
     stats_before = connection.pool.get_stats()
-    with uvicorn_in_thread() as url, httpx.Client(base_url=url, headers=headers) as http:
+    with (
+        uvicorn_in_thread() as url,
+        httpx.Client(base_url=url, headers=headers, timeout=30) as http,
+    ):
         for _ in range(12):
             assert http.get(f"/api/projects/{project.pk}").status_code == 200
         stats = connection.pool.get_stats()
