@@ -155,27 +155,14 @@ def record_unit(unit_type: str, unit_id: int) -> Decimal:
     """Write the running step's usage for one unit into the ledger, in the caller's transaction
     (the one storing what the calls made); returns its cost (for the take). Should that
     transaction roll back, `flush` finds the calls missing from the ledger and writes them."""
-    meter = current_meter()
-    if meter is None:
-        return ZERO
-    entries = [
-        (unit, usage)
-        for unit, usage in meter.pending
-        if unit == (unit_type, unit_id) and usage.call_id not in meter.written
-    ]
-    meter.written.update(usage.call_id for _, usage in entries)
-    cost = _write(meter, entries)
-    # Once committed they are in the ledger: the step's `flush` need not look (a second
-    # transaction under the project's lock per clip delivered); rolled back, it writes them.
-    calls = {usage.call_id for _, usage in entries}
-    if calls:
-        transaction.on_commit(lambda: _recorded(meter, calls))
-    return cost
+    return record_units(unit_type, [unit_id])[unit_id]
 
 
 def record_units(unit_type: str, unit_ids: list[int]) -> dict[int, Decimal]:
     """`record_unit` for several units of one type in one write (a step storing a whole
-    cast); the cost of each."""
+    cast); the cost of each. Once committed they are in the ledger: the step's `flush` need
+    not look (a second transaction under the project's lock per clip delivered); rolled
+    back, it writes them."""
     costs = dict.fromkeys(unit_ids, ZERO)
     meter = current_meter()
     if meter is None:

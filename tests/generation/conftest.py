@@ -57,3 +57,12 @@ def gemini(settings):
         settings.TEXT_PROVIDER = settings.IMAGE_PROVIDER = "gemini"
         yield fake
     django_rq.get_connection("default").flushdb()
+
+
+@pytest.fixture
+def rq_queue():
+    """The default queue, empty before and after (the test's Redis database flushed)."""
+    q = django_rq.get_queue("default")
+    q.connection.flushdb()
+    yield q
+    q.connection.flushdb()

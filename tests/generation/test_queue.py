@@ -5,7 +5,6 @@ import signal
 import threading
 import time
 
-import django_rq
 import pytest
 from django.db import transaction
 from rq.exceptions import NoSuchJobError
@@ -19,14 +18,6 @@ from generation.worker import PreloadWorker
 from tests.factories import JobFactory, ProjectFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def rq_queue():
-    q = django_rq.get_queue("default")
-    q.connection.flushdb()
-    yield q
-    q.connection.flushdb()
 
 
 def job_row(user) -> GenerationJob:

@@ -1,7 +1,6 @@
 """PreloadWorker hands its database connection from one work horse to the next, and drops it
 when a job did not leave it idle (a crash, a kill on timeout, a transaction left open)."""
 
-import django_rq
 import pytest
 from rq.job import Job as RQJob
 from rq.job import JobStatus
@@ -12,14 +11,6 @@ from tests.pipeline import subprocess_env
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TASKS = "tests.generation.worker_tasks"
-
-
-@pytest.fixture
-def rq_queue():
-    q = django_rq.get_queue("default")
-    q.connection.flushdb()
-    yield q
-    q.connection.flushdb()
 
 
 def run_in_one_worker(
