@@ -116,7 +116,8 @@ def run(ctx: Context) -> Result:
         f"{clips}, {VIDEO_S:.0f} s per clip; all {clips} submitted "
         f"{submitted_by:.1f} s after start_video_generation, {fal.max_in_progress()} in progress "
         f"at fal at once, the last finished at fal at {fal_done_by:.1f} s; "
-        f"{fal.count(kind='status')} status polls.",
+        f"{fal.count(kind='status')} status polls, {fal.count(kind='result')} result fetches, "
+        f"{fal.count(kind='file')} clip downloads.",
     ]
     if lags:
         notes.append(

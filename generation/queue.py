@@ -24,10 +24,16 @@ logger = logging.getLogger(__name__)
 
 RUN_TASK = "generation.tasks.run_job"
 POLL_TASK = "generation.tasks.poll_video"
+# A clip the poller saw finished: delivered without asking for its status again.
+DELIVER_TASK = "generation.tasks.deliver_video"
 POLLER_TASK = "generation.tasks.poll_waiting"
 POLLER_KEY = "filmstudio:video-poller"
 # Several rows of one kind of work in one RQ job (`batched`): run side by side on its threads.
-BATCH_TASKS = {RUN_TASK: "generation.tasks.run_jobs", POLL_TASK: "generation.tasks.poll_videos"}
+BATCH_TASKS = {
+    RUN_TASK: "generation.tasks.run_jobs",
+    POLL_TASK: "generation.tasks.poll_videos",
+    DELIVER_TASK: "generation.tasks.deliver_videos",
+}
 BATCH_PREFIX = "batch-"
 
 
@@ -129,6 +135,11 @@ def rq_cancel(rq_job_id: str) -> None:
             logger.debug("rq job %s not cancelled", rq_job_id)
 
     transaction.on_commit(cancel)
+
+
+# RQ's scheduler moves due jobs onto the queue once a second (its interval cannot go lower:
+# it is also the base of an integer lock TTL); `tasks.poll_waiting` looks between its ticks.
+SCHEDULER_TICK = 1.0
 
 
 def ensure_poller(*, now: bool = False) -> None:

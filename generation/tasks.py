@@ -4,6 +4,7 @@ import contextlib
 import logging
 import random
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -168,7 +169,17 @@ def poll_videos(job_ids: list[int]) -> None:
     side_by_side(poll_video, job_ids)
 
 
-def poll_video(job_id: int) -> None:
+def deliver_videos(job_ids: list[int]) -> None:
+    """Several clips the poller saw finished, handed over together: each as `deliver_video`."""
+    side_by_side(deliver_video, job_ids)
+
+
+def deliver_video(job_id: int) -> None:
+    """`poll_video` for a clip the poller saw finished: its status is not asked again."""
+    poll_video(job_id, completed=True)
+
+
+def poll_video(job_id: int, *, completed: bool = False) -> None:
     close_old_connections()
     job = (
         GenerationJob.objects.select_related("project")
@@ -179,16 +190,35 @@ def poll_video(job_id: int) -> None:
         return
     with costs.metered(costs.job_meter(job)):
         try:
-            videos.poll(job)
+            videos.poll(job, completed=completed)
         except Exception as error:
             _handle_failure(job, error, poll=True)
 
 
 def poll_waiting() -> None:
     """Check every clip in flight at once (status only, side by side) and hand the finished
-    ones to `poll_video`: one job per round instead of one per clip per round."""
+    ones to `poll_video`: one job per round instead of one per clip per round. RQ's scheduler
+    starts a round due sooner than its tick (a second) up to a second late: with a shorter
+    VIDEO_POLL_INTERVAL, a round that finds nothing finished looks again itself, every
+    interval, for up to a tick, before it is scheduled again."""
     close_old_connections()
-    queue.poller_done()
+    interval = settings.VIDEO_POLL_INTERVAL
+    until = time.monotonic() + queue.SCHEDULER_TICK
+    try:
+        while True:
+            pending, finishing = _poll_round()
+            if not pending or finishing or time.monotonic() + interval >= until:
+                break
+            time.sleep(interval)
+    finally:
+        queue.poller_done()
+    if pending:
+        # Clips finish in bursts (submitted together): while they do, look again at once.
+        queue.ensure_poller(now=finishing)
+
+
+def _poll_round() -> tuple[bool, bool]:
+    """One look at the clips due for one: (some are still in flight, some were seen done)."""
     now = timezone.now()
     waiting = GenerationJob.objects.filter(
         type__in=remote_types(), status=GenerationJob.Status.WAITING
@@ -200,17 +230,23 @@ def poll_waiting() -> None:
     )
     provider = video_provider()
     outcomes = gather(lambda item: provider.ready(item[1][-1]), due)
-    # An error is poll_video's to handle (back-off, attempts): hand it over as if ready.
+    # An error is poll_video's to handle (back-off, attempts): hand it over as if ready, to
+    # ask again; the ones seen finished are fetched at once (no second status call).
     finished = [pk for (pk, _), ready in outcomes if ready is not False]
-    # Looked at now, the finished ones too: the next round (at once, below) does not hand
-    # them over a second time while their delivery waits in the queue.
-    waiting.filter(pk__in=[pk for pk, _ in due]).update(heartbeat_at=now)
+    seen_done = {pk for (pk, _), ready in outcomes if ready is True}
+    # Looked at now: the next round (at once, below) does not hand them over a second time
+    # while their delivery waits in the queue. One seen finished is not asked about again
+    # while it is delivered (on a failure its delivery comes back by itself; a lost one is
+    # looked at again JOB_HEARTBEAT_INTERVAL later): rounds in a burst ask only the others.
+    waiting.filter(pk__in=[pk for pk, _ in due]).exclude(pk__in=seen_done).update(heartbeat_at=now)
+    if seen_done:
+        later = now + timedelta(seconds=settings.JOB_HEARTBEAT_INTERVAL)
+        waiting.filter(pk__in=seen_done).update(heartbeat_at=later)
     with queue.batched():
         for pk in finished:
-            queue.enqueue(pk, task=queue.POLL_TASK, urgent=True)
-    if waiting.exclude(pk__in=finished).exists():
-        # Clips finish in bursts (submitted together): while they do, look again at once.
-        queue.ensure_poller(now=any(ready is True for _, ready in outcomes))
+            task = queue.DELIVER_TASK if pk in seen_done else queue.POLL_TASK
+            queue.enqueue(pk, task=task, urgent=True)
+    return waiting.exclude(pk__in=finished).exists(), bool(seen_done)
 
 
 def cancel_remote(request_ids: list[str]) -> None:

@@ -118,6 +118,8 @@ class VideoPoll:
 
 class VideoProvider(Protocol):
     name: str
+    # Whether a request is done when `submit` returns (the local provider renders there).
+    instant: bool
 
     @property
     def model(self) -> str: ...
@@ -135,8 +137,9 @@ class VideoProvider(Protocol):
         """Start an image-to-video job; returns the provider's request id. Must not block long."""
         ...
 
-    def poll(self, request_id: str) -> VideoPoll:
-        """Where the request stands; when done, the clip's bytes."""
+    def poll(self, request_id: str, *, completed: bool = False) -> VideoPoll:
+        """Where the request stands; when done, the clip's bytes. `completed`: `ready` just
+        said so, the status need not be asked again."""
         ...
 
     def ready(self, request_id: str) -> bool:

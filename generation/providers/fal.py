@@ -203,6 +203,7 @@ class FalVideo:
     """VideoProvider on fal's queue: submit returns at once; poll (or the webhook) finishes."""
 
     name = "fal"
+    instant = False  # a request runs for minutes: the poller (or the webhook) comes back
 
     def __init__(self, *, model: str | None = None, key: str | None = None):
         self.model = model or settings.FAL_MODEL
@@ -254,12 +255,17 @@ class FalVideo:
         logger.info("fal %s: submitted request %s", self.model, request_id)
         return request_id
 
-    def poll(self, request_id: str) -> VideoPoll:
+    def poll(self, request_id: str, *, completed: bool = False) -> VideoPoll:
         """Where the request stands. Transient trouble raises: the caller polls again later.
         A request fal refuses to answer for (unknown id, failed run) is "failed"; refused
-        credentials raise PermanentProviderError, since no request can succeed until fixed."""
+        credentials raise PermanentProviderError, since no request can succeed until fixed.
+        `completed` (its status was just seen COMPLETED): the result is asked for at once."""
         configure_fal_client()
         try:
+            if completed:
+                fetched = self._fetch(request_id)
+                if fetched is not None:
+                    return fetched
             return self._poll(request_id)
         except PermanentProviderError as error:
             if _is_auth_error(error.__cause__):
@@ -282,6 +288,34 @@ class FalVideo:
             raise provider_error(error, action="cancel") from error
         logger.info("fal %s: cancelled request %s", self.model, request_id)
 
+    def _fetch(self, request_id: str) -> VideoPoll | None:
+        """The clip of a request seen COMPLETED, without asking its status again; None when
+        fal refuses its result (a failed run: the status call that follows says why)."""
+        try:
+            result = self._result(request_id)
+        except _FAL_ERRORS as error:
+            problem = provider_error(error, action="poll")
+            if isinstance(problem, PermanentProviderError) and not _is_auth_error(error):
+                return None
+            raise problem from error
+        return self._video(result)
+
+    def _result(self, request_id: str) -> Any:
+        """The request's result, one GET. fal-client's `result` is `handle.get()`, which asks
+        the status again first (and, for a request not done, waits for it, polling)."""
+        handle = self._client.get_handle(self.model, request_id)
+        response = fal_http._maybe_retry_request(
+            handle.client, "GET", handle.response_url, timeout=fal_http.QUEUE_POLL_TIMEOUT
+        )
+        fal_http._raise_for_status(response)
+        return response.json()
+
+    def _video(self, result: Any) -> VideoPoll:
+        url = _video_url(result)
+        if url is None:
+            return VideoPoll("failed", error="fal: the result has no video")
+        return VideoPoll("done", video=download_video(url))
+
     def _poll(self, request_id: str) -> VideoPoll:
         try:
             status = self._client.status(self.model, request_id, with_logs=False)
@@ -289,13 +323,10 @@ class FalVideo:
                 return VideoPoll("pending")
             if status.error:
                 return VideoPoll("failed", error=f"fal: {status.error}")
-            result = self._client.result(self.model, request_id)
+            result = self._result(request_id)
         except _FAL_ERRORS as error:
             raise provider_error(error, action="poll") from error
-        url = _video_url(result)
-        if url is None:
-            return VideoPoll("failed", error="fal: the result has no video")
-        return VideoPoll("done", video=download_video(url))
+        return self._video(result)
 
 
 def _is_auth_error(error: BaseException | None) -> bool:

@@ -279,6 +279,7 @@ class LocalVideo:
     """Renders the clip at submit time; poll hands it over. Results live under VAR_DIR."""
 
     name, model = LOCAL_VIDEO
+    instant = True
 
     def _path(self, request_id: str) -> Path:
         folder = Path(settings.VAR_DIR) / "local-video"
@@ -323,7 +324,7 @@ class LocalVideo:
     def cancel(self, request_id: str) -> None:
         self._path(request_id).unlink(missing_ok=True)
 
-    def poll(self, request_id: str) -> VideoPoll:
+    def poll(self, request_id: str, *, completed: bool = False) -> VideoPoll:
         path = self._path(request_id)
         if not path.exists():
             return VideoPoll("failed", error=f"unknown local request {request_id}")

@@ -79,12 +79,18 @@ def run(job: GenerationJob) -> None:
             # Cancelled while submitting: the cancel did not know this request; stop it at fal.
             queue.cancel_remote([request_id])
             return
+        if not provider.instant:
+            # Just submitted: not done yet. The poller looks (its status right now would be
+            # one more call per clip, in the way of the other submissions).
+            services.job_poll_later(job)
+            return
     poll(job)
 
 
-def poll(job: GenerationJob) -> None:
-    """One look at the remote job: deliver, fail, or come back later."""
-    result = video_provider().poll(job.provider_request_ids[-1])
+def poll(job: GenerationJob, *, completed: bool = False) -> None:
+    """One look at the remote job: deliver, fail, or come back later. `completed`: the
+    provider was just seen to have finished it (`tasks.poll_waiting`)."""
+    result = video_provider().poll(job.provider_request_ids[-1], completed=completed)
     if result.status == "pending":
         if result.progress is not None:
             services.job_progress(job, min(90, result.progress))

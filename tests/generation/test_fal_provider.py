@@ -185,6 +185,52 @@ def test_persistent_server_errors_are_transient(fake, status):
     assert fake.count(kind="submit") == 3
 
 
+def test_a_request_seen_completed_is_fetched_without_asking_its_status_again(fake):
+    request_id = _submit()
+    while not FalVideo().ready(request_id):
+        time.sleep(0.02)
+    statuses = fake.count(kind="status")
+
+    result = FalVideo().poll(request_id, completed=True)
+
+    assert result == VideoPoll("done", video=fake.video)
+    assert fake.count(kind="status") == statuses
+    assert fake.count(kind="result") == 1
+
+
+def test_a_finished_request_is_polled_with_one_status_call(fake):
+    request_id = _submit()
+    while not FalVideo().ready(request_id):
+        time.sleep(0.02)
+    statuses = fake.count(kind="status")
+
+    assert FalVideo().poll(request_id) == VideoPoll("done", video=fake.video)
+    # fal-client's `result` would ask for the status a second time before the result.
+    assert fake.count(kind="status") == statuses + 1
+
+
+def test_a_failed_run_seen_completed_polls_as_failed_with_fals_message(fake):
+    fake.fail_runs(1, error="Prompt flagged by the content checker")
+    request_id = _submit()
+    while not FalVideo().ready(request_id):
+        time.sleep(0.02)
+
+    result = FalVideo().poll(request_id, completed=True)
+
+    assert result.status == "failed"
+    assert "Prompt flagged by the content checker" in result.error
+
+
+def test_a_result_error_of_a_request_seen_completed_is_transient(fake):
+    request_id = _submit()
+    while not FalVideo().ready(request_id):
+        time.sleep(0.02)
+    fake.fail_next(1, status=502, kind="result")
+
+    with pytest.raises(TransientProviderError):
+        FalVideo().poll(request_id, completed=True)
+
+
 def test_a_status_error_while_polling_is_transient(fake):
     request_id = _submit()
     fake.fail_next(1, status=502, kind="status")

@@ -49,7 +49,9 @@ def test_finished_clips_are_handed_over_and_the_next_round_comes_at_once(user, f
     running = clip_in_flight(project, fal, seconds=600)
     tasks.poll_waiting()
     jobs = {job.func_name: job for job in rq_queue.jobs}
-    assert sorted(jobs["generation.tasks.poll_videos"].args[0]) == sorted(j.pk for j in done)
+    # Seen finished: delivered without a second status call (`deliver_videos`).
+    assert sorted(jobs["generation.tasks.deliver_videos"].args[0]) == sorted(j.pk for j in done)
+    assert "generation.tasks.poll_videos" not in jobs
     assert "generation.tasks.poll_waiting" in jobs  # on the queue, not scheduled
     assert rq_queue.scheduled_job_registry.count == 0
     running.refresh_from_db()
@@ -88,3 +90,97 @@ def test_a_clip_cancelled_while_it_is_submitted_is_cancelled_at_fal(user, fal, m
     (request_id,) = fal.jobs
     assert fal.jobs[request_id].cancelled
     assert Job.objects.get(type=Job.Type.VIDEOS).status == Job.Status.CANCELLED
+
+
+def test_a_clip_whose_status_failed_is_handed_over_to_be_asked_again(user, fal, rq_queue):
+    project = ProjectFactory(owner=user)
+    clip = clip_in_flight(project, fal, seconds=0)
+    fal.fail_next(1, status=502, kind="status")
+    tasks.poll_waiting()
+    jobs = {job.func_name: job for job in rq_queue.jobs}
+    assert jobs["generation.tasks.poll_videos"].args[0] == [clip.pk]
+    assert "generation.tasks.deliver_videos" not in jobs
+
+
+def test_a_clip_seen_finished_is_delivered_without_asking_its_status_again(user, fal, rq_queue):
+    job = clip_with_keyframe(user, fal, rq_queue, seconds=0)
+    tasks.poll_waiting()
+    statuses = fal.count(kind="status")
+    drain()
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED
+    assert fal.count(kind="status") == statuses
+    assert fal.count(kind="result") == 1
+
+
+def test_a_clip_just_submitted_to_fal_is_left_to_the_poller(user, fal, rq_queue):
+    job = clip_with_keyframe(user, fal, rq_queue, seconds=600, submitted=False)
+    tasks.run_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.WAITING
+    assert len(fal.jobs) == 1
+    assert fal.count(kind="status") == 0  # no look right after the submit
+    assert rq_queue.scheduled_job_registry.count == 1  # the poller's round
+
+
+def clip_with_keyframe(user, fal, rq_queue, *, seconds: float, submitted: bool = True) -> Job:
+    """A frame with a keyframe and its clip job: submitted to the fake fal (running
+    `seconds`) and waiting, or (`submitted=False`) queued to be submitted."""
+    scene = SceneFactory(project=ProjectFactory(owner=user, clip_seconds=2))
+    frame = FrameFactory(scene=scene, duration=2.0)
+    frame.image = store_bytes(scene.project_id, "frames", "frame", tiny_png("16:9"), ".png")
+    frame.save(update_fields=["image"])
+    fal.latency["run"] = seconds
+    services.start_video_generation(project=scene.project, frame=frame)
+    job = Job.objects.get(type=Job.Type.VIDEOS, target_id=frame.pk)
+    rq_queue.empty()
+    if submitted:
+        tasks.run_job(job.pk)
+        job.refresh_from_db()
+        assert job.status == Job.Status.WAITING
+        Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+        rq_queue.connection.flushdb()
+    return job
+
+
+def test_a_clip_handed_over_is_not_asked_about_again_while_it_is_delivered(
+    user, fal, rq_queue, settings
+):
+    settings.VIDEO_POLL_INTERVAL = 0.0  # every clip in flight is due at every round
+    project = ProjectFactory(owner=user)
+    done = clip_in_flight(project, fal, seconds=0)
+    running = clip_in_flight(project, fal, seconds=600)
+    tasks.poll_waiting()
+    rq_queue.empty()  # its delivery has not run yet
+    tasks.poll_waiting()
+    assert status_calls(fal, running) >= 2  # asked at every round
+    assert status_calls(fal, done) == 1
+    assert "generation.tasks.deliver_videos" not in {j.func_name for j in rq_queue.jobs}
+
+
+def status_calls(fal, job: Job) -> int:
+    request_id = job.provider_request_ids[-1]
+    return sum(1 for r in fal.requests if r.kind == "status" and request_id in r.path)
+
+
+def test_a_round_with_nothing_finished_looks_again_itself_between_scheduler_ticks(
+    user, fal, rq_queue, settings
+):
+    settings.VIDEO_POLL_INTERVAL = 0.05  # RQ's scheduler would start the next round 0-1 s late
+    project = ProjectFactory(owner=user)
+    clip = clip_in_flight(project, fal, seconds=600)
+    tasks.poll_waiting()
+    assert status_calls(fal, clip) > 1  # several looks in the one round
+    assert rq_queue.scheduled_job_registry.count == 1  # then the next round, scheduled
+
+
+def test_a_round_looking_again_hands_over_a_clip_as_soon_as_it_finishes(
+    user, fal, rq_queue, settings
+):
+    settings.VIDEO_POLL_INTERVAL = 0.05
+    project = ProjectFactory(owner=user)
+    clip = clip_in_flight(project, fal, seconds=0.3)
+    tasks.poll_waiting()
+    jobs = {job.func_name: job for job in rq_queue.jobs}
+    assert jobs["generation.tasks.deliver_videos"].args[0] == [clip.pk]
+    assert rq_queue.scheduled_job_registry.count == 0
