@@ -142,22 +142,22 @@ _PROJECT_ROW = _compiled(
     ),
     "film_take",
 )
-_CHARACTERS = _compiled(
-    lambda pid, _: (
-        Character.objects.filter(project_id=pid)
-        .order_by("id")
-        .values(*_columns(Character), *_take_columns("take"))
-    ),
-    "take",
-)
-_OBJECTS = _compiled(
-    lambda pid, _: (
-        ProjectObject.objects.filter(project_id=pid)
-        .order_by("id")
-        .values(*_columns(ProjectObject), *_take_columns("take"))
-    ),
-    "take",
-)
+
+
+def _units_of(model: type[Character] | type[ProjectObject]) -> CompiledQuery:
+    """A project's characters or objects with their current takes, in id order."""
+    return _compiled(
+        lambda pid, _: (
+            model.objects.filter(project_id=pid)
+            .order_by("id")
+            .values(*_columns(model), *_take_columns("take"))
+        ),
+        "take",
+    )
+
+
+_CHARACTERS = _units_of(Character)
+_OBJECTS = _units_of(ProjectObject)
 # What the document and the frames' and scenes' inputs read of them (not their timestamps).
 _SCENE_COLUMNS = (
     "id",
