@@ -59,7 +59,14 @@ from director.tools import Proposal, ToolContext, ToolOutcome, execute, normaliz
 from filmstudio.exceptions import LimitExceeded
 from generation import costs
 from generation import services as generation
-from generation.jobs import jobs_cancel, lineage, lock_project, project_busy, started_by
+from generation.jobs import (
+    job_superseded,
+    jobs_cancel,
+    lineage,
+    lock_project,
+    project_busy,
+    started_by,
+)
 from generation.jobtypes import generating_statuses
 from generation.models import GenerationJob, SpendEntry
 from generation.pipeline import set_status
@@ -235,10 +242,8 @@ def _still_ours() -> None:
     """Raise Superseded when the job of the advance at work was queued again (each requeue
     counts an attempt; a cancel does not: that is the run's own matter, RunStopped)."""
     current = _ADVANCE.get()
-    if current is not None:
-        job_id, attempt = current
-        if GenerationJob.objects.filter(pk=job_id).exclude(attempts=attempt).exists():
-            raise Superseded()
+    if current is not None and job_superseded(*current):
+        raise Superseded()
 
 
 @dataclass(frozen=True)

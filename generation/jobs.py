@@ -38,6 +38,12 @@ def started_by(job_id: int | None) -> Iterator[None]:
         _starter.reset(token)
 
 
+def job_superseded(job_id: int, attempt: int) -> bool:
+    """The job was queued again since this delivery claimed it at `attempt` (the watchdog took
+    it for lost: each requeue counts an attempt; a cancel does not)."""
+    return Job.objects.filter(pk=job_id).exclude(attempts=attempt).exists()
+
+
 def lineage(project_id: int, roots: Iterable[int]) -> set[int]:
     """`roots` and every job they set going: their children and the jobs they started
     (`started_by`), and theirs in turn."""

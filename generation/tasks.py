@@ -106,7 +106,7 @@ def _handle_failure(job: GenerationJob, error: Exception, *, poll: bool = False)
 
 def _superseded(job: GenerationJob) -> bool:
     try:
-        return GenerationJob.objects.filter(pk=job.pk).exclude(attempts=job.attempts).exists()
+        return services.job_superseded(job.pk, job.attempts)
     except DATABASE_TRANSIENT:
         connection.close()
         return False

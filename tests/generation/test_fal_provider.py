@@ -185,11 +185,16 @@ def test_persistent_server_errors_are_transient(fake, status):
     assert fake.count(kind="submit") == 3
 
 
-def test_a_request_seen_completed_is_fetched_without_asking_its_status_again(fake):
+def _finished(fake) -> tuple[str, int]:
+    """A request fal has finished, and the status calls made so far."""
     request_id = _submit()
     while not FalVideo().ready(request_id):
         time.sleep(0.02)
-    statuses = fake.count(kind="status")
+    return request_id, fake.count(kind="status")
+
+
+def test_a_request_seen_completed_is_fetched_without_asking_its_status_again(fake):
+    request_id, statuses = _finished(fake)
 
     result = FalVideo().poll(request_id, completed=True)
 
@@ -199,10 +204,7 @@ def test_a_request_seen_completed_is_fetched_without_asking_its_status_again(fak
 
 
 def test_a_finished_request_is_polled_with_one_status_call(fake):
-    request_id = _submit()
-    while not FalVideo().ready(request_id):
-        time.sleep(0.02)
-    statuses = fake.count(kind="status")
+    request_id, statuses = _finished(fake)
 
     assert FalVideo().poll(request_id) == VideoPoll("done", video=fake.video)
     # fal-client's `result` would ask for the status a second time before the result.
@@ -211,9 +213,7 @@ def test_a_finished_request_is_polled_with_one_status_call(fake):
 
 def test_a_failed_run_seen_completed_polls_as_failed_with_fals_message(fake):
     fake.fail_runs(1, error="Prompt flagged by the content checker")
-    request_id = _submit()
-    while not FalVideo().ready(request_id):
-        time.sleep(0.02)
+    request_id, _ = _finished(fake)
 
     result = FalVideo().poll(request_id, completed=True)
 
@@ -222,9 +222,7 @@ def test_a_failed_run_seen_completed_polls_as_failed_with_fals_message(fake):
 
 
 def test_a_result_error_of_a_request_seen_completed_is_transient(fake):
-    request_id = _submit()
-    while not FalVideo().ready(request_id):
-        time.sleep(0.02)
+    request_id, _ = _finished(fake)
     fake.fail_next(1, status=502, kind="result")
 
     with pytest.raises(TransientProviderError):
