@@ -60,10 +60,10 @@ from filmstudio.exceptions import LimitExceeded
 from generation import costs
 from generation import services as generation
 from generation.jobs import (
+    hold_project_lock,
     job_superseded,
     jobs_cancel,
     lineage,
-    lock_project,
     project_busy,
     started_by,
 )
@@ -327,7 +327,7 @@ def call_tool(
     its own project sees the ids the tool will use."""
     args = normalized(args)
     with transaction.atomic():
-        lock_project(run.project_id)
+        hold_project_lock(run.project_id)
         if not AgentRun.objects.filter(pk=run.pk, status=Status.RUNNING).exists():
             raise RunStopped()
         _still_ours()
@@ -608,7 +608,7 @@ def cancel_what_it_started(run: AgentRun, reason: str) -> list[int]:
 
 def advance(run: AgentRun) -> str:
     with transaction.atomic():
-        lock_project(run.project_id)  # before the run's row, as everywhere (a finish cancels)
+        hold_project_lock(run.project_id)  # before the run's row, as everywhere (a finish cancels)
         run = _locked(run)
         if run.status != Status.RUNNING:
             return STOP
@@ -692,7 +692,7 @@ def start_cast(run: AgentRun, project: Project) -> str:
 
 def fail(run: AgentRun, message: str) -> str:
     with transaction.atomic():
-        lock_project(run.project_id)
+        hold_project_lock(run.project_id)
         run = _locked(run)
         if run.status == Status.RUNNING:
             finish(run, Status.FAILED, error=message)

@@ -29,7 +29,7 @@ from director.tools import Proposal, ToolOutcome
 from filmstudio.exceptions import ConflictError, RateLimited
 from generation import estimates
 from generation import services as generation
-from generation.jobs import lock_project
+from generation.jobs import hold_project_lock, lock_project
 from generation.jobtypes import JOB_TYPES, generating_statuses
 from generation.models import GenerationJob
 from generation.pipeline import set_status
@@ -314,7 +314,7 @@ def run_decide(*, run: AgentRun, decision: str, notes: str = "") -> AgentRun:
     if decision == "revise" and not notes:
         raise ValidationError({"notes": ["Say what to change (required with revise)."]})
     with transaction.atomic():
-        lock_project(run.project_id)
+        hold_project_lock(run.project_id)
         run = AgentRun.objects.select_for_update().select_related("project").get(pk=run.pk)
         if run.status != AgentRun.Status.AWAITING_DECISION:
             raise ConflictError(f"This run awaits no decision: it is {run.status}.")

@@ -17,16 +17,17 @@ ordinary cursor, which logs each statement with its values.
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.postgresql import base as postgresql
 from django.db.backends.postgresql import psycopg_any
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.db.models.query import ValuesListIterable
 from psycopg.pq import Format
 
 TEXT = Format.TEXT
+M = TypeVar("M", bound=Model)
 
 
 @contextmanager
@@ -114,3 +115,42 @@ class CompiledQuery:
             self._names = [column.name for column in cursor.description or []]
         names = self._names
         return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def columns(model: type[Model], table: str = "") -> str:
+    """The model's columns in its fields' order (`table.` before each when given), for a
+    statement's select list or RETURNING: `instance_from` reads such a row."""
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    prefix = f"{quote(table)}." if table else ""
+    return ", ".join(prefix + quote(field.column) for field in model._meta.concrete_fields)
+
+
+def instance_from(model: type[M], row: Sequence, alias: str = DEFAULT_DB_ALIAS) -> M:
+    """A model instance from a row of `columns(model)` (a raw statement's RETURNING, for one),
+    its values through the fields' converters as the ORM's own reads do."""
+    connection = connections[alias]
+    names, converters = _readers(model, alias)
+    values = list(row)
+    for position, functions, col in converters:
+        for convert in functions:
+            values[position] = convert(values[position], col, connection)
+    return model.from_db(alias, names, values)
+
+
+_READERS: dict[tuple[type[Model], str], tuple[list[str], list[tuple[int, list, Any]]]] = {}
+
+
+def _readers(model: type[Model], alias: str) -> tuple[list[str], list[tuple[int, list, Any]]]:
+    """The model's attribute names and, for each column that has any, its converters."""
+    found = _READERS.get((model, alias))
+    if found is None:
+        connection = connections[alias]
+        fields = model._meta.concrete_fields
+        converters = []
+        for position, field in enumerate(fields):
+            col = field.get_col(model._meta.db_table)
+            functions = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+            if functions:
+                converters.append((position, functions, col))
+        found = _READERS[(model, alias)] = ([field.attname for field in fields], converters)
+    return found

@@ -5,15 +5,14 @@ import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db import connection, transaction
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from filmstudio.exceptions import ConflictError
+from filmstudio.queries import columns, instance_from
 from generation import events, queue
 from generation.jobtypes import job_type, project_waiter_types
 from generation.models import GenerationJob
@@ -93,15 +92,45 @@ def job_still_active(job: Job) -> bool:
     return Job.objects.filter(pk=job.pk, status__in=ACTIVE).exists()
 
 
+def lock_if_active(job: Job) -> bool:
+    """`hold_project_lock`, then `job_still_active`: in one statement when the lock is new.
+    Under the lock the answer holds until the transaction ends (a cancel takes it too)."""
+    if _holds(job.project_id):
+        return job_still_active(job)
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_IF_ACTIVE, [job.pk, list(ACTIVE), job.project_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Project.DoesNotExist(f"project {job.project_id} does not exist")
+    note_project_lock(job.project_id)
+    return bool(row[0])
+
+
+_JOB, _PROJECT = Job._meta.db_table, Project._meta.db_table
+# The claim and the job's row with its project's, in one statement (`job_claim`).
+_CLAIM = f"""
+WITH claimed AS (
+    UPDATE {_JOB} SET status = %(running)s, started_at = %(now)s, heartbeat_at = %(now)s,
+        updated_at = %(now)s, error = ''
+    WHERE id = %(job)s AND status = %(queued)s
+    RETURNING {columns(Job)}
+)
+SELECT {columns(Job, "claimed")}, {columns(Project, "project")}
+FROM claimed JOIN {_PROJECT} AS project ON project.id = claimed.project_id
+"""
+
+
 def job_claim(job_id: int) -> Job | None:
     """Atomically take a queued job; None if another delivery took it or it was cancelled."""
-    now = timezone.now()
-    claimed = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
-        status=Job.Status.RUNNING, started_at=now, heartbeat_at=now, updated_at=now, error=""
-    )
-    if not claimed:
+    statuses = {"running": Job.Status.RUNNING, "queued": Job.Status.QUEUED}
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM, {"job": job_id, "now": timezone.now(), **statuses})
+        row = cursor.fetchone()
+    if row is None:
         return None
-    job = Job.objects.select_related("project").get(pk=job_id)
+    split = len(Job._meta.concrete_fields)
+    job = instance_from(Job, row[:split])
+    job.project = instance_from(Project, row[split:])
     events.publish_job(job)
     return job
 
@@ -180,7 +209,7 @@ def job_wait_for_project(job: Job, *, recheck: bool = True) -> bool:
     if nothing moves now (its project waits for the person: paused for the budget). Only the
     delivery of the job's attempt moves it (not one the watchdog has queued again since)."""
     with transaction.atomic():
-        lock_project(job.project_id)
+        hold_project_lock(job.project_id)
         running = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts)
         moved = running.update(
             status=Job.Status.WAITING, heartbeat_at=timezone.now(), updated_at=timezone.now()
@@ -213,7 +242,57 @@ def lock_project(project: Project | int) -> Project:
     """The project's row lock. Every change of the pipeline's state takes it first (then job
     rows): one order everywhere, so cancel, finish and retry never deadlock."""
     pk = project if isinstance(project, int) else project.pk
-    return Project.objects.select_for_update().get(pk=pk)
+    row = Project.objects.select_for_update().get(pk=pk)
+    note_project_lock(pk)
+    return row
+
+
+_LOCK = f"SELECT 1 FROM {_PROJECT} WHERE id = %s FOR UPDATE"
+_LOCK_IF_ACTIVE = f"""
+SELECT EXISTS (SELECT 1 FROM {_JOB} WHERE id = %s AND status = ANY(%s))
+FROM {_PROJECT} WHERE id = %s FOR UPDATE
+"""
+
+
+def hold_project_lock(project_id: int) -> None:
+    """`lock_project` for a caller that does not read the row: no statement at all when this
+    transaction holds the lock already (a step's finish takes it before the job's)."""
+    if _holds(project_id):
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK, [project_id])
+        if cursor.fetchone() is None:
+            raise Project.DoesNotExist(f"project {project_id} does not exist")
+    note_project_lock(project_id)
+
+
+class LockNote:
+    """The note that this transaction holds a project's row lock: one of the connection's
+    on-commit callbacks (doing nothing), because Django drops those exactly when the lock goes:
+    with the savepoint it was taken in rolled back, and when the transaction ends."""
+
+    __slots__ = ("project_id",)
+
+    def __init__(self, project_id: int):
+        self.project_id = project_id
+
+    def __call__(self) -> None:
+        pass
+
+
+def _holds(project_id: int) -> bool:
+    db = transaction.get_connection()
+    return db.in_atomic_block and any(
+        isinstance(hook, LockNote) and hook.project_id == project_id
+        for _, hook, _ in db.run_on_commit
+    )
+
+
+def note_project_lock(project_id: int) -> None:
+    """This transaction has just locked the project's row (`lock_project`, or a statement of
+    its own with FOR UPDATE)."""
+    if transaction.get_connection().in_atomic_block and not _holds(project_id):
+        transaction.on_commit(LockNote(project_id))
 
 
 def release_reservations(job_ids: list[int]) -> None:
@@ -238,28 +317,52 @@ def job_finish(
     stage boundary does not queue an advance that finds the next stage running)."""
     # No savepoint: a failure here fails the caller's transaction anyway (two statements less).
     with transaction.atomic(savepoint=False):
-        lock_project(job.project_id)
+        hold_project_lock(job.project_id)
         now = timezone.now()
-        # What the job set aside is free again: off the project first (read from the job row
-        # while it is still active), then zeroed with the status, in two statements.
-        active = Job.objects.filter(pk=job.pk, status__in=ACTIVE)
-        if attempt is not None:
-            active = active.filter(attempts=attempt)
-        held = active.values("reserved_usd")[:1]
-        Project.objects.filter(pk=job.project_id).update(
-            reserved_usd=F("reserved_usd") - Coalesce(Subquery(held), Value(Decimal(0)))
-        )
-        done = active.update(
-            status=status, finished_at=now, updated_at=now, reserved_usd=0, **fields
-        )
-        if done:
-            job.refresh_from_db()
+        values = {"status": status, "finished_at": now, "updated_at": now, "reserved_usd": 0}
+        row = _finish_row(job, {**values, **fields}, attempt)
+        if row is not None:
+            fresh = instance_from(Job, row)
+            for field in Job._meta.concrete_fields:  # the row as it is now (its events say so)
+                setattr(job, field.attname, getattr(fresh, field.attname))
             events.publish_job(job)
             if job.parent_id:
                 settle_container(job.parent_id)
             if wake:
                 wake_project_waiters(job.project_id)
-    return bool(done)
+    return row is not None
+
+
+# The job's final status and what it set aside freed on its project (read while the job is
+# still active), in one statement; the job's row as it is after.
+_FINISH = f"""
+WITH held AS (
+    SELECT id, reserved_usd FROM {_JOB}
+    WHERE id = %(job)s AND status = ANY(%(active)s)
+        AND (%(attempt)s::int IS NULL OR attempts = %(attempt)s)
+    FOR UPDATE
+), done AS (
+    UPDATE {_JOB} AS job SET {{values}} FROM held WHERE job.id = held.id
+    RETURNING {columns(Job, "job")}, held.reserved_usd AS held_usd
+), released AS (
+    UPDATE {_PROJECT} SET reserved_usd = reserved_usd - (SELECT held_usd FROM done)
+    WHERE id = %(project)s AND (SELECT held_usd FROM done) <> 0
+)
+SELECT {columns(Job, "done")} FROM done
+"""
+
+
+def _finish_row(job: Job, values: dict, attempt: int | None) -> tuple | None:
+    quote = connection.ops.quote_name
+    assignments, params = [], {}
+    for index, (name, value) in enumerate(values.items()):
+        field = Job._meta.get_field(name)
+        assignments.append(f"{quote(field.column)} = %(v{index})s")
+        params[f"v{index}"] = field.get_db_prep_save(value, connection)
+    params.update(job=job.pk, active=list(ACTIVE), attempt=attempt, project=job.project_id)
+    with connection.cursor() as cursor:
+        cursor.execute(_FINISH.format(values=", ".join(assignments)), params)
+        return cursor.fetchone()
 
 
 def job_end_quietly(job: Job, reason: str) -> bool:

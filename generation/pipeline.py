@@ -5,13 +5,22 @@ is ready and no line is being spoken) → complete."""
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q
 
 from filmstudio.exceptions import ConflictError
+from filmstudio.queries import columns, instance_from
 from generation import costs, estimates, events, queue
-from generation.jobs import active, busy_targets, job_create, lock_project, refuse_while_busy
+from generation.jobs import (
+    active,
+    busy_targets,
+    job_create,
+    lock_project,
+    note_project_lock,
+    refuse_while_busy,
+)
 from generation.jobtypes import job_type, project_waiter_types
 from generation.models import GenerationJob
 from projects.models import Character, Frame, Project, ProjectObject, Scene, Video
@@ -798,25 +807,75 @@ def nothing_to_mark(job: Job) -> None:
 WEIGHTS = {"cast": 10, "gate": 5, "scenes": 10, "frames": 20, "videos": 45, "film": 10}
 
 
-def project_progress(project: Project) -> int:
-    cast = project.characters.aggregate(
-        total=Count("id"),
-        settled=Count("id", filter=~Q(status=Character.Status.GENERATING)),
-    )
+@dataclass(frozen=True)
+class Standing:
+    """Where a project stands, read with its row lock in one statement (`project_standing`)."""
+
+    project: Project  # the row, locked
+    progress: int  # how far the whole pipeline has come, 0-100 (WEIGHTS)
+    busy: bool  # pipeline work is active (`project_has_active_jobs`)
+    failed: bool  # a job of the project failed
+
+
+def _count(table: str, where: str, join: str = "") -> str:
+    return f"(SELECT COUNT(*) FROM {table} {join} WHERE {where})"
+
+
+_CHARACTER, _SCENE = Character._meta.db_table, Scene._meta.db_table
+_FRAME, _VIDEO, _JOB = Frame._meta.db_table, Video._meta.db_table, Job._meta.db_table
+_SHOTS = f"JOIN {_SCENE} AS s ON s.id = f.scene_id"
+_STANDING = f"""
+SELECT {columns(Project, "p")},
+    {_count(f"{_CHARACTER} AS c", "c.project_id = p.id")},
+    {_count(f"{_CHARACTER} AS c", "c.project_id = p.id AND c.status <> %(generating)s")},
+    {_count(f"{_SCENE} AS s", "s.project_id = p.id AND s.status = %(scene_ready)s")},
+    {_count(f"{_FRAME} AS f", "s.project_id = p.id AND f.status = %(frame_ready)s", _SHOTS)},
+    {_count(f"{_FRAME} AS f", "s.project_id = p.id AND v.status = %(clip_ready)s",
+            f"{_SHOTS} JOIN {_VIDEO} AS v ON v.frame_id = f.id")},
+    EXISTS (SELECT 1 FROM {_SCENE} AS s WHERE s.project_id = p.id)
+        OR EXISTS (SELECT 1 FROM {_JOB} AS j WHERE j.project_id = p.id
+                   AND j.type = %(scenes)s AND j.status <> %(cancelled)s),
+    EXISTS (SELECT 1 FROM {_JOB} AS j WHERE j.project_id = p.id
+            AND j.status = ANY(%(active)s) AND NOT j.type = ANY(%(waiters)s)),
+    EXISTS (SELECT 1 FROM {_JOB} AS j WHERE j.project_id = p.id AND j.status = %(failed)s)
+FROM {Project._meta.db_table} AS p WHERE p.id = %(project)s FOR UPDATE OF p
+"""  # fmt: skip
+
+
+def project_standing(project_id: int) -> Standing:
+    """The project's row, locked, and its progress and job state, in one statement (the
+    figures of `scene_generation_started`, `project_has_active_jobs` and the stages' counts:
+    nine statements before)."""
+    params = {
+        "project": project_id,
+        "generating": Character.Status.GENERATING,
+        "scene_ready": Scene.Status.READY,
+        "frame_ready": Frame.Status.READY,
+        "clip_ready": Video.Status.READY,
+        "scenes": Job.Type.SCENES,
+        "cancelled": Job.Status.CANCELLED,
+        "active": list(Job.ACTIVE),
+        "waiters": project_waiter_types(),
+        "failed": Job.Status.FAILED,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_STANDING, params)
+        row = cursor.fetchone()
+    if row is None:
+        raise Project.DoesNotExist(f"project {project_id} does not exist")
+    split = len(Project._meta.concrete_fields)
+    project = instance_from(Project, row[:split])
+    note_project_lock(project_id)
+    cast, settled, scenes_ready, frames_ready, clips, gate, busy, failed = row[split:]
     expected_frames = max(1, project.num_scenes * project.frames_per_scene)
-    scenes_ready = project.scenes.filter(status=Scene.Status.READY).count()
-    frames = Frame.objects.filter(scene__project=project).aggregate(
-        ready=Count("id", filter=Q(status=Frame.Status.READY)),
-        clips=Count("id", filter=Q(video__status=Video.Status.READY)),
-    )
     score = 0.0
-    if cast["total"]:
-        score += WEIGHTS["cast"] * cast["settled"] / cast["total"]
-    if scene_generation_started(project):
+    if cast:
+        score += WEIGHTS["cast"] * settled / cast
+    if gate:
         score += WEIGHTS["gate"]
     score += WEIGHTS["scenes"] * min(1, scenes_ready / max(1, project.num_scenes))
-    score += WEIGHTS["frames"] * min(1, frames["ready"] / expected_frames)
-    score += WEIGHTS["videos"] * min(1, frames["clips"] / expected_frames)
+    score += WEIGHTS["frames"] * min(1, frames_ready / expected_frames)
+    score += WEIGHTS["videos"] * min(1, clips / expected_frames)
     if project.status == Project.Status.COMPLETE and project.final_video:
         score += WEIGHTS["film"]
-    return max(0, min(100, round(score)))
+    return Standing(project, max(0, min(100, round(score))), busy, failed)

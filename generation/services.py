@@ -20,6 +20,7 @@ from generation.costs import limits_changed
 from generation.jobs import (
     ACTIVE,
     active,
+    hold_project_lock,
     job_claim,
     job_create,
     job_end_quietly,
@@ -47,7 +48,7 @@ from generation.pipeline import (
     cast_would_open,
     keyframes_problem,
     project_has_active_jobs,
-    project_progress,
+    project_standing,
     scene_generation_started,
     set_status,
     speak_project,
@@ -158,7 +159,7 @@ def job_succeed(job: Job, result: dict | None = None, *, attempt: int | None = N
 
 def job_fail(job: Job, message: str, traceback: str = "") -> bool:
     with transaction.atomic():
-        lock_project(job.project_id)
+        hold_project_lock(job.project_id)
         if not job_finish(
             job, Job.Status.FAILED, error=message[:4000], traceback=traceback[-20000:]
         ):
@@ -171,16 +172,14 @@ def job_fail(job: Job, message: str, traceback: str = "") -> bool:
 
 def project_refresh(project_id: int) -> None:
     """Recompute progress; a pipeline that stopped on a failure says so in its status."""
-    project = lock_project(project_id)
-    fields = []
-    progress = project_progress(project)
-    if project.progress != progress:
-        project.progress = progress
+    standing = project_standing(project_id)
+    project, fields = standing.project, []
+    if project.progress != standing.progress:
+        project.progress = standing.progress
         fields.append("progress")
-    if project.status in generating_statuses() and not project_has_active_jobs(project):
-        if project.jobs.filter(status=Job.Status.FAILED).exists():
-            project.status = Project.Status.FAILED
-            fields.append("status")
+    if project.status in generating_statuses() and not standing.busy and standing.failed:
+        project.status = Project.Status.FAILED
+        fields.append("status")
     if fields:
         project.save(update_fields=[*fields, "updated_at"])
         events.publish_entity(project)
@@ -281,7 +280,7 @@ def job_resume_lost(*, job: Job, poll: bool = False, stale_before=None) -> bool:
     message instead of crashing workers for ever. Returns False if the job moved meanwhile (or,
     given `stale_before`, its heartbeat is newer than that)."""
     with transaction.atomic():
-        lock_project(job.project_id)
+        hold_project_lock(job.project_id)
         job = Job.objects.select_for_update().filter(pk=job.pk, status__in=ACTIVE).first()
         if job is None:
             return False
@@ -305,7 +304,7 @@ def job_resume_lost(*, job: Job, poll: bool = False, stale_before=None) -> bool:
 
 def job_resume_children_done(*, job: Job) -> None:
     with transaction.atomic():
-        lock_project(job.project_id)
+        hold_project_lock(job.project_id)
         settle_container(job.pk)
 
 
@@ -429,7 +428,7 @@ def object_create(*, project: Project, **fields: Any) -> ProjectObject:
 def object_update(*, obj: ProjectObject, **fields: Any) -> ProjectObject:
     """Edit its name or description (the reference image stays: redraw it to match)."""
     with transaction.atomic():
-        lock_project(obj.project_id)
+        hold_project_lock(obj.project_id)
         if "name" in fields:
             _refuse_name_taken(obj.project_id, fields["name"], obj.pk)
         obj, updated = model_update(instance=obj, fields=list(OBJECT_FIELDS), data=fields)

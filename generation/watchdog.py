@@ -18,7 +18,7 @@ from rq.serializers import JSONSerializer
 from filmstudio import eventstore
 from generation import services
 from generation.events import project_channel
-from generation.jobs import lock_project, wake_project_waiters
+from generation.jobs import hold_project_lock, wake_project_waiters
 from generation.jobtypes import project_waiter_types, remote_types
 from generation.models import GenerationJob
 from generation.queue import get_queue, promote_due
@@ -93,7 +93,7 @@ def sweep() -> dict[str, int]:
         # Waiting for a project that no longer moves (a wake lost with its worker); one whose
         # work is paused for the budget waits for the person (raising it moves the project).
         with transaction.atomic():
-            lock_project(project_id)
+            hold_project_lock(project_id)
             resumed["waiting"] += len(wake_project_waiters(project_id))
     for job in waiting.filter(type__in=remote_types()):
         if not rq_job_alive(job.rq_job_id):

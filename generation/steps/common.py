@@ -12,7 +12,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from generation import costs, services
-from generation.jobs import job_still_active, jobs_cancel, lock_project
+from generation.jobs import jobs_cancel, lock_if_active
 from generation.models import GenerationJob
 from media import ffmpeg
 from media.storage import delete_name, media_name, save_whole
@@ -85,14 +85,12 @@ def first_error(outcomes: list[tuple[T, R | Exception]]) -> Exception | None:
     return next((r for _, r in outcomes if isinstance(r, Exception)), None)
 
 
-def lock_if_still_wanted(job: GenerationJob) -> Project:
+def lock_if_still_wanted(job: GenerationJob) -> None:
     """Take the project's row lock and make sure the job was not cancelled while its provider
     call ran. Call it first in the transaction that replaces content: cancelling takes the same
     lock, so a cancelled step never deletes or adds anything."""
-    project = lock_project(job.project_id)
-    if not job_still_active(job):
+    if not lock_if_active(job):
         raise UnitVanished(f"job {job.pk} was cancelled before its result was stored")
-    return project
 
 
 def cancel_jobs(
@@ -148,8 +146,7 @@ def finish_with_outcomes(
     made: list[tuple[T, str]] = [(i, name) for i, name in outcomes if isinstance(name, str)]
     error = first_error(outcomes)
     with transaction.atomic():
-        lock_project(job.project_id)
-        wanted = job_still_active(job)
+        wanted = lock_if_active(job)
         if wanted:
             take_ids = []
             if store_all is not None:

@@ -24,7 +24,7 @@ from generation.export import (
     wants_music_bed,
     with_music_bed,
 )
-from generation.jobs import lock_project
+from generation.jobs import hold_project_lock
 from generation.models import GenerationJob
 from generation.providers.base import PermanentProviderError
 from generation.steps.common import delete_after_commit
@@ -129,7 +129,7 @@ def run(job: Job) -> None:
         "take_ids": [shot.take_id for shot in cut.shots],
     }
     with transaction.atomic():
-        lock_project(project.pk)
+        hold_project_lock(project.pk)
         won = services.job_succeed(job, result)
         if won:
             _retire_older_exports(job)
