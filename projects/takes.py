@@ -340,7 +340,10 @@ def _unit_of(take: Take) -> Character | Frame | Video | ProjectObject | Project:
     if take.kind in (Kind.KEYFRAME, Kind.LINE):
         return take.frame
     if take.kind == Kind.CLIP:
-        return Video.objects.get_or_create(frame_id=take.frame_id)[0]
+        video = Video.objects.get_or_create(frame_id=take.frame_id)[0]
+        if Take.frame.is_cached(take):  # its event names the scene and project: not read again
+            video.frame = take.frame
+        return video
     return take.project
 
 

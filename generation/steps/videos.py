@@ -10,7 +10,7 @@ from django.db import transaction
 from django.urls import reverse
 
 from generation import costs, queue, services, usage
-from generation.jobs import lock_project
+from generation.jobs import lock_if_active
 from generation.models import GenerationJob
 from generation.prompts import video_prompt
 from generation.providers import billed_seconds, video_provider
@@ -48,6 +48,7 @@ def run(job: GenerationJob) -> None:
     if not frame.image:
         raise PermanentProviderError(f"Frame {frame.pk} has no keyframe.")
     video, _ = Video.objects.get_or_create(frame=frame)
+    video.frame = frame  # loaded with its scene and project (the video's event names them)
     # A clip redone keeps its current take on show (and ready for a cut) until the new one lands.
     if video.status != Video.Status.GENERATING and not video.take_id:
         video.status = Video.Status.GENERATING
@@ -128,9 +129,9 @@ def deliver(job: GenerationJob, data: bytes) -> bool:
         usage.Usage(provider.name, provider.model, seconds, "video_second", parts, call_id)
     )
     with transaction.atomic():
-        lock_project(job.project_id)  # a cancel takes it too: the check below holds
+        active = lock_if_active(job)  # a cancel takes the lock too: the answer holds
         video = Video.objects.select_for_update().filter(frame_id=frame.pk).first()
-        if video is None or not services.job_still_active(job):
+        if video is None or not active:
             costs.record_unit(Job.TargetType.FRAME, frame.pk)  # made and billed all the same
             delete_after_commit(name)  # cancelled or replaced meanwhile, or delivered twice
             if video is None:  # the clip's row is gone: this job has nothing left to do
