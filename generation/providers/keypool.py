@@ -28,6 +28,23 @@ class KeyState:
     cooling_for: float  # seconds; 0 when the key is usable
 
 
+# The pool's next turn (KEYS[1], a counter every worker shares) and the first key from there on
+# that is not cooling down (KEYS[2..], each key's cooldown: PTTL is -2 without one): its
+# position from 1, or minus the shortest cooldown in milliseconds when every key is cooling.
+_NEXT_KEY = """
+local start = redis.call('INCR', KEYS[1]) - 1
+local n = #KEYS - 1
+local shortest = nil
+for i = 0, n - 1 do
+  local position = (start + i) % n + 1
+  local ms = redis.call('PTTL', KEYS[position + 1])
+  if ms <= 0 then return position end
+  if shortest == nil or ms < shortest then shortest = ms end
+end
+return -shortest
+"""
+
+
 class KeyPool:
     """Round-robin over `keys`; a key that was rate limited cools down and is skipped."""
 
@@ -38,6 +55,7 @@ class KeyPool:
             raise ValueError(f"key pool {name!r} has no keys")
         self._redis = redis
         self._cursor = f"{REDIS_PREFIX}:keypool:{name}:cursor"
+        self._next_script = redis.register_script(_NEXT_KEY)
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -53,16 +71,15 @@ class KeyPool:
         return [max(int(ms), 0) for ms in pipe.execute()]
 
     def acquire(self) -> str:
-        """The next key that is not cooling down, in an order every worker shares."""
-        start = int(self._redis.incr(self._cursor)) - 1
-        order = [self._keys[(start + i) % len(self._keys)] for i in range(len(self._keys))]
-        cooling = self._cooling_ms(order)
-        for key, ms in zip(order, cooling, strict=True):
-            if ms == 0:
-                return key
+        """The next key that is not cooling down, in an order every worker shares (one round
+        trip to Redis: the turn and the keys' cooldowns in one script)."""
+        cool_names = [self._cool_name(key) for key in self._keys]
+        found = int(self._next_script(keys=[self._cursor, *cool_names]))
+        if found > 0:
+            return self._keys[found - 1]
         raise TransientProviderError(
             f"all {len(self._keys)} API keys of {self.name} are cooling down",
-            retry_after=min(cooling) / 1000,
+            retry_after=-found / 1000,
         )
 
     def cool(self, key: str, seconds: float) -> None:
