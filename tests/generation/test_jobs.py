@@ -4,17 +4,19 @@ errors, the watchdog and fal's webhook — with the real services, RQ and Postgr
 import json
 import threading
 from datetime import timedelta
+from decimal import Decimal
 
 import django_rq
 import pytest
 from django.core.files.storage import default_storage
 from django.core.management import call_command
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_eventstream.models import Event
 
 from filmstudio import eventstore
-from generation import events, queue, services, watchdog
+from generation import events, jobs, queue, services, watchdog
 from generation.models import GenerationJob
 from generation.providers.fal import FalVideo
 from generation.steps import characters as characters_step
@@ -291,6 +293,69 @@ def test_a_stage_that_starts_the_next_wakes_no_project_waiter(project):
     assert services.job_fail(frames, "the shots could not be written")  # nothing moves now
     waiter.refresh_from_db()
     assert waiter.status == Job.Status.QUEUED
+
+
+def _lock_free_elsewhere(project_id: int) -> bool:
+    """Whether another session could take the project's row lock right now."""
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM projects_project WHERE id = %s FOR UPDATE NOWAIT", [project_id]
+            )
+        return True
+    except OperationalError:  # lock_not_available
+        return False
+    finally:
+        other.close()
+
+
+def test_a_project_lock_is_taken_once_per_transaction_and_again_after_a_rollback(project):
+    """`hold_project_lock` sends nothing when the transaction holds the lock already; a lock
+    taken in a savepoint that rolled back is gone (PostgreSQL let it go), so it is taken again."""
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as first:
+            jobs.hold_project_lock(project.pk)
+        assert len(first) == 1 and not _lock_free_elsewhere(project.pk)
+        with CaptureQueriesContext(connection) as again:
+            jobs.hold_project_lock(project.pk)
+            jobs.hold_project_lock(project.pk)
+        assert len(again) == 0
+    assert _lock_free_elsewhere(project.pk)
+
+    with transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            jobs.lock_project(project.pk)
+            assert not _lock_free_elsewhere(project.pk)
+            raise RuntimeError("the savepoint rolls back")
+        assert _lock_free_elsewhere(project.pk)
+        with CaptureQueriesContext(connection) as retaken:
+            jobs.hold_project_lock(project.pk)
+        assert len(retaken) == 1 and not _lock_free_elsewhere(project.pk)
+    with pytest.raises(Project.DoesNotExist), transaction.atomic():
+        jobs.hold_project_lock(project.pk + 1000)
+
+
+def test_a_job_finishes_in_one_statement_and_frees_its_reservation(project):
+    """The status, the reservation given back to the project and the row as it is after, in
+    one statement under the lock this transaction already holds; a second finish does nothing."""
+    Project.objects.filter(pk=project.pk).update(reserved_usd=Decimal("2.5"))
+    job = JobFactory(project=project, status=Job.Status.RUNNING, reserved_usd=Decimal("1.25"))
+    Job.objects.filter(pk=job.pk).update(error="noted meanwhile")  # the instance is behind
+    with transaction.atomic():
+        jobs.lock_project(project.pk)
+        with CaptureQueriesContext(connection) as finish:
+            assert jobs.job_finish(job, Job.Status.FAILED, wake=False, error="it broke")
+    assert len(finish) == 1
+    assert (job.status, job.error, job.reserved_usd) == (Job.Status.FAILED, "it broke", 0)
+    assert job.finished_at is not None
+    project.refresh_from_db()
+    assert project.reserved_usd == Decimal("1.25")
+    assert not jobs.job_finish(job, Job.Status.SUCCEEDED)  # no longer active: nothing moves
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    project.refresh_from_db()
+    assert project.reserved_usd == Decimal("1.25")
 
 
 # --- idempotency, provider errors, retries against the fake services -----------------------
