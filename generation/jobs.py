@@ -355,9 +355,10 @@ SELECT {columns(Job, "done")} FROM done
 def _finish_row(job: Job, values: dict, attempt: int | None) -> tuple | None:
     quote = connection.ops.quote_name
     assignments, params = [], {}
+    fields = {field.name: field for field in Job._meta.concrete_fields}
     for index, (name, value) in enumerate(values.items()):
-        field = Job._meta.get_field(name)
-        assignments.append(f"{quote(field.column)} = %(v{index})s")
+        field = fields[name]
+        assignments.append(f"{quote(str(field.column))} = %(v{index})s")
         params[f"v{index}"] = field.get_db_prep_save(value, connection)
     params.update(job=job.pk, active=list(ACTIVE), attempt=attempt, project=job.project_id)
     with connection.cursor() as cursor:

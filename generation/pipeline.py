@@ -6,6 +6,7 @@ is ready and no line is being spoken) → complete."""
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Count, Q
@@ -846,7 +847,7 @@ def project_standing(project_id: int) -> Standing:
     """The project's row, locked, and its progress and job state, in one statement (the
     figures of `scene_generation_started`, `project_has_active_jobs` and the stages' counts:
     nine statements before)."""
-    params = {
+    params: dict[str, Any] = {
         "project": project_id,
         "generating": Character.Status.GENERATING,
         "scene_ready": Scene.Status.READY,
