@@ -93,17 +93,12 @@ def job_still_active(job: Job) -> bool:
 
 
 def lock_if_active(job: Job) -> bool:
-    """`hold_project_lock`, then `job_still_active`: in one statement when the lock is new.
-    Under the lock the answer holds until the transaction ends (a cancel takes it too)."""
-    if _holds(job.project_id):
-        return job_still_active(job)
-    with connection.cursor() as cursor:
-        cursor.execute(_LOCK_IF_ACTIVE, [job.pk, list(ACTIVE), job.project_id])
-        row = cursor.fetchone()
-    if row is None:
-        raise Project.DoesNotExist(f"project {job.project_id} does not exist")
-    note_project_lock(job.project_id)
-    return bool(row[0])
+    """`hold_project_lock`, then `job_still_active`. Two statements, not one: a statement that
+    waited for the lock sees other rows as they were when it began (READ COMMITTED), so a job
+    cancelled by the transaction it waited for would still look active to it. Under the lock the
+    answer holds until the transaction ends (a cancel takes the lock too)."""
+    hold_project_lock(job.project_id)
+    return job_still_active(job)
 
 
 _JOB, _PROJECT = Job._meta.db_table, Project._meta.db_table
@@ -248,10 +243,6 @@ def lock_project(project: Project | int) -> Project:
 
 
 _LOCK = f"SELECT 1 FROM {_PROJECT} WHERE id = %s FOR UPDATE"
-_LOCK_IF_ACTIVE = f"""
-SELECT EXISTS (SELECT 1 FROM {_JOB} WHERE id = %s AND status = ANY(%s))
-FROM {_PROJECT} WHERE id = %s FOR UPDATE
-"""
 
 
 def hold_project_lock(project_id: int) -> None:
@@ -325,6 +316,7 @@ def job_finish(
             fresh = instance_from(Job, row)
             for field in Job._meta.concrete_fields:  # the row as it is now (its events say so)
                 setattr(job, field.attname, getattr(fresh, field.attname))
+            job._state.fields_cache.clear()  # its related rows are read again, as after a refresh
             events.publish_job(job)
             if job.parent_id:
                 settle_container(job.parent_id)

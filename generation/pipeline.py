@@ -17,9 +17,9 @@ from generation import costs, estimates, events, queue
 from generation.jobs import (
     active,
     busy_targets,
+    hold_project_lock,
     job_create,
     lock_project,
-    note_project_lock,
     refuse_while_busy,
 )
 from generation.jobtypes import job_type, project_waiter_types
@@ -839,14 +839,17 @@ SELECT {columns(Project, "p")},
     EXISTS (SELECT 1 FROM {_JOB} AS j WHERE j.project_id = p.id
             AND j.status = ANY(%(active)s) AND NOT j.type = ANY(%(waiters)s)),
     EXISTS (SELECT 1 FROM {_JOB} AS j WHERE j.project_id = p.id AND j.status = %(failed)s)
-FROM {Project._meta.db_table} AS p WHERE p.id = %(project)s FOR UPDATE OF p
+FROM {Project._meta.db_table} AS p WHERE p.id = %(project)s
 """  # fmt: skip
 
 
 def project_standing(project_id: int) -> Standing:
-    """The project's row, locked, and its progress and job state, in one statement (the
-    figures of `scene_generation_started`, `project_has_active_jobs` and the stages' counts:
-    nine statements before)."""
+    """The project's row, locked, and its progress and job state, in one read (the figures of
+    `scene_generation_started`, `project_has_active_jobs` and the stages' counts: nine
+    statements before). The lock is taken first, by a statement of its own unless this
+    transaction holds it already: a read that waited for it would see the other rows as they
+    were before the wait (READ COMMITTED)."""
+    hold_project_lock(project_id)
     params: dict[str, Any] = {
         "project": project_id,
         "generating": Character.Status.GENERATING,
@@ -866,7 +869,6 @@ def project_standing(project_id: int) -> Standing:
         raise Project.DoesNotExist(f"project {project_id} does not exist")
     split = len(Project._meta.concrete_fields)
     project = instance_from(Project, row[:split])
-    note_project_lock(project_id)
     cast, settled, scenes_ready, frames_ready, clips, gate, busy, failed = row[split:]
     expected_frames = max(1, project.num_scenes * project.frames_per_scene)
     score = 0.0

@@ -336,6 +336,39 @@ def test_a_project_lock_is_taken_once_per_transaction_and_again_after_a_rollback
         jobs.hold_project_lock(project.pk + 1000)
 
 
+def test_a_step_that_waited_for_a_cancel_sees_the_job_cancelled(project):
+    """The cancel holds the project's lock while a step's finish waits for it; once the cancel
+    commits, the step must see its job cancelled (a statement that waited sees other rows as
+    they were when it began: the lock and the check are two statements)."""
+    job = JobFactory(project=project, status=Job.Status.RUNNING)
+    cancel = connections.create_connection(DEFAULT_DB_ALIAS)
+    answers = []
+
+    def finish() -> None:
+        try:
+            with transaction.atomic():
+                answers.append(jobs.lock_if_active(job))
+        finally:
+            connection.close()
+
+    try:
+        cancel.set_autocommit(False)
+        with cancel.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM projects_project WHERE id = %s FOR UPDATE", [project.pk])
+            cursor.execute(
+                "UPDATE generation_generationjob SET status = 'cancelled' WHERE id = %s", [job.pk]
+            )
+        step = threading.Thread(target=finish)
+        step.start()
+        step.join(timeout=1.0)
+        assert step.is_alive() and answers == []  # waiting for the cancel's lock
+        cancel.commit()
+        step.join(timeout=10)
+    finally:
+        cancel.close()
+    assert answers == [False]
+
+
 def test_a_job_finishes_in_one_statement_and_frees_its_reservation(project):
     """The status, the reservation given back to the project and the row as it is after, in
     one statement under the lock this transaction already holds; a second finish does nothing."""
