@@ -34,7 +34,8 @@ step (the cast) or an approval whose quote does not fit what is left (checked be
 is approved) stops at a `budget` checkpoint instead of failing: raise budget_usd then approve
 (still short: the same checkpoint again). A paid call the planner makes by itself whose quote
 is over `AGENT_CONFIRM_ABOVE_USD` (over what is left of it: it counts for all of one plan's
-calls together) is held at a `spend` checkpoint. The run acts on its own project only: ids of
+calls together) is held at a `spend` checkpoint, and the calls of its plan after it with it
+(`with_rest`: made once it is approved, dropped with it by a revise). The run acts on its own project only: ids of
 the user's other projects are refused here, ids of other users' by the owner-scoped selectors
 (`Not found.`).
 """
@@ -425,16 +426,47 @@ def plan(run: AgentRun, situation: str) -> Checkpoint | None:
                 emit(run, "log", {"text": text[:4000], "planner": planner.name})
         calls = [] if number == cap else step.calls
         outcomes = []
-        for call in calls:
+        for index, call in enumerate(calls):
             outcome, checkpoint = call_tool(
                 run, call.name, call.args, planner=True, allowance=allowance
             )
             if checkpoint is not None:
-                return checkpoint
+                rest = [{"name": c.name, "args": c.args} for c in calls[index + 1 :]]
+                return with_rest(checkpoint, rest, allowance)
             outcomes.append(outcome)
         if not outcomes:
             return None
         turn = replace(turn, rounds=[*turn.rounds, Round(step, outcomes)])
+    return None
+
+
+def with_rest(checkpoint: Checkpoint, rest: list[dict], allowance: Allowance) -> Checkpoint:
+    """A call held at a `spend` checkpoint keeps the calls the planner made with it in the same
+    step (`rest`), made in order once the person approves it (`rest_of_step`), with what the
+    plan may still agree to by itself; a revise drops them with it. The summary names them."""
+    if checkpoint.held_call is None or not rest:
+        return checkpoint
+    names = ", ".join(str(call["name"]) for call in rest)
+    summary = (
+        f"{checkpoint.summary} Then {len(rest)} more call(s) of the same step: {names} (made "
+        "once you approve, each asked again if it spends more than the run may agree to; "
+        "dropped if you revise)."
+    )
+    held = {**checkpoint.held_call, "rest": rest, "allowance_left": str(allowance.left)}
+    return replace(checkpoint, summary=summary, held_call=held)
+
+
+def rest_of_step(run: AgentRun, held: dict) -> Checkpoint | None:
+    """The calls held behind an approved (or re-asked) one (`with_rest`), in order, each as the
+    planner's; one that waits for the person stops them there, with the ones after it."""
+    rest = list(held.get("rest") or [])
+    allowance = Allowance(Decimal(str(held.get("allowance_left", _threshold()))))
+    for index, call in enumerate(rest):
+        _, checkpoint = call_tool(
+            run, call["name"], call["args"], planner=True, allowance=allowance
+        )
+        if checkpoint is not None:
+            return with_rest(checkpoint, rest[index + 1 :], allowance)
     return None
 
 
@@ -635,11 +667,11 @@ def advance(run: AgentRun) -> str:
         return carry_out(run, project)
     held = run.held_call
     if held:  # agreed but changed since it was quoted: asked again, freshly quoted
-        _, checkpoint = call_tool(run, held["name"], held["args"], allowance=Allowance(Decimal(0)))
-        if checkpoint is None:
-            with transaction.atomic():
-                AgentRun.objects.filter(pk=run.pk).update(held_call=None)
-        return stop_at(run, checkpoint) if checkpoint else WAIT
+        nothing = Allowance(Decimal(0))
+        _, checkpoint = call_tool(run, held["name"], held["args"], allowance=nothing)
+        if checkpoint is not None:  # the calls behind it still wait with it
+            return stop_at(run, with_rest(checkpoint, held.get("rest") or [], nothing))
+        return _after_the_held_call(run, held)
     if not run.set_up:
         if not project.characters.exists():
             return set_up(run, project)
@@ -790,6 +822,17 @@ def carry_out(run: AgentRun, project: Project) -> str:
             with transaction.atomic():
                 AgentRun.objects.filter(pk=run.pk).update(decision=None)
             return WAIT
+        return _after_the_held_call(run, held)
     with transaction.atomic():
         AgentRun.objects.filter(pk=run.pk).update(decision=None, held_call=None)
     return WAIT
+
+
+def _after_the_held_call(run: AgentRun, held: dict) -> str:
+    """The held call was made (or needs asking no more): the calls of its step behind it. The
+    run forgets them first: a crash among them loses the ones not made yet rather than make
+    any twice (each is a call that may spend)."""
+    with transaction.atomic():
+        AgentRun.objects.filter(pk=run.pk).update(decision=None, held_call=None)
+    checkpoint = rest_of_step(run, held)
+    return stop_at(run, checkpoint) if checkpoint else WAIT
