@@ -23,6 +23,7 @@ from typing import Any
 import django_rq
 import psutil
 from django.contrib.auth import get_user_model
+from django.db import connection
 from rest_framework.authtoken.models import Token
 from rq import Worker
 
@@ -448,6 +449,42 @@ def failed_jobs_text(project_id: int) -> str:
 
 
 # --------------------------------------------------------------------------- results
+
+
+class ServiceCpu:
+    """CPU seconds the bench's PostgreSQL backends (of its database, other than this process's
+    own) and its Redis server use between `start()` and `stop()`. A backend that ends in
+    between takes its CPU with it: at most this much, then (what is ignored is never added)."""
+
+    def start(self) -> ServiceCpu:
+        self._backends = self._backend_cpu()
+        self._redis = self._redis_cpu()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        backends = self._backend_cpu()
+        postgres = sum(cpu - self._backends.get(pid, 0.0) for pid, cpu in backends.items())
+        return {"postgres": max(0.0, postgres), "redis": max(0.0, self._redis_cpu() - self._redis)}
+
+    @staticmethod
+    def _backend_cpu() -> dict[int, float]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            pids = [pid for (pid,) in cursor.fetchall()]
+        found = {}
+        for pid in pids:
+            with contextlib.suppress(psutil.Error):  # ended meanwhile, or another host's
+                times = psutil.Process(pid).cpu_times()
+                found[pid] = times.user + times.system
+        return found
+
+    @staticmethod
+    def _redis_cpu() -> float:
+        info = rq_connection().info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 @dataclass

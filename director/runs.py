@@ -35,9 +35,9 @@ is approved) stops at a `budget` checkpoint instead of failing: raise budget_usd
 (still short: the same checkpoint again). A paid call the planner makes by itself whose quote
 is over `AGENT_CONFIRM_ABOVE_USD` (over what is left of it: it counts for all of one plan's
 calls together) is held at a `spend` checkpoint, and the calls of its plan after it with it
-(`with_rest`: made once it is approved, dropped with it by a revise). The run acts on its own project only: ids of
-the user's other projects are refused here, ids of other users' by the owner-scoped selectors
-(`Not found.`).
+(`with_rest`: made once it is approved, dropped with it by a revise). The run acts on its
+own project only: ids of the user's other projects are refused here, ids of other users' by
+the owner-scoped selectors (`Not found.`).
 """
 
 import logging
@@ -316,6 +316,7 @@ def call_tool(
     approved: bool = False,
     planner: bool = False,
     allowance: Allowance | None = None,
+    consumes_held: bool = False,
 ) -> tuple[ToolOutcome, Checkpoint | None]:
     """One call as the run's user, under the project's row lock and only while the run runs
     (a cancel, which takes the same lock, cannot slip between the check and the call).
@@ -325,7 +326,9 @@ def call_tool(
     `allowance` (or the person `approved` the checkpoint it answers), else the call is held at
     a `spend` checkpoint. The arguments are
     normalised first, as `execute` does (7.0 is project 7), so the check that keeps the run on
-    its own project sees the ids the tool will use."""
+    its own project sees the ids the tool will use. `consumes_held`: the run's held call and
+    decision are done with in the same transaction as the call, when it is made (a crash after
+    it cannot make it, and pay for it, a second time)."""
     args = normalized(args)
     with transaction.atomic():
         hold_project_lock(run.project_id)
@@ -364,6 +367,9 @@ def call_tool(
                     )
                 held = {"name": name, "args": outcome.args, **_proposal_dict(proposal)}
                 checkpoint = Checkpoint("spend", summary, proposal.estimate, held)
+        made = checkpoint is None and outcome.proposal is None and refused(outcome) is None
+        if consumes_held and made:
+            _consume_decision(run)
         emit(run, "action", outcome.as_call() | ({"held": True} if checkpoint else {}))
     return outcome, checkpoint
 
@@ -431,7 +437,7 @@ def plan(run: AgentRun, situation: str) -> Checkpoint | None:
                 run, call.name, call.args, planner=True, allowance=allowance
             )
             if checkpoint is not None:
-                rest = [{"name": c.name, "args": c.args} for c in calls[index + 1 :]]
+                rest = [c.as_dict() for c in calls[index + 1 :]]
                 return with_rest(checkpoint, rest, allowance)
             outcomes.append(outcome)
         if not outcomes:
@@ -452,15 +458,27 @@ def with_rest(checkpoint: Checkpoint, rest: list[dict], allowance: Allowance) ->
         "once you approve, each asked again if it spends more than the run may agree to; "
         "dropped if you revise)."
     )
-    held = {**checkpoint.held_call, "rest": rest, "allowance_left": str(allowance.left)}
+    held = {
+        **checkpoint.held_call,
+        "rest": rest,
+        "allowance": {"left": str(allowance.left), "agreed": str(allowance.agreed)},
+    }
     return replace(checkpoint, summary=summary, held_call=held)
+
+
+def held_allowance(held: dict) -> Allowance:
+    """What the plan of a held call may still agree to by itself (`with_rest`); nothing when
+    not recorded."""
+    kept = held.get("allowance") or {}
+    return Allowance(Decimal(kept.get("left", "0")), Decimal(kept.get("agreed", "0")))
 
 
 def rest_of_step(run: AgentRun, held: dict) -> Checkpoint | None:
     """The calls held behind an approved (or re-asked) one (`with_rest`), in order, each as the
-    planner's; one that waits for the person stops them there, with the ones after it."""
+    planner's, with its plan's allowance; one that waits for the person stops them there, with
+    the ones after it. A refused one is in the run's log (its `action` event) like any other."""
     rest = list(held.get("rest") or [])
-    allowance = Allowance(Decimal(str(held.get("allowance_left", _threshold()))))
+    allowance = held_allowance(held)
     for index, call in enumerate(rest):
         _, checkpoint = call_tool(
             run, call["name"], call["args"], planner=True, allowance=allowance
@@ -667,10 +685,19 @@ def advance(run: AgentRun) -> str:
         return carry_out(run, project)
     held = run.held_call
     if held:  # agreed but changed since it was quoted: asked again, freshly quoted
-        nothing = Allowance(Decimal(0))
-        _, checkpoint = call_tool(run, held["name"], held["args"], allowance=nothing)
+        outcome, checkpoint = call_tool(
+            run, held["name"], held["args"], allowance=Allowance(Decimal(0)), consumes_held=True
+        )
         if checkpoint is not None:  # the calls behind it still wait with it
-            return stop_at(run, with_rest(checkpoint, held.get("rest") or [], nothing))
+            rest = held.get("rest") or []
+            return stop_at(run, with_rest(checkpoint, rest, held_allowance(held)))
+        if error := refused(outcome):  # what the calls behind it were made with is not there
+            with transaction.atomic():
+                _consume_decision(run)
+                if held.get("rest"):
+                    names = ", ".join(str(call["name"]) for call in held["rest"])
+                    emit(run, "log", {"text": f"Not made, with it ({error}): {names}."})
+            return WAIT
         return _after_the_held_call(run, held)
     if not run.set_up:
         if not project.characters.exists():
@@ -789,7 +816,7 @@ def carry_out(run: AgentRun, project: Project) -> str:
         # Consumed first: what the notes ask is paid for once. A call held at a spend checkpoint
         # is dropped (the planner calls again if the notes want it).
         with transaction.atomic():
-            AgentRun.objects.filter(pk=run.pk).update(decision=None, held_call=None)
+            _consume_decision(run)
         try:
             checkpoint = plan(run, revise_situation(kind, decision.get("notes", "")))
         except (ProviderError, LimitExceeded) as error:
@@ -807,16 +834,16 @@ def carry_out(run: AgentRun, project: Project) -> str:
         kind = APPROVALS.get(project.status, ("", ""))[0]
         if not kind and not project.characters.exists():
             with transaction.atomic():
-                AgentRun.objects.filter(pk=run.pk).update(decision=None, held_call=None)
+                _consume_decision(run)
             return start_cast(run, project)
     if kind in APPROVALS_BY_KIND:
         with transaction.atomic():
-            AgentRun.objects.filter(pk=run.pk).update(decision=None, held_call=None)
+            _consume_decision(run)
         return approve(run, project, kind, agreed=True)
     if kind == "spend" and run.held_call:
         held = dict(run.held_call)
         agreed = Proposal(summary=held["summary"], estimate=held["estimate"])
-        outcome, _ = call_tool(run, held["name"], held["args"], agreed=agreed)
+        outcome, _ = call_tool(run, held["name"], held["args"], agreed=agreed, consumes_held=True)
         if refused(outcome):
             # Changed since it was quoted (or refused now): asked again, freshly quoted.
             with transaction.atomic():
@@ -824,15 +851,18 @@ def carry_out(run: AgentRun, project: Project) -> str:
             return WAIT
         return _after_the_held_call(run, held)
     with transaction.atomic():
-        AgentRun.objects.filter(pk=run.pk).update(decision=None, held_call=None)
+        _consume_decision(run)
     return WAIT
 
 
 def _after_the_held_call(run: AgentRun, held: dict) -> str:
-    """The held call was made (or needs asking no more): the calls of its step behind it. The
-    run forgets them first: a crash among them loses the ones not made yet rather than make
-    any twice (each is a call that may spend)."""
-    with transaction.atomic():
-        AgentRun.objects.filter(pk=run.pk).update(decision=None, held_call=None)
+    """The held call was made (forgotten with it, `consumes_held`): the calls of its step
+    behind it. A crash among them loses the ones not made yet rather than make any twice
+    (each is a call that may spend)."""
     checkpoint = rest_of_step(run, held)
     return stop_at(run, checkpoint) if checkpoint else WAIT
+
+
+def _consume_decision(run: AgentRun) -> None:
+    """The person's decision and the call it was about are done with."""
+    AgentRun.objects.filter(pk=run.pk).update(decision=None, held_call=None)

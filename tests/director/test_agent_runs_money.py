@@ -13,7 +13,7 @@ from director.agents.base import Call, Step
 from director.models import AgentRun
 from generation import watchdog
 from generation.models import GenerationJob, SpendEntry
-from projects.models import Project, Take
+from projects.models import Character, Project, Take
 from tests.director.agent_runs import decide, new_project, offline, run_of, start, work_one
 from tests.generation.test_costs import priced
 from tests.pipeline import drain
@@ -345,6 +345,77 @@ def test_a_revise_drops_the_calls_held_behind_a_spend_checkpoint_too(
     assert run["checkpoint"]["kind"] == "cast", run
     assert Project.objects.get(pk=pid).logline == logline
     assert not Job.objects.filter(project_id=pid, type="portrait-generation").exists()
+    assert AgentRun.objects.get(pk=run["id"]).held_call is None
+
+
+def test_a_held_call_refused_when_asked_again_takes_the_calls_behind_it_along(
+    api, priced, settings, monkeypatch
+):
+    """The character of the held portrait is gone by the approval: the call is refused, and
+    the calls of its step behind it are not made without it (the run's log says so)."""
+    pid = new_project(api)
+    run = start(api, pid)
+    drain()
+    cast = list(Project.objects.get(pk=pid).characters.order_by("pk"))
+    logline = Project.objects.get(pk=pid).logline
+    settings.AGENT_CONFIRM_ABOVE_USD = 0.0
+    _one_step_of_three(monkeypatch, pid, cast)
+    assert decide(api, run["id"], "revise", "redo both, and the logline").status_code == 200
+    drain()
+    assert run_of(api, run["id"])["checkpoint"]["kind"] == "spend"
+    Character.objects.filter(pk=cast[0].pk).delete()
+
+    assert decide(api, run["id"], "approve").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    said = [e["data"]["text"] for e in run["events"] if e["type"] == "log"]
+    assert any(t.startswith("Not made, with it") and "update_project" in t for t in said), said
+    assert AgentRun.objects.get(pk=run["id"]).held_call is None
+    assert Project.objects.get(pk=pid).logline == logline
+    assert not Job.objects.filter(project_id=pid, type="portrait-generation").exists()
+
+
+def test_the_calls_behind_a_held_one_keep_what_their_plan_may_agree_to_by_itself(
+    api, priced, settings, monkeypatch
+):
+    """Three portraits in one step, AGENT_CONFIRM_ABOVE_USD at one and a half quotes: the first
+    is drawn by itself, the second waits; approved, the third is not drawn by itself on a fresh
+    allowance (the plan agreed to one already): it waits too."""
+    pid = new_project(api)
+    run = start(api, pid, goal="A lighthouse keeper befriends a storm, with three characters.")
+    drain()
+    assert run_of(api, run["id"])["checkpoint"]["kind"] == "cast"
+    cast = list(Project.objects.get(pk=pid).characters.order_by("pk"))
+    assert len(cast) == 3
+    quote = api.post(
+        "/api/jobs/portrait-generation",
+        {"character_id": cast[0].pk, "dry_run": True},
+        format="json",
+    ).json()["estimate"]["total_usd"]
+    settings.AGENT_CONFIRM_ABOVE_USD = quote * 1.5
+
+    def three(self, turn, on_delta):
+        if turn.rounds:
+            return Step("All three redrawn.", [])
+        calls = [Call("regenerate_portrait", {"character_id": c.pk}) for c in cast]
+        return Step("Redrawing the three portraits.", calls)
+
+    monkeypatch.setattr(LocalPlanner, "step", three)
+    portraits = Job.objects.filter(project_id=pid, type="portrait-generation")
+    assert decide(api, run["id"], "revise", "redo all three portraits").status_code == 200
+    drain()
+    held = AgentRun.objects.get(pk=run["id"]).held_call
+    assert held["args"]["character_id"] == cast[1].pk
+    assert Decimal(held["allowance"]["agreed"]) == Decimal(str(quote))
+    assert [j.target_id for j in portraits] == [cast[0].pk]
+
+    assert decide(api, run["id"], "approve").status_code == 200
+    drain()
+    run = run_of(api, run["id"])
+    assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "spend", run
+    assert f"agreed to ${quote:.2f} by itself" in run["checkpoint"]["summary"]
+    assert AgentRun.objects.get(pk=run["id"]).held_call["args"]["character_id"] == cast[2].pk
+    assert sorted(j.target_id for j in portraits.all()) == [cast[0].pk, cast[1].pk]
 
 
 def test_the_runs_spend_is_its_own_work_not_what_the_person_did_meanwhile(api, priced):
