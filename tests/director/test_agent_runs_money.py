@@ -230,21 +230,36 @@ def test_what_the_run_agrees_to_by_itself_counts_for_the_whole_plan(
     assert sorted(j.target_id for j in portraits.all()) == [cast[0].pk, cast[1].pk]
 
 
-def _one_step_of_three(monkeypatch, pid: int, cast: list) -> None:
-    """The planner's one step: redraw the first portrait, change the logline, redraw the
-    second (as Gemini may ask for several calls at once); then it is done."""
+NEW_LOGLINE = "A keeper against the storm."
+
+
+def _held_with_two_behind(api, settings, monkeypatch) -> tuple[int, int, list, str]:
+    """A run at its cast, every paid call waiting for the person, whose planner answers the
+    notes with one step of three calls: redraw the first portrait, change the logline, redraw
+    the second (as Gemini may); it stops at the first. (project id, run id, cast, logline)."""
+    pid = new_project(api)
+    run = start(api, pid)
+    drain()
+    assert run_of(api, run["id"])["checkpoint"]["kind"] == "cast"
+    cast = list(Project.objects.get(pk=pid).characters.order_by("pk"))
+    logline = Project.objects.get(pk=pid).logline
+    settings.AGENT_CONFIRM_ABOVE_USD = 0.0
 
     def step(self, turn, on_delta):
         if turn.rounds:
             return Step("Done.", [])
         calls = [
             Call("regenerate_portrait", {"character_id": cast[0].pk}),
-            Call("update_project", {"project_id": pid, "logline": "A keeper against the storm."}),
+            Call("update_project", {"project_id": pid, "logline": NEW_LOGLINE}),
             Call("regenerate_portrait", {"character_id": cast[1].pk}),
         ]
         return Step("Redrawing both portraits and sharpening the logline.", calls)
 
     monkeypatch.setattr(LocalPlanner, "step", step)
+    assert decide(api, run["id"], "revise", "redo both, and the logline").status_code == 200
+    drain()
+    assert run_of(api, run["id"])["checkpoint"]["kind"] == "spend"
+    return pid, run["id"], cast, logline
 
 
 def test_the_calls_of_a_step_behind_a_held_one_wait_with_it_and_are_made_once_approved(
@@ -252,43 +267,33 @@ def test_the_calls_of_a_step_behind_a_held_one_wait_with_it_and_are_made_once_ap
 ):
     """A step's calls after one held at a `spend` checkpoint are not dropped: the checkpoint
     names them, and approving it makes them in order, each asked again if it spends."""
-    pid = new_project(api)
-    run = start(api, pid)
-    drain()
-    assert run_of(api, run["id"])["checkpoint"]["kind"] == "cast"
-    cast = list(Project.objects.get(pk=pid).characters.order_by("pk"))
-    logline = Project.objects.get(pk=pid).logline
-    settings.AGENT_CONFIRM_ABOVE_USD = 0.0  # every paid call waits for the person
-    _one_step_of_three(monkeypatch, pid, cast)
+    pid, run_id, cast, logline = _held_with_two_behind(api, settings, monkeypatch)
     portraits = Job.objects.filter(project_id=pid, type="portrait-generation")
-
-    assert decide(api, run["id"], "revise", "redo both, and the logline").status_code == 200
-    drain()
-    run = run_of(api, run["id"])
-    assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "spend", run
+    run = run_of(api, run_id)
+    assert run["status"] == "awaiting_decision", run
     summary = run["checkpoint"]["summary"]
     assert "Then 2 more call(s) of the same step: update_project, regenerate_portrait" in summary
-    held = AgentRun.objects.get(pk=run["id"]).held_call
+    held = AgentRun.objects.get(pk=run_id).held_call
     assert held["args"]["character_id"] == cast[0].pk
     assert Project.objects.get(pk=pid).logline == logline  # waits with the held call
     assert not portraits.exists()
 
-    assert decide(api, run["id"], "approve").status_code == 200
+    assert decide(api, run_id, "approve").status_code == 200
     drain()
-    run = run_of(api, run["id"])
+    run = run_of(api, run_id)
     # The first portrait is drawn, the logline changed; the second portrait spends: asked.
     assert run["status"] == "awaiting_decision" and run["checkpoint"]["kind"] == "spend", run
     assert "more call(s)" not in run["checkpoint"]["summary"]  # the last of its step
-    assert AgentRun.objects.get(pk=run["id"]).held_call["args"]["character_id"] == cast[1].pk
+    assert AgentRun.objects.get(pk=run_id).held_call["args"]["character_id"] == cast[1].pk
     assert [j.target_id for j in portraits.all()] == [cast[0].pk]
-    assert Project.objects.get(pk=pid).logline == "A keeper against the storm."
+    assert Project.objects.get(pk=pid).logline == NEW_LOGLINE
 
-    assert decide(api, run["id"], "approve").status_code == 200
+    assert decide(api, run_id, "approve").status_code == 200
     drain()
-    run = run_of(api, run["id"])
+    run = run_of(api, run_id)
     assert run["checkpoint"]["kind"] == "cast", run
     assert sorted(j.target_id for j in portraits.all()) == [cast[0].pk, cast[1].pk]
-    assert AgentRun.objects.get(pk=run["id"]).held_call is None
+    assert AgentRun.objects.get(pk=run_id).held_call is None
 
 
 def test_a_held_call_asked_again_afresh_keeps_the_calls_behind_it(
@@ -296,30 +301,23 @@ def test_a_held_call_asked_again_afresh_keeps_the_calls_behind_it(
 ):
     """Approved, the held call's quote no longer matches (here: tampered with): it is asked
     again, freshly quoted, and the calls of its step still wait behind it."""
-    pid = new_project(api)
-    run = start(api, pid)
-    drain()
-    cast = list(Project.objects.get(pk=pid).characters.order_by("pk"))
-    settings.AGENT_CONFIRM_ABOVE_USD = 0.0
-    _one_step_of_three(monkeypatch, pid, cast)
-    assert decide(api, run["id"], "revise", "redo both, and the logline").status_code == 200
-    drain()
-    agent_run = AgentRun.objects.get(pk=run["id"])
+    pid, run_id, cast, _ = _held_with_two_behind(api, settings, monkeypatch)
+    agent_run = AgentRun.objects.get(pk=run_id)
     held = agent_run.held_call
     agent_run.held_call = {**held, "estimate": {**held["estimate"], "total_usd": 0.0001}}
     agent_run.save(update_fields=["held_call"])
 
-    assert decide(api, run["id"], "approve").status_code == 200
+    assert decide(api, run_id, "approve").status_code == 200
     drain()
-    run = run_of(api, run["id"])
+    run = run_of(api, run_id)
     assert run["checkpoint"]["kind"] == "spend", run
     assert "Then 2 more call(s) of the same step" in run["checkpoint"]["summary"]
-    assert AgentRun.objects.get(pk=run["id"]).held_call["estimate"] == held["estimate"]
+    assert AgentRun.objects.get(pk=run_id).held_call["estimate"] == held["estimate"]
     assert not Job.objects.filter(project_id=pid, type="portrait-generation").exists()
 
-    assert decide(api, run["id"], "approve").status_code == 200
+    assert decide(api, run_id, "approve").status_code == 200
     drain()
-    assert Project.objects.get(pk=pid).logline == "A keeper against the storm."
+    assert Project.objects.get(pk=pid).logline == NEW_LOGLINE
     portraits = Job.objects.filter(project_id=pid, type="portrait-generation")
     assert [j.target_id for j in portraits] == [cast[0].pk]
 
@@ -327,25 +325,15 @@ def test_a_held_call_asked_again_afresh_keeps_the_calls_behind_it(
 def test_a_revise_drops_the_calls_held_behind_a_spend_checkpoint_too(
     api, priced, settings, monkeypatch
 ):
-    pid = new_project(api)
-    run = start(api, pid)
-    drain()
-    cast = list(Project.objects.get(pk=pid).characters.order_by("pk"))
-    logline = Project.objects.get(pk=pid).logline
-    settings.AGENT_CONFIRM_ABOVE_USD = 0.0
-    _one_step_of_three(monkeypatch, pid, cast)
-    assert decide(api, run["id"], "revise", "redo both, and the logline").status_code == 200
-    drain()
-    assert run_of(api, run["id"])["checkpoint"]["kind"] == "spend"
-
+    pid, run_id, _, logline = _held_with_two_behind(api, settings, monkeypatch)
     monkeypatch.setattr(LocalPlanner, "step", lambda self, turn, on_delta: Step("Fine.", []))
-    assert decide(api, run["id"], "revise", "never mind").status_code == 200
+    assert decide(api, run_id, "revise", "never mind").status_code == 200
     drain()
-    run = run_of(api, run["id"])
+    run = run_of(api, run_id)
     assert run["checkpoint"]["kind"] == "cast", run
     assert Project.objects.get(pk=pid).logline == logline
     assert not Job.objects.filter(project_id=pid, type="portrait-generation").exists()
-    assert AgentRun.objects.get(pk=run["id"]).held_call is None
+    assert AgentRun.objects.get(pk=run_id).held_call is None
 
 
 def test_a_held_call_refused_when_asked_again_takes_the_calls_behind_it_along(
@@ -353,24 +341,15 @@ def test_a_held_call_refused_when_asked_again_takes_the_calls_behind_it_along(
 ):
     """The character of the held portrait is gone by the approval: the call is refused, and
     the calls of its step behind it are not made without it (the run's log says so)."""
-    pid = new_project(api)
-    run = start(api, pid)
-    drain()
-    cast = list(Project.objects.get(pk=pid).characters.order_by("pk"))
-    logline = Project.objects.get(pk=pid).logline
-    settings.AGENT_CONFIRM_ABOVE_USD = 0.0
-    _one_step_of_three(monkeypatch, pid, cast)
-    assert decide(api, run["id"], "revise", "redo both, and the logline").status_code == 200
-    drain()
-    assert run_of(api, run["id"])["checkpoint"]["kind"] == "spend"
+    pid, run_id, cast, logline = _held_with_two_behind(api, settings, monkeypatch)
     Character.objects.filter(pk=cast[0].pk).delete()
 
-    assert decide(api, run["id"], "approve").status_code == 200
+    assert decide(api, run_id, "approve").status_code == 200
     drain()
-    run = run_of(api, run["id"])
+    run = run_of(api, run_id)
     said = [e["data"]["text"] for e in run["events"] if e["type"] == "log"]
     assert any(t.startswith("Not made, with it") and "update_project" in t for t in said), said
-    assert AgentRun.objects.get(pk=run["id"]).held_call is None
+    assert AgentRun.objects.get(pk=run_id).held_call is None
     assert Project.objects.get(pk=pid).logline == logline
     assert not Job.objects.filter(project_id=pid, type="portrait-generation").exists()
 
