@@ -454,7 +454,7 @@ def failed_jobs_text(project_id: int) -> str:
 class ServiceCpu:
     """CPU seconds the bench's PostgreSQL backends (of its database, other than this process's
     own) and its Redis server use between `start()` and `stop()`. A backend that ends in
-    between takes its CPU with it: at most this much, then (what is ignored is never added)."""
+    between is not counted: what they used is at least this much, never less."""
 
     def start(self) -> ServiceCpu:
         self._backends = self._backend_cpu()
