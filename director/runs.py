@@ -452,10 +452,9 @@ def with_rest(checkpoint: Checkpoint, rest: list[dict], allowance: Allowance) ->
     plan may still agree to by itself; a revise drops them with it. The summary names them."""
     if checkpoint.held_call is None or not rest:
         return checkpoint
-    names = ", ".join(str(call["name"]) for call in rest)
     summary = (
-        f"{checkpoint.summary} Then {len(rest)} more call(s) of the same step: {names} (made "
-        "once you approve, each asked again if it spends more than the run may agree to; "
+        f"{checkpoint.summary} Then {len(rest)} more call(s) of the same step: {_names(rest)} "
+        "(made once you approve, each asked again if it spends more than the run may agree to; "
         "dropped if you revise)."
     )
     held = {
@@ -464,6 +463,10 @@ def with_rest(checkpoint: Checkpoint, rest: list[dict], allowance: Allowance) ->
         "allowance": {"left": str(allowance.left), "agreed": str(allowance.agreed)},
     }
     return replace(checkpoint, summary=summary, held_call=held)
+
+
+def _names(calls: list[dict]) -> str:
+    return ", ".join(str(call["name"]) for call in calls)
 
 
 def held_allowance(held: dict) -> Allowance:
@@ -695,8 +698,11 @@ def advance(run: AgentRun) -> str:
             with transaction.atomic():
                 _consume_decision(run)
                 if held.get("rest"):
-                    names = ", ".join(str(call["name"]) for call in held["rest"])
-                    emit(run, "log", {"text": f"Not made, with it ({error}): {names}."})
+                    emit(
+                        run,
+                        "log",
+                        {"text": f"Not made, with it ({error}): {_names(held['rest'])}."},
+                    )
             return WAIT
         return _after_the_held_call(run, held)
     if not run.set_up:

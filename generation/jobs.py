@@ -238,7 +238,7 @@ def lock_project(project: Project | int) -> Project:
     rows): one order everywhere, so cancel, finish and retry never deadlock."""
     pk = project if isinstance(project, int) else project.pk
     row = Project.objects.select_for_update().get(pk=pk)
-    note_project_lock(pk)
+    _note_project_lock(pk)
     return row
 
 
@@ -254,7 +254,7 @@ def hold_project_lock(project_id: int) -> None:
         cursor.execute(_LOCK, [project_id])
         if cursor.fetchone() is None:
             raise Project.DoesNotExist(f"project {project_id} does not exist")
-    note_project_lock(project_id)
+    _note_project_lock(project_id)
 
 
 class LockNote:
@@ -279,7 +279,7 @@ def _holds(project_id: int) -> bool:
     )
 
 
-def note_project_lock(project_id: int) -> None:
+def _note_project_lock(project_id: int) -> None:
     """This transaction has just locked the project's row (`lock_project`, or a statement of
     its own with FOR UPDATE)."""
     if transaction.get_connection().in_atomic_block and not _holds(project_id):

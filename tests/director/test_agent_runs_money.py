@@ -188,6 +188,26 @@ def test_a_revise_at_a_spend_checkpoint_drops_the_held_call(api, priced, setting
     assert Take.objects.filter(character__project_id=pid).count() == 2
 
 
+def _every_portrait_in_one_step(api, settings, monkeypatch, cast: list) -> float:
+    """The planner redraws every portrait of `cast` in one step (as Gemini may), and the run
+    may agree by itself to one and a half portraits' quote: returns the quote of one."""
+    quote = api.post(
+        "/api/jobs/portrait-generation",
+        {"character_id": cast[0].pk, "dry_run": True},
+        format="json",
+    ).json()["estimate"]["total_usd"]
+    settings.AGENT_CONFIRM_ABOVE_USD = quote * 1.5
+
+    def step(self, turn, on_delta):
+        if turn.rounds:
+            return Step("All redrawn.", [])
+        calls = [Call("regenerate_portrait", {"character_id": c.pk}) for c in cast]
+        return Step("Redrawing the portraits.", calls)
+
+    monkeypatch.setattr(LocalPlanner, "step", step)
+    return quote
+
+
 def test_what_the_run_agrees_to_by_itself_counts_for_the_whole_plan(
     api, priced, settings, monkeypatch
 ):
@@ -199,20 +219,7 @@ def test_what_the_run_agrees_to_by_itself_counts_for_the_whole_plan(
     drain()
     assert run_of(api, run["id"])["checkpoint"]["kind"] == "cast"
     cast = list(Project.objects.get(pk=pid).characters.order_by("pk"))
-    quote = api.post(
-        "/api/jobs/portrait-generation",
-        {"character_id": cast[0].pk, "dry_run": True},
-        format="json",
-    ).json()["estimate"]["total_usd"]
-    settings.AGENT_CONFIRM_ABOVE_USD = quote * 1.5  # one fits, two do not
-
-    def both(self, turn, on_delta):
-        if turn.rounds:
-            return Step("Both redrawn.", [])
-        calls = [Call("regenerate_portrait", {"character_id": c.pk}) for c in cast]
-        return Step("Redrawing both portraits.", calls)
-
-    monkeypatch.setattr(LocalPlanner, "step", both)
+    quote = _every_portrait_in_one_step(api, settings, monkeypatch, cast)  # one fits, two do not
     assert decide(api, run["id"], "revise", "redo both portraits").status_code == 200
     drain()
     run = run_of(api, run["id"])
@@ -366,20 +373,7 @@ def test_the_calls_behind_a_held_one_keep_what_their_plan_may_agree_to_by_itself
     assert run_of(api, run["id"])["checkpoint"]["kind"] == "cast"
     cast = list(Project.objects.get(pk=pid).characters.order_by("pk"))
     assert len(cast) == 3
-    quote = api.post(
-        "/api/jobs/portrait-generation",
-        {"character_id": cast[0].pk, "dry_run": True},
-        format="json",
-    ).json()["estimate"]["total_usd"]
-    settings.AGENT_CONFIRM_ABOVE_USD = quote * 1.5
-
-    def three(self, turn, on_delta):
-        if turn.rounds:
-            return Step("All three redrawn.", [])
-        calls = [Call("regenerate_portrait", {"character_id": c.pk}) for c in cast]
-        return Step("Redrawing the three portraits.", calls)
-
-    monkeypatch.setattr(LocalPlanner, "step", three)
+    quote = _every_portrait_in_one_step(api, settings, monkeypatch, cast)
     portraits = Job.objects.filter(project_id=pid, type="portrait-generation")
     assert decide(api, run["id"], "revise", "redo all three portraits").status_code == 200
     drain()
